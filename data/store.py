@@ -1,0 +1,305 @@
+"""Durable event store: SQLite in WAL mode, and an in-memory test double.
+
+Both implement :class:`EventStore`. ``append`` returns only once the batch
+is committed (and, for SQLite, synced to disk), so anything a caller has
+acknowledged survives a crash. Reads come back in time order, by time range,
+server, tool and kind, as an iterator of records or as a pandas DataFrame.
+
+Each record is stored as its canonical JSON beside indexed columns (time,
+kind, server, tool): the JSON keeps every field and ``attrs`` losslessly,
+the columns make the common filters cheap.
+
+Examples
+--------
+>>> from data.schema import parse_record
+>>> store = MemoryEventStore()
+>>> store.append([parse_record({"ts": 5, "server": "a", "tool": "t"}),
+...               parse_record({"ts": 1, "server": "b", "tool": "t"})])
+2
+>>> [r.server for r in store.read()]
+['b', 'a']
+>>> [r.server for r in store.read(server="a")]
+['a']
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import orjson
+import pandas as pd
+
+from data.frame import records_to_frame
+from data.schema import Record, parse_record, record_to_json
+
+__all__ = [
+    "EventStore",
+    "MemoryEventStore",
+    "SQLiteEventStore",
+    "StoreRow",
+    "append_all",
+    "open_store",
+]
+
+TimeBound = float | datetime | None
+#: One stored row: (epoch seconds, kind, server, tool, record JSON).
+StoreRow = tuple[float, str, str, str | None, bytes]
+
+
+def _epoch(bound: TimeBound) -> float | None:
+    if bound is None:
+        return None
+    if isinstance(bound, datetime):
+        return bound.timestamp()
+    return float(bound)
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """What the rest of the project needs of an event store."""
+
+    def append(
+        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
+    ) -> int:
+        """Durably add ``records``; return how many were added.
+
+        ``sources``, when given, holds for each record the JSON text it was
+        parsed from (or ``None``); a store may keep that text instead of
+        serializing the record again.
+        """
+        ...
+
+    def read(
+        self,
+        start: TimeBound = None,
+        end: TimeBound = None,
+        server: str | None = None,
+        tool: str | None = None,
+        kind: str | None = None,
+    ) -> Iterator[Record]:
+        """Records with ``start <= ts < end`` matching the filters, in time order."""
+        ...
+
+    def count(self) -> int:
+        """Number of stored records."""
+        ...
+
+    def close(self) -> None:
+        """Release resources; the store is unusable afterwards."""
+        ...
+
+
+class _FrameMixin:
+    def frame(
+        self,
+        start: TimeBound = None,
+        end: TimeBound = None,
+        server: str | None = None,
+        tool: str | None = None,
+        kind: str | None = None,
+    ) -> pd.DataFrame:
+        """The same selection as :meth:`read`, as a flat DataFrame (see :mod:`data.frame`)."""
+        return records_to_frame(self.read(start, end, server, tool, kind))  # type: ignore[attr-defined]
+
+
+class MemoryEventStore(_FrameMixin):
+    """An in-memory :class:`EventStore` for tests; same semantics, no durability."""
+
+    def __init__(self) -> None:
+        self._records: list[tuple[float, int, Record]] = []
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def append(
+        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
+    ) -> int:
+        with self._lock:
+            for rec in records:
+                self._records.append((rec.epoch, self._seq, rec))
+                self._seq += 1
+        return len(records)
+
+    def read(
+        self,
+        start: TimeBound = None,
+        end: TimeBound = None,
+        server: str | None = None,
+        tool: str | None = None,
+        kind: str | None = None,
+    ) -> Iterator[Record]:
+        lo, hi = _epoch(start), _epoch(end)
+        with self._lock:
+            snapshot = sorted(self._records, key=lambda item: (item[0], item[1]))
+        for ts, _, rec in snapshot:
+            if lo is not None and ts < lo:
+                continue
+            if hi is not None and ts >= hi:
+                continue
+            if server is not None and rec.server != server:
+                continue
+            if tool is not None and getattr(rec, "tool", None) != tool:
+                continue
+            if kind is not None and rec.kind != kind:
+                continue
+            yield rec
+
+    def count(self) -> int:
+        return len(self._records)
+
+    def close(self) -> None:
+        self._records = []
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id     INTEGER PRIMARY KEY,
+    ts     REAL NOT NULL,
+    kind   TEXT NOT NULL,
+    server TEXT NOT NULL,
+    tool   TEXT,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE INDEX IF NOT EXISTS events_server_ts ON events (server, ts);
+"""
+
+
+class SQLiteEventStore(_FrameMixin):
+    """An :class:`EventStore` in one SQLite file (WAL, synchronous=FULL).
+
+    One writer and many readers may use it at once, from threads or
+    processes: writes are serialized by a lock and by SQLite, and each read
+    uses its own connection so readers never block the writer.
+
+    Parameters
+    ----------
+    path
+        The database file; created with its parent folder when missing.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = self._connect()
+        with self._conn:
+            self._conn.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=30.0, check_same_thread=False, isolation_level=None
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL syncs the WAL at every commit: an acknowledged batch is on disk.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def append(
+        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
+    ) -> int:
+        if sources is None:
+            sources = [None] * len(records)
+        return self.append_rows(
+            [
+                (
+                    rec.epoch,
+                    rec.kind,
+                    rec.server,
+                    getattr(rec, "tool", None),
+                    text if text is not None else record_to_json(rec),
+                )
+                for rec, text in zip(records, sources, strict=True)
+            ]
+        )
+
+    def append_rows(self, rows: Sequence[StoreRow]) -> int:
+        """Durably add rows already validated (see :data:`StoreRow`)."""
+        if not rows:
+            return 0
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT INTO events (ts, kind, server, tool, record) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        return len(rows)
+
+    def read(
+        self,
+        start: TimeBound = None,
+        end: TimeBound = None,
+        server: str | None = None,
+        tool: str | None = None,
+        kind: str | None = None,
+    ) -> Iterator[Record]:
+        clauses, params = [], []
+        for column, op, value in (
+            ("ts", ">=", _epoch(start)),
+            ("ts", "<", _epoch(end)),
+            ("server", "=", server),
+            ("tool", "=", tool),
+            ("kind", "=", kind),
+        ):
+            if value is not None:
+                clauses.append(f"{column} {op} ?")  # column and op are fixed above
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        conn = sqlite3.connect(self.path, timeout=30.0)
+        try:
+            cursor = conn.execute(f"SELECT record FROM events {where} ORDER BY ts, id", params)
+            for (blob,) in cursor:
+                yield parse_record(orjson.loads(blob))
+        finally:
+            conn.close()
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SQLiteEventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(path: str | Path | None = None) -> SQLiteEventStore:
+    """Open the SQLite event store at ``path`` (default ``predictor.db`` here)."""
+    return SQLiteEventStore(path or "predictor.db")
+
+
+def append_all(
+    store: EventStore, records: Iterable[Record | tuple[Record, bytes | None]], batch: int = 10_000
+) -> int:
+    """Append records (or ``(record, source JSON)`` pairs) in batches; return the count."""
+    total = 0
+    chunk: list[Record] = []
+    texts: list[bytes | None] = []
+    for item in records:
+        if isinstance(item, tuple):
+            chunk.append(item[0])
+            texts.append(item[1])
+        else:
+            chunk.append(item)
+            texts.append(None)
+        if len(chunk) >= batch:
+            total += store.append(chunk, texts)
+            chunk, texts = [], []
+    if chunk:
+        total += store.append(chunk, texts)
+    return total

@@ -1,0 +1,129 @@
+"""The cache family: which keys will be accessed next.
+
+:class:`AccessModel` learns online, one access at a time, two kinds of
+successor pattern:
+
+* exact successors: after key ``A``, key ``B`` was accessed within the next
+  ``horizon`` accesses (workflow and topic sequences: "after A comes B");
+* strides, for numeric keys (block ids): the offsets ``B - A`` that follow
+  an access, learned globally (sequential and strided scans).
+
+Only accesses at a later timestamp count as successors: accesses sharing a
+timestamp arrive together, so one cannot be predicted from another in time.
+
+It also keeps per-key access counts and recency, from which
+:meth:`AccessModel.reuse_score` estimates how likely a cached key is to be
+used again (the eviction signal of the predictive cache).
+
+>>> model = AccessModel(horizon=2)
+>>> for t, key in enumerate(["a", "b", "a", "b", "a"]):
+...     model.learn_one(key, float(t))
+>>> model.predict_next("a", k=1)
+[('b', 1.0)]
+>>> strides = AccessModel(horizon=1)
+>>> for t, key in enumerate(["100", "108", "116", "124"]):
+...     strides.learn_one(key, float(t))
+>>> strides.predict_next("132", k=1)
+[('140', 1.0)]
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+
+__all__ = ["AccessModel"]
+
+
+class AccessModel:
+    """Online successor and reuse model over a key access stream.
+
+    Parameters
+    ----------
+    horizon
+        How many later accesses count as successors of an access.
+    max_successors
+        Successors kept per key (the most frequent).
+    max_strides
+        Strides kept as candidates (the most frequent).
+    """
+
+    def __init__(self, horizon: int = 8, max_successors: int = 8, max_strides: int = 16) -> None:
+        self.horizon = horizon
+        self.max_successors = max_successors
+        self.max_strides = max_strides
+        self._successors: dict[str, Counter[str]] = {}
+        self._seen: Counter[str] = Counter()
+        self._strides: Counter[int] = Counter()
+        self._numeric_seen = 0
+        self._recent: deque[tuple[str, float, int | None]] = deque()
+        self._top_strides: list[tuple[int, int]] = []
+        self._since_refresh = 0
+
+    @staticmethod
+    def _as_int(key: str) -> int | None:
+        if key.isdigit() and len(key) < 19:
+            return int(key)
+        return None
+
+    def learn_one(self, key: str, ts: float) -> None:
+        """Learn from one access of ``key`` at time ``ts`` (seconds)."""
+        number = self._as_int(key)
+        credited: set[str] = set()
+        credited_strides: set[int] = set()
+        for prev_key, prev_ts, prev_number in self._recent:
+            if prev_ts >= ts or prev_key in credited:
+                continue
+            credited.add(prev_key)
+            succ = self._successors.get(prev_key)
+            if succ is None:
+                succ = self._successors[prev_key] = Counter()
+            succ[key] += 1
+            if len(succ) > 4 * self.max_successors:
+                # Keep memory bounded: drop the rarest successors.
+                for rare, _ in succ.most_common()[2 * self.max_successors :]:
+                    del succ[rare]
+            if number is not None and prev_number is not None:
+                stride = number - prev_number
+                if stride not in credited_strides:
+                    credited_strides.add(stride)
+                    self._strides[stride] += 1
+        self._seen[key] += 1
+        if number is not None:
+            self._numeric_seen += 1
+        self._recent.append((key, ts, number))
+        if len(self._recent) > self.horizon:
+            self._recent.popleft()
+        self._since_refresh += 1
+        if self._since_refresh >= 1000:
+            self._refresh_strides()
+
+    def _refresh_strides(self) -> None:
+        self._since_refresh = 0
+        if len(self._strides) > 50_000:
+            self._strides = Counter(dict(self._strides.most_common(5_000)))
+        self._top_strides = [(s, c) for s, c in self._strides.most_common(self.max_strides) if s]
+
+    def predict_next(self, key: str, k: int = 2) -> list[tuple[str, float]]:
+        """The ``k`` keys most likely to follow ``key``, with probabilities."""
+        scores: dict[str, float] = {}
+        seen = self._seen.get(key, 0)
+        succ = self._successors.get(key)
+        if succ and seen:
+            for other, count in succ.most_common(self.max_successors):
+                if other != key:
+                    scores[other] = min(1.0, count / seen)
+        number = self._as_int(key)
+        if number is not None and self._numeric_seen:
+            if not self._top_strides and self._strides:
+                self._refresh_strides()
+            for stride, count in self._top_strides:
+                candidate = str(number + stride)
+                p = min(1.0, count / self._numeric_seen)
+                if p > scores.get(candidate, 0.0):
+                    scores[candidate] = p
+        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+        return ranked[:k]
+
+    def access_count(self, key: str) -> int:
+        """How many times ``key`` has been accessed so far."""
+        return self._seen.get(key, 0)

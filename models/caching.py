@@ -1,0 +1,178 @@
+"""Caches replayed over an access sequence: LRU, Belady, and the predictive cache.
+
+All count keys (every item the same size) and report the hit ratio over the
+accesses they are given. The predictive cache is driven by
+:class:`models.cache.AccessModel`; LRU and Belady are its baselines.
+
+>>> keys = ["a", "b", "a", "c", "b", "a"]
+>>> lru_hit_ratio(keys, 2), belady_hit_ratio(keys, 2)
+(0.16666666666666666, 0.5)
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import Sequence
+
+__all__ = ["PredictiveCache", "belady_hit_ratio", "lru_hit_ratio", "next_use_positions"]
+
+
+def lru_hit_ratio(keys: Sequence[str], size: int) -> float:
+    """Hit ratio of a least-recently-used cache of ``size`` keys."""
+    if not keys:
+        return 0.0
+    cache: OrderedDict[str, None] = OrderedDict()
+    hits = 0
+    for key in keys:
+        if key in cache:
+            hits += 1
+            cache.move_to_end(key)
+        else:
+            cache[key] = None
+            if len(cache) > size:
+                cache.popitem(last=False)
+    return hits / len(keys)
+
+
+def next_use_positions(keys: Sequence[str]) -> list[int]:
+    """For each position, where the same key is accessed next (``len(keys)`` if never)."""
+    never = len(keys)
+    nxt = [never] * len(keys)
+    last: dict[str, int] = {}
+    for i in range(len(keys) - 1, -1, -1):
+        nxt[i] = last.get(keys[i], never)
+        last[keys[i]] = i
+    return nxt
+
+
+def belady_hit_ratio(keys: Sequence[str], size: int) -> float:
+    """Hit ratio of Belady's offline optimum (demand fetch, evict the furthest next use)."""
+    if not keys:
+        return 0.0
+    nxt = next_use_positions(keys)
+    cached: dict[str, int] = {}  # key -> its next use
+    heap: list[tuple[int, str]] = []  # (-next use, key), lazily invalidated
+    hits = 0
+    for i, key in enumerate(keys):
+        if key in cached:
+            hits += 1
+        elif len(cached) >= size:
+            while True:
+                neg, victim = heapq.heappop(heap)
+                if cached.get(victim) == -neg:
+                    del cached[victim]
+                    break
+        cached[key] = nxt[i]
+        heapq.heappush(heap, (-nxt[i], key))
+    return hits / len(keys)
+
+
+class PredictiveCache:
+    """A key cache whose preloading and eviction follow a learned access model.
+
+    Space is shared by three segments, like a segmented LRU: *probation*
+    (keys fetched on a miss, not yet reused), *protected* (keys reused while
+    cached: likely to be reused again) and *preloaded* (keys fetched ahead of
+    use on the model's prediction). Victims come first from preloaded keys
+    past their share, then from probation, then from protected, so one-hit
+    keys and wrong guesses leave before keys with proven reuse.
+
+    After each access the model proposes successors; at most ``max_preload``
+    of them whose probability reaches ``threshold`` are preloaded. A preload
+    issued at time ``t`` is usable only by accesses with a later time.
+
+    Parameters
+    ----------
+    size
+        Capacity in keys.
+    model
+        Any object with ``predict_next(key, k)`` and ``learn_one(key, ts)``,
+        normally :class:`models.cache.AccessModel`.
+    """
+
+    def __init__(self, size: int, model, *, max_preload: int = 2, threshold: float = 0.05,
+                 protected_share: float = 0.8, preload_share: float = 0.25) -> None:
+        self.size = max(1, size)
+        self.model = model
+        self.max_preload = max_preload
+        self.threshold = threshold
+        self.protected_cap = max(1, int(protected_share * self.size))
+        self.preload_cap = max(1, int(preload_share * self.size))
+        self.probation: OrderedDict[str, None] = OrderedDict()
+        self.protected: OrderedDict[str, None] = OrderedDict()
+        self.preloaded: OrderedDict[str, None] = OrderedDict()
+        self._pending: list[str] = []
+        self._pending_ts = float("-inf")
+        self.hits = 0
+        self.accesses = 0
+        self.preloads = 0
+        self.preload_hits = 0
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.probation or key in self.protected or key in self.preloaded
+
+    def __len__(self) -> int:
+        return len(self.probation) + len(self.protected) + len(self.preloaded)
+
+    def _evict(self) -> None:
+        if self.preloaded and (len(self.preloaded) > self.preload_cap
+                               or not (self.probation or self.protected)):
+            self.preloaded.popitem(last=False)
+        elif self.probation:
+            self.probation.popitem(last=False)
+        elif self.protected:
+            self.protected.popitem(last=False)
+        else:
+            self.preloaded.popitem(last=False)
+
+    def _insert(self, segment: OrderedDict[str, None], key: str) -> None:
+        while len(self) >= self.size:
+            self._evict()
+        segment[key] = None
+
+    def _flush_preloads(self, ts: float) -> None:
+        if self._pending and ts > self._pending_ts:
+            for key in self._pending:
+                if key not in self:
+                    self._insert(self.preloaded, key)
+                    self.preloads += 1
+            self._pending = []
+
+    def access(self, key: str, ts: float, *, learn: bool = True) -> bool:
+        """Serve one access; return whether it hit."""
+        self._flush_preloads(ts)
+        self.accesses += 1
+        hit = True
+        if key in self.protected:
+            self.protected.move_to_end(key)
+        elif key in self.probation:
+            del self.probation[key]
+            self.protected[key] = None
+            if len(self.protected) > self.protected_cap:
+                demoted, _ = self.protected.popitem(last=False)
+                self.probation[demoted] = None
+        elif key in self.preloaded:
+            del self.preloaded[key]
+            self.probation[key] = None
+            self.preload_hits += 1
+        else:
+            hit = False
+            self._insert(self.probation, key)
+        self.hits += hit
+        if learn:
+            self.model.learn_one(key, ts)
+        if ts > self._pending_ts:
+            self._pending_ts = ts
+        issued = 0
+        for candidate, probability in self.model.predict_next(key, k=2 * self.max_preload):
+            if issued >= self.max_preload or probability < self.threshold:
+                break
+            if candidate not in self and candidate not in self._pending:
+                self._pending.append(candidate)
+                issued += 1
+        return hit
+
+    @property
+    def hit_ratio(self) -> float:
+        return self.hits / self.accesses if self.accesses else 0.0

@@ -1,0 +1,169 @@
+"""One feature definition for every call-level model, batch and online.
+
+:class:`CallFeaturizer` is fitted on training calls (it learns the category
+vocabularies and which numeric ``attrs`` are worth using) and turns calls
+plus their leak-free history (:mod:`models.history`) into
+
+* a float matrix for scikit-learn (categories as ordinal codes, NaN for
+  missing values, which histogram gradient boosting handles natively), and
+* feature dicts for river (one-hot categories, numbers with missing
+  indicators).
+
+Only DESIGN's *inputs* are used: ``server``, ``tool``, ``task_type``,
+``phase``, ``input_tokens``, ``concurrency``, ``attempt``, the time of day,
+numeric ``attrs``, and history of calls that had finished.
+
+>>> import pandas as pd
+>>> calls = pd.DataFrame({"ts": [0.0, 3600.0], "server": ["a", "b"], "tool": ["t", "t"],
+...                       "task_type": [None, None], "phase": [None, None],
+...                       "input_tokens": [100.0, None], "concurrency": [1.0, 2.0],
+...                       "attempt": [1.0, 1.0], "attrs": [{"size": 4}, {}]})
+>>> f = CallFeaturizer().fit(calls)
+>>> f.numeric_attrs_
+['size']
+>>> f.transform(calls).shape
+(2, 11)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CATEGORICAL", "CallFeaturizer", "informative_columns"]
+
+CATEGORICAL = ("server", "tool", "task_type", "phase")
+_BASE_NUMERIC = ("log_input_tokens", "concurrency", "attempt", "hour_sin", "hour_cos")
+_MAX_ATTRS = 8
+_LOG_SCALE = frozenset({
+    "hist_latency", "hist_latency_fast", "hist_output_tokens", "hist_calls", "srv_latency",
+    "srv_since_failure_s", "probe_latency", "probe_age_s", "srv_last_concurrency",
+})
+
+
+def _signed_log(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+class CallFeaturizer:
+    """Fitted mapping from calls (+ history features) to model inputs.
+
+    Parameters
+    ----------
+    max_categories
+        Most frequent values kept per categorical column (others are unknown).
+    spec_only
+        Keep only what a workflow spec says before it runs (categories, input
+        size, time of day, numeric attrs): no live load or attempt number.
+    """
+
+    def __init__(self, max_categories: int = 250, *, spec_only: bool = False) -> None:
+        self.max_categories = max_categories
+        self.spec_only = spec_only
+
+    def fit(self, calls: pd.DataFrame, history: pd.DataFrame | None = None) -> CallFeaturizer:
+        self.vocab_: dict[str, dict[str, int]] = {}
+        for col in CATEGORICAL:
+            counts = calls[col].dropna().astype(str).value_counts()
+            top = list(counts.index[: self.max_categories])
+            self.vocab_[col] = {value: code for code, value in enumerate(sorted(top))}
+        seen: Counter[str] = Counter()
+        for attrs in calls["attrs"]:
+            for key, value in attrs.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    seen[key] += 1
+        limit = 0.2 * max(1, len(calls))
+        self.numeric_attrs_ = sorted(k for k, n in seen.most_common(_MAX_ATTRS) if n >= limit)
+        self.history_columns_ = [] if history is None else list(history.columns)
+        self.numeric_ = [n for n in _BASE_NUMERIC
+                         if not (self.spec_only and n in ("concurrency", "attempt"))]
+        self.feature_names_ = [
+            *CATEGORICAL, *self.numeric_,
+            *(f"attr_{k}" for k in self.numeric_attrs_), *self.history_columns_,
+        ]
+        return self
+
+    @property
+    def categorical_mask(self) -> list[bool]:
+        return [name in CATEGORICAL for name in self.feature_names_]
+
+    def transform(self, calls: pd.DataFrame, history: pd.DataFrame | None = None) -> np.ndarray:
+        n = len(calls)
+        columns: list[np.ndarray] = []
+        for col in CATEGORICAL:
+            vocab = self.vocab_[col]
+            columns.append(np.array([vocab.get(v, np.nan) if isinstance(v, str) else np.nan
+                                     for v in calls[col]], dtype=float))
+        hours = (calls["ts"].to_numpy(dtype=float) % 86_400.0) / 86_400.0 * 2 * math.pi
+        numeric = {
+            "log_input_tokens": lambda: np.log1p(calls["input_tokens"].to_numpy(dtype=float)),
+            "concurrency": lambda: calls["concurrency"].to_numpy(dtype=float),
+            "attempt": lambda: calls["attempt"].to_numpy(dtype=float),
+            "hour_sin": lambda: np.sin(hours),
+            "hour_cos": lambda: np.cos(hours),
+        }
+        columns.extend(numeric[name]() for name in self.numeric_)
+        for key in self.numeric_attrs_:
+            values = np.array([_number(a.get(key)) for a in calls["attrs"]], dtype=float)
+            columns.append(_signed_log(values))
+        if self.history_columns_:
+            if history is None:
+                raise ValueError("this featurizer was fitted with history features")
+            hist = history.loc[calls.index, self.history_columns_].to_numpy(dtype=float)
+            for name, column in zip(self.history_columns_, hist.T, strict=True):
+                # Latencies, counts and ages span decades: logs suit linear learners,
+                # and trees do not care.
+                columns.append(_signed_log(column) if name in _LOG_SCALE else column)
+        return np.column_stack(columns) if columns else np.empty((n, 0))
+
+    def dicts(self, matrix: np.ndarray) -> Iterator[dict[str, float]]:
+        """River inputs from rows of :meth:`transform`.
+
+        Categories become one-hot, missing numbers an indicator, and load and
+        input size are crossed with the server and tool, so that a linear
+        learner can give each server its own sensitivity.
+        """
+        names = self.feature_names_
+        categorical = set(CATEGORICAL)
+        inverse = {col: {code: value for value, code in self.vocab_[col].items()}
+                   for col in CATEGORICAL}
+        for row in matrix:
+            x: dict[str, float] = {}
+            for name, value in zip(names, row, strict=True):
+                if math.isnan(value):
+                    x[f"{name}_missing"] = 1.0
+                elif name in categorical:
+                    x[f"{name}={inverse[name][int(value)]}"] = 1.0
+                else:
+                    x[name] = float(value)
+            server = row[0]
+            if not math.isnan(server):
+                tag = inverse["server"][int(server)]
+                conc = x.get("concurrency")
+                if conc is not None:
+                    x[f"concurrency^2*server={tag}"] = conc * conc / 100.0
+                    x[f"concurrency*server={tag}"] = conc / 10.0
+            tool = row[1]
+            tokens = x.get("log_input_tokens")
+            if tokens is not None and not math.isnan(tool):
+                x[f"log_input_tokens*tool={inverse['tool'][int(tool)]}"] = tokens
+            yield x
+
+
+def informative_columns(X: np.ndarray) -> np.ndarray:
+    """Mask of columns with at least one known value (all-NaN columns break binning).
+
+    >>> informative_columns(np.array([[1.0, np.nan], [2.0, np.nan]])).tolist()
+    [True, False]
+    """
+    return ~np.isnan(X).all(axis=0) if len(X) else np.ones(X.shape[1], dtype=bool)
+
+
+def _number(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return np.nan

@@ -1,0 +1,199 @@
+"""The performance family: latency p50/p95, success probability, output tokens, cost.
+
+Two variants over the same inputs (:class:`models.features.CallFeaturizer`):
+
+* :class:`BatchPerformance` (scikit-learn): histogram gradient boosting with
+  quantile loss for the latency p50 and p95 (true quantile regression), an
+  isotonic-calibrated classifier for success, absolute-error boosting for
+  output tokens and cost (the median minimizes absolute error).
+* :class:`OnlinePerformance` (river): linear models that learn one call at
+  a time, with per-server load and per-tool size interactions. Latency and
+  output tokens are learned on a log scale as a correction to the
+  (server, tool) moving average when there is one, so the model adapts as
+  fast as the average and adds what load and input size explain; the p95
+  uses a quantile (pinball) loss. It predicts before it has learned
+  anything (priors: 500 ms, 95 % success).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from river import linear_model, optim, preprocessing
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+from models.features import informative_columns
+
+__all__ = ["BatchPerformance", "OnlinePerformance", "PerformancePrediction"]
+
+PRIOR_LATENCY_MS = 500.0
+PRIOR_SUCCESS = 0.95
+
+
+@dataclass(frozen=True)
+class PerformancePrediction:
+    latency_p50_ms: np.ndarray
+    latency_p95_ms: np.ndarray
+    success: np.ndarray
+    output_tokens: np.ndarray
+    cost_usd: np.ndarray
+
+
+def _hgb_regressor(loss: str, quantile: float | None = None, categorical=None,
+                   seed: int = 0) -> HistGradientBoostingRegressor:
+    kwargs = {"quantile": quantile} if quantile is not None else {}
+    return HistGradientBoostingRegressor(
+        loss=loss, max_iter=120, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=40,
+        categorical_features=categorical, random_state=seed, early_stopping=False, **kwargs,
+    )
+
+
+class _Constant:
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), self.value)
+
+
+class BatchPerformance:
+    """Gradient-boosted performance models fitted on a feature matrix.
+
+    Parameters
+    ----------
+    categorical
+        Boolean mask of categorical columns (ordinal codes).
+    random_state
+        Seed for the boosters.
+    """
+
+    def __init__(self, *, categorical: list[bool] | None = None, random_state: int = 0) -> None:
+        self.categorical = categorical
+        self.random_state = random_state
+
+    def _fit_reg(self, X, y, loss, quantile=None, min_rows=50):
+        mask = ~np.isnan(y)
+        if mask.sum() < min_rows:
+            return _Constant(float(np.nanmedian(y)) if mask.any() else math.nan)
+        model = _hgb_regressor(loss, quantile, self._categorical, self.random_state)
+        return model.fit(X[mask], y[mask])
+
+    def fit(self, X: np.ndarray, *, latency_ms: np.ndarray, success: np.ndarray,
+            output_tokens: np.ndarray, cost_usd: np.ndarray) -> BatchPerformance:
+        self.columns_ = informative_columns(X)
+        X = X[:, self.columns_]
+        self._categorical = (None if self.categorical is None
+                             else list(np.asarray(self.categorical)[self.columns_]))
+        self.latency_p50_ = self._fit_reg(X, latency_ms, "quantile", 0.5)
+        self.latency_p95_ = self._fit_reg(X, latency_ms, "quantile", 0.95)
+        self.output_tokens_ = self._fit_reg(X, output_tokens, "absolute_error")
+        self.cost_usd_ = self._fit_reg(X, cost_usd, "absolute_error")
+        mask = ~np.isnan(success)
+        y = success[mask]
+        if mask.sum() >= 50 and 0 < y.mean() < 1 and min(y.sum(), (1 - y).sum()) >= 10:
+            booster = HistGradientBoostingClassifier(
+                max_iter=150, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=40,
+                categorical_features=self._categorical, random_state=self.random_state,
+                early_stopping=False,
+            )
+            self.success_ = CalibratedClassifierCV(booster, method="isotonic", cv=3).fit(
+                X[mask], y.astype(int)
+            )
+        else:
+            self.success_ = _Constant(float(y.mean()) if len(y) else PRIOR_SUCCESS)
+        return self
+
+    def predict(self, X: np.ndarray) -> PerformancePrediction:
+        X = X[:, self.columns_]
+        success = (self.success_.predict_proba(X)[:, 1]
+                   if hasattr(self.success_, "predict_proba") else self.success_.predict(X))
+        p50 = self.latency_p50_.predict(X)
+        return PerformancePrediction(
+            latency_p50_ms=np.maximum(p50, 0.0),
+            latency_p95_ms=np.maximum(self.latency_p95_.predict(X), p50),
+            success=success,
+            output_tokens=np.maximum(self.output_tokens_.predict(X), 0.0),
+            cost_usd=np.maximum(self.cost_usd_.predict(X), 0.0),
+        )
+
+
+def _linear(loss=None, lr: float = 0.05) -> linear_model.LinearRegression:
+    # AdaGrad with clipped gradients: plain SGD diverges on heavy-tailed latency.
+    return linear_model.LinearRegression(optimizer=optim.AdaGrad(lr), loss=loss,
+                                         clip_gradient=1.0)
+
+
+class OnlinePerformance:
+    """River performance models learning one call at a time.
+
+    Targets are learned on a log scale; each prediction is a median (p50) or
+    a 95th percentile of latency, a success probability and output tokens.
+
+    >>> model = OnlinePerformance()
+    >>> model.predict_one({"concurrency": 1.0})["latency_p50_ms"]
+    500.0
+    >>> model.learn_one({"concurrency": 1.0}, latency_ms=200.0, success=1.0)
+    >>> 0 < model.predict_one({"concurrency": 1.0})["success"] <= 1
+    True
+    """
+
+    def __init__(self) -> None:
+        self._latency = _linear()
+        self._latency_p95 = _linear(optim.losses.Quantile(0.95), lr=0.01)
+        self._tokens = _linear()
+        self._cost = _linear()
+        self._success = linear_model.LogisticRegression(optimizer=optim.AdaGrad(0.05),
+                                                        clip_gradient=1.0)
+        # One scaler shared by every target: scaling is most of the cost of learning.
+        self._scaler = preprocessing.StandardScaler()
+        self._n_latency = 0
+        self._n_tokens = 0
+        self._n_cost = 0
+        self._n_success = 0
+
+    @staticmethod
+    def _base(x: dict[str, float], key: str) -> float:
+        # History features arrive log-scaled (models.features): the moving average.
+        return x.get(key, 0.0)
+
+    def learn_one(self, x: dict[str, float], *, latency_ms: float = math.nan,
+                  success: float = math.nan, output_tokens: float = math.nan,
+                  cost_usd: float = math.nan) -> None:
+        raw = x
+        self._scaler.learn_one(x)
+        x = self._scaler.transform_one(x)
+        if not math.isnan(latency_ms):
+            y = math.log1p(latency_ms) - self._base(raw, "hist_latency")
+            self._latency.learn_one(x, y)
+            self._latency_p95.learn_one(x, y)
+            self._n_latency += 1
+        if not math.isnan(success):
+            self._success.learn_one(x, bool(success))
+            self._n_success += 1
+        if not math.isnan(output_tokens):
+            self._tokens.learn_one(x, math.log1p(output_tokens)
+                                   - self._base(raw, "hist_output_tokens"))
+            self._n_tokens += 1
+        if not math.isnan(cost_usd):
+            self._cost.learn_one(x, math.log1p(cost_usd * 1e6))
+            self._n_cost += 1
+
+    def predict_one(self, x: dict[str, float]) -> dict[str, float]:
+        raw = x
+        x = self._scaler.transform_one(x)
+        if self._n_latency:
+            base = self._base(raw, "hist_latency")
+            p50 = math.expm1(min(base + self._latency.predict_one(x), 15.0))
+            p95 = max(math.expm1(min(base + self._latency_p95.predict_one(x), 15.0)), p50)
+        else:
+            p50 = p95 = PRIOR_LATENCY_MS
+        success = (self._success.predict_proba_one(x).get(True, PRIOR_SUCCESS)
+                   if self._n_success else PRIOR_SUCCESS)
+        tokens = (math.expm1(min(self._base(raw, "hist_output_tokens") + self._tokens.predict_one(x),
+                                 20.0)) if self._n_tokens else math.nan)
+        cost = math.expm1(min(self._cost.predict_one(x), 30.0)) / 1e6 if self._n_cost else math.nan
+        return {"latency_p50_ms": max(p50, 0.0), "latency_p95_ms": max(p95, 0.0),
+                "success": success, "output_tokens": max(tokens, 0.0), "cost_usd": max(cost, 0.0)}

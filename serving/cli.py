@@ -1,0 +1,120 @@
+"""The ``predictor`` command line (DESIGN's command-line contract).
+
+Heavy imports (models, MLflow, the web stack) happen inside the commands
+that need them, so ``predictor simulate`` and ``predictor ingest`` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="predictor",
+    help="Learn from MCP tool-call telemetry and answer routing, scaling, caching and "
+    "recovery questions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def simulate(
+    events: Annotated[
+        int,
+        typer.Option(
+            "--events", min=1, help="Records to write (calls and health probes together)."
+        ),
+    ] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 0,
+    out: Annotated[str, typer.Option(help="Output JSONL file, or - for stdout.")] = "-",
+) -> None:
+    """Write synthetic telemetry with known structure (see data.simulator)."""
+    from data.simulator import write_simulation
+
+    write_simulation(out, events, seed)
+    if out != "-":
+        typer.echo(f"wrote {events} records to {out}", err=True)
+
+
+@app.command()
+def ingest(
+    logs: Annotated[
+        list[str], typer.Argument(help="JSONL, CSV or Parquet files (gzip ok), or - for stdin.")
+    ],
+    db: Annotated[Path, typer.Option(help="SQLite event store.")] = Path("predictor.db"),
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit non-zero and store nothing if any record is rejected."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    batch: Annotated[int, typer.Option(min=1, help="Records per durable append.")] = 10_000,
+) -> None:
+    """Validate telemetry files and load the valid records into the event store."""
+    from data.ingest import ingest_files
+    from data.readers import StrictModeError
+
+    try:
+        summary = ingest_files(logs, db, strict=strict, batch=batch)
+    except StrictModeError as err:
+        typer.echo(f"rejected (--strict): {err}", err=True)
+        if as_json:
+            typer.echo(
+                orjson.dumps(
+                    {"read": None, "accepted": 0, "rejected": 1, "errors": [err.error.as_dict()]}
+                ).decode()
+            )
+        raise typer.Exit(1) from None
+    except OSError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(orjson.dumps(summary.as_dict()).decode())
+    else:
+        _print_ingest_summary(summary, db)
+
+
+def _print_ingest_summary(summary, db: Path) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=False)
+    table = Table(title=f"ingest into {db}")
+    for col in ("read", "accepted", "rejected"):
+        table.add_column(col, justify="right")
+    table.add_row(str(summary.read), str(summary.accepted), str(summary.rejected))
+    console.print(table)
+    for err in summary.errors[:10]:
+        console.print(f"[red]{err.file}:{err.line}[/red] {err.field}: {err.reason}")
+    if summary.rejected > 10:
+        console.print(f"... {summary.rejected - 10} more rejected (see --json)")
+
+
+@app.command()
+def summary(
+    db: Annotated[Path, typer.Option(help="SQLite event store.")] = Path("predictor.db"),
+) -> None:
+    """Summarize what the event store holds, per server."""
+    from data.store import SQLiteEventStore
+    from data.summary import summarize
+
+    if not db.exists():
+        typer.echo(f"error: no event store at {db}", err=True)
+        raise typer.Exit(2)
+    with SQLiteEventStore(db) as store:
+        typer.echo(summarize(store.frame()))
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

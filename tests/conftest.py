@@ -1,0 +1,23 @@
+"""Shared fixtures: small seeded telemetry and the shared real traces when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not beside the checkout")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sim_records() -> list[dict]:
+    from data.simulator import Simulator
+
+    return list(Simulator(seed=3).records(6_000))

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from data.readers import ReadSummary, StrictModeError, read_records
+
+GOOD = [{"ts": i, "server": "s", "tool": "t", "latency_ms": 10.0 + i} for i in range(6)]
+BAD = {"ts": 99, "server": "s", "tool": "t", "latency_ms": -5}
+
+
+def _jsonl(records) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in records)
+
+
+def test_bad_line_in_the_middle_keeps_the_rest_and_names_it(tmp_path):
+    path = tmp_path / "calls.jsonl"
+    path.write_bytes(_jsonl(GOOD[:3] + [BAD] + GOOD[3:]))
+    summary = ReadSummary()
+    records = list(read_records(path, summary))
+    assert [r.latency_ms for r in records] == [10, 11, 12, 13, 14, 15]
+    assert (summary.read, summary.accepted, summary.rejected) == (7, 6, 1)
+    err = summary.errors[0]
+    assert (err.line, err.field, err.file) == (4, "latency_ms", str(path))
+
+
+def test_invalid_json_and_blank_lines(tmp_path):
+    path = tmp_path / "calls.jsonl"
+    path.write_bytes(_jsonl(GOOD[:1]) + b"\n{not json\n" + _jsonl(GOOD[1:2]))
+    summary = ReadSummary()
+    assert len(list(read_records(path, summary))) == 2
+    assert summary.errors[0].line == 3
+    assert summary.errors[0].field == "record"
+    assert "invalid JSON" in summary.errors[0].reason
+
+
+def test_strict_mode_raises_at_first_bad_record(tmp_path):
+    path = tmp_path / "calls.jsonl"
+    path.write_bytes(_jsonl(GOOD[:2] + [BAD]))
+    with pytest.raises(StrictModeError) as info:
+        list(read_records(path, strict=True))
+    assert info.value.error.line == 3
+
+
+def test_gzip_is_detected_by_content(tmp_path):
+    path = tmp_path / "calls.jsonl.gz"
+    path.write_bytes(gzip.compress(_jsonl(GOOD)))
+    assert len(list(read_records(path))) == 6
+
+
+def test_csv_with_line_numbers_and_unknown_columns(tmp_path):
+    path = tmp_path / "calls.csv"
+    path.write_text(
+        "ts,server,tool,latency_ms,success,region,size\n"
+        "2026-01-01T00:00:00Z,a,t,12.5,true,eu,3\n"
+        "2026-01-01T00:00:01Z,a,t,-1,true,eu,3\n"
+        "1767225602,a,t,,false,us,4.5\n"
+    )
+    summary = ReadSummary()
+    records = list(read_records(path, summary))
+    assert [r.latency_ms for r in records] == [12.5, None]
+    assert records[1].success is False
+    assert records[0].attrs == {"region": "eu", "size": 3}
+    assert records[1].attrs == {"region": "us", "size": 4.5}
+    assert summary.errors[0].line == 3 and summary.errors[0].field == "latency_ms"
+
+
+def test_parquet_rows(tmp_path):
+    path = tmp_path / "calls.parquet"
+    frame = pd.DataFrame(
+        {
+            "ts": [1.0, 2.0, 3.0],
+            "server": ["a", "b", "c"],
+            "tool": "t",
+            "cache_key": [1, 2, 3],
+            "latency_ms": [1.0, -1.0, None],
+        }
+    )
+    frame.to_parquet(path)
+    summary = ReadSummary()
+    records = list(read_records(path, summary))
+    assert [r.cache_key for r in records] == ["1", "3"]
+    assert summary.errors[0].line == 2
+
+
+def test_stdin(monkeypatch):
+    fake = io.TextIOWrapper(io.BytesIO(gzip.compress(_jsonl(GOOD))))
+    monkeypatch.setattr("sys.stdin", fake)
+    assert len(list(read_records("-"))) == 6
+
+
+def test_shared_real_traces_load_with_zero_rejects(shared_data):
+    expected = {
+        "azure-llm-2023.jsonl.gz": 28_185,
+        "cloudphysics-cache.jsonl.gz": 113_872,
+        "wfcommons-pegasus.jsonl.gz": 23_669,
+    }
+    for name, count in expected.items():
+        summary = ReadSummary()
+        assert sum(1 for _ in read_records(shared_data / name, summary)) == count
+        assert summary.rejected == 0

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from data.schema import parse_record
+from data.store import MemoryEventStore, SQLiteEventStore, append_all
+
+
+def _records():
+    return [
+        parse_record({"ts": 30, "server": "b", "tool": "x", "latency_ms": 3}),
+        parse_record({"ts": 10, "server": "a", "tool": "x", "latency_ms": 1, "region": "eu"}),
+        parse_record({"ts": 20, "server": "a", "tool": "y", "latency_ms": 2}),
+        parse_record({"ts": 25, "server": "a", "kind": "health", "reachable": True}),
+    ]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    s = MemoryEventStore() if request.param == "memory" else SQLiteEventStore(tmp_path / "e.db")
+    yield s
+    s.close()
+
+
+def test_reads_come_back_in_time_order_with_filters(store):
+    assert store.append(_records()) == 4
+    assert [r.epoch for r in store.read()] == [10, 20, 25, 30]
+    assert [r.epoch for r in store.read(start=15, end=30)] == [20, 25]
+    assert [r.epoch for r in store.read(server="a", kind="call")] == [10, 20]
+    assert [r.epoch for r in store.read(tool="x")] == [10, 30]
+    assert store.count() == 4
+    first = next(iter(store.read()))
+    assert first.attrs == {"region": "eu"}
+
+
+def test_frame_has_flat_columns(store):
+    store.append(_records())
+    frame = store.frame(kind="call")
+    assert list(frame["latency_ms"]) == [1.0, 2.0, 3.0]
+    assert list(frame["server"]) == ["a", "a", "b"]
+    assert list(frame["success"]) == [1.0, 1.0, 1.0]
+
+
+def test_append_all_batches(store):
+    recs = [parse_record({"ts": i, "server": "s", "tool": "t"}) for i in range(25)]
+    assert append_all(store, recs, batch=10) == 25
+    assert store.count() == 25
+
+
+def test_acknowledged_records_survive_a_crash(tmp_path):
+    db = tmp_path / "crash.db"
+    # The child appends, prints the acknowledgement, then dies without closing.
+    child = textwrap.dedent(f"""
+        import os, sys
+        from data.schema import parse_record
+        from data.store import SQLiteEventStore
+        store = SQLiteEventStore({str(db)!r})
+        for batch in range(5):
+            store.append([parse_record({{"ts": batch * 100 + i, "server": "s", "tool": "t"}})
+                          for i in range(100)])
+            print("ack", (batch + 1) * 100, flush=True)
+        os._exit(9)
+    """)
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+    assert proc.returncode == 9
+    acked = int(proc.stdout.split()[-1])
+    reopened = SQLiteEventStore(db)
+    assert reopened.count() == acked == 500
+    assert [r.epoch for r in reopened.read()] == list(range(500))
+    reopened.close()
+
+
+def test_one_writer_and_readers_at_once(tmp_path):
+    store = SQLiteEventStore(tmp_path / "rw.db")
+    errors: list[BaseException] = []
+    seen: list[int] = []
+
+    def write():
+        for batch in range(20):
+            store.append(
+                [
+                    parse_record({"ts": batch * 10 + i, "server": "s", "tool": "t"})
+                    for i in range(10)
+                ]
+            )
+
+    def read():
+        try:
+            for _ in range(20):
+                epochs = [r.epoch for r in store.read()]
+                assert epochs == sorted(epochs)
+                seen.append(len(epochs))
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=write)] + [threading.Thread(target=read) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert store.count() == 200
+    # Every read saw whole batches: a reader never sees half a transaction.
+    assert all(n % 10 == 0 for n in seen)
+    store.close()

@@ -1,0 +1,99 @@
+"""Performance figures: latency, success and output tokens against ewma and global mean."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.delay import LabelDelay, finish_time
+from models.features import CallFeaturizer
+from models.performance import BatchPerformance, OnlinePerformance
+from training.metrics import auc, mae, rounded
+
+__all__ = ["evaluate_performance"]
+
+
+def _online_predictions(featurizer: CallFeaturizer, X: np.ndarray, calls: pd.DataFrame,
+                        test: np.ndarray) -> dict[str, np.ndarray]:
+    """Prequential pass with label delay: predict each call, learn once it has finished."""
+    model = OnlinePerformance()
+    names = ("latency_p50_ms", "latency_p95_ms", "success", "output_tokens")
+    out = {name: np.full(int(test.sum()), np.nan) for name in names}
+    targets = zip(calls["ts"].to_numpy(float), calls["latency_ms"].to_numpy(float),
+                  calls["success"].to_numpy(float), calls["output_tokens"].to_numpy(float),
+                  calls["cost_usd"].to_numpy(float), strict=True)
+    delay: LabelDelay = LabelDelay()
+    j = 0
+    for is_test, x, (ts, lat, ok, tokens, cost) in zip(test, featurizer.dicts(X), targets,
+                                                       strict=True):
+        for x_done, lat_done, ok_done, tokens_done, cost_done in delay.ready(ts):
+            model.learn_one(x_done, latency_ms=lat_done, success=ok_done,
+                            output_tokens=tokens_done, cost_usd=cost_done)
+        if is_test:
+            pred = model.predict_one(x)
+            for name in names:
+                out[name][j] = pred[name]
+            j += 1
+        delay.add(finish_time(ts, lat), (x, lat, ok, tokens, cost))
+    return out
+
+
+def evaluate_performance(calls: pd.DataFrame, history: pd.DataFrame, train: np.ndarray,
+                         test: np.ndarray) -> tuple[dict, dict]:
+    """The ``performance`` section of the report, and the fitted models."""
+    if not train.any() or not test.any():
+        return {"reason": "the log has no calls on one side of the time split"}, {}
+    featurizer = CallFeaturizer().fit(calls[train], history)
+    X = featurizer.transform(calls, history)
+    y = {name: calls[name].to_numpy(float)
+         for name in ("latency_ms", "success", "output_tokens", "cost_usd")}
+    batch = BatchPerformance(categorical=featurizer.categorical_mask).fit(
+        X[train], latency_ms=y["latency_ms"][train], success=y["success"][train],
+        output_tokens=y["output_tokens"][train], cost_usd=y["cost_usd"][train],
+    )
+    pred = batch.predict(X[test])
+    online = _online_predictions(featurizer, X, calls, test)
+    hist = history.loc[calls.index[test]]
+    section: dict = {}
+    lat_true = y["latency_ms"][test]
+    if np.isnan(lat_true).all():
+        section["latency_mae_ms"] = {"reason": "no latency_ms in the test part"}
+    else:
+        mean = float(np.nanmean(y["latency_ms"][train])) if not np.isnan(
+            y["latency_ms"][train]).all() else float("nan")
+        ewma = hist["hist_latency"].fillna(mean).to_numpy()
+        section["latency_mae_ms"] = {
+            "batch": rounded(mae(lat_true, pred.latency_p50_ms), 2),
+            "online": rounded(mae(lat_true, online["latency_p50_ms"]), 2),
+            "ewma": rounded(mae(lat_true, ewma), 2),
+            "global_mean": rounded(mae(lat_true, np.full(len(lat_true), mean)), 2),
+        }
+        known = ~np.isnan(lat_true)
+        section["latency_p95_coverage"] = {
+            "batch": rounded(float(np.mean(lat_true[known] <= pred.latency_p95_ms[known]))),
+            "online": rounded(float(np.mean(lat_true[known] <= online["latency_p95_ms"][known]))),
+            "target": 0.95,
+        }
+    ok_true = y["success"][test]
+    batch_auc = auc(ok_true, pred.success)
+    if batch_auc is None:
+        section["success_auc"] = {"reason": "the test part has no failures (or only failures)"}
+    else:
+        ewma_ok = hist["hist_success"].fillna(float(np.nanmean(y["success"][train]))).to_numpy()
+        section["success_auc"] = {
+            "batch": rounded(batch_auc),
+            "online": rounded(auc(ok_true, online["success"])),
+            "ewma": rounded(auc(ok_true, ewma_ok)),
+        }
+    tok_true = y["output_tokens"][test]
+    if np.isnan(tok_true).all() or np.isnan(y["output_tokens"][train]).all():
+        section["output_tokens_mae"] = {"reason": "no output_tokens in the log"}
+    else:
+        mean_tok = float(np.nanmean(y["output_tokens"][train]))
+        section["output_tokens_mae"] = {
+            "batch": rounded(mae(tok_true, pred.output_tokens), 2),
+            "online": rounded(mae(tok_true, online["output_tokens"]), 2),
+            "ewma": rounded(mae(tok_true, hist["hist_output_tokens"].fillna(mean_tok)), 2),
+            "global_mean": rounded(mae(tok_true, np.full(len(tok_true), mean_tok)), 2),
+        }
+    return section, {"featurizer": featurizer, "batch": batch}

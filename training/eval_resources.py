@@ -1,0 +1,81 @@
+"""Resources figures: duration (and other needs) against the per-tool training mean."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.delay import LabelDelay, finish_time
+from models.features import CallFeaturizer
+from models.resources import TARGETS, BatchResources, OnlineResources
+from training.metrics import mae, rounded
+
+__all__ = ["evaluate_resources"]
+
+_HISTORY = ["hist_latency", "hist_output_tokens", "hist_calls"]
+
+
+def _group_mean(calls: pd.DataFrame, column: str, train: np.ndarray,
+                test: np.ndarray) -> np.ndarray:
+    means = calls[train].groupby("tool")[column].mean()
+    overall = float(calls[train][column].mean())
+    return calls[test]["tool"].map(means).fillna(overall).to_numpy(float)
+
+
+def evaluate_resources(calls: pd.DataFrame, history: pd.DataFrame, train: np.ndarray,
+                       test: np.ndarray) -> tuple[dict, dict]:
+    """The ``resources`` section: batch, online and ``group_mean`` on the test part."""
+    duration = calls["latency_ms"].to_numpy(float)
+    if np.isnan(duration[train]).all() or np.isnan(duration[test]).all():
+        return {"reason": "no latency_ms (durations) on both sides of the time split"}, {}
+    hist = history[_HISTORY]
+    featurizer = CallFeaturizer(spec_only=True).fit(calls[train], hist)
+    X = featurizer.transform(calls, hist)
+    # Calibrate the intervals on the last quarter of the training time span.
+    ts = calls["ts"].to_numpy(float)
+    train_ts = ts[train]
+    cal_cut = train_ts.min() + 0.75 * (train_ts.max() - train_ts.min())
+    calibration = ts[train] >= cal_cut
+    if calibration.all() or not calibration.any():
+        calibration = np.arange(int(train.sum())) >= int(0.75 * train.sum())
+    targets = {name: calls[col].to_numpy(float)[train] for name, col in TARGETS.items()}
+    batch = BatchResources(categorical=featurizer.categorical_mask).fit(
+        X[train], targets, calibration)
+    pred = batch.predict(X[test])
+    online = OnlineResources()
+    online_pred = []
+    delay: LabelDelay = LabelDelay()
+    for is_test, x, y, start in zip(test, featurizer.dicts(X), duration, ts, strict=True):
+        for x_done, y_done in delay.ready(start):
+            online.learn_one(x_done, y_done)
+        if is_test:
+            online_pred.append(online.predict_one(x))
+        delay.add(finish_time(start, y), (x, y))
+    truth = duration[test]
+    section: dict = {
+        "duration_mae_ms": {
+            "batch": rounded(mae(truth, pred.get("duration_ms", np.full(len(truth), np.nan))), 2),
+            "online": rounded(mae(truth, online_pred), 2),
+            "group_mean": rounded(mae(truth, _group_mean(calls, "latency_ms", train, test)), 2),
+        }
+    }
+    band = batch.interval(X[test])
+    if band is None:
+        section["interval_coverage_80"] = None
+    else:
+        known = ~np.isnan(truth)
+        inside = (truth[known] >= band[0][known]) & (truth[known] <= band[1][known])
+        section["interval_coverage_80"] = rounded(float(inside.mean()))
+        section["interval_width_ms_median"] = rounded(float(np.median((band[1] - band[0])[known])),
+                                                      1)
+    for name, col in TARGETS.items():
+        if name == "duration_ms" or name not in pred:
+            continue
+        truth_other = calls[col].to_numpy(float)[test]
+        if np.isnan(truth_other).all():
+            continue
+        section[f"{name}_mae"] = {
+            "batch": rounded(mae(truth_other, pred[name]), 3),
+            "group_mean": rounded(mae(truth_other, _group_mean(calls, col, train, test)), 3),
+        }
+    return section, {"featurizer": featurizer, "batch": batch}
