@@ -3,9 +3,11 @@
 Two variants over the same inputs (:class:`models.features.CallFeaturizer`):
 
 * :class:`BatchPerformance` (scikit-learn): histogram gradient boosting with
-  quantile loss for the latency p50 and p95 (true quantile regression), an
-  isotonic-calibrated classifier for success, absolute-error boosting for
-  output tokens and cost (the median minimizes absolute error).
+  quantile loss for the latency p50 and p95 (true quantile regression), a
+  sigmoid-calibrated classifier for success (Platt scaling keeps the
+  ranking), absolute-error boosting for output tokens and cost (the median
+  minimizes absolute error). Latency and tokens are learned as a log-ratio
+  to the (server, tool) moving average.
 * :class:`OnlinePerformance` (river): linear models that learn one call at
   a time, with per-server load and per-tool size interactions. Latency and
   output tokens are learned on a log scale as a correction to the
@@ -66,32 +68,62 @@ class BatchPerformance:
     ----------
     categorical
         Boolean mask of categorical columns (ordinal codes).
+    max_rows
+        Fit on at most this many rows, the most recent ones.
     random_state
         Seed for the boosters.
     """
 
-    def __init__(self, *, categorical: list[bool] | None = None, random_state: int = 0) -> None:
+    def __init__(self, *, categorical: list[bool] | None = None, max_rows: int = 120_000,
+                 random_state: int = 0) -> None:
         self.categorical = categorical
+        self.max_rows = max_rows
         self.random_state = random_state
 
     def _fit_reg(self, X, y, loss, quantile=None, min_rows=50):
-        mask = ~np.isnan(y)
+        mask = ~np.isnan(y) & self._recent
         if mask.sum() < min_rows:
             return _Constant(float(np.nanmedian(y)) if mask.any() else math.nan)
         model = _hgb_regressor(loss, quantile, self._categorical, self.random_state)
         return model.fit(X[mask], y[mask])
 
+    def _base(self, X: np.ndarray, column: int | None, fallback: float) -> np.ndarray:
+        """Log-scale moving average of the target, where known (else the training median)."""
+        if column is None:
+            return np.full(len(X), fallback)
+        base = X[:, column]
+        return np.where(np.isnan(base), fallback, base)
+
     def fit(self, X: np.ndarray, *, latency_ms: np.ndarray, success: np.ndarray,
-            output_tokens: np.ndarray, cost_usd: np.ndarray) -> BatchPerformance:
+            output_tokens: np.ndarray, cost_usd: np.ndarray,
+            feature_names: list[str] | None = None) -> BatchPerformance:
+        """Fit every target; with ``feature_names``, latency and tokens are learned as a
+        log-ratio to their (server, tool) moving averages, so that predictions move with
+        the averages when a regime changes instead of staying where training left them."""
         self.columns_ = informative_columns(X)
         X = X[:, self.columns_]
+        # Past max_rows, the most recent rows: the freshest behaviour, and a bounded fit.
+        self._recent = np.arange(len(X)) >= len(X) - self.max_rows
         self._categorical = (None if self.categorical is None
                              else list(np.asarray(self.categorical)[self.columns_]))
-        self.latency_p50_ = self._fit_reg(X, latency_ms, "quantile", 0.5)
-        self.latency_p95_ = self._fit_reg(X, latency_ms, "quantile", 0.95)
-        self.output_tokens_ = self._fit_reg(X, output_tokens, "absolute_error")
+        names = [n for n, keep in zip(feature_names or [], self.columns_, strict=False) if keep]
+        self.latency_base_ = names.index("hist_latency") if "hist_latency" in names else None
+        self.tokens_base_ = (names.index("hist_output_tokens") if "hist_output_tokens" in names
+                             else None)
+        with np.errstate(all="ignore"):
+            self.latency_fallback_ = float(np.nan_to_num(np.log1p(np.nanmedian(latency_ms))))
+            self.tokens_fallback_ = float(np.nan_to_num(np.log1p(np.nanmedian(output_tokens))))
+        log_latency = np.log1p(latency_ms) - self._base(X, self.latency_base_,
+                                                        self.latency_fallback_)
+        log_tokens = np.log1p(output_tokens) - self._base(X, self.tokens_base_,
+                                                          self.tokens_fallback_)
+        # Quantiles commute with the monotone log and with a per-row shift, so these
+        # quantile (and absolute-error) fits are still quantiles of the raw target.
+        self.latency_p50_ = self._fit_reg(X, log_latency, "quantile", 0.5)
+        self.latency_p95_ = self._fit_reg(X, log_latency, "quantile", 0.95)
+        self.output_tokens_ = self._fit_reg(X, log_tokens, "absolute_error")
         self.cost_usd_ = self._fit_reg(X, cost_usd, "absolute_error")
-        mask = ~np.isnan(success)
+        mask = ~np.isnan(success) & self._recent
         y = success[mask]
         if mask.sum() >= 50 and 0 < y.mean() < 1 and min(y.sum(), (1 - y).sum()) >= 10:
             booster = HistGradientBoostingClassifier(
@@ -99,7 +131,7 @@ class BatchPerformance:
                 categorical_features=self._categorical, random_state=self.random_state,
                 early_stopping=False,
             )
-            self.success_ = CalibratedClassifierCV(booster, method="isotonic", cv=3).fit(
+            self.success_ = CalibratedClassifierCV(booster, method="sigmoid", cv=3).fit(
                 X[mask], y.astype(int)
             )
         else:
@@ -110,12 +142,16 @@ class BatchPerformance:
         X = X[:, self.columns_]
         success = (self.success_.predict_proba(X)[:, 1]
                    if hasattr(self.success_, "predict_proba") else self.success_.predict(X))
-        p50 = self.latency_p50_.predict(X)
+        lat_base = self._base(X, self.latency_base_, self.latency_fallback_)
+        tok_base = self._base(X, self.tokens_base_, self.tokens_fallback_)
+        p50 = np.expm1(np.minimum(lat_base + self.latency_p50_.predict(X), 25.0))
+        p95 = np.expm1(np.minimum(lat_base + self.latency_p95_.predict(X), 25.0))
+        tokens = np.expm1(np.minimum(tok_base + self.output_tokens_.predict(X), 25.0))
         return PerformancePrediction(
             latency_p50_ms=np.maximum(p50, 0.0),
-            latency_p95_ms=np.maximum(self.latency_p95_.predict(X), p50),
+            latency_p95_ms=np.maximum(p95, p50),
             success=success,
-            output_tokens=np.maximum(self.output_tokens_.predict(X), 0.0),
+            output_tokens=np.maximum(tokens, 0.0),
             cost_usd=np.maximum(self.cost_usd_.predict(X), 0.0),
         )
 
@@ -149,15 +185,23 @@ class OnlinePerformance:
                                                         clip_gradient=1.0)
         # One scaler shared by every target: scaling is most of the cost of learning.
         self._scaler = preprocessing.StandardScaler()
+        self._log_means: dict[str, float] = {}
         self._n_latency = 0
         self._n_tokens = 0
         self._n_cost = 0
         self._n_success = 0
 
-    @staticmethod
-    def _base(x: dict[str, float], key: str) -> float:
-        # History features arrive log-scaled (models.features): the moving average.
-        return x.get(key, 0.0)
+    def _base(self, x: dict[str, float], key: str) -> float:
+        # History features arrive log-scaled (models.features): the moving average; without
+        # one, the running mean of the log target over every call seen.
+        value = x.get(key)
+        if value is not None:
+            return value
+        return self._log_means.get(key, 0.0)
+
+    def _track(self, key: str, log_value: float) -> None:
+        mean = self._log_means.get(key)
+        self._log_means[key] = log_value if mean is None else mean + 0.01 * (log_value - mean)
 
     def learn_one(self, x: dict[str, float], *, latency_ms: float = math.nan,
                   success: float = math.nan, output_tokens: float = math.nan,
@@ -166,6 +210,7 @@ class OnlinePerformance:
         self._scaler.learn_one(x)
         x = self._scaler.transform_one(x)
         if not math.isnan(latency_ms):
+            self._track("hist_latency", math.log1p(latency_ms))
             y = math.log1p(latency_ms) - self._base(raw, "hist_latency")
             self._latency.learn_one(x, y)
             self._latency_p95.learn_one(x, y)
@@ -174,6 +219,7 @@ class OnlinePerformance:
             self._success.learn_one(x, bool(success))
             self._n_success += 1
         if not math.isnan(output_tokens):
+            self._track("hist_output_tokens", math.log1p(output_tokens))
             self._tokens.learn_one(x, math.log1p(output_tokens)
                                    - self._base(raw, "hist_output_tokens"))
             self._n_tokens += 1
@@ -192,8 +238,10 @@ class OnlinePerformance:
             p50 = p95 = PRIOR_LATENCY_MS
         success = (self._success.predict_proba_one(x).get(True, PRIOR_SUCCESS)
                    if self._n_success else PRIOR_SUCCESS)
-        tokens = (math.expm1(min(self._base(raw, "hist_output_tokens") + self._tokens.predict_one(x),
-                                 20.0)) if self._n_tokens else math.nan)
+        tokens = math.nan
+        if self._n_tokens:
+            log_tokens = self._base(raw, "hist_output_tokens") + self._tokens.predict_one(x)
+            tokens = math.expm1(min(log_tokens, 20.0))
         cost = math.expm1(min(self._cost.predict_one(x), 30.0)) / 1e6 if self._n_cost else math.nan
         return {"latency_p50_ms": max(p50, 0.0), "latency_p95_ms": max(p95, 0.0),
                 "success": success, "output_tokens": max(tokens, 0.0), "cost_usd": max(cost, 0.0)}

@@ -56,9 +56,21 @@ class BatchResources:
         self.coverage = coverage
         self.random_state = random_state
 
-    def fit(self, X: np.ndarray, targets: dict[str, np.ndarray],
-            calibration: np.ndarray) -> BatchResources:
-        """Fit on rows of ``X``; ``calibration`` marks rows held out to calibrate intervals."""
+    def fit(self, X: np.ndarray, targets: dict[str, np.ndarray], calibration: np.ndarray,
+            base_column: int | None = None) -> BatchResources:
+        """Fit on rows of ``X``; ``calibration`` marks rows held out to calibrate intervals.
+
+        With ``base_column`` (the log-scaled moving average of duration), duration is
+        learned as a log-ratio to it, so that it moves with the average when workloads
+        change; quantiles commute with that transform, absolute-error medians too.
+        """
+        with np.errstate(all="ignore"):
+            duration = targets.get("duration_ms")
+            fallback = (float(np.nan_to_num(np.log1p(np.nanmedian(duration))))
+                        if duration is not None else 0.0)
+        self.base_ = (base_column, fallback)
+        if duration is not None:
+            targets = {**targets, "duration_ms": np.log1p(duration) - self._base(X)}
         self.columns_ = informative_columns(X)
         X = X[:, self.columns_]
         categorical = (None if self.categorical is None
@@ -80,7 +92,8 @@ class BatchResources:
                 hi = _booster("quantile", categorical, 1 - alpha, self.random_state)
                 lo.fit(X[fit_rows], y[fit_rows])
                 hi.fit(X[fit_rows], y[fit_rows])
-                # Conformity scores on the calibration rows: how far outside the band.
+                # Conformity scores on the calibration rows, on the log-ratio scale: how
+                # far outside the band (a multiplicative margin on the raw scale).
                 scores = np.maximum(lo.predict(X[cal_rows]) - y[cal_rows],
                                     y[cal_rows] - hi.predict(X[cal_rows]))
                 n = len(scores)
@@ -88,17 +101,31 @@ class BatchResources:
                 self.interval_ = (lo, hi, float(np.quantile(scores, level)))
         return self
 
+    def _base(self, X: np.ndarray) -> np.ndarray:
+        column, fallback = self.base_
+        if column is None:
+            return np.full(len(X), fallback)
+        return np.where(np.isnan(X[:, column]), fallback, X[:, column])
+
+    def _duration(self, X: np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
+        return np.expm1(np.minimum(self._base(X) + log_ratio, 30.0))
+
     def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        X = X[:, self.columns_]
-        return {name: np.maximum(model.predict(X), 0.0) for name, model in self.models_.items()}
+        Xc = X[:, self.columns_]
+        out = {name: np.maximum(model.predict(Xc), 0.0) for name, model in self.models_.items()}
+        if "duration_ms" in self.models_:
+            out["duration_ms"] = np.maximum(
+                self._duration(X, self.models_["duration_ms"].predict(Xc)), 0.0)
+        return out
 
     def interval(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """The 80 % interval of duration for rows of ``X`` (``None`` if not fitted)."""
         if self.interval_ is None:
             return None
         lo, hi, q = self.interval_
-        X = X[:, self.columns_]
-        return np.maximum(lo.predict(X) - q, 0.0), hi.predict(X) + q
+        Xc = X[:, self.columns_]
+        return (np.maximum(self._duration(X, lo.predict(Xc) - q), 0.0),
+                self._duration(X, hi.predict(Xc) + q))
 
 
 class OnlineResources:

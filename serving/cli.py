@@ -112,6 +112,84 @@ def summary(
         typer.echo(summarize(store.frame()))
 
 
+@app.command()
+def evaluate(
+    log: Annotated[str | None, typer.Argument(help="Telemetry log (JSONL, CSV, Parquet; "
+                                              "gzip ok).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
+    plots: Annotated[Path | None, typer.Option(help="Write PNG plots into this folder.")] = None,
+    cache_size: Annotated[int | None, typer.Option(min=1, help="Cache size in keys (default: "
+                                                   "5 % of the test part's distinct keys).")
+                          ] = None,
+    window: Annotated[float, typer.Option(min=1, help="Scaling window in seconds.")] = 60.0,
+    capacity: Annotated[float | None, typer.Option(min=0, help="Calls one replica serves per "
+                                                   "window (default: training mean / 4).")
+                        ] = None,
+    closed_loop: Annotated[int | None, typer.Option("--closed-loop", min=100,
+                                                    help="Act on the simulator for N calls "
+                                                    "instead of replaying a log.")] = None,
+    seed: Annotated[int, typer.Option(help="Simulator seed for --closed-loop.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+) -> None:
+    """Replay a log in time order and score every model family against its baselines."""
+    import logging
+
+    from rich.console import Console
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    err = Console(stderr=True)
+
+    def progress(message: str) -> None:
+        if not quiet:
+            err.log(message)
+
+    if closed_loop is not None:
+        from training.closed_loop import run_closed_loop
+
+        result = run_closed_loop(closed_loop, seed=seed, progress=progress)
+    else:
+        if log is None:
+            typer.echo("error: give a LOG to evaluate, or --closed-loop N", err=True)
+            raise typer.Exit(2)
+        from training.evaluate import evaluate_log
+
+        try:
+            evaluation = evaluate_log(log, cache_size=cache_size, window_s=window,
+                                      capacity=capacity, progress=progress)
+        except OSError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+        result = evaluation.report
+        if plots is not None:
+            from training.plots import write_plots
+
+            for path in write_plots(evaluation, plots):
+                progress(f"wrote {path}")
+    _print_report(result)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2
+                                        | orjson.OPT_SERIALIZE_NUMPY))
+        progress(f"wrote {report}")
+
+
+def _print_report(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from training.evaluate import summary_rows
+
+    table = Table(title=f"evaluation: {report.get('events')} events "
+                  f"({report.get('train_events')} train, {report.get('test_events')} test, "
+                  f"{report.get('rejected')} rejected)")
+    table.add_column("family")
+    table.add_column("metric")
+    table.add_column("model and baselines")
+    for row in summary_rows(report):
+        table.add_row(*row)
+    Console(width=160).print(table)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -69,6 +69,7 @@ def evaluate_cache(calls: pd.DataFrame, train: np.ndarray, test: np.ndarray,
     test_ts = ts[test & has_key]
     size = cache_size or max(1, round(0.05 * len(set(test_keys))))
     settings, model = tune_cache(train_keys, ts[train & has_key])
+    before_test = copy.deepcopy(model)
     cache = _replay(model, test_keys, test_ts, size, **settings)
     section = {
         "cache_size": size,
@@ -83,4 +84,5 @@ def evaluate_cache(calls: pd.DataFrame, train: np.ndarray, test: np.ndarray,
                                      else 0.0),
         "settings": settings,
     }
-    return section, {"access_model": model, "settings": settings}
+    plot_data = {"keys": test_keys, "ts": test_ts, "size": size, "model": before_test}
+    return section, {"access_model": model, "settings": settings, "plot": plot_data}

@@ -50,6 +50,7 @@ def evaluate_performance(calls: pd.DataFrame, history: pd.DataFrame, train: np.n
     batch = BatchPerformance(categorical=featurizer.categorical_mask).fit(
         X[train], latency_ms=y["latency_ms"][train], success=y["success"][train],
         output_tokens=y["output_tokens"][train], cost_usd=y["cost_usd"][train],
+        feature_names=featurizer.feature_names_,
     )
     pred = batch.predict(X[test])
     online = _online_predictions(featurizer, X, calls, test)
@@ -96,4 +97,6 @@ def evaluate_performance(calls: pd.DataFrame, history: pd.DataFrame, train: np.n
             "ewma": rounded(mae(tok_true, hist["hist_output_tokens"].fillna(mean_tok)), 2),
             "global_mean": rounded(mae(tok_true, np.full(len(tok_true), mean_tok)), 2),
         }
-    return section, {"featurizer": featurizer, "batch": batch}
+    plot_data = {"latency_true": lat_true, "latency_pred": pred.latency_p50_ms,
+                 "success_true": ok_true, "success_prob": pred.success}
+    return section, {"featurizer": featurizer, "batch": batch, "plot": plot_data}

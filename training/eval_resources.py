@@ -40,7 +40,8 @@ def evaluate_resources(calls: pd.DataFrame, history: pd.DataFrame, train: np.nda
         calibration = np.arange(int(train.sum())) >= int(0.75 * train.sum())
     targets = {name: calls[col].to_numpy(float)[train] for name, col in TARGETS.items()}
     batch = BatchResources(categorical=featurizer.categorical_mask).fit(
-        X[train], targets, calibration)
+        X[train], targets, calibration,
+        base_column=featurizer.feature_names_.index("hist_latency"))
     pred = batch.predict(X[test])
     online = OnlineResources()
     online_pred = []

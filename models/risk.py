@@ -1,0 +1,171 @@
+"""The risk family: will a server's next call fail, and what recovers a failure.
+
+Inputs are what is known about the server when the call starts: its recent
+error rates, latency level and trend, time since its last failure, its last
+health probe (reachability, probe latency, CPU, memory, queue depth, age),
+and the call's own load and attempt number (see :mod:`models.history`).
+
+* :class:`BatchRisk` (scikit-learn): gradient boosting, sigmoid-calibrated (Platt).
+* :class:`OnlineRisk` (river): logistic regression with a drift detector
+  (ADWIN on the error stream); on drift its learning rate is raised for a
+  while so it re-adapts quickly.
+* :class:`RecoveryStats`: per error type, the success rate of each recovery
+  strategy seen in telemetry, shrunk towards a rule-based prior.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+from river import drift, linear_model, optim, preprocessing
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from models.features import informative_columns
+
+__all__ = ["RISK_FEATURES", "BatchRisk", "OnlineRisk", "RecoveryStats", "threshold_score"]
+
+RISK_FEATURES = (
+    "srv_error_rate", "srv_recent_error_rate", "srv_latency", "hist_latency_fast",
+    "hist_latency_trend", "srv_since_failure_s", "probe_reachable", "probe_latency",
+    "probe_cpu", "probe_mem", "probe_queue", "probe_age_s", "srv_last_concurrency",
+)
+
+
+def threshold_score(latency_ms: np.ndarray, mem_pct: np.ndarray, cpu_pct: np.ndarray
+                    ) -> np.ndarray:
+    """The fixed alert rules as a score: how many of latency > 2000 ms, memory > 85 %,
+    CPU > 70 % are breached (unknown values breach nothing).
+
+    >>> threshold_score(np.array([2500.0, 10.0]), np.array([90.0, np.nan]),
+    ...                 np.array([10.0, 80.0])).tolist()
+    [2.0, 1.0]
+    """
+    with np.errstate(invalid="ignore"):
+        return ((np.nan_to_num(latency_ms) > 2000).astype(float)
+                + (np.nan_to_num(mem_pct) > 85) + (np.nan_to_num(cpu_pct) > 70))
+
+
+class BatchRisk:
+    """Calibrated gradient-boosted failure probability."""
+
+    def __init__(self, *, random_state: int = 0) -> None:
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, failed: np.ndarray) -> BatchRisk:
+        self.columns_ = informative_columns(X)
+        y = failed.astype(int)
+        self.base_rate_ = float(y.mean()) if len(y) else 0.0
+        if len(np.unique(y)) < 2 or min(y.sum(), (1 - y).sum()) < 10:
+            self.model_ = None
+            return self
+        booster = HistGradientBoostingClassifier(max_iter=150, max_leaf_nodes=31,
+                                                 min_samples_leaf=40,
+                                                 random_state=self.random_state,
+                                                 early_stopping=False)
+        self.model_ = CalibratedClassifierCV(booster, method="sigmoid", cv=3).fit(
+            X[:, self.columns_], y)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probability that each call fails."""
+        if self.model_ is None:
+            return np.full(len(X), self.base_rate_)
+        return self.model_.predict_proba(X[:, self.columns_])[:, 1]
+
+
+class OnlineRisk:
+    """River failure probability that adapts after drift.
+
+    >>> model = OnlineRisk()
+    >>> model.predict_one({"srv_error_rate": 0.0})
+    0.05
+    """
+
+    PRIOR = 0.05
+
+    def __init__(self) -> None:
+        self._scaler = preprocessing.StandardScaler()
+        self._model = linear_model.LogisticRegression(optimizer=optim.AdaGrad(0.05),
+                                                      clip_gradient=1.0)
+        self._drift = drift.ADWIN(delta=0.002)
+        self._n = 0
+        self.drifts = 0
+
+    @staticmethod
+    def _clean(x: dict[str, float]) -> dict[str, float]:
+        out = {}
+        for k, v in x.items():
+            if v != v:
+                out[f"{k}_missing"] = 1.0
+            else:
+                out[k] = v
+        return out
+
+    def learn_one(self, x: dict[str, float], failed: bool) -> None:
+        x = self._clean(x)
+        self._scaler.learn_one(x)
+        self._model.learn_one(self._scaler.transform_one(x), bool(failed))
+        self._drift.update(float(failed))
+        if self._drift.drift_detected:
+            self.drifts += 1
+        self._n += 1
+
+    def predict_one(self, x: dict[str, float]) -> float:
+        if self._n < 20:
+            return self.PRIOR
+        x = self._clean(x)
+        return float(self._model.predict_proba_one(self._scaler.transform_one(x)).get(True,
+                                                                                       self.PRIOR))
+
+
+#: Rule-based prior: P(recovered | error type, strategy) before any telemetry.
+RECOVERY_PRIOR = {
+    "rate_limit": {"retry": 0.8, "fallback": 0.7, "degrade": 0.5, "abort": 0.0},
+    "timeout": {"retry": 0.4, "fallback": 0.7, "degrade": 0.5, "abort": 0.0},
+    "connection": {"retry": 0.3, "fallback": 0.8, "degrade": 0.5, "abort": 0.0},
+    "tool_error": {"retry": 0.5, "fallback": 0.5, "degrade": 0.5, "abort": 0.0},
+    "invalid_params": {"retry": 0.0, "fallback": 0.1, "degrade": 0.5, "abort": 0.0},
+}
+_DEFAULT_PRIOR = {"retry": 0.5, "fallback": 0.6, "degrade": 0.5, "abort": 0.0}
+STRATEGIES = ("retry", "fallback", "degrade", "abort")
+
+
+class RecoveryStats:
+    """Success rate of each recovery strategy per error type, shrunk towards the prior.
+
+    ``rate = (successes + k * prior) / (attempts + k)`` with ``k`` pseudo-counts.
+
+    >>> stats = RecoveryStats(prior_weight=2)
+    >>> for ok in (True, True, True, False):
+    ...     stats.learn_one("timeout", "retry", ok)
+    >>> round(stats.rate("timeout", "retry"), 3)
+    0.633
+    >>> stats.best("invalid_params")
+    'degrade'
+    """
+
+    def __init__(self, prior_weight: float = 5.0) -> None:
+        self.prior_weight = prior_weight
+        self._counts: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+
+    def learn_one(self, error_type: str, strategy: str, recovered: bool) -> None:
+        cell = self._counts[(error_type, strategy)]
+        cell[0] += float(recovered)
+        cell[1] += 1.0
+
+    def rate(self, error_type: str, strategy: str) -> float:
+        prior = RECOVERY_PRIOR.get(error_type, _DEFAULT_PRIOR)[strategy]
+        ok, n = self._counts.get((error_type, strategy), (0.0, 0.0))
+        return (ok + self.prior_weight * prior) / (n + self.prior_weight)
+
+    def attempts(self, error_type: str, strategy: str) -> int:
+        return int(self._counts.get((error_type, strategy), (0.0, 0.0))[1])
+
+    def best(self, error_type: str, allowed: tuple[str, ...] = STRATEGIES) -> str:
+        return max(allowed, key=lambda s: (self.rate(error_type, s), -STRATEGIES.index(s)))
+
+    def table(self) -> dict[str, dict[str, float]]:
+        types = sorted({e for e, _ in self._counts} | set(RECOVERY_PRIOR))
+        return {e: {s: round(self.rate(e, s), 4) for s in STRATEGIES} for e in types}

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from data.frame import records_to_frame
+from data.schema import parse_record
+from data.simulator import Simulator
+from training.evaluate import FAMILIES, evaluate_frame
+
+
+@pytest.fixture(scope="module")
+def sim_report():
+    records = [parse_record(r) for r in Simulator(seed=4).records(40_000)]
+    return evaluate_frame(records_to_frame(records)).report
+
+
+def test_report_has_the_contract_shape(sim_report):
+    r = sim_report
+    assert r["events"] == 40_000 and r["rejected"] == 0
+    assert r["train_events"] + r["test_events"] == 40_000
+    for family in FAMILIES:
+        assert "reason" not in r[family], (family, r[family])
+    assert set(r["performance"]["latency_mae_ms"]) == {"batch", "online", "ewma", "global_mean"}
+    assert set(r["performance"]["success_auc"]) >= {"batch", "online", "ewma"}
+    assert set(r["selection"]["mean_latency_ms"]) == {"model", "ewma", "random", "best_fixed"}
+    assert set(r["resources"]["duration_mae_ms"]) == {"batch", "online", "group_mean"}
+    assert set(r["cache"]["hit_ratio"]) == {"predictive", "lru", "belady"}
+    assert set(r["scaling"]["underprovisioned_pct"]) == {"predictive", "reactive"}
+    assert set(r["risk"]["roc_auc"]) >= {"model", "thresholds", "recent_error_rate"}
+    json.dumps(r)  # serializable as it stands
+
+
+def test_models_beat_their_baselines_on_the_simulation(sim_report):
+    p = sim_report["performance"]
+    assert p["latency_mae_ms"]["batch"] < p["latency_mae_ms"]["ewma"]
+    assert p["latency_mae_ms"]["ewma"] < p["latency_mae_ms"]["global_mean"]
+    assert p["success_auc"]["batch"] > p["success_auc"]["ewma"]
+    assert p["output_tokens_mae"]["batch"] < p["output_tokens_mae"]["ewma"]
+    c = sim_report["cache"]["hit_ratio"]
+    assert c["predictive"] > c["lru"]
+    assert c["belady"] >= c["lru"]
+    r = sim_report["risk"]["roc_auc"]
+    assert r["model"] > max(r["thresholds"], r["recent_error_rate"])
+    s = sim_report["selection"]["mean_latency_ms"]
+    assert s["model"] < s["random"]
+    d = sim_report["resources"]["duration_mae_ms"]
+    assert d["batch"] < d["group_mean"]
+
+
+def _calls(n: int, **fields):
+    return [parse_record({"ts": float(i), "server": "only", "tool": "t", **fields})
+            for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        pytest.param(_calls(300, input_tokens=10, output_tokens=20), id="no-latency"),
+        pytest.param(_calls(300, latency_ms=50.0), id="one-server-no-cache-keys"),
+        pytest.param([parse_record({"ts": 0, "server": "s", "kind": "health",
+                                    "reachable": True})], id="health-only"),
+        pytest.param(_calls(5, latency_ms=1.0, cache_key="k"), id="tiny"),
+    ],
+)
+def test_any_valid_log_gives_a_report_with_reasons(records):
+    report = evaluate_frame(records_to_frame(records)).report
+    for family in FAMILIES:
+        section = report[family]
+        assert isinstance(section, dict)
+        if "reason" in section:
+            assert "evaluation failed" not in section["reason"], section["reason"]

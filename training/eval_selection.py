@@ -1,0 +1,124 @@
+"""Selection figures: the replay method (Li et al., WSDM 2011) on a log.
+
+Walking the test part in time order, at each call of a task type that
+several servers have served, each policy picks a server from what it knows
+at that moment. Where its pick is the server the log shows, the call is one
+of that policy's decisions and its latency and success are the reward. With
+a logging policy that picked servers at random, this is an unbiased
+estimate of how each policy would have done.
+
+Every policy sees the same telemetry (the log's finished calls and health
+probes, via :class:`models.history.History`):
+
+* ``model``: the batch performance model, trained on the training part,
+  scores each candidate from its features at that moment and picks the
+  lowest expected time to a success, ``p50 latency / P(success)``;
+* ``ewma``: the lowest per-(server, tool) moving-average latency, what
+  latency-based routers do (servers not yet seen are tried first);
+* ``random``: uniform among the candidates;
+* ``best_fixed``: per task type, the one server with the lowest mean latency
+  over the test part, in hindsight.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pandas as pd
+
+from models.features import CallFeaturizer
+from models.history import History
+from models.performance import BatchPerformance
+from training.metrics import rounded
+
+__all__ = ["evaluate_selection"]
+
+
+def _candidate_frame(calls: pd.DataFrame, frame: pd.DataFrame, candidates: dict[str, list[str]],
+                     test_index: set[int]) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple]]:
+    """Rows for every (test call, candidate server), with history as of that call."""
+    history = History()
+    hist_rows: list[dict] = []
+    owners: list[tuple] = []  # (call index, candidate server)
+    cols = [frame[c].to_numpy() for c in ("ts", "kind", "server", "tool", "latency_ms",
+                                           "success", "output_tokens", "concurrency",
+                                           "reachable", "cpu_pct", "mem_pct", "queue_depth",
+                                           "task_type")]
+    for idx, (ts, kind, server, tool, lat, ok, out, conc, reach, cpu, mem, queue, task) in zip(
+        frame.index, zip(*cols, strict=True), strict=True
+    ):
+        if kind == "health":
+            history.observe_health(ts, server, reachable=reach, latency_ms=lat, cpu_pct=cpu,
+                                   mem_pct=mem, queue_depth=queue)
+            continue
+        if idx in test_index and isinstance(task, str) and len(candidates.get(task, ())) > 1:
+            for cand in candidates[task]:
+                hist_rows.append(history.features(ts, cand, tool))
+                owners.append((idx, cand))
+        history.observe_call(ts, server, tool, latency_ms=lat, success=ok, output_tokens=out,
+                             concurrency=conc)
+    cand = calls.loc[[idx for idx, _ in owners]].reset_index(drop=True)
+    cand["server"] = [server for _, server in owners]
+    hist = pd.DataFrame(hist_rows, index=cand.index)
+    return cand, hist, owners
+
+
+def evaluate_selection(calls: pd.DataFrame, frame: pd.DataFrame, history: pd.DataFrame,
+                       train: np.ndarray, test: np.ndarray, seed: int = 0) -> tuple[dict, dict]:
+    """The ``selection`` section of the report (replay method)."""
+    task = calls["task_type"]
+    served = calls[train & task.notna().to_numpy()].groupby("task_type")["server"].unique()
+    candidates = {t: sorted(s) for t, s in served.items() if len(s) > 1}
+    has_latency = calls["latency_ms"].notna().to_numpy()
+    eligible = test & task.isin(list(candidates)).to_numpy() & has_latency
+    if not candidates or eligible.sum() < 20:
+        return {"reason": "no task_type served by several servers with latency in both parts"}, {}
+    hist_names = list(history.columns)
+    featurizer = CallFeaturizer(spec_only=True).fit(calls[train], history)
+    X = featurizer.transform(calls, history)
+    y = {n: calls[n].to_numpy(float) for n in ("latency_ms", "success", "output_tokens",
+                                                "cost_usd")}
+    model = BatchPerformance(categorical=featurizer.categorical_mask).fit(
+        X[train], latency_ms=y["latency_ms"][train], success=y["success"][train],
+        output_tokens=y["output_tokens"][train], cost_usd=y["cost_usd"][train],
+        feature_names=featurizer.feature_names_)
+    test_index = set(calls.index[eligible])
+    cand, cand_hist, owners = _candidate_frame(calls, frame, candidates, test_index)
+    cand_hist.columns = hist_names
+    pred = model.predict(featurizer.transform(cand, cand_hist))
+    expected = pred.latency_p50_ms / np.maximum(pred.success, 0.05)
+    ewma = cand_hist["hist_latency"].to_numpy(float)
+    model_pick: dict[int, tuple[float, str]] = {}
+    ewma_pick: dict[int, tuple[float, str]] = {}
+    for (idx, server), score, avg in zip(owners, expected, ewma, strict=True):
+        if idx not in model_pick or score < model_pick[idx][0]:
+            model_pick[idx] = (score, server)
+        key = -math.inf if math.isnan(avg) else avg  # unseen servers are tried first
+        if idx not in ewma_pick or key < ewma_pick[idx][0]:
+            ewma_pick[idx] = (key, server)
+    rng = random.Random(seed)
+    test_calls = calls[eligible]
+    mean_by = test_calls.groupby(["task_type", "server"])["latency_ms"].mean()
+    best_fixed = {t: mean_by.loc[t].idxmin() for t in candidates if t in mean_by.index}
+    rewards: dict[str, list[tuple[float, float]]] = {p: [] for p in ("model", "ewma", "random",
+                                                                      "best_fixed")}
+    for idx, task_type, server, lat, ok in zip(test_calls.index, test_calls["task_type"],
+                                               test_calls["server"], test_calls["latency_ms"],
+                                               test_calls["success"], strict=True):
+        picks = {"model": model_pick[idx][1], "ewma": ewma_pick[idx][1],
+                 "random": rng.choice(candidates[task_type]),
+                 "best_fixed": best_fixed.get(task_type)}
+        for policy, pick in picks.items():
+            if pick == server:
+                rewards[policy].append((lat, ok))
+    section = {
+        "decisions": {p: len(r) for p, r in rewards.items()},
+        "mean_latency_ms": {p: rounded(float(np.mean([r[0] for r in v])), 2) if v else None
+                            for p, v in rewards.items()},
+        "success_rate": {p: rounded(float(np.nanmean([r[1] for r in v]))) if v else None
+                         for p, v in rewards.items()},
+        "candidates": {t: len(s) for t, s in candidates.items()},
+    }
+    return section, {"selection_model": model, "featurizer": featurizer}

@@ -1,0 +1,107 @@
+"""PNG plots of an evaluation: predicted against actual, calibration, hit ratio, forecast."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display here or on CI
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.calibration import calibration_curve
+
+from models.caching import PredictiveCache, belady_hit_ratio, lru_hit_ratio
+from training.evaluate import Evaluation
+
+__all__ = ["write_plots"]
+
+
+def _latency(data: dict, path: Path) -> Path | None:
+    y, p = np.asarray(data["latency_true"], float), np.asarray(data["latency_pred"], float)
+    known = ~(np.isnan(y) | np.isnan(p))
+    if known.sum() < 10:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.loglog(y[known], p[known], ".", alpha=0.15, markersize=2)
+    lo, hi = np.nanmin(y[known][y[known] > 0]), np.nanmax(y[known])
+    ax.plot([lo, hi], [lo, hi], "k--", linewidth=1)
+    ax.set(xlabel="actual latency (ms)", ylabel="predicted p50 (ms)",
+           title="Latency: predicted against actual (test part)")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _calibration(data: dict, path: Path) -> Path | None:
+    y, p = np.asarray(data["success_true"], float), np.asarray(data["success_prob"], float)
+    known = ~(np.isnan(y) | np.isnan(p))
+    if known.sum() < 10 or len(np.unique(y[known])) < 2:
+        return None
+    frac, mean = calibration_curve(y[known], p[known], n_bins=10, strategy="quantile")
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(mean, frac, "o-", label="batch model")
+    ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect")
+    ax.set(xlabel="predicted success probability", ylabel="observed success rate",
+           title="Success: calibration (test part)")
+    ax.legend()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _hit_ratio(data: dict, path: Path, settings: dict) -> Path:
+    keys, ts, base = data["keys"], data["ts"], data["size"]
+    sizes = sorted({max(1, int(base * f)) for f in (0.25, 0.5, 1, 2, 4)})
+    lru = [lru_hit_ratio(keys, s) for s in sizes]
+    opt = [belady_hit_ratio(keys, s) for s in sizes]
+    pred = []
+    for size in sizes:
+        cache = PredictiveCache(size, copy.deepcopy(data["model"]), **settings)
+        for key, t in zip(keys, ts, strict=True):
+            cache.access(key, t)
+        pred.append(cache.hit_ratio)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(sizes, pred, "o-", label="predictive")
+    ax.plot(sizes, lru, "s-", label="LRU")
+    ax.plot(sizes, opt, "^-", label="Belady (demand-fetch optimum)")
+    ax.set_xscale("log")
+    ax.set(xlabel="cache size (keys)", ylabel="hit ratio", title="Hit ratio against cache size")
+    ax.legend()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _forecast(totals, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    minutes = (totals.index - totals.index[0]) / 60.0
+    ax.plot(minutes, totals["y"], label="load (calls per window)", linewidth=1)
+    ax.plot(minutes, totals["mean"], label="forecast (expected)", linewidth=1)
+    ax.plot(minutes, totals["upper"], label="forecast (upper quantile)", linewidth=1,
+            linestyle="--")
+    ax.set(xlabel="minutes into the test part", ylabel="calls", title="Load forecast")
+    ax.legend()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def write_plots(evaluation: Evaluation, folder: str | Path) -> list[Path]:
+    """Write every plot the log supports into ``folder``; return their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path | None] = []
+    perf = evaluation.artifacts.get("performance", {}).get("plot")
+    if perf is not None:
+        written.append(_latency(perf, folder / "latency_predicted_vs_actual.png"))
+        written.append(_calibration(perf, folder / "success_calibration.png"))
+    cache = evaluation.artifacts.get("cache", {})
+    if "plot" in cache:
+        written.append(_hit_ratio(cache["plot"], folder / "cache_hit_ratio_vs_size.png",
+                                  cache["settings"]))
+    scaling = evaluation.artifacts.get("scaling", {})
+    if "plot" in scaling:
+        written.append(_forecast(scaling["plot"], folder / "load_forecast.png"))
+    return [p for p in written if p is not None]
