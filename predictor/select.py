@@ -1,0 +1,290 @@
+"""The select decision: rank candidate servers for a task.
+
+Score = weighted sum of five factors, each normalized to 0-1 and reported:
+
+* **capability** (.35): how well the server does this task type: its
+  discounted success rate on it, shrunk towards a prior (0.9 for a server
+  declared capable in configuration, 0.7 when nothing is known);
+* **performance** (.25): fastest predicted p50 latency among the candidates
+  divided by this one's;
+* **cost** (.20): cheapest predicted cost divided by this one's (1 when no
+  cost is known);
+* **reliability** (.15): the server's recent success rate over all tasks;
+* **availability** (.05): 0 when its last health probe was unreachable or
+  its last calls all failed to connect, else 1.
+
+Latency is learned online per (server, task type) as a log-scale level plus a
+load slope: ``log latency = level + slope * load``, where ``load`` is the
+server's most recent known concurrency (from its calls or its health probe
+queue depth). Level and slope adapt with constant step sizes, so the model
+follows servers that degrade and recover. Every estimate carries its
+uncertainty; with probability ``explore`` the ranking uses a Thompson sample
+from those posteriors instead of their means, and the answer says whether
+the pick differs from the greedy one (``explored``). Before any telemetry,
+every answer comes from the priors (``source: "prior"``).
+
+>>> selector = Selector(seed=1)
+>>> answer = selector.select(SelectRequest(task_type="search", candidates=["a", "b"],
+...                                        explore=0.0))
+>>> answer.source, [r.server for r in answer.ranking]
+('prior', ['a', 'b'])
+>>> for i in range(30):
+...     selector.observe_call(float(i), "a", "search", latency_ms=900.0, success=True)
+...     selector.observe_call(float(i), "b", "search", latency_ms=150.0, success=True)
+>>> answer = selector.select(SelectRequest(task_type="search", candidates=["a", "b"],
+...                                        explore=0.0))
+>>> answer.source, answer.ranking[0].server
+('online', 'b')
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "Factors",
+    "Predicted",
+    "RankedServer",
+    "SelectRequest",
+    "SelectResponse",
+    "Selector",
+]
+
+DEFAULT_WEIGHTS = {"capability": 0.35, "performance": 0.25, "cost": 0.20, "reliability": 0.15,
+                   "availability": 0.05}
+PRIOR_LATENCY_MS = 500.0
+PRIOR_LOG_SD = 1.0
+
+
+class SelectRequest(BaseModel):
+    """``POST /v1/select`` request (DESIGN contract)."""
+
+    task_type: str = Field(min_length=1)
+    candidates: list[str] = Field(min_length=1, max_length=1000)
+    tool: str | None = None
+    input_tokens: int | None = Field(default=None, ge=0)
+    weights: dict[str, float] | None = None
+    explore: float = Field(default=0.1, ge=0.0, le=1.0)
+
+    @field_validator("weights")
+    @classmethod
+    def _known_weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        unknown = set(value) - set(DEFAULT_WEIGHTS)
+        if unknown:
+            raise ValueError(f"unknown factors {sorted(unknown)}; known: {list(DEFAULT_WEIGHTS)}")
+        if any(w < 0 or not math.isfinite(w) for w in value.values()):
+            raise ValueError("weights must be finite and >= 0")
+        return value
+
+
+class Factors(BaseModel):
+    capability: float
+    performance: float
+    cost: float
+    reliability: float
+    availability: float
+
+
+class Predicted(BaseModel):
+    latency_p50_ms: float
+    latency_p95_ms: float
+    success: float
+    cost_usd: float | None
+
+
+class RankedServer(BaseModel):
+    server: str
+    score: float
+    factors: Factors
+    predicted: Predicted
+
+
+class SelectResponse(BaseModel):
+    """``POST /v1/select`` response (DESIGN contract)."""
+
+    ranking: list[RankedServer]
+    explored: bool
+    source: Literal["online", "batch", "prior"]
+    model_version: str
+
+
+@dataclass
+class _Arm:
+    """What is known of one server on one task type."""
+
+    level: float = math.log(PRIOR_LATENCY_MS)
+    slope: float = 0.0
+    var: float = PRIOR_LOG_SD**2  # residual variance of log latency
+    n: float = 0.0  # discounted number of latency observations
+    ok: float = 0.0  # discounted successes
+    fail: float = 0.0  # discounted failures
+    cost: float = math.nan
+
+
+@dataclass
+class _Server:
+    ok: float = 0.0
+    fail: float = 0.0
+    load: float = 0.0
+    reachable: bool = True
+    connect_failures: int = 0
+
+
+class Selector:
+    """Online server selection from telemetry; thread-safe.
+
+    Parameters
+    ----------
+    capabilities
+        Optional configuration: server -> task types it declares it serves.
+    weights
+        Default factor weights (DESIGN's seed pattern).
+    discount
+        Per-observation forgetting of success counts (drift adaptation).
+    step
+        Step size of the latency level and slope updates.
+    seed
+        Seed of the exploration sampler.
+    """
+
+    def __init__(self, capabilities: dict[str, list[str]] | None = None, *,
+                 weights: dict[str, float] | None = None, discount: float = 0.98,
+                 step: float = 0.15, seed: int = 0) -> None:
+        self.capabilities = {s: set(t) for s, t in (capabilities or {}).items()}
+        self.weights = dict(weights or DEFAULT_WEIGHTS)
+        self.discount = discount
+        self.step = step
+        self._arms: dict[tuple[str, str], _Arm] = {}
+        self._servers: dict[str, _Server] = {}
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self.observations = 0
+
+    # --- learning ---------------------------------------------------------
+    def _server(self, name: str) -> _Server:
+        srv = self._servers.get(name)
+        if srv is None:
+            srv = self._servers[name] = _Server()
+        return srv
+
+    def observe_health(self, server: str, *, reachable: bool,
+                       queue_depth: float | None = None) -> None:
+        """Learn from a health probe."""
+        with self._lock:
+            srv = self._server(server)
+            srv.reachable = reachable
+            if queue_depth is not None and not math.isnan(queue_depth):
+                srv.load = float(queue_depth)
+
+    def observe_call(self, ts: float, server: str, task_type: str | None, *,
+                     latency_ms: float | None = None, success: bool | None = None,
+                     error_type: str | None = None, concurrency: float | None = None,
+                     cost_usd: float | None = None) -> None:
+        """Learn from one finished call."""
+        task = task_type or "*"
+        with self._lock:
+            self.observations += 1
+            srv = self._server(server)
+            if concurrency is not None and not math.isnan(concurrency):
+                srv.load = float(concurrency)
+            arm = self._arms.get((server, task))
+            if arm is None:
+                arm = self._arms[(server, task)] = _Arm()
+            d = self.discount
+            if success is not None:
+                arm.ok, arm.fail = d * arm.ok + success, d * arm.fail + (not success)
+                srv.ok, srv.fail = d * srv.ok + success, d * srv.fail + (not success)
+                srv.connect_failures = (srv.connect_failures + 1
+                                        if error_type == "connection" else 0)
+                if success:
+                    srv.reachable = True
+            # Failed calls' latency says little about a successful call's: learn from
+            # successes (and from failures only while nothing else is known).
+            if latency_ms is not None and not math.isnan(latency_ms) and (
+                success is not False or arm.n == 0
+            ):
+                y = math.log1p(latency_ms)
+                load = srv.load / 10.0
+                err = y - (arm.level + arm.slope * load)
+                eta = max(self.step, 1.0 / (arm.n + 1.0))
+                arm.level += eta * err
+                arm.slope += 0.5 * eta * err * load / (1.0 + load * load)
+                arm.var += 0.05 * (err * err - arm.var)
+                arm.n = d * arm.n + 1.0
+            if cost_usd is not None and not math.isnan(cost_usd):
+                arm.cost = cost_usd if math.isnan(arm.cost) else arm.cost + 0.1 * (
+                    cost_usd - arm.cost)
+
+    # --- deciding ---------------------------------------------------------
+    def _capability_prior(self, server: str, task: str) -> float:
+        if not self.capabilities:
+            return 0.7
+        return 0.9 if task in self.capabilities.get(server, ()) else 0.3
+
+    def _estimate(self, server: str, task: str, sample: bool) -> tuple[float, ...]:
+        arm = self._arms.get((server, task)) or _Arm()
+        srv = self._servers.get(server) or _Server()
+        load = srv.load / 10.0
+        mean_log = arm.level + arm.slope * load
+        sd = math.sqrt(max(arm.var, 1e-4))
+        prior = self._capability_prior(server, task)
+        a, b = arm.ok + 5 * prior, arm.fail + 5 * (1 - prior)
+        ra, rb = srv.ok + 4.75, srv.fail + 0.25
+        if sample:
+            mean_log = self._rng.gauss(mean_log, sd / math.sqrt(arm.n + 1.0))
+            capability = self._rng.betavariate(a, b)
+            reliability = self._rng.betavariate(ra, rb)
+        else:
+            capability, reliability = a / (a + b), ra / (ra + rb)
+        p50 = max(math.expm1(mean_log), 0.0)
+        p95 = max(math.expm1(mean_log + 1.645 * sd), p50)
+        available = 1.0 if srv.reachable and srv.connect_failures < 3 else 0.0
+        return p50, p95, capability, reliability, available, arm.cost
+
+    def _rank(self, req: SelectRequest, sample: bool) -> list[RankedServer]:
+        weights = {**self.weights, **(req.weights or {})}
+        task = req.task_type
+        est = {s: self._estimate(s, task, sample) for s in dict.fromkeys(req.candidates)}
+        fastest = min(e[0] for e in est.values())
+        costs = [e[5] for e in est.values() if not math.isnan(e[5])]
+        cheapest = min(costs) if costs else math.nan
+        ranked = []
+        for server, (p50, p95, capability, reliability, available, cost) in est.items():
+            perf = (fastest + 1.0) / (p50 + 1.0)
+            cost_factor = 1.0 if math.isnan(cost) or math.isnan(cheapest) else (
+                (cheapest + 1e-6) / (cost + 1e-6))
+            factors = Factors(capability=round(capability, 4), performance=round(perf, 4),
+                              cost=round(cost_factor, 4), reliability=round(reliability, 4),
+                              availability=available)
+            score = sum(weights[name] * getattr(factors, name) for name in DEFAULT_WEIGHTS)
+            ranked.append(RankedServer(
+                server=server, score=round(score, 4), factors=factors,
+                predicted=Predicted(latency_p50_ms=round(p50, 1), latency_p95_ms=round(p95, 1),
+                                    success=round(capability, 4),
+                                    cost_usd=None if math.isnan(cost) else cost)))
+        ranked.sort(key=lambda r: -r.score)
+        return ranked
+
+    def select(self, req: SelectRequest) -> SelectResponse:
+        """Rank ``req.candidates``; explore with probability ``req.explore``."""
+        with self._lock:
+            seen = any((s, req.task_type) in self._arms for s in req.candidates)
+            greedy = self._rank(req, sample=False)
+            explored = False
+            ranking = greedy
+            if req.explore > 0 and self._rng.random() < req.explore:
+                sampled = self._rank(req, sample=True)
+                explored = sampled[0].server != greedy[0].server
+                ranking = sampled
+        return SelectResponse(ranking=ranking, explored=explored,
+                              source="online" if seen else "prior",
+                              model_version=f"online-{self.observations}")
