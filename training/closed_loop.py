@@ -85,16 +85,13 @@ def run_closed_loop(n_calls: int, *, seed: int = 0, explore: float = 0.05,
         # which would make every pick a hit.
         ctx = CallContext(ts, task, tool, record["input_tokens"], record.get("workflow_id"),
                           record.get("phase"), None)
-        outcomes: dict[str, dict[str, Any]] = {}
-        concurrency: dict[str, int] = {}
-
-        def outcome(server: str) -> dict[str, Any]:
-            if server not in outcomes:
-                concurrency[server] = world.concurrency(server, ts)
-                outcomes[server] = world.outcome(
-                    server, ctx, random.Random(f"{seed}-{calls}-{server}"),
-                    concurrency=concurrency[server])
-            return outcomes[server]
+        # Every candidate's outcome, drawn once: the oracle needs them all.
+        concurrency = {s: world.concurrency(s, ts) for s in candidates}
+        outcomes = {
+            s: world.outcome(s, ctx, random.Random(f"{seed}-{calls}-{s}"),
+                             concurrency=concurrency[s])
+            for s in candidates
+        }
 
         answer = selector.select(SelectRequest(task_type=task, candidates=candidates,
                                                tool=tool, explore=explore))
@@ -108,9 +105,10 @@ def run_closed_loop(n_calls: int, *, seed: int = 0, explore: float = 0.05,
             "round_robin": candidates[k % len(candidates)],
         }
         for policy, server in picks.items():
-            out = outcome(server)
+            out = outcomes[server]
             results[policy].append((out["latency_ms"], out["success"]))
-        best = min(candidates, key=lambda s: (not outcome(s)["success"], outcome(s)["latency_ms"]))
+        best = min(candidates,
+                   key=lambda s: (not outcomes[s]["success"], outcomes[s]["latency_ms"]))
         results["oracle"].append((outcomes[best]["latency_ms"], outcomes[best]["success"]))
         # Each policy learns from its own pick only.
         out = outcomes[picks["model"]]
