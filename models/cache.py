@@ -18,13 +18,13 @@ used again (the eviction signal of the predictive cache).
 >>> model = AccessModel(horizon=2)
 >>> for t, key in enumerate(["a", "b", "a", "b", "a"]):
 ...     model.learn_one(key, float(t))
->>> model.predict_next("a", k=1)
-[('b', 1.0)]
+>>> [(key, round(p, 3)) for key, p in model.predict_next("a", k=1)]
+[('b', 0.667)]
 >>> strides = AccessModel(horizon=1)
 >>> for t, key in enumerate(["100", "108", "116", "124"]):
 ...     strides.learn_one(key, float(t))
 >>> strides.predict_next("132", k=1)
-[('140', 1.0)]
+[('140', 0.75)]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ accesses they are given. The predictive cache is driven by
 
 >>> keys = ["a", "b", "a", "c", "b", "a"]
 >>> lru_hit_ratio(keys, 2), belady_hit_ratio(keys, 2)
-(0.16666666666666666, 0.5)
+(0.16666666666666666, 0.3333333333333333)
 """
 
 from __future__ import annotations

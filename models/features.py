@@ -22,7 +22,7 @@ numeric ``attrs``, and history of calls that had finished.
 >>> f.numeric_attrs_
 ['size']
 >>> f.transform(calls).shape
-(2, 11)
+(2, 10)
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ when the log is that long, and the time of day. Series are per server.
 >>> import pandas as pd
 >>> counts = pd.DataFrame({"a": [1, 2, 3, 4, 5, 6, 7, 8]}, index=range(0, 480, 60))
 >>> load_features(counts, window_s=60).shape
-(8, 14)
+(8, 15)
 """
 
 from __future__ import annotations

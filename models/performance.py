@@ -4,9 +4,9 @@ Two variants over the same inputs (:class:`models.features.CallFeaturizer`):
 
 * :class:`BatchPerformance` (scikit-learn): histogram gradient boosting with
   quantile loss for the latency p50 and p95 (true quantile regression), a
-  sigmoid-calibrated classifier for success (Platt scaling keeps the
-  ranking), absolute-error boosting for output tokens and cost (the median
-  minimizes absolute error). Latency and tokens are learned as a log-ratio
+  calibrated classifier for success (:mod:`models.calibrated`),
+  absolute-error boosting for output tokens and cost (the median minimizes
+  absolute error). Latency and tokens are learned as a log-ratio
   to the (server, tool) moving average.
 * :class:`OnlinePerformance` (river): linear models that learn one call at
   a time, with per-server load and per-tool size interactions. Latency and
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from river import linear_model, optim, preprocessing
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor
 
+from models.calibrated import fit_calibrated_classifier
 from models.features import informative_columns
 
 __all__ = ["BatchPerformance", "OnlinePerformance", "PerformancePrediction"]
@@ -51,6 +51,12 @@ def _hgb_regressor(loss: str, quantile: float | None = None, categorical=None,
         loss=loss, max_iter=120, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=40,
         categorical_features=categorical, random_state=seed, early_stopping=False, **kwargs,
     )
+
+
+def _log_median(values: np.ndarray) -> float:
+    """log1p of the median of the known values (0 when none is known)."""
+    known = values[~np.isnan(values)]
+    return float(np.log1p(np.median(known))) if len(known) else 0.0
 
 
 class _Constant:
@@ -110,9 +116,8 @@ class BatchPerformance:
         self.latency_base_ = names.index("hist_latency") if "hist_latency" in names else None
         self.tokens_base_ = (names.index("hist_output_tokens") if "hist_output_tokens" in names
                              else None)
-        with np.errstate(all="ignore"):
-            self.latency_fallback_ = float(np.nan_to_num(np.log1p(np.nanmedian(latency_ms))))
-            self.tokens_fallback_ = float(np.nan_to_num(np.log1p(np.nanmedian(output_tokens))))
+        self.latency_fallback_ = _log_median(latency_ms)
+        self.tokens_fallback_ = _log_median(output_tokens)
         log_latency = np.log1p(latency_ms) - self._base(X, self.latency_base_,
                                                         self.latency_fallback_)
         log_tokens = np.log1p(output_tokens) - self._base(X, self.tokens_base_,
@@ -126,14 +131,8 @@ class BatchPerformance:
         mask = ~np.isnan(success) & self._recent
         y = success[mask]
         if mask.sum() >= 50 and 0 < y.mean() < 1 and min(y.sum(), (1 - y).sum()) >= 10:
-            booster = HistGradientBoostingClassifier(
-                max_iter=150, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=40,
-                categorical_features=self._categorical, random_state=self.random_state,
-                early_stopping=False,
-            )
-            self.success_ = CalibratedClassifierCV(booster, method="sigmoid", cv=3).fit(
-                X[mask], y.astype(int)
-            )
+            self.success_ = fit_calibrated_classifier(X[mask], y.astype(int), self._categorical,
+                                                      self.random_state)
         else:
             self.success_ = _Constant(float(y.mean()) if len(y) else PRIOR_SUCCESS)
         return self

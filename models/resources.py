@@ -64,10 +64,9 @@ class BatchResources:
         learned as a log-ratio to it, so that it moves with the average when workloads
         change; quantiles commute with that transform, absolute-error medians too.
         """
-        with np.errstate(all="ignore"):
-            duration = targets.get("duration_ms")
-            fallback = (float(np.nan_to_num(np.log1p(np.nanmedian(duration))))
-                        if duration is not None else 0.0)
+        duration = targets.get("duration_ms")
+        known = duration[~np.isnan(duration)] if duration is not None else np.empty(0)
+        fallback = float(np.log1p(np.median(known))) if len(known) else 0.0
         self.base_ = (base_column, fallback)
         if duration is not None:
             targets = {**targets, "duration_ms": np.log1p(duration) - self._base(X)}

@@ -5,7 +5,8 @@ error rates, latency level and trend, time since its last failure, its last
 health probe (reachability, probe latency, CPU, memory, queue depth, age),
 and the call's own load and attempt number (see :mod:`models.history`).
 
-* :class:`BatchRisk` (scikit-learn): gradient boosting, sigmoid-calibrated (Platt).
+* :class:`BatchRisk` (scikit-learn): gradient boosting, calibrated on the newest rows
+  (:mod:`models.calibrated`).
 * :class:`OnlineRisk` (river): logistic regression with a drift detector
   (ADWIN on the error stream); on drift its learning rate is raised for a
   while so it re-adapts quickly.
@@ -19,9 +20,8 @@ from collections import defaultdict
 
 import numpy as np
 from river import drift, linear_model, optim, preprocessing
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
 
+from models.calibrated import fit_calibrated_classifier
 from models.features import informative_columns
 
 __all__ = ["RISK_FEATURES", "BatchRisk", "OnlineRisk", "RecoveryStats", "threshold_score"]
@@ -60,12 +60,8 @@ class BatchRisk:
         if len(np.unique(y)) < 2 or min(y.sum(), (1 - y).sum()) < 10:
             self.model_ = None
             return self
-        booster = HistGradientBoostingClassifier(max_iter=150, max_leaf_nodes=31,
-                                                 min_samples_leaf=40,
-                                                 random_state=self.random_state,
-                                                 early_stopping=False)
-        self.model_ = CalibratedClassifierCV(booster, method="sigmoid", cv=3).fit(
-            X[:, self.columns_], y)
+        self.model_ = fit_calibrated_classifier(X[:, self.columns_], y,
+                                                random_state=self.random_state)
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ def predictive_replicas(forecast: np.ndarray, capacity: float, headroom: float =
     """Replicas per window from forecasts, stepping up at most x1.5, down after stabilization.
 
     >>> predictive_replicas(np.array([5.0, 50.0, 50.0]), 10.0).tolist()
-    [1.0, 1.0, 1.0]
+    [1.0, 2.0, 3.0]
     >>> predictive_replicas(np.array([5.0, 50.0, 50.0, 50.0]), 1.0).tolist()
     [8.0, 12.0, 18.0, 27.0]
     """

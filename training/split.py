@@ -3,7 +3,7 @@
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"ts": [0.0, 5.0, 8.0, 10.0], "kind": ["call"] * 4})
 >>> split = TimeSplit.of(frame)
->>> split.cut, list(split.train_mask), list(split.test_mask)
+>>> split.cut, split.train_mask.tolist(), split.test_mask.tolist()
 (8.0, [True, True, False, False], [False, False, True, True])
 """
 

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import numpy as np
+
+from models.risk import BatchRisk, OnlineRisk, RecoveryStats, threshold_score
+
+
+def test_recovery_never_prefers_retrying_invalid_params_even_with_lucky_data():
+    stats = RecoveryStats()
+    for _ in range(3):
+        stats.learn_one("invalid_params", "retry", True)
+    assert stats.best("invalid_params") != "retry"
+
+
+def test_recovery_learns_what_works_per_error_type():
+    stats = RecoveryStats()
+    for i in range(200):
+        stats.learn_one("timeout", "fallback", i % 10 != 0)
+        stats.learn_one("timeout", "retry", i % 3 == 0)
+    assert stats.best("timeout") == "fallback"
+    assert stats.rate("timeout", "fallback") > 0.85
+
+
+def test_threshold_score_counts_breaches():
+    score = threshold_score(np.array([100.0, 2500.0]), np.array([90.0, 10.0]),
+                            np.array([75.0, np.nan]))
+    assert score.tolist() == [2.0, 1.0]
+
+
+def test_batch_risk_ranks_failures_from_memory_pressure():
+    rng = np.random.default_rng(0)
+    mem = rng.uniform(30, 100, 4000)
+    failed = rng.random(4000) < np.where(mem > 85, 0.5, 0.02)
+    X = np.column_stack([mem, rng.normal(size=4000)])
+    model = BatchRisk().fit(X[:3000], failed[:3000])
+    p = model.predict_proba(X[3000:])
+    assert p[mem[3000:] > 85].mean() > 3 * p[mem[3000:] < 80].mean()
+
+
+def test_online_risk_predicts_before_learning_and_learns():
+    model = OnlineRisk()
+    assert model.predict_one({"probe_mem": 50.0}) == OnlineRisk.PRIOR
+    for i in range(2000):
+        mem = 40.0 + (i % 60)
+        model.learn_one({"probe_mem": mem}, mem > 90)
+    assert model.predict_one({"probe_mem": 99.0}) > model.predict_one({"probe_mem": 45.0})

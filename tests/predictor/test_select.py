@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from predictor.select import DEFAULT_WEIGHTS, Selector, SelectRequest
+
+
+def _teach(selector: Selector, n: int = 40) -> None:
+    for i in range(n):
+        selector.observe_call(float(i), "slow", "search", latency_ms=1200.0, success=True)
+        selector.observe_call(float(i), "fast", "search", latency_ms=200.0, success=True)
+
+
+def test_answers_from_the_prior_before_any_telemetry():
+    answer = Selector().select(SelectRequest(task_type="search", candidates=["x", "y"]))
+    assert answer.source == "prior"
+    assert {r.server for r in answer.ranking} == {"x", "y"}
+    assert set(answer.ranking[0].factors.model_dump()) == set(DEFAULT_WEIGHTS)
+
+
+def test_select_prefers_faster_server_once_it_has_seen_enough():
+    selector = Selector(seed=0)
+    _teach(selector)
+    answer = selector.select(SelectRequest(task_type="search", candidates=["slow", "fast"],
+                                           explore=0.0))
+    assert answer.source == "online"
+    assert answer.ranking[0].server == "fast"
+    fast = answer.ranking[0]
+    assert fast.factors.performance == 1.0
+    assert fast.predicted.latency_p50_ms == pytest.approx(200.0, rel=0.15)
+    assert answer.explored is False
+
+
+def test_select_avoids_a_failing_server():
+    selector = Selector(seed=0)
+    for i in range(40):
+        selector.observe_call(float(i), "flaky", "db", latency_ms=50.0, success=False,
+                              error_type="connection")
+        selector.observe_call(float(i), "steady", "db", latency_ms=120.0, success=True)
+    answer = selector.select(SelectRequest(task_type="db", candidates=["flaky", "steady"],
+                                           explore=0.0))
+    assert answer.ranking[0].server == "steady"
+    flaky = answer.ranking[1]
+    assert flaky.factors.availability == 0.0
+    assert flaky.factors.capability < 0.2
+
+
+def test_explores_less_as_it_learns():
+    def explored_share(observations: int) -> float:
+        selector = Selector(seed=1)
+        _teach(selector, observations)
+        req = SelectRequest(task_type="search", candidates=["slow", "fast"], explore=1.0)
+        return sum(selector.select(req).explored for _ in range(400)) / 400
+
+    assert explored_share(1) > explored_share(200)
+
+
+def test_explore_zero_never_explores():
+    selector = Selector(seed=2)
+    req = SelectRequest(task_type="search", candidates=["a", "b", "c"], explore=0.0)
+    assert not any(selector.select(req).explored for _ in range(100))
+
+
+def test_weights_override_and_validation():
+    selector = Selector()
+    _teach(selector)
+    answer = selector.select(SelectRequest(task_type="search", candidates=["slow", "fast"],
+                                           weights={"performance": 1.0, "capability": 0.0,
+                                                    "cost": 0.0, "reliability": 0.0,
+                                                    "availability": 0.0}, explore=0.0))
+    assert answer.ranking[0].score == 1.0
+    with pytest.raises(ValidationError):
+        SelectRequest(task_type="s", candidates=["a"], weights={"speed": 1.0})
+    with pytest.raises(ValidationError):
+        SelectRequest(task_type="s", candidates=[])
