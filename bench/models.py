@@ -97,9 +97,8 @@ def main() -> None:
     online_row("resources", lambda i: res.learn_one(xs[i], lat[i]),
                lambda i: res.predict_one(xs[i]), len(xs))
     batch_res = BatchResources(categorical=featurizer.categorical_mask)
-    calibration = np.arange(len(X)) >= int(0.75 * len(X))
     batch_row("resources",
-              lambda: batch_res.fit(X, {"duration_ms": lat}, calibration,
+              lambda: batch_res.fit(X, {"duration_ms": lat},
                                     base_column=featurizer.feature_names_.index("hist_latency")),
               batch_res.predict, X)
 

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from river import linear_model, optim, preprocessing
+from river import base, linear_model, optim, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from models.features import informative_columns
@@ -112,30 +112,49 @@ class BatchLoad:
         return mean, np.clip(self.upper_.predict(X), mean, max(self.ceiling_, 0.0))
 
 
-class OnlineLoad:
+class OnlineLoad(base.Regressor):
     """River forecaster of the next window's count, one window at a time.
 
+    A linear model of the log count over log-scaled lags; until it has seen
+    ``warmup`` windows it answers the last window's count (persistence).
+
+    Parameters
+    ----------
+    warmup
+        Windows to see before trusting the model.
+    lr
+        AdaGrad learning rate.
+
+    Examples
+    --------
     >>> model = OnlineLoad()
     >>> model.predict_one({"lag1": 4.0})
     4.0
     """
 
-    def __init__(self) -> None:
+    def __init__(self, warmup: int = 10, lr: float = 0.1) -> None:
+        self.warmup = warmup
+        self.lr = lr
         self._model = preprocessing.StandardScaler() | linear_model.LinearRegression(
-            optimizer=optim.AdaGrad(0.1), clip_gradient=1.0)
+            optimizer=optim.AdaGrad(lr), clip_gradient=1.0)
         self._n = 0
 
     @staticmethod
-    def _clean(x: dict[str, float]) -> dict[str, float]:
-        return {k: (0.0 if v != v else math.log1p(max(v, 0.0)) if k != "trend" else v)
-                for k, v in x.items() if k != "server"}
+    def _clean(x: dict) -> dict[str, float]:
+        out = {}
+        for k, v in x.items():
+            if k == "server":
+                continue
+            v = 0.0 if v is None or v != v else float(v)
+            out[k] = v if k in ("trend", "hour_sin", "hour_cos") else math.log1p(max(v, 0.0))
+        return out
 
-    def learn_one(self, x: dict[str, float], y: float) -> None:
-        self._model.learn_one(self._clean(x), math.log1p(y))
+    def learn_one(self, x: dict, y: float) -> None:
+        self._model.learn_one(self._clean(x), math.log1p(max(float(y), 0.0)))
         self._n += 1
 
-    def predict_one(self, x: dict[str, float]) -> float:
-        if self._n < 10:
+    def predict_one(self, x: dict) -> float:
+        if self._n < self.warmup:
             last = x.get("lag1", 0.0)
-            return 0.0 if last != last else float(last)  # persistence until it has learned
+            return 0.0 if last is None or last != last else float(last)
         return max(math.expm1(min(self._model.predict_one(self._clean(x)), 20.0)), 0.0)

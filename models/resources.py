@@ -6,10 +6,10 @@ input size, numeric attrs such as input bytes or fan-in; see
 history of earlier finished calls of the same tool.
 
 * :class:`BatchResources` (scikit-learn): absolute-error gradient boosting
-  per target (duration, output tokens, memory, CPU), and for duration an
-  80 % interval from conformalized quantile regression (Romano et al. 2019):
-  quantile boosters at 10 % and 90 %, widened on a calibration slice (the
-  last quarter of the training time span) until they cover 80 % there.
+  per target (output tokens, memory, CPU) and, for duration, conformalized
+  quantile regression (:class:`models.conformal.ConformalIntervalRegressor`):
+  the median and an 80 % interval calibrated on the newest quarter of the
+  training rows.
 * :class:`OnlineResources` (river): a linear model of log duration that
   learns one call at a time.
 """
@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from river import linear_model, optim, preprocessing
+from river import base, linear_model, optim, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from models.conformal import ConformalIntervalRegressor
 from models.features import informative_columns
 
 __all__ = ["TARGETS", "BatchResources", "OnlineResources"]
@@ -56,48 +57,40 @@ class BatchResources:
         self.coverage = coverage
         self.random_state = random_state
 
-    def fit(self, X: np.ndarray, targets: dict[str, np.ndarray], calibration: np.ndarray,
-            base_column: int | None = None) -> BatchResources:
-        """Fit on rows of ``X``; ``calibration`` marks rows held out to calibrate intervals.
+    def fit(self, X: np.ndarray, targets: dict[str, np.ndarray], *,
+            base_column: int | None = None, calibration_fraction: float = 0.25
+            ) -> BatchResources:
+        """Fit on time-ordered rows; the newest ``calibration_fraction`` calibrates the interval.
 
         With ``base_column`` (the log-scaled moving average of duration), duration is
         learned as a log-ratio to it, so that it moves with the average when workloads
-        change; quantiles commute with that transform, absolute-error medians too.
+        change; quantiles commute with that transform.
         """
         duration = targets.get("duration_ms")
         known = duration[~np.isnan(duration)] if duration is not None else np.empty(0)
         fallback = float(np.log1p(np.median(known))) if len(known) else 0.0
         self.base_ = (base_column, fallback)
-        if duration is not None:
-            targets = {**targets, "duration_ms": np.log1p(duration) - self._base(X)}
         self.columns_ = informative_columns(X)
-        X = X[:, self.columns_]
         categorical = (None if self.categorical is None
                        else list(np.asarray(self.categorical)[self.columns_]))
+        Xc = X[:, self.columns_]
         self.models_: dict[str, HistGradientBoostingRegressor] = {}
         for name, y in targets.items():
-            known = ~np.isnan(y)
-            if known.sum() >= 30:
+            if name == "duration_ms":
+                continue
+            rows = ~np.isnan(y)
+            if rows.sum() >= 30:
                 self.models_[name] = _booster("absolute_error", categorical,
-                                              seed=self.random_state).fit(X[known], y[known])
-        y = targets.get("duration_ms")
-        self.interval_ = None
-        if y is not None:
-            fit_rows = ~np.isnan(y) & ~calibration
-            cal_rows = ~np.isnan(y) & calibration
-            if fit_rows.sum() >= 30 and cal_rows.sum() >= 10:
-                alpha = (1 - self.coverage) / 2
-                lo = _booster("quantile", categorical, alpha, self.random_state)
-                hi = _booster("quantile", categorical, 1 - alpha, self.random_state)
-                lo.fit(X[fit_rows], y[fit_rows])
-                hi.fit(X[fit_rows], y[fit_rows])
-                # Conformity scores on the calibration rows, on the log-ratio scale: how
-                # far outside the band (a multiplicative margin on the raw scale).
-                scores = np.maximum(lo.predict(X[cal_rows]) - y[cal_rows],
-                                    y[cal_rows] - hi.predict(X[cal_rows]))
-                n = len(scores)
-                level = min(1.0, math.ceil((n + 1) * self.coverage) / n)
-                self.interval_ = (lo, hi, float(np.quantile(scores, level)))
+                                              seed=self.random_state).fit(Xc[rows], y[rows])
+        self.duration_ = None
+        if duration is not None:
+            rows = ~np.isnan(duration)
+            if rows.sum() >= 30:
+                log_ratio = np.log1p(duration[rows]) - self._base(X[rows])
+                self.duration_ = ConformalIntervalRegressor(
+                    coverage=self.coverage, calibration_fraction=calibration_fraction,
+                    categorical_features=categorical, random_state=self.random_state,
+                ).fit(Xc[rows], log_ratio)
         return self
 
     def _base(self, X: np.ndarray) -> np.ndarray:
@@ -112,24 +105,30 @@ class BatchResources:
     def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
         Xc = X[:, self.columns_]
         out = {name: np.maximum(model.predict(Xc), 0.0) for name, model in self.models_.items()}
-        if "duration_ms" in self.models_:
-            out["duration_ms"] = np.maximum(
-                self._duration(X, self.models_["duration_ms"].predict(Xc)), 0.0)
+        if self.duration_ is not None:
+            out["duration_ms"] = np.maximum(self._duration(X, self.duration_.predict(Xc)), 0.0)
         return out
 
     def interval(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """The 80 % interval of duration for rows of ``X`` (``None`` if not fitted)."""
-        if self.interval_ is None:
+        """The calibrated interval of duration for rows of ``X`` (``None`` if not fitted)."""
+        if self.duration_ is None:
             return None
-        lo, hi, q = self.interval_
-        Xc = X[:, self.columns_]
-        return (np.maximum(self._duration(X, lo.predict(Xc) - q), 0.0),
-                self._duration(X, hi.predict(Xc) + q))
+        lo, hi = self.duration_.predict_interval(X[:, self.columns_])
+        return np.maximum(self._duration(X, lo), 0.0), self._duration(X, hi)
 
 
-class OnlineResources:
-    """A river model of log duration, learning one call at a time.
+class OnlineResources(base.Regressor):
+    """A river regressor of log duration, learning one call at a time.
 
+    Parameters
+    ----------
+    prior_ms
+        Duration answered before learning.
+    lr
+        AdaGrad learning rate.
+
+    Examples
+    --------
     >>> model = OnlineResources()
     >>> model.predict_one({"log_input_tokens": 3.0})
     1000.0
@@ -138,19 +137,19 @@ class OnlineResources:
     True
     """
 
-    PRIOR_MS = 1000.0
-
-    def __init__(self) -> None:
+    def __init__(self, prior_ms: float = 1000.0, lr: float = 0.1) -> None:
+        self.prior_ms = prior_ms
+        self.lr = lr
         self._model = preprocessing.StandardScaler() | linear_model.LinearRegression(
-            optimizer=optim.AdaGrad(0.1), clip_gradient=1.0)
+            optimizer=optim.AdaGrad(lr), clip_gradient=1.0)
         self._n = 0
 
-    def learn_one(self, x: dict[str, float], duration_ms: float) -> None:
-        if not math.isnan(duration_ms):
-            self._model.learn_one(x, math.log1p(duration_ms))
+    def learn_one(self, x: dict, y: float) -> None:
+        if y is not None and not math.isnan(y):
+            self._model.learn_one(x, math.log1p(max(float(y), 0.0)))
             self._n += 1
 
-    def predict_one(self, x: dict[str, float]) -> float:
+    def predict_one(self, x: dict) -> float:
         if not self._n:
-            return self.PRIOR_MS
+            return self.prior_ms
         return max(math.expm1(min(self._model.predict_one(x), 25.0)), 0.0)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-from river import drift, linear_model, optim, preprocessing
+from river import base, drift, linear_model, optim, preprocessing
 
 from models.calibrated import fit_calibrated_classifier
 from models.features import informative_columns
@@ -71,49 +71,68 @@ class BatchRisk:
         return self.model_.predict_proba(X[:, self.columns_])[:, 1]
 
 
-class OnlineRisk:
-    """River failure probability that adapts after drift.
+class OnlineRisk(base.Classifier):
+    """River failure classifier that adapts after drift.
 
+    Logistic regression over standardized inputs, with missing values as
+    indicator features. An ADWIN detector watches the stream of outcomes;
+    each detected change is counted in ``drifts``. Before it has seen both
+    outcomes it answers the prior failure rate.
+
+    Parameters
+    ----------
+    prior
+        Failure probability answered before learning.
+    lr
+        AdaGrad learning rate.
+
+    Examples
+    --------
     >>> model = OnlineRisk()
-    >>> model.predict_one({"srv_error_rate": 0.0})
-    0.05
+    >>> model.predict_proba_one({"srv_error_rate": 0.0})
+    {False: 0.95, True: 0.05}
+    >>> for i in range(3000):
+    ...     model.learn_one({"mem": float(40 + i % 60)}, 40 + i % 60 > 90)
+    >>> p = model.predict_proba_one({"mem": 99.0})[True]
+    >>> p > model.predict_proba_one({"mem": 10.0})[True]
+    True
     """
 
-    PRIOR = 0.05
-
-    def __init__(self) -> None:
+    def __init__(self, prior: float = 0.05, lr: float = 0.05) -> None:
+        self.prior = prior
+        self.lr = lr
         self._scaler = preprocessing.StandardScaler()
-        self._model = linear_model.LogisticRegression(optimizer=optim.AdaGrad(0.05),
+        self._model = linear_model.LogisticRegression(optimizer=optim.AdaGrad(lr),
                                                       clip_gradient=1.0)
         self._drift = drift.ADWIN(delta=0.002)
-        self._n = 0
+        self._seen: set[bool] = set()
         self.drifts = 0
 
     @staticmethod
-    def _clean(x: dict[str, float]) -> dict[str, float]:
+    def _clean(x: dict) -> dict[str, float]:
         out = {}
         for k, v in x.items():
-            if v != v:
+            if v != v or v is None:
                 out[f"{k}_missing"] = 1.0
             else:
-                out[k] = v
+                out[k] = float(v)
         return out
 
-    def learn_one(self, x: dict[str, float], failed: bool) -> None:
+    def learn_one(self, x: dict, y: bool) -> None:
         x = self._clean(x)
         self._scaler.learn_one(x)
-        self._model.learn_one(self._scaler.transform_one(x), bool(failed))
-        self._drift.update(float(failed))
+        self._model.learn_one(self._scaler.transform_one(x), bool(y))
+        self._drift.update(float(bool(y)))
         if self._drift.drift_detected:
             self.drifts += 1
-        self._n += 1
+        self._seen.add(bool(y))
 
-    def predict_one(self, x: dict[str, float]) -> float:
-        if self._n < 20:
-            return self.PRIOR
+    def predict_proba_one(self, x: dict) -> dict[bool, float]:
+        if len(self._seen) < 2:
+            return {False: 1.0 - self.prior, True: self.prior}
         x = self._clean(x)
-        return float(self._model.predict_proba_one(self._scaler.transform_one(x)).get(True,
-                                                                                       self.PRIOR))
+        p = self._model.predict_proba_one(self._scaler.transform_one(x)).get(True, self.prior)
+        return {False: 1.0 - p, True: p}
 
 
 #: Rule-based prior: P(recovered | error type, strategy) before any telemetry.

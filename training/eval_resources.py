@@ -31,17 +31,11 @@ def evaluate_resources(calls: pd.DataFrame, history: pd.DataFrame, train: np.nda
     hist = history[_HISTORY]
     featurizer = CallFeaturizer(spec_only=True).fit(calls[train], hist)
     X = featurizer.transform(calls, hist)
-    # Calibrate the intervals on the last quarter of the training time span.
     ts = calls["ts"].to_numpy(float)
-    train_ts = ts[train]
-    cal_cut = train_ts.min() + 0.75 * (train_ts.max() - train_ts.min())
-    calibration = ts[train] >= cal_cut
-    if calibration.all() or not calibration.any():
-        calibration = np.arange(int(train.sum())) >= int(0.75 * train.sum())
     targets = {name: calls[col].to_numpy(float)[train] for name, col in TARGETS.items()}
+    # The newest quarter of the (time-ordered) training rows calibrates the interval.
     batch = BatchResources(categorical=featurizer.categorical_mask).fit(
-        X[train], targets, calibration,
-        base_column=featurizer.feature_names_.index("hist_latency"))
+        X[train], targets, base_column=featurizer.feature_names_.index("hist_latency"))
     pred = batch.predict(X[test])
     online = OnlineResources()
     online_pred = []

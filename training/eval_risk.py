@@ -62,7 +62,7 @@ def evaluate_risk(calls: pd.DataFrame, history: pd.DataFrame, train: np.ndarray,
             online.learn_one(x_done, y_done)
         x = dict(zip(names, row, strict=True))
         if test[i]:
-            p_online.append(online.predict_one(x))
+            p_online.append(online.predict_proba_one(x)[True])
         delay.add(finish_time(ts[i], lat[i]), (x, bool(failed[i])))
     hist = history.loc[calls.index[test]]
     # The 2000 ms rule applies to the server's recent latency (history is kept raw;

@@ -39,8 +39,19 @@ def test_batch_risk_ranks_failures_from_memory_pressure():
 
 def test_online_risk_predicts_before_learning_and_learns():
     model = OnlineRisk()
-    assert model.predict_one({"probe_mem": 50.0}) == OnlineRisk.PRIOR
+    assert model.predict_proba_one({"probe_mem": 50.0})[True] == 0.05
     for i in range(2000):
         mem = 40.0 + (i % 60)
         model.learn_one({"probe_mem": mem}, mem > 90)
-    assert model.predict_one({"probe_mem": 99.0}) > model.predict_one({"probe_mem": 45.0})
+    assert (model.predict_proba_one({"probe_mem": 99.0})[True]
+            > model.predict_proba_one({"probe_mem": 45.0})[True])
+
+
+def test_online_estimators_pass_river_checks():
+    from river import checks
+
+    from models.load import OnlineLoad
+    from models.resources import OnlineResources
+
+    for model in (OnlineRisk(), OnlineResources(), OnlineLoad()):
+        checks.check_estimator(model)
