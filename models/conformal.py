@@ -1,7 +1,7 @@
 """Conformalized quantile regression as a scikit-learn estimator.
 
-:class:`ConformalIntervalRegressor` fits three gradient-boosted quantile
-regressors (the median and the two interval edges) on the older rows and
+:class:`ConformalIntervalRegressor` fits a gradient-boosted median on all
+rows and two quantile regressors (the interval edges) on the older rows, and
 widens the interval on the newest ``calibration_fraction`` of the rows until
 it covers ``coverage`` of them there (Romano, Patterson and Candès, 2019).
 Rows are taken in the order given, which for telemetry is time order: the
@@ -86,7 +86,8 @@ class ConformalIntervalRegressor(RegressorMixin, BaseEstimator):
             n_fit, n_cal = len(y), 0  # too few rows to hold any out: no calibration
         alpha = (1 - self.coverage) / 2
         fit_X, fit_y = X[:n_fit], y[:n_fit]
-        self.median_ = self._booster(0.5).fit(fit_X, fit_y)
+        # The point prediction needs no calibration: it learns every row, newest included.
+        self.median_ = self._booster(0.5).fit(X, y)
         self.lower_ = self._booster(alpha).fit(fit_X, fit_y)
         self.upper_ = self._booster(1 - alpha).fit(fit_X, fit_y)
         self.n_iter_ = self.median_.n_iter_
