@@ -33,7 +33,9 @@ from models.history import History
 from models.performance import BatchPerformance
 from training.metrics import rounded
 
-__all__ = ["evaluate_selection"]
+__all__ = ["MAX_CANDIDATES", "evaluate_selection"]
+
+MAX_CANDIDATES = 10
 
 
 def _candidate_frame(calls: pd.DataFrame, frame: pd.DataFrame, candidates: dict[str, list[str]],
@@ -69,10 +71,20 @@ def evaluate_selection(calls: pd.DataFrame, frame: pd.DataFrame, history: pd.Dat
                        train: np.ndarray, test: np.ndarray, seed: int = 0) -> tuple[dict, dict]:
     """The ``selection`` section of the report (replay method)."""
     task = calls["task_type"]
-    served = calls[train & task.notna().to_numpy()].groupby("task_type")["server"].unique()
-    candidates = {t: sorted(s) for t, s in served.items() if len(s) > 1}
+    known = calls[train & task.notna().to_numpy()]
+    # Candidates: the servers that served the task type in training, at most the
+    # MAX_CANDIDATES busiest (a routing decision weighs a handful, not hundreds).
+    served = known.groupby("task_type")["server"].value_counts()
+    candidates = {}
+    for task_type, counts in served.groupby(level=0):
+        servers = sorted(counts.droplevel(0).index[:MAX_CANDIDATES])
+        if len(servers) > 1:
+            candidates[task_type] = servers
     has_latency = calls["latency_ms"].notna().to_numpy()
     eligible = test & task.isin(list(candidates)).to_numpy() & has_latency
+    # Only calls whose logged server is a candidate can ever match a pick.
+    eligible &= np.array([s in candidates.get(t, ()) for t, s in
+                          zip(calls["task_type"], calls["server"], strict=True)])
     if not candidates or eligible.sum() < 20:
         return {"reason": "no task_type served by several servers with latency in both parts"}, {}
     hist_names = list(history.columns)
