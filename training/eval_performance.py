@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from river import drift
 
 from models.delay import LabelDelay, finish_time
 from models.features import CallFeaturizer
 from models.performance import BatchPerformance, OnlinePerformance
 from training.metrics import auc, mae, rounded
 
-__all__ = ["evaluate_performance"]
+__all__ = ["AFTER_DRIFT_S", "evaluate_performance"]
+
+#: Test calls within this many seconds after a drift alarm on their server are
+#: scored again on their own, to show how each variant copes with change.
+AFTER_DRIFT_S = 600.0
 
 
 def _online_predictions(featurizer: CallFeaturizer, X: np.ndarray, calls: pd.DataFrame,
@@ -23,18 +28,33 @@ def _online_predictions(featurizer: CallFeaturizer, X: np.ndarray, calls: pd.Dat
                   calls["success"].to_numpy(float), calls["output_tokens"].to_numpy(float),
                   calls["cost_usd"].to_numpy(float), strict=True)
     delay: LabelDelay = LabelDelay()
+    # One ADWIN per server over its log latency: when a server's behaviour shifts.
+    detectors: dict[str, drift.ADWIN] = {}
+    last_alarm: dict[str, float] = {}
+    since_alarm = np.full(int(test.sum()), np.inf)
+    servers = calls["server"].to_numpy(object)
     j = 0
-    for is_test, x, (ts, lat, ok, tokens, cost) in zip(test, featurizer.dicts(X), targets,
-                                                       strict=True):
-        for x_done, lat_done, ok_done, tokens_done, cost_done in delay.ready(ts):
+    for i, (is_test, x, (ts, lat, ok, tokens, cost)) in enumerate(
+        zip(test, featurizer.dicts(X), targets, strict=True)
+    ):
+        for server, x_done, lat_done, ok_done, tokens_done, cost_done, end in delay.ready(ts):
             model.learn_one(x_done, latency_ms=lat_done, success=ok_done,
                             output_tokens=tokens_done, cost_usd=cost_done)
+            if not np.isnan(lat_done):
+                detector = detectors.setdefault(server, drift.ADWIN(delta=0.002))
+                detector.update(np.log1p(lat_done))
+                if detector.drift_detected:
+                    last_alarm[server] = end
+        if is_test and servers[i] in last_alarm:
+            since_alarm[j] = ts - last_alarm[servers[i]]
         if is_test:
             pred = model.predict_one(x)
             for name in names:
                 out[name][j] = pred[name]
             j += 1
-        delay.add(finish_time(ts, lat), (x, lat, ok, tokens, cost))
+        end = finish_time(ts, lat)
+        delay.add(end, (servers[i], x, lat, ok, tokens, cost, end))
+    out["since_alarm_s"] = since_alarm
     return out
 
 
@@ -69,6 +89,15 @@ def evaluate_performance(calls: pd.DataFrame, history: pd.DataFrame, train: np.n
             "ewma": rounded(mae(lat_true, ewma), 2),
             "global_mean": rounded(mae(lat_true, np.full(len(lat_true), mean)), 2),
         }
+        after = online["since_alarm_s"] <= AFTER_DRIFT_S
+        if after.sum() >= 20:
+            # Right after a server's latency shifted: does learning online pay off?
+            section["latency_mae_ms_after_drift"] = {
+                "calls": int(after.sum()),
+                "batch": rounded(mae(lat_true[after], pred.latency_p50_ms[after]), 2),
+                "online": rounded(mae(lat_true[after], online["latency_p50_ms"][after]), 2),
+                "ewma": rounded(mae(lat_true[after], ewma[after]), 2),
+            }
         known = ~np.isnan(lat_true)
         section["latency_p95_coverage"] = {
             "batch": rounded(float(np.mean(lat_true[known] <= pred.latency_p95_ms[known]))),
