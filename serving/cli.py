@@ -173,6 +173,48 @@ def evaluate(
         progress(f"wrote {report}")
 
 
+@app.command()
+def train(
+    logs: Annotated[list[str], typer.Argument(help="Telemetry logs to train on.")],
+    family: Annotated[list[str] | None, typer.Option(help="Family to train (repeatable): "
+                                                     "performance, resources, cache, load, "
+                                                     "risk. Default: all.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default "
+                                                     "sqlite:///mlflow.db here).")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "predictor",
+    promote: Annotated[str, typer.Option(help="always | if-better | never")] = "if-better",
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+) -> None:
+    """Train every family from logs, log the run to MLflow, register and promote models."""
+    import logging
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from training.train import outcome_rows
+    from training.train import train as run_training
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    err = Console(stderr=True)
+    def progress(message: str) -> None:
+        if not quiet:
+            err.log(message)
+
+    try:
+        result = run_training(logs, families=family, tracking_uri=tracking_uri,
+                              experiment=experiment, promote=promote, progress=progress)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    _print_report(result.evaluation.report)
+    table = Table(title=f"MLflow run {result.run_id}")
+    for col in ("family", "version", "champion", "why"):
+        table.add_column(col)
+    for row in outcome_rows(result):
+        table.add_row(*row)
+    Console(width=160).print(table)
+
+
 def _print_report(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table

@@ -135,7 +135,7 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
     }
     totals = pd.DataFrame({"y": y, "mean": mean_fc, "upper": upper_fc},
                           index=test_feats.index).groupby(level=0).sum()
-    return section, {"load": model, "headroom": headroom, "plot": totals}
+    return section, {"load": model, "headroom": headroom, "plot": totals, "window_s": window_s}
 
 
 def _replicas_for(model: BatchLoad, feats: pd.DataFrame, caps: dict, headroom: float

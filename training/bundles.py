@@ -1,0 +1,203 @@
+"""What a trained family ships: its fitted models plus how to predict and score with them.
+
+A bundle takes a telemetry frame (:func:`data.frame.records_to_frame`), so
+it can rebuild the leak-free history features it was trained with. Every
+bundle has
+
+* ``predict(frame)``: one output row per call of the frame, and
+* ``loss(frame, test)``: its primary error on the calls (or windows, or
+  accesses) of ``frame`` selected by the boolean mask ``test``, lower is
+  better. Promotion compares two bundles' losses on the same holdout.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.cache import AccessModel
+from models.caching import PredictiveCache
+from models.features import CallFeaturizer
+from models.history import call_features
+from models.load import BatchLoad, load_features, window_counts
+from models.performance import BatchPerformance
+from models.resources import BatchResources
+from models.risk import RISK_FEATURES, BatchRisk
+from training.metrics import auc, mae
+
+__all__ = ["BUNDLES", "CacheBundle", "LoadBundle", "PerformanceBundle", "ResourcesBundle",
+           "RiskBundle"]
+
+
+def _calls(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["kind"] == "call"]
+
+
+@dataclass
+class PerformanceBundle:
+    featurizer: CallFeaturizer
+    model: BatchPerformance
+    family: str = "performance"
+    metric: str = "latency_mae_ms"
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        calls = _calls(frame)
+        X = self.featurizer.transform(calls, call_features(frame))
+        pred = self.model.predict(X)
+        return pd.DataFrame({"latency_p50_ms": pred.latency_p50_ms,
+                             "latency_p95_ms": pred.latency_p95_ms,
+                             "success": pred.success, "output_tokens": pred.output_tokens,
+                             "cost_usd": pred.cost_usd}, index=calls.index)
+
+    def loss(self, frame: pd.DataFrame, test: np.ndarray) -> float | None:
+        calls, pred = _calls(frame), self.predict(frame)
+        mask = test[(frame["kind"] == "call").to_numpy()]
+        truth = calls["latency_ms"].to_numpy(float)[mask]
+        if not np.isnan(truth).all():
+            return mae(truth, pred["latency_p50_ms"].to_numpy()[mask])
+        return mae(calls["output_tokens"].to_numpy(float)[mask],
+                   pred["output_tokens"].to_numpy()[mask])
+
+
+@dataclass
+class ResourcesBundle:
+    featurizer: CallFeaturizer
+    model: BatchResources
+    family: str = "resources"
+    metric: str = "duration_mae_ms"
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        calls = _calls(frame)
+        history = call_features(frame)[self.featurizer.history_columns_]
+        X = self.featurizer.transform(calls, history)
+        out = pd.DataFrame(self.model.predict(X), index=calls.index)
+        band = self.model.interval(X)
+        if band is not None:
+            out["duration_low_ms"], out["duration_high_ms"] = band
+        return out
+
+    def loss(self, frame: pd.DataFrame, test: np.ndarray) -> float | None:
+        calls, pred = _calls(frame), self.predict(frame)
+        if "duration_ms" not in pred:
+            return None
+        mask = test[(frame["kind"] == "call").to_numpy()]
+        return mae(calls["latency_ms"].to_numpy(float)[mask],
+                   pred["duration_ms"].to_numpy()[mask])
+
+
+@dataclass
+class RiskBundle:
+    model: BatchRisk
+    family: str = "risk"
+    metric: str = "1 - roc_auc"
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        calls = _calls(frame)
+        history = call_features(frame)
+        X = np.column_stack([history.loc[calls.index, list(RISK_FEATURES)].to_numpy(float),
+                             calls["concurrency"].to_numpy(float),
+                             calls["attempt"].to_numpy(float)])
+        return pd.DataFrame({"failure_probability": self.model.predict_proba(X)},
+                            index=calls.index)
+
+    def loss(self, frame: pd.DataFrame, test: np.ndarray) -> float | None:
+        calls, pred = _calls(frame), self.predict(frame)
+        mask = test[(frame["kind"] == "call").to_numpy()]
+        score = auc(1 - calls["success"].to_numpy(float)[mask],
+                    pred["failure_probability"].to_numpy()[mask])
+        return None if score is None else 1.0 - score
+
+
+@dataclass
+class LoadBundle:
+    model: BatchLoad
+    window_s: float
+    family: str = "load"
+    metric: str = "forecast_mae"
+
+    def _features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        calls = _calls(frame)
+        counts = window_counts(calls["ts"].to_numpy(float), calls["server"].to_numpy(object),
+                               self.window_s)
+        return load_features(counts, self.window_s)
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Forecasts for every (window, server) of the frame's span, known at window start."""
+        feats = self._features(frame)
+        mean, upper = self.model.predict(feats)
+        return pd.DataFrame({"window_start": feats.index, "server": feats["series"].to_numpy(),
+                             "load": feats["y"].to_numpy(), "forecast": mean,
+                             "forecast_upper": upper})
+
+    def loss(self, frame: pd.DataFrame, test: np.ndarray) -> float | None:
+        cut = float(frame["ts"].to_numpy(float)[test].min()) if test.any() else np.inf
+        pred = self.predict(frame)
+        rows = pred["window_start"].to_numpy(float) >= cut
+        return mae(pred["load"].to_numpy(float)[rows], pred["forecast"].to_numpy()[rows])
+
+
+@dataclass
+class CacheBundle:
+    access_model: AccessModel
+    settings: dict[str, Any]
+    family: str = "cache"
+    metric: str = "1 - hit_ratio"
+
+    def predict(self, frame: pd.DataFrame, k: int = 2) -> pd.DataFrame:
+        """After each access, the ``k`` keys most likely next, with probabilities."""
+        model = copy.deepcopy(self.access_model)
+        calls = _calls(frame)
+        rows = []
+        for ts, key in zip(calls["ts"], calls["cache_key"], strict=True):
+            if not isinstance(key, str):
+                rows.append({"next_keys": "[]"})
+                continue
+            model.learn_one(key, ts)
+            rows.append({"next_keys": str(model.predict_next(key, k))})
+        return pd.DataFrame(rows, index=calls.index)
+
+    def loss(self, frame: pd.DataFrame, test: np.ndarray) -> float | None:
+        calls = _calls(frame)
+        mask = test[(frame["kind"] == "call").to_numpy()] & calls["cache_key"].notna().to_numpy()
+        keys = list(calls["cache_key"].to_numpy(object)[mask])
+        if len(keys) < 10:
+            return None
+        size = max(1, round(0.05 * len(set(keys))))
+        cache = PredictiveCache(size, copy.deepcopy(self.access_model), **self.settings)
+        for key, ts in zip(keys, calls["ts"].to_numpy(float)[mask], strict=True):
+            cache.access(key, ts)
+        return 1.0 - cache.hit_ratio
+
+
+def _performance(art: dict) -> PerformanceBundle | None:
+    return PerformanceBundle(art["featurizer"], art["batch"]) if "batch" in art else None
+
+
+def _resources(art: dict) -> ResourcesBundle | None:
+    return ResourcesBundle(art["featurizer"], art["batch"]) if "batch" in art else None
+
+
+def _risk(art: dict) -> RiskBundle | None:
+    return RiskBundle(art["risk"]) if "risk" in art else None
+
+
+def _load(art: dict) -> LoadBundle | None:
+    return LoadBundle(art["load"], art["window_s"]) if "load" in art else None
+
+
+def _cache(art: dict) -> CacheBundle | None:
+    return CacheBundle(art["access_model"], art["settings"]) if "access_model" in art else None
+
+
+#: family -> (evaluation section holding its artifacts, bundle builder)
+BUNDLES = {
+    "performance": ("performance", _performance),
+    "resources": ("resources", _resources),
+    "cache": ("cache", _cache),
+    "load": ("scaling", _load),
+    "risk": ("risk", _risk),
+}

@@ -1,0 +1,53 @@
+"""The MLflow pyfunc face of a trained family.
+
+:class:`FamilyModel` wraps a bundle (:mod:`training.bundles`) saved with
+:func:`models.persistence.save`; ``load_context`` checks its sha256 before
+unpickling it (these artifacts come from our own registry, never from a
+client). ``predict`` takes a DataFrame of telemetry records (DESIGN's
+field names as columns, ``ts`` as RFC 3339 text or epoch seconds) and
+returns the family's predictions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from data.frame import records_to_frame
+from data.schema import parse_record
+
+__all__ = ["FamilyModel", "frame_from_pandas"]
+
+
+def _clean(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def frame_from_pandas(records: pd.DataFrame) -> pd.DataFrame:
+    """Validate a DataFrame of telemetry records into a time-ordered frame."""
+    parsed = []
+    for row in records.to_dict("records"):
+        raw = {k: v for k, v in ((k, _clean(v)) for k, v in row.items()) if v is not None}
+        parsed.append(parse_record(raw))
+    return records_to_frame(parsed)
+
+
+class FamilyModel(mlflow.pyfunc.PythonModel):
+    """Predict with a trained family's bundle."""
+
+    def load_context(self, context) -> None:  # type: ignore[no-untyped-def]
+        from models.persistence import load
+
+        self.bundle, self.metadata = load(context.artifacts["bundle"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+        frame = frame_from_pandas(pd.DataFrame(model_input))
+        return self.bundle.predict(frame).reset_index(drop=True)

@@ -1,0 +1,241 @@
+"""``predictor train``: logs in, registered models out, one MLflow run per job.
+
+The job reads and validates the logs, evaluates every family exactly as
+``predictor evaluate`` does (time-ordered split, models against baselines),
+and records it all in MLflow: a parent run with the input dataset (source,
+digest, event count, time span), parameters and the evaluation plots, and a
+child run per family with every metric of its report section, its plots,
+and its batch model logged as a pyfunc (:class:`training.pyfunc.FamilyModel`)
+registered as ``predictor-<family>``.
+
+Promotion is its own step: the alias ``champion`` moves to the new version
+only when the new model's loss on this job's holdout (the newest data) is
+lower than the current champion's on the same holdout; ``--promote
+always|never`` overrides. The child run records the decision and why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data.readers import ReadSummary
+from training.bundles import BUNDLES
+from training.evaluate import Evaluation, evaluate_frame, load_log
+from training.split import TimeSplit
+
+__all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "TrainResult", "train"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+PROMOTE_CHOICES = ("always", "if-better", "never")
+_INPUT_COLUMNS = ("ts", "kind", "server", "tool", "task_type", "workflow_id", "phase",
+                  "input_tokens", "concurrency", "attempt", "cache_key", "latency_ms",
+                  "success", "output_tokens", "cost_usd", "reachable", "cpu_pct", "mem_pct",
+                  "queue_depth")
+
+
+@dataclass
+class FamilyOutcome:
+    family: str
+    version: str | None = None
+    promoted: bool = False
+    reason: str = ""
+    loss: float | None = None
+    champion_loss: float | None = None
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    evaluation: Evaluation
+    families: list[FamilyOutcome] = field(default_factory=list)
+
+
+def _flatten(section: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in section.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int | float) and np.isfinite(value):
+            out[name] = float(value)
+    return out
+
+
+def _input_example(frame: pd.DataFrame, rows: int = 20) -> pd.DataFrame:
+    """Telemetry records as a pyfunc takes them: contract columns, ``ts`` in epoch seconds."""
+    calls = frame[frame["kind"] == "call"].head(rows)
+    example = calls[[c for c in _INPUT_COLUMNS if c in calls]].copy()
+    example["success"] = example["success"].map(
+        lambda v: None if pd.isna(v) else bool(v)).astype(object)
+    return example.dropna(axis=1, how="all").reset_index(drop=True)
+
+
+def _decide(promote: str, name: str, loss: float | None, frame: pd.DataFrame,
+            test: np.ndarray, client) -> tuple[bool, str, float | None]:
+    import mlflow
+
+    if promote == "never":
+        return False, "--promote never", None
+    try:
+        client.get_model_version_by_alias(name, "champion")
+    except mlflow.exceptions.MlflowException:
+        return True, "no champion yet", None
+    if promote == "always":
+        return True, "--promote always", None
+    if loss is None:
+        return False, "the new model has no holdout loss on this log", None
+    champion = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    try:
+        old = champion.unwrap_python_model().bundle.loss(frame, test)
+    except Exception as err:  # an incompatible champion should not block training
+        log.warning("champion of %s could not be scored: %s", name, err)
+        return True, f"the champion could not be scored on this holdout ({err})", None
+    if old is None:
+        return True, "the champion has no loss on this holdout", None
+    if loss < old:
+        return True, f"holdout loss {loss:.6g} < champion's {old:.6g}", old
+    return False, f"holdout loss {loss:.6g} is not below the champion's {old:.6g}", old
+
+
+def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
+          tracking_uri: str | None = None, experiment: str = "predictor",
+          promote: str = "if-better",
+          progress: Callable[[str], None] | None = None) -> TrainResult:
+    """Train, evaluate, log, register and promote; see the module docstring."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    from models.persistence import library_versions, save
+    from training.plots import write_plots
+    from training.pyfunc import FamilyModel, frame_from_pandas
+
+    if promote not in PROMOTE_CHOICES:
+        raise ValueError(f"promote must be one of {PROMOTE_CHOICES}, got {promote!r}")
+    chosen = list(families or BUNDLES)
+    unknown = set(chosen) - set(BUNDLES)
+    if unknown:
+        raise ValueError(f"unknown families {sorted(unknown)}; known: {list(BUNDLES)}")
+    progress = progress or (lambda message: None)
+    mlflow.set_tracking_uri(tracking_uri or DEFAULT_TRACKING_URI)
+    mlflow.set_experiment(experiment)
+    client = MlflowClient()
+
+    progress("reading logs")
+    summary = ReadSummary()
+    frame = load_log([str(p) for p in logs], summary).reset_index(drop=True)
+    if frame.empty:
+        raise ValueError("the logs hold no valid record")
+    split = TimeSplit.of(frame)
+    evaluation = evaluate_frame(frame, rejected=summary.rejected, progress=progress)
+    report = evaluation.report
+    versions = library_versions()
+    pip = [f"{name}=={versions[name]}" for name in ("scikit-learn", "river", "numpy", "pandas",
+                                                    "joblib") if versions[name] != "not installed"]
+    example = _input_example(frame)
+    outcomes: list[FamilyOutcome] = []
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name="train") as parent:
+        table = frame.drop(columns=["attrs"])
+        dataset = mlflow.data.from_pandas(table, source=", ".join(str(p) for p in logs),
+                                          name="telemetry")
+        mlflow.log_input(dataset, context="training")
+        ts = frame["ts"]
+        mlflow.log_params({
+            "logs": ", ".join(str(p) for p in logs)[:500], "events": len(frame),
+            "rejected": summary.rejected, "train_events": report["train_events"],
+            "test_events": report["test_events"], "span_start": pd.Timestamp(ts.min(), unit="s"),
+            "span_end": pd.Timestamp(ts.max(), unit="s"), "split_cut": split.cut,
+            "families": ",".join(chosen), "promote": promote,
+        })
+        progress("plots")
+        plots = write_plots(evaluation, Path(tmp) / "plots")
+        for plot in plots:
+            mlflow.log_artifact(str(plot), artifact_path="plots")
+        mlflow.log_dict(report, "evaluation.json")
+        for family in chosen:
+            section_name, build = BUNDLES[family]
+            section = report.get(section_name, {})
+            outcome = FamilyOutcome(family)
+            with mlflow.start_run(run_name=family, nested=True):
+                mlflow.set_tag("family", family)
+                mlflow.log_dict(section, f"{section_name}.json")
+                metrics = _flatten(section)
+                if metrics:
+                    mlflow.log_metrics(metrics)
+                for plot in plots:
+                    if _plot_family(plot.name) == family:
+                        mlflow.log_artifact(str(plot), artifact_path="plots")
+                bundle = build({**evaluation.artifacts.get(section_name, {})})
+                if bundle is None:
+                    outcome.reason = section.get("reason", "no model for this log")
+                    mlflow.set_tag("skipped", outcome.reason)
+                    outcomes.append(outcome)
+                    progress(f"{family}: skipped ({outcome.reason})")
+                    continue
+                progress(f"{family}: logging model")
+                outcome.loss = bundle.loss(frame, split.test_mask)
+                path = save(bundle, Path(tmp) / family, family=family, variant="batch",
+                            training_span=(float(ts[split.train_mask].min()),
+                                           float(ts[split.train_mask].max())),
+                            metrics=metrics,
+                            features=getattr(getattr(bundle, "featurizer", None),
+                                             "feature_names_", None))
+                output = bundle.predict(frame_from_pandas(example))
+                name = f"predictor-{family}"
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=FamilyModel(),
+                    artifacts={"bundle": str(path), "metadata": str(path.with_suffix(".json"))},
+                    signature=infer_signature(example, output), input_example=example,
+                    registered_model_name=name, pip_requirements=pip,
+                )
+                outcome.version = str(info.registered_model_version)
+                promoted, why, old = _decide(promote, name, outcome.loss, frame,
+                                             split.test_mask, client)
+                outcome.promoted, outcome.reason, outcome.champion_loss = promoted, why, old
+                if promoted:
+                    client.set_registered_model_alias(name, "champion", outcome.version)
+                if outcome.loss is not None:
+                    mlflow.log_metric("holdout_loss", outcome.loss)
+                if old is not None:
+                    mlflow.log_metric("champion_holdout_loss", old)
+                mlflow.set_tags({"promoted": str(promoted).lower(), "promotion_reason": why,
+                                 "loss": bundle.metric, "model_version": outcome.version})
+                outcomes.append(outcome)
+                progress(f"{family}: version {outcome.version}, "
+                         f"{'promoted' if promoted else 'not promoted'}: {why}")
+        mlflow.log_dict({o.family: o.__dict__ for o in outcomes}, "promotion.json")
+        return TrainResult(parent.info.run_id, evaluation, outcomes)
+
+
+def _plot_family(filename: str) -> str:
+    if filename.startswith(("latency", "success")):
+        return "performance"
+    if filename.startswith("cache"):
+        return "cache"
+    if filename.startswith("load"):
+        return "load"
+    return ""
+
+
+def outcome_rows(result: TrainResult) -> list[tuple[str, str, str, str]]:
+    """(family, version, promoted, why) rows for the final table."""
+    return [(o.family, o.version or "-", "yes" if o.promoted else "no", o.reason)
+            for o in result.families]
+
+
+def dumps(result: TrainResult) -> str:
+    return json.dumps({"run_id": result.run_id,
+                       "families": [o.__dict__ for o in result.families]}, indent=2)
