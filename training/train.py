@@ -74,12 +74,36 @@ def _flatten(section: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
+_STRING_COLUMNS = {"ts", "kind", "server", "tool", "task_type", "workflow_id", "phase",
+                   "cache_key"}
+_BOOL_COLUMNS = {"success", "reachable"}
+
+
+def _input_schema():
+    """Every contract field, optional but ``ts`` and ``server``.
+
+    Names are typed as strings; numbers, flags and ``ts`` (RFC 3339 text or
+    epoch seconds) accept any type, because telemetry mixes ints, floats and
+    missing values and the records are validated by :mod:`data.schema` anyway.
+    """
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    return Schema([
+        ColSpec("string" if name in _STRING_COLUMNS - {"ts"} else AnyType(), name,
+                required=name in ("ts", "server"))
+        for name in _INPUT_COLUMNS
+    ])
+
+
 def _input_example(frame: pd.DataFrame, rows: int = 20) -> pd.DataFrame:
-    """Telemetry records as a pyfunc takes them: contract columns, ``ts`` in epoch seconds."""
+    """Telemetry records as a pyfunc takes them: contract columns, ``ts`` as RFC 3339 text."""
     calls = frame[frame["kind"] == "call"].head(rows)
     example = calls[[c for c in _INPUT_COLUMNS if c in calls]].copy()
-    example["success"] = example["success"].map(
-        lambda v: None if pd.isna(v) else bool(v)).astype(object)
+    example["ts"] = pd.to_datetime(example["ts"], unit="s", utc=True).map(
+        lambda t: t.isoformat().replace("+00:00", "Z"))
+    for name in _BOOL_COLUMNS & set(example):
+        example[name] = example[name].map(lambda v: None if pd.isna(v) else bool(v)).astype(
+            object)
     return example.dropna(axis=1, how="all").reset_index(drop=True)
 
 
@@ -117,7 +141,7 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
     """Train, evaluate, log, register and promote; see the module docstring."""
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
 
     from models.persistence import library_versions, save
     from training.plots import write_plots
@@ -198,7 +222,9 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
                 info = mlflow.pyfunc.log_model(
                     name="model", python_model=FamilyModel(),
                     artifacts={"bundle": str(path), "metadata": str(path.with_suffix(".json"))},
-                    signature=infer_signature(example, output), input_example=example,
+                    signature=ModelSignature(inputs=_input_schema(),
+                                             outputs=infer_signature(example, output).outputs),
+                    input_example=example,
                     registered_model_name=name, pip_requirements=pip,
                 )
                 outcome.version = str(info.registered_model_version)

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from data.simulator import Simulator
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow import MlflowClient  # noqa: E402
+
+from training.train import train  # noqa: E402
+
+
+def _write(path: Path, records) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    records = list(Simulator(seed=6).records(14_000))
+    log = _write(tmp / "sim.jsonl", records)
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    first = train([log], tracking_uri=uri, experiment="t")
+    return tmp, records, uri, first
+
+
+def test_first_training_registers_and_promotes_every_family(trained):
+    _, _, uri, first = trained
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    assert {o.family for o in first.families} == {"performance", "resources", "cache", "load",
+                                                  "risk"}
+    for outcome in first.families:
+        assert outcome.promoted, outcome
+        version = client.get_model_version_by_alias(f"predictor-{outcome.family}", "champion")
+        assert str(version.version) == outcome.version
+    runs = mlflow.search_runs(experiment_names=["t"])
+    assert len(runs) == 6  # the job and one child per family
+    parent = client.get_run(first.run_id)
+    assert parent.inputs.dataset_inputs[0].dataset.name == "telemetry"
+    assert int(parent.data.params["events"]) == 14_000
+    child = runs[runs["tags.mlflow.runName"] == "performance"].iloc[0]
+    assert child["metrics.latency_mae_ms.batch"] > 0
+
+
+def test_worse_model_does_not_move_the_champion(trained):
+    tmp, records, uri, first = trained
+    # Shuffle latency and success across the training part only: the holdout stays true.
+    calls = [r for r in records if r.get("kind") != "health"]
+    cut = calls[int(0.7 * len(calls))]["ts"]
+    train_part = [r for r in calls if r["ts"] < cut]
+    import random
+
+    rng = random.Random(0)
+    shuffled = [(r["latency_ms"], r["success"], r.get("error_type")) for r in train_part]
+    rng.shuffle(shuffled)
+    broken = []
+    for r in records:
+        if r.get("kind") != "health" and r["ts"] < cut:
+            lat, ok, err = shuffled.pop()
+            r = {**r, "latency_ms": lat, "success": ok}
+            r.pop("error_type", None)
+            if err is not None:
+                r["error_type"] = err
+            r.pop("recovery", None)
+            r.pop("recovered", None)
+        broken.append(r)
+    log = _write(tmp / "broken.jsonl", broken)
+    second = train([log], tracking_uri=uri, experiment="t", families=["performance"])
+    outcome = second.families[0]
+    assert not outcome.promoted
+    assert "not below the champion" in outcome.reason
+    mlflow.set_tracking_uri(uri)
+    champion = MlflowClient().get_model_version_by_alias("predictor-performance", "champion")
+    first_version = next(o.version for o in first.families if o.family == "performance")
+    assert str(champion.version) == first_version
+    run = mlflow.search_runs(experiment_names=["t"], filter_string="tags.family = 'performance'",
+                             order_by=["start_time DESC"]).iloc[0]
+    assert run["tags.promoted"] == "false"
+
+
+def test_champion_loads_and_predicts_in_a_fresh_process(trained):
+    tmp, records, uri, _ = trained
+    calls = [r for r in records if r.get("kind") != "health"][:50]
+    (tmp / "calls.json").write_text(json.dumps(calls))
+    code = (
+        "import json, sys, mlflow, pandas as pd\n"
+        "mlflow.set_tracking_uri(sys.argv[1])\n"
+        "m = mlflow.pyfunc.load_model('models:/predictor-performance@champion')\n"
+        "out = m.predict(pd.DataFrame(json.load(open(sys.argv[2]))))\n"
+        "print(len(out), float(out['latency_p50_ms'].min()) > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, uri, str(tmp / "calls.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["50", "True"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_training_against_a_tracking_server(tmp_path):
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        import urllib.request
+
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        log = _write(tmp_path / "sim.jsonl", Simulator(seed=8).records(8_000))
+        result = train([log], tracking_uri=uri, experiment="server", families=["risk", "load"])
+        mlflow.set_tracking_uri(uri)
+        for outcome in result.families:
+            alias = MlflowClient().get_model_version_by_alias(f"predictor-{outcome.family}",
+                                                              "champion")
+            assert str(alias.version) == outcome.version
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
