@@ -30,20 +30,30 @@ def reactive_replicas(loads: np.ndarray, capacity: float) -> np.ndarray:
     return np.concatenate([[1.0], np.maximum(desired, 1.0)])
 
 
-def predictive_replicas(forecast: np.ndarray, capacity: float, headroom: float = 1.0
-                        ) -> np.ndarray:
+def predictive_replicas(forecast: np.ndarray, capacity: float, headroom: float = 1.0,
+                        budget: np.ndarray | None = None) -> np.ndarray:
     """Replicas per window from forecasts, stepping up at most x1.5, down after stabilization.
+
+    With ``budget`` (the replicas a baseline uses in each window, known at that
+    window's start), the headroom is steered so that the mean replicas so far
+    track the baseline's: comparison at matched cost, decided causally.
 
     >>> predictive_replicas(np.array([5.0, 50.0, 50.0]), 10.0).tolist()
     [1.0, 2.0, 3.0]
     >>> predictive_replicas(np.array([5.0, 50.0, 50.0, 50.0]), 1.0).tolist()
     [8.0, 12.0, 18.0, 27.0]
     """
-    desired = np.maximum(np.ceil(headroom * forecast / (capacity * TARGET_UTILIZATION)), 1.0)
-    out = np.empty_like(desired)
-    current = desired[0] if len(desired) else 1.0
+    need = forecast / (capacity * TARGET_UTILIZATION)
+    out = np.empty_like(need, dtype=float)
+    current = max(np.ceil(headroom * need[0]), 1.0) if len(need) else 1.0
     recent: list[float] = []
-    for i, want in enumerate(desired):
+    used = allowed = 0.0
+    for i in range(len(need)):
+        scale = headroom
+        if budget is not None and used > 0:
+            # More replicas than the baseline so far: less headroom, and the reverse.
+            scale = headroom * min(4.0, max(0.25, (allowed / used) ** 2))
+        want = max(np.ceil(scale * need[i]), 1.0)
         recent.append(want)
         recent = recent[-DOWN_STABILIZATION:]
         if want > current:
@@ -51,6 +61,9 @@ def predictive_replicas(forecast: np.ndarray, capacity: float, headroom: float =
         else:
             current = max(max(recent), 1.0) if max(recent) < current else current
         out[i] = current
+        used += current
+        if budget is not None:
+            allowed += budget[i]
     return out
 
 
@@ -104,11 +117,12 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
     for server in counts.columns:
         rows = (test_feats["series"] == server).to_numpy()
         loads = test_feats["y"].to_numpy(float)[rows]
-        pred = predictive_replicas(upper_fc[rows], caps[server], headroom)
         react = reactive_replicas(loads, caps[server])[:-1]
         prev = counts.loc[counts.index < test_feats.index[rows][0], server]
         if len(prev):
             react[0] = max(1.0, math.ceil(prev.iloc[-1] / (caps[server] * TARGET_UTILIZATION)))
+        # The HPA rule's replicas for a window follow from the load before it: a known budget.
+        pred = predictive_replicas(upper_fc[rows], caps[server], headroom, budget=react)
         loads_all.append(loads / caps[server])
         pred_all.append(pred)
         react_all.append(react)
