@@ -136,7 +136,7 @@ class OnlineLoad(base.Regressor):
         self.warmup = warmup
         self.lr = lr
         self._model = preprocessing.StandardScaler() | linear_model.LinearRegression(
-            optimizer=optim.AdaGrad(lr), clip_gradient=1.0)
+            optimizer=optim.AdaGrad(lr), clip_gradient=1.0, intercept_lr=lr)
         self._n = 0
 
     @staticmethod
