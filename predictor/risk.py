@@ -1,0 +1,111 @@
+"""The risk decision: how likely a server's next call is to fail, and what to do first.
+
+:class:`RiskAssessor` keeps the leak-free history of each server
+(:class:`models.history.History`: recent errors, latency trend, last health
+probe) and an online failure classifier (:class:`models.risk.OnlineRisk`)
+that learns from every call it is told about. Above the threshold (default
+0.7) it says ``prevent`` with a suggestion: ``shed_load`` when the server
+is saturated (queue or CPU high), ``route_away`` when it is unreachable or
+failing now, else ``prewarm_fallback``.
+
+>>> assessor = RiskAssessor()
+>>> answer = assessor.assess(RiskRequest(server="a", ts=0.0))
+>>> answer.source, answer.prevent
+('prior', False)
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from models.history import History
+from models.risk import RISK_FEATURES, OnlineRisk
+
+__all__ = ["RiskAssessor", "RiskRequest", "RiskResponse"]
+
+
+class RiskRequest(BaseModel):
+    server: str = Field(min_length=1)
+    tool: str | None = None
+    ts: float | None = Field(default=None, description="epoch seconds; default now")
+    threshold: float = Field(default=0.7, ge=0, le=1)
+
+
+class RiskResponse(BaseModel):
+    server: str
+    failure_probability: float
+    prevent: bool
+    threshold: float
+    suggestion: Literal["none", "route_away", "shed_load", "prewarm_fallback"]
+    drivers: dict[str, float | None]
+    source: Literal["online", "prior"]
+
+
+def _x(features: dict[str, float], concurrency: float = math.nan,
+       attempt: float = math.nan) -> dict[str, float]:
+    x = {name: features[name] for name in RISK_FEATURES}
+    x["concurrency"], x["attempt"] = concurrency, attempt
+    return x
+
+
+class RiskAssessor:
+    """History and an online failure model per deployment; thread-safe."""
+
+    def __init__(self) -> None:
+        self.history = History()
+        self.model = OnlineRisk()
+        self._lock = threading.Lock()
+
+    def observe_health(self, ts: float, server: str, *, reachable: bool,
+                       latency_ms: float | None = None, cpu_pct: float | None = None,
+                       mem_pct: float | None = None, queue_depth: float | None = None) -> None:
+        nan = math.nan
+        with self._lock:
+            self.history.observe_health(
+                ts, server, reachable=float(reachable),
+                latency_ms=nan if latency_ms is None else latency_ms,
+                cpu_pct=nan if cpu_pct is None else cpu_pct,
+                mem_pct=nan if mem_pct is None else mem_pct,
+                queue_depth=nan if queue_depth is None else queue_depth)
+
+    def observe_call(self, ts: float, server: str, tool: str, *, success: bool,
+                     latency_ms: float | None = None, concurrency: float | None = None,
+                     attempt: float | None = None) -> None:
+        """Learn from a finished call: its features as of its start, then its outcome."""
+        nan = math.nan
+        with self._lock:
+            features = self.history.features(ts, server, tool)
+            self.model.learn_one(_x(features, nan if concurrency is None else concurrency,
+                                    nan if attempt is None else attempt), not success)
+            self.history.observe_call(ts, server, tool,
+                                      latency_ms=nan if latency_ms is None else latency_ms,
+                                      success=float(success),
+                                      concurrency=nan if concurrency is None else concurrency)
+
+    def assess(self, req: RiskRequest) -> RiskResponse:
+        now = time.time() if req.ts is None else req.ts
+        with self._lock:
+            features = self.history.features(now, req.server, req.tool or "")
+            p = self.model.predict_proba_one(_x(features))[True]
+            learned = len(self.model._seen) == 2
+        prevent = p > req.threshold
+        suggestion = "none"
+        if prevent:
+            queue, cpu = features["probe_queue"], features["probe_cpu"]
+            if features["probe_reachable"] == 0 or features["srv_recent_error_rate"] >= 0.5:
+                suggestion = "route_away"
+            elif (not math.isnan(cpu) and cpu > 70) or (not math.isnan(queue) and queue > 10):
+                suggestion = "shed_load"
+            else:
+                suggestion = "prewarm_fallback"
+        drivers = {k: (None if math.isnan(features[k]) else round(features[k], 4)) for k in (
+            "srv_recent_error_rate", "srv_error_rate", "hist_latency_trend", "probe_reachable",
+            "probe_mem", "probe_cpu", "probe_queue")}
+        return RiskResponse(server=req.server, failure_probability=round(p, 4), prevent=prevent,
+                            threshold=req.threshold, suggestion=suggestion, drivers=drivers,
+                            source="online" if learned else "prior")

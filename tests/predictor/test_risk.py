@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import random
+
+from predictor.risk import RiskAssessor, RiskRequest
+
+
+def _teach(assessor: RiskAssessor) -> float:
+    rng = random.Random(0)
+    t = 0.0
+    for _ in range(3000):
+        t += 1.0
+        # Server "hot" fails when its memory is high; "cool" rarely fails.
+        mem = rng.uniform(40, 100)
+        assessor.observe_health(t, "hot", reachable=True, mem_pct=mem, cpu_pct=30)
+        assessor.observe_call(t, "hot", "q", success=not (mem > 85 and rng.random() < 0.9),
+                              latency_ms=100.0)
+        assessor.observe_call(t, "cool", "q", success=rng.random() > 0.02, latency_ms=100.0)
+    return t
+
+
+def test_prior_before_telemetry_and_learned_after():
+    assessor = RiskAssessor()
+    assert assessor.assess(RiskRequest(server="x", ts=0)).source == "prior"
+    t = _teach(assessor)
+    assessor.observe_health(t + 1, "hot", reachable=True, mem_pct=97, cpu_pct=30)
+    risky = assessor.assess(RiskRequest(server="hot", tool="q", ts=t + 2, threshold=0.5))
+    assessor.observe_health(t + 3, "hot", reachable=True, mem_pct=45, cpu_pct=30)
+    calm = assessor.assess(RiskRequest(server="hot", tool="q", ts=t + 4, threshold=0.5))
+    assert risky.source == "online"
+    assert risky.failure_probability > calm.failure_probability
+    assert risky.drivers["probe_mem"] == 97
+
+
+def test_prevent_suggests_route_away_when_unreachable():
+    assessor = RiskAssessor()
+    t = _teach(assessor)
+    assessor.observe_health(t + 1, "hot", reachable=False, mem_pct=99, cpu_pct=30)
+    answer = assessor.assess(RiskRequest(server="hot", tool="q", ts=t + 2, threshold=0.0))
+    assert answer.prevent
+    assert answer.suggestion == "route_away"
