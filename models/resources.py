@@ -141,7 +141,7 @@ class OnlineResources(base.Regressor):
         self.prior_ms = prior_ms
         self.lr = lr
         self._model = preprocessing.StandardScaler() | linear_model.LinearRegression(
-            optimizer=optim.AdaGrad(lr), clip_gradient=1.0, intercept_lr=lr)
+            optimizer=optim.AdaGrad(lr), clip_gradient=1.0)
         self._n = 0
 
     def learn_one(self, x: dict, y: float) -> None:
