@@ -132,16 +132,7 @@ def evaluate(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
 ) -> None:
     """Replay a log in time order and score every model family against its baselines."""
-    import logging
-
-    from rich.console import Console
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    err = Console(stderr=True)
-
-    def progress(message: str) -> None:
-        if not quiet:
-            err.log(message)
+    progress = _progress(quiet)
 
     if closed_loop is not None:
         from training.closed_loop import run_closed_loop
@@ -186,19 +177,13 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
 ) -> None:
     """Train every family from logs, log the run to MLflow, register and promote models."""
-    import logging
-
     from rich.console import Console
     from rich.table import Table
 
     from training.train import outcome_rows
     from training.train import train as run_training
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    err = Console(stderr=True)
-    def progress(message: str) -> None:
-        if not quiet:
-            err.log(message)
+    progress = _progress(quiet)
 
     try:
         result = run_training(logs, families=family, tracking_uri=tracking_uri,
@@ -213,6 +198,22 @@ def train(
     for row in outcome_rows(result):
         table.add_row(*row)
     Console(width=160).print(table)
+
+
+def _progress(quiet: bool):  # type: ignore[no-untyped-def]
+    """Warnings to stderr, and a timestamped progress line per step unless ``quiet``."""
+    import logging
+
+    from rich.console import Console
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    err = Console(stderr=True)
+
+    def progress(message: str) -> None:
+        if not quiet:
+            err.log(message)
+
+    return progress
 
 
 def _print_report(report: dict) -> None:

@@ -21,22 +21,22 @@ def mae(y_true, y_pred) -> float | None:
     return float(np.mean(np.abs(t[mask] - p[mask]))) if mask.any() else None
 
 
-def auc(y_true, score) -> float | None:
-    """ROC AUC, or ``None`` when only one class is present."""
+def _ranking_score(metric, y_true, score) -> float | None:
     t, s = np.asarray(y_true, float), np.asarray(score, float)
     mask = ~(np.isnan(t) | np.isnan(s))
     if mask.sum() < 2 or len(np.unique(t[mask])) < 2:
         return None
-    return float(roc_auc_score(t[mask], s[mask]))
+    return float(metric(t[mask], s[mask]))
+
+
+def auc(y_true, score) -> float | None:
+    """ROC AUC, or ``None`` when only one class is present."""
+    return _ranking_score(roc_auc_score, y_true, score)
 
 
 def pr_auc(y_true, score) -> float | None:
     """Average precision (area under the precision-recall curve) of the positive class."""
-    t, s = np.asarray(y_true, float), np.asarray(score, float)
-    mask = ~(np.isnan(t) | np.isnan(s))
-    if mask.sum() < 2 or len(np.unique(t[mask])) < 2:
-        return None
-    return float(average_precision_score(t[mask], s[mask]))
+    return _ranking_score(average_precision_score, y_true, score)
 
 
 def rounded(value: float | None, digits: int = 4) -> float | None:
