@@ -1,0 +1,87 @@
+"""The validate decision: did a recorded workflow meet its expectations?
+
+Given a workflow's calls (telemetry records) and expectations (maximum
+duration, minimum success rate, maximum memory, maximum tokens), each
+expectation is checked against the figure computed from the calls:
+duration from the first start to the last finish, success rate over the
+calls, the largest memory of a call, and input plus output tokens.
+
+>>> answer = validate_workflow(ValidateRequest(calls=[
+...     {"ts": 0, "server": "s", "tool": "t", "latency_ms": 1500, "mem_mb": 300},
+...     {"ts": 2, "server": "s", "tool": "t", "latency_ms": 500, "error_type": "timeout"}],
+...     max_duration_ms=3000))
+>>> [(c.name, c.met) for c in answer.checks]
+[('max_duration_ms', True), ('min_success_rate', False)]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from data.schema import CallRecord, RecordError, parse_record
+
+__all__ = ["Check", "ValidateRequest", "ValidateResponse", "validate_workflow"]
+
+
+class ValidateRequest(BaseModel):
+    calls: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
+    max_duration_ms: float | None = Field(default=None, ge=0)
+    min_success_rate: float | None = Field(default=0.95, ge=0, le=1)
+    max_memory_mb: float | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0)
+
+    @field_validator("calls")
+    @classmethod
+    def _valid_calls(cls, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for index, raw in enumerate(calls):
+            try:
+                record = parse_record(raw)
+            except RecordError as err:
+                raise ValueError(f"calls[{index}].{err.field}: {err.reason}") from None
+            if not isinstance(record, CallRecord):
+                raise ValueError(f"calls[{index}].kind: a workflow holds calls, not probes")
+        return calls
+
+
+class Check(BaseModel):
+    name: str
+    expected: float
+    actual: float | None
+    met: bool
+
+
+class ValidateResponse(BaseModel):
+    checks: list[Check]
+    all_met: bool
+    calls: int
+
+
+def validate_workflow(req: ValidateRequest) -> ValidateResponse:
+    """Check each expectation that the request sets."""
+    records = [parse_record(raw) for raw in req.calls]
+    starts = [r.epoch for r in records]
+    ends = [r.epoch + (r.latency_ms or 0.0) / 1000 for r in records]
+    duration = (max(ends) - min(starts)) * 1000
+    success = sum(bool(r.success) for r in records) / len(records)
+    memory = [r.mem_mb for r in records if r.mem_mb is not None]
+    tokens = [(r.input_tokens or 0) + (r.output_tokens or 0) for r in records
+              if r.input_tokens is not None or r.output_tokens is not None]
+    checks: list[Check] = []
+    if req.max_duration_ms is not None:
+        checks.append(Check(name="max_duration_ms", expected=req.max_duration_ms,
+                            actual=round(duration, 3), met=duration <= req.max_duration_ms))
+    if req.min_success_rate is not None:
+        checks.append(Check(name="min_success_rate", expected=req.min_success_rate,
+                            actual=round(success, 4), met=success >= req.min_success_rate))
+    if req.max_memory_mb is not None:
+        peak = max(memory) if memory else None
+        checks.append(Check(name="max_memory_mb", expected=req.max_memory_mb, actual=peak,
+                            met=peak is not None and peak <= req.max_memory_mb))
+    if req.max_tokens is not None:
+        total = sum(tokens) if tokens else None
+        checks.append(Check(name="max_tokens", expected=req.max_tokens, actual=total,
+                            met=total is not None and total <= req.max_tokens))
+    return ValidateResponse(checks=checks, all_met=all(c.met for c in checks),
+                            calls=len(records))
