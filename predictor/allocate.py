@@ -1,0 +1,226 @@
+"""The allocate decision: what a workflow will need, per phase and in total, with intervals.
+
+:class:`Allocator` learns per tool, from every call it is told about, the
+log-normal law of its duration (mean and variance of log latency), and the
+mean and variance of its tokens (input plus output), memory and CPU. A
+phase of ``n`` sequential calls then needs ``n`` times a call's mean, with a
+normal-approximation interval (``coverage``, default 80 %) from ``n`` times
+a call's variance; memory and CPU are per call (the phase's peak need).
+Before any telemetry for a tool, priors answer (1 s, 500 tokens, 100 MB,
+20 % CPU, wide spreads) and the answer says ``source: "prior"``.
+
+``adjust`` compares what the finished phases actually used with their
+intervals and re-estimates the total as actual use plus the predicted
+remainder.
+
+>>> allocator = Allocator()
+>>> for _ in range(50):
+...     allocator.observe("search", latency_ms=200.0, tokens=300, mem_mb=50.0, cpu_pct=10.0)
+>>> answer = allocator.allocate(AllocateRequest(phases=[PhaseSpec(phase="gather",
+...                                                               tool="search", calls=3)]))
+>>> round(answer.total.duration_ms.expected, -2), answer.source
+(600.0, 'online')
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["AdjustRequest", "AdjustResponse", "AllocateRequest", "AllocateResponse",
+           "Allocator", "PhaseSpec"]
+
+_Z = {0.5: 0.6745, 0.8: 1.2816, 0.9: 1.6449, 0.95: 1.96}
+
+
+class PhaseSpec(BaseModel):
+    phase: str = Field(min_length=1)
+    tool: str = Field(min_length=1)
+    calls: int = Field(default=1, ge=1, le=100_000)
+
+
+class AllocateRequest(BaseModel):
+    phases: list[PhaseSpec] = Field(min_length=1, max_length=1000)
+    coverage: Literal[0.5, 0.8, 0.9, 0.95] = 0.8
+
+
+class Estimate(BaseModel):
+    expected: float
+    low: float
+    high: float
+
+
+class Needs(BaseModel):
+    duration_ms: Estimate
+    tokens: Estimate
+    memory_mb: Estimate
+    cpu_pct: Estimate
+
+
+class PhaseEstimate(Needs):
+    phase: str
+    source: Literal["online", "prior"]
+
+
+class AllocateResponse(BaseModel):
+    phases: list[PhaseEstimate]
+    total: Needs
+    coverage: float
+    source: Literal["online", "prior"]
+
+
+class Usage(BaseModel):
+    duration_ms: float | None = Field(default=None, ge=0)
+    tokens: float | None = Field(default=None, ge=0)
+    memory_mb: float | None = Field(default=None, ge=0)
+    cpu_pct: float | None = Field(default=None, ge=0, le=100)
+
+
+class AdjustRequest(AllocateRequest):
+    actual: dict[str, Usage] = Field(description="phase -> what it used, for finished phases")
+
+
+class Deviation(BaseModel):
+    phase: str
+    metric: str
+    actual: float
+    low: float
+    high: float
+    outside: bool
+
+
+class AdjustResponse(BaseModel):
+    deviations: list[Deviation]
+    deviating: bool
+    total: Needs
+
+
+@dataclass
+class _Moments:
+    n: float = 0.0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        delta = x - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (x - self.mean)
+
+    def var(self, prior: float) -> float:
+        # Shrink towards the prior spread until there are enough observations.
+        return (self.m2 + 5 * prior) / (self.n + 5 - 1) if self.n else prior
+
+
+_PRIORS = {"log_duration": (math.log(1000.0), 1.0), "tokens": (500.0, 500.0**2),
+           "memory_mb": (100.0, 100.0**2), "cpu_pct": (20.0, 15.0**2)}
+
+
+class Allocator:
+    """Per-tool resource laws learned from telemetry; thread-safe."""
+
+    def __init__(self) -> None:
+        self._stats: dict[str, dict[str, _Moments]] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, tool: str, *, latency_ms: float | None = None, tokens: float | None = None,
+                mem_mb: float | None = None, cpu_pct: float | None = None) -> None:
+        with self._lock:
+            stats = self._stats.setdefault(tool, {k: _Moments() for k in _PRIORS})
+            for key, value in (("log_duration", None if latency_ms is None
+                                else math.log1p(latency_ms)),
+                               ("tokens", tokens), ("memory_mb", mem_mb), ("cpu_pct", cpu_pct)):
+                if value is not None and math.isfinite(value):
+                    stats[key].add(value)
+
+    def _law(self, tool: str, key: str) -> tuple[float, float, bool]:
+        prior_mean, prior_var = _PRIORS[key]
+        m = self._stats.get(tool, {}).get(key)
+        if m is None or m.n == 0:
+            return prior_mean, prior_var, False
+        return m.mean, m.var(prior_var), True
+
+    def _phase(self, spec: PhaseSpec, z: float) -> PhaseEstimate:
+        n = spec.calls
+        mu, s2, learned = self._law(spec.tool, "log_duration")
+        call_mean = math.exp(mu + s2 / 2)
+        call_var = (math.exp(s2) - 1) * math.exp(2 * mu + s2)
+        duration = _interval(n * call_mean, n * call_var, z)
+        t_mean, t_var, t_learned = self._law(spec.tool, "tokens")
+        m_mean, m_var, _ = self._law(spec.tool, "memory_mb")
+        c_mean, c_var, _ = self._law(spec.tool, "cpu_pct")
+        return PhaseEstimate(
+            phase=spec.phase, duration_ms=duration, tokens=_interval(n * t_mean, n * t_var, z),
+            memory_mb=_interval(m_mean, m_var, z),
+            cpu_pct=_interval(c_mean, c_var, z, upper=100.0),
+            source="online" if learned or t_learned else "prior")
+
+    def allocate(self, req: AllocateRequest) -> AllocateResponse:
+        z = _Z[req.coverage]
+        with self._lock:
+            phases = [self._phase(spec, z) for spec in req.phases]
+        return AllocateResponse(phases=phases, total=_total(phases, z), coverage=req.coverage,
+                                source="online" if any(p.source == "online" for p in phases)
+                                else "prior")
+
+    def adjust(self, req: AdjustRequest) -> AdjustResponse:
+        planned = self.allocate(req)
+        deviations = []
+        remaining = []
+        z = _Z[req.coverage]
+        done_duration = done_tokens = 0.0
+        for estimate in planned.phases:
+            used = req.actual.get(estimate.phase)
+            if used is None:
+                remaining.append(estimate)
+                continue
+            for metric in ("duration_ms", "tokens", "memory_mb", "cpu_pct"):
+                value = getattr(used, metric)
+                if value is None:
+                    continue
+                band: Estimate = getattr(estimate, metric)
+                deviations.append(Deviation(phase=estimate.phase, metric=metric, actual=value,
+                                            low=band.low, high=band.high,
+                                            outside=not band.low <= value <= band.high))
+            done_duration += used.duration_ms or 0.0
+            done_tokens += used.tokens or 0.0
+        rest = _total(remaining, z) if remaining else None
+        total = Needs(
+            duration_ms=_shift(rest.duration_ms if rest else None, done_duration),
+            tokens=_shift(rest.tokens if rest else None, done_tokens),
+            memory_mb=planned.total.memory_mb, cpu_pct=planned.total.cpu_pct)
+        return AdjustResponse(deviations=deviations,
+                              deviating=any(d.outside for d in deviations), total=total)
+
+
+def _interval(mean: float, var: float, z: float, upper: float | None = None) -> Estimate:
+    sd = math.sqrt(max(var, 0.0))
+    high = mean + z * sd
+    return Estimate(expected=round(mean, 3), low=round(max(mean - z * sd, 0.0), 3),
+                    high=round(min(high, upper) if upper is not None else high, 3))
+
+
+def _total(phases: list[PhaseEstimate], z: float) -> Needs:
+    def summed(metric: str) -> Estimate:
+        mean = sum(getattr(p, metric).expected for p in phases)
+        var = sum(((getattr(p, metric).high - getattr(p, metric).expected) / z) ** 2
+                  for p in phases)
+        return _interval(mean, var, z)
+
+    def peak(metric: str) -> Estimate:
+        worst = max(phases, key=lambda p: getattr(p, metric).high)
+        return getattr(worst, metric)
+
+    return Needs(duration_ms=summed("duration_ms"), tokens=summed("tokens"),
+                 memory_mb=peak("memory_mb"), cpu_pct=peak("cpu_pct"))
+
+
+def _shift(estimate: Estimate | None, done: float) -> Estimate:
+    if estimate is None:
+        return Estimate(expected=done, low=done, high=done)
+    return Estimate(expected=round(estimate.expected + done, 3),
+                    low=round(estimate.low + done, 3), high=round(estimate.high + done, 3))
