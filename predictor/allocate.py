@@ -31,6 +31,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from predictor.provenance import Provenance
+
 __all__ = ["AdjustRequest", "AdjustResponse", "AllocateRequest", "AllocateResponse",
            "Allocator", "PhaseSpec"]
 
@@ -71,6 +73,7 @@ class AllocateResponse(BaseModel):
     total: Needs
     coverage: float
     source: Literal["online", "prior"]
+    model: Provenance
 
 
 class Usage(BaseModel):
@@ -163,9 +166,12 @@ class Allocator:
         z = _Z[req.coverage]
         with self._lock:
             phases = [self._phase(spec, z) for spec in req.phases]
+            observations = int(sum(s["log_duration"].n for s in self._stats.values()))
+        learned = any(p.source == "online" for p in phases)
         return AllocateResponse(phases=phases, total=_total(phases, z), coverage=req.coverage,
-                                source="online" if any(p.source == "online" for p in phases)
-                                else "prior")
+                                source="online" if learned else "prior",
+                                model=Provenance.of("resources", observations=observations,
+                                                    learned=learned))
 
     def adjust(self, req: AdjustRequest) -> AdjustResponse:
         planned = self.allocate(req)

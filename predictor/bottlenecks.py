@@ -30,6 +30,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 from river import drift
 
+from predictor.provenance import Provenance
+
 __all__ = ["BottleneckFinder", "Finding", "Thresholds"]
 
 
@@ -55,6 +57,7 @@ class BottlenecksResponse(BaseModel):
     findings: list[Finding]
     drift_alarms: dict[str, int]
     window_s: float
+    model: Provenance
 
 
 class BottleneckFinder:
@@ -67,11 +70,13 @@ class BottleneckFinder:
         self._probes: dict[str, tuple[float, float, float]] = {}
         self._drift: dict[str, drift.ADWIN] = {}
         self._alarms: dict[str, deque[float]] = {}
+        self.observations = 0
         self._lock = threading.Lock()
 
     def observe_call(self, ts: float, server: str, tool: str, *, latency_ms: float | None,
                      success: bool | None = None) -> None:
         with self._lock:
+            self.observations += 1
             calls = self._calls.setdefault((server, tool), deque())
             calls.append((ts, math.nan if latency_ms is None else latency_ms))
             while calls and calls[0][0] < ts - 2 * self.window_s:
@@ -138,4 +143,6 @@ class BottleneckFinder:
         findings.sort(key=lambda f: -f.severity)
         return BottlenecksResponse(findings=findings,
                                    drift_alarms={k: v for k, v in alarms.items() if v},
-                                   window_s=self.window_s)
+                                   window_s=self.window_s,
+                                   model=Provenance.of("performance",
+                                                       observations=self.observations))

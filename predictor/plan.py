@@ -23,6 +23,8 @@ import threading
 
 from pydantic import BaseModel, Field
 
+from predictor.provenance import Provenance
+
 __all__ = ["Batch", "Operation", "PlanRequest", "PlanResponse", "Planner"]
 
 PRIOR_DURATION_MS = 1000.0
@@ -51,6 +53,7 @@ class PlanResponse(BaseModel):
     sequential_ms: float
     time_reduction: float
     durations_ms: dict[str, float]
+    model: Provenance
 
 
 class Planner:
@@ -59,10 +62,12 @@ class Planner:
     def __init__(self, alpha: float = 0.2) -> None:
         self.alpha = alpha
         self._durations: dict[str, float] = {}
+        self.observations = 0
         self._lock = threading.Lock()
 
     def observe(self, tool: str, latency_ms: float) -> None:
         with self._lock:
+            self.observations += 1
             old = self._durations.get(tool)
             self._durations[tool] = latency_ms if old is None else old + self.alpha * (
                 latency_ms - old)
@@ -85,6 +90,8 @@ class Planner:
                 raise ValueError(f"operation {op.id!r} depends on unknown {missing}")
         with self._lock:
             duration = {op_id: self._duration(op) for op_id, op in ops.items()}
+            learned = any(op.tool in self._durations for op in req.operations)
+            observations = self.observations
         dependents: dict[str, list[str]] = {op_id: [] for op_id in ops}
         for op in req.operations:
             for dep in set(op.depends_on):
@@ -114,6 +121,7 @@ class Planner:
             batches=batches, predicted_ms=round(predicted, 3), sequential_ms=round(sequential, 3),
             time_reduction=round(1 - predicted / sequential, 4) if sequential else 0.0,
             durations_ms={k: round(v, 3) for k, v in duration.items()},
+            model=Provenance.of("resources", observations=observations, learned=learned),
         )
 
     @staticmethod

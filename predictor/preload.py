@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from models.cache import AccessModel
+from predictor.provenance import Provenance
 
 __all__ = ["PreloadKey", "PreloadRequest", "PreloadResponse", "Preloader"]
 
@@ -49,6 +50,7 @@ class PreloadResponse(BaseModel):
     keys: list[PreloadKey]
     estimated_hit_rate: float
     source: Literal["online", "prior"]
+    model: Provenance
 
 
 class Preloader:
@@ -87,9 +89,11 @@ class Preloader:
                     if candidate not in skip:
                         scores[candidate] = max(scores.get(candidate, 0.0), weight * p)
             learned = self.observations > 0
+            observations = self.observations
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
         chosen = [PreloadKey(key=k, probability=round(p, 4)) for k, p in ranked
                   if p >= req.min_probability][:limit]
         rate = sum(k.probability for k in chosen) / len(chosen) if chosen else 0.0
         return PreloadResponse(keys=chosen, estimated_hit_rate=round(rate, 4),
-                               source="online" if learned else "prior")
+                               source="online" if learned else "prior",
+                               model=Provenance.of("cache", observations=observations))

@@ -24,6 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from models.risk import STRATEGIES, RecoveryStats
+from predictor.provenance import Provenance
 from predictor.select import Selector, SelectRequest
 
 __all__ = ["RecoverRequest", "RecoverResponse", "Recoverer", "StrategyOption"]
@@ -61,6 +62,7 @@ class RecoverResponse(BaseModel):
     options: list[StrategyOption]
     source: Literal["online", "prior"]
     reason: str
+    model: Provenance
 
 
 class Recoverer:
@@ -122,6 +124,8 @@ class Recoverer:
             allowed = [o for o in options if o.allowed]
             best = max(allowed, key=lambda o: o.success)
             learned = any(self.stats.attempts(req.error_type, s) for s in STRATEGIES)
+            observations = sum(self.stats.attempts(e, s) for e in
+                               {e for e, _ in self.stats._counts} for s in STRATEGIES)
         fallback = None
         if best.strategy == "fallback":
             fallback = alternatives[0]
@@ -138,4 +142,5 @@ class Recoverer:
             source="online" if learned else "prior",
             reason=f"{best.strategy} has the highest success rate for {req.error_type} "
                    f"among the allowed strategies ({best.success:.2f})",
+            model=Provenance.of("risk", observations=observations, learned=learned),
         )

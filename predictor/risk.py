@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from models.history import History
 from models.risk import RISK_FEATURES, OnlineRisk
+from predictor.provenance import Provenance
 
 __all__ = ["RiskAssessor", "RiskRequest", "RiskResponse"]
 
@@ -44,6 +45,7 @@ class RiskResponse(BaseModel):
     suggestion: Literal["none", "route_away", "shed_load", "prewarm_fallback"]
     drivers: dict[str, float | None]
     source: Literal["online", "prior"]
+    model: Provenance
 
 
 def _x(features: dict[str, float], concurrency: float = math.nan,
@@ -59,6 +61,7 @@ class RiskAssessor:
     def __init__(self) -> None:
         self.history = History()
         self.model = OnlineRisk()
+        self.observations = 0
         self._lock = threading.Lock()
 
     def observe_health(self, ts: float, server: str, *, reachable: bool,
@@ -79,6 +82,7 @@ class RiskAssessor:
         """Learn from a finished call: its features as of its start, then its outcome."""
         nan = math.nan
         with self._lock:
+            self.observations += 1
             features = self.history.features(ts, server, tool)
             self.model.learn_one(_x(features, nan if concurrency is None else concurrency,
                                     nan if attempt is None else attempt), not success)
@@ -108,4 +112,6 @@ class RiskAssessor:
             "probe_mem", "probe_cpu", "probe_queue")}
         return RiskResponse(server=req.server, failure_probability=round(p, 4), prevent=prevent,
                             threshold=req.threshold, suggestion=suggestion, drivers=drivers,
-                            source="online" if learned else "prior")
+                            source="online" if learned else "prior",
+                            model=Provenance.of("risk", observations=self.observations,
+                                                learned=learned))

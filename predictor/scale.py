@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from models.load import LAGS, OnlineLoad
+from predictor.provenance import Provenance
 
 __all__ = ["ScaleRequest", "ScaleResponse", "Scaler"]
 
@@ -65,6 +66,7 @@ class ScaleResponse(BaseModel):
     limited_by: list[str]
     source: Literal["online", "prior"]
     reason: str
+    model: Provenance
 
 
 def _features(history: list[float]) -> dict[str, float]:
@@ -117,6 +119,7 @@ class Scaler:
             history = list(req.recent_load if req.recent_load is not None
                            else self._counts.get(req.server, ()))
             model = self._models.get(req.server)
+            learned_windows = model._n if model is not None else 0
             if model is not None and req.recent_load is None and model._n >= model.warmup:
                 expected, source = model.predict_one(_features(history)), "online"
             elif history:
@@ -148,6 +151,8 @@ class Scaler:
             replicas=replicas, desired=desired,
             forecast=Forecast(expected=round(expected, 3), upper=round(upper, 3)),
             limited_by=limited, source=source,
+            model=Provenance.of("load", observations=learned_windows,
+                                learned=source == "online"),
             reason=f"upper forecast {upper:.1f} calls at {req.target_utilization:.0%} of "
                    f"{req.capacity_per_replica:g} per replica needs {desired}",
         )
