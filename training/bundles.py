@@ -37,6 +37,11 @@ def _calls(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["kind"] == "call"]
 
 
+def _call_mask(frame: pd.DataFrame, test: np.ndarray) -> np.ndarray:
+    """``test`` (over every record of ``frame``) restricted to its calls."""
+    return test[(frame["kind"] == "call").to_numpy()]
+
+
 @dataclass
 class PerformanceBundle:
     featurizer: CallFeaturizer
@@ -55,7 +60,7 @@ class PerformanceBundle:
 
     def loss(self, frame: pd.DataFrame, test: np.ndarray) -> float | None:
         calls, pred = _calls(frame), self.predict(frame)
-        mask = test[(frame["kind"] == "call").to_numpy()]
+        mask = _call_mask(frame, test)
         truth = calls["latency_ms"].to_numpy(float)[mask]
         if not np.isnan(truth).all():
             return mae(truth, pred["latency_p50_ms"].to_numpy()[mask])
@@ -84,7 +89,7 @@ class ResourcesBundle:
         calls, pred = _calls(frame), self.predict(frame)
         if "duration_ms" not in pred:
             return None
-        mask = test[(frame["kind"] == "call").to_numpy()]
+        mask = _call_mask(frame, test)
         return mae(calls["latency_ms"].to_numpy(float)[mask],
                    pred["duration_ms"].to_numpy()[mask])
 
@@ -106,7 +111,7 @@ class RiskBundle:
 
     def loss(self, frame: pd.DataFrame, test: np.ndarray) -> float | None:
         calls, pred = _calls(frame), self.predict(frame)
-        mask = test[(frame["kind"] == "call").to_numpy()]
+        mask = _call_mask(frame, test)
         score = auc(1 - calls["success"].to_numpy(float)[mask],
                     pred["failure_probability"].to_numpy()[mask])
         return None if score is None else 1.0 - score
@@ -162,7 +167,7 @@ class CacheBundle:
 
     def loss(self, frame: pd.DataFrame, test: np.ndarray) -> float | None:
         calls = _calls(frame)
-        mask = test[(frame["kind"] == "call").to_numpy()] & calls["cache_key"].notna().to_numpy()
+        mask = _call_mask(frame, test) & calls["cache_key"].notna().to_numpy()
         keys = list(calls["cache_key"].to_numpy(object)[mask])
         if len(keys) < 10:
             return None
