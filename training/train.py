@@ -16,7 +16,6 @@ always|never`` overrides. The child run records the decision and why.
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
@@ -261,7 +260,3 @@ def outcome_rows(result: TrainResult) -> list[tuple[str, str, str, str]]:
     return [(o.family, o.version or "-", "yes" if o.promoted else "no", o.reason)
             for o in result.families]
 
-
-def dumps(result: TrainResult) -> str:
-    return json.dumps({"run_id": result.run_id,
-                       "families": [o.__dict__ for o in result.families]}, indent=2)
