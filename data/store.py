@@ -74,6 +74,20 @@ class EventStore(Protocol):
         """
         ...
 
+    def append_batch(
+        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
+    ) -> tuple[int, int] | None:
+        """Like :meth:`append`; return the (consecutive) ids of the first and last record."""
+        ...
+
+    def last_id(self) -> int:
+        """The id of the last record added (0 when empty)."""
+        ...
+
+    def read_since(self, after_id: int, limit: int = 10_000) -> list[tuple[int, Record]]:
+        """Up to ``limit`` records with ids above ``after_id``, in the order they were added."""
+        ...
+
     def read(
         self,
         start: TimeBound = None,
@@ -118,11 +132,30 @@ class MemoryEventStore(_FrameMixin):
     def append(
         self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
     ) -> int:
+        return len(records) if self.append_batch(records, sources) else 0
+
+    def append_batch(
+        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
+    ) -> tuple[int, int] | None:
+        """Add ``records``; return the ids given to the first and the last (``None`` if empty)."""
+        if not records:
+            return None
         with self._lock:
+            first = self._seq + 1
             for rec in records:
-                self._records.append((rec.epoch, self._seq, rec))
                 self._seq += 1
-        return len(records)
+                self._records.append((rec.epoch, self._seq, rec))
+            return first, self._seq
+
+    def last_id(self) -> int:
+        """The id of the last record added (0 when empty)."""
+        return self._seq
+
+    def read_since(self, after_id: int, limit: int = 10_000) -> list[tuple[int, Record]]:
+        """Up to ``limit`` records with ids above ``after_id``, in the order they were added."""
+        with self._lock:
+            rows = [(seq, rec) for _, seq, rec in self._records if seq > after_id]
+        return sorted(rows, key=lambda row: row[0])[:limit]
 
     def read(
         self,
@@ -203,9 +236,19 @@ class SQLiteEventStore(_FrameMixin):
     def append(
         self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
     ) -> int:
+        return len(records) if self.append_batch(records, sources) else 0
+
+    def append_batch(
+        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
+    ) -> tuple[int, int] | None:
+        """Durably add ``records``; return the ids of the first and the last (``None`` if empty).
+
+        One batch is one transaction under the writer lock, so its ids are
+        consecutive.
+        """
         if sources is None:
             sources = [None] * len(records)
-        return self.append_rows(
+        return self._insert(
             [
                 (
                     rec.epoch,
@@ -220,8 +263,11 @@ class SQLiteEventStore(_FrameMixin):
 
     def append_rows(self, rows: Sequence[StoreRow]) -> int:
         """Durably add rows already validated (see :data:`StoreRow`)."""
+        return len(rows) if self._insert(rows) else 0
+
+    def _insert(self, rows: Sequence[StoreRow]) -> tuple[int, int] | None:
         if not rows:
-            return 0
+            return None
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -229,11 +275,39 @@ class SQLiteEventStore(_FrameMixin):
                     "INSERT INTO events (ts, kind, server, tool, record) VALUES (?, ?, ?, ?, ?)",
                     rows,
                 )
+                last = int(self._conn.execute("SELECT last_insert_rowid()").fetchone()[0])
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
-        return len(rows)
+        return last - len(rows) + 1, last
+
+    def writable(self) -> bool:
+        """Whether the store can take a write now (takes and releases the write lock)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("ROLLBACK")
+        return True
+
+    def last_id(self) -> int:
+        """The id of the last record added (0 when empty)."""
+        with self._lock:
+            return int(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+
+    def read_since(self, after_id: int, limit: int = 10_000) -> list[tuple[int, Record]]:
+        """Up to ``limit`` records with ids above ``after_id``, in the order they were added.
+
+        A consumer that remembers the last id it processed resumes exactly
+        where it stopped (the online learner does, across restarts).
+        """
+        conn = sqlite3.connect(self.path, timeout=30.0)
+        try:
+            rows = conn.execute(
+                "SELECT id, record FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+            ).fetchall()
+        finally:
+            conn.close()
+        return [(int(i), parse_record(orjson.loads(blob))) for i, blob in rows]
 
     def read(
         self,

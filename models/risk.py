@@ -16,8 +16,6 @@ and the call's own load and attempt number (see :mod:`models.history`).
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 from river import base, drift, linear_model, optim, preprocessing
 
@@ -163,10 +161,11 @@ class RecoveryStats:
 
     def __init__(self, prior_weight: float = 5.0) -> None:
         self.prior_weight = prior_weight
-        self._counts: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+        # A plain dict (not a defaultdict of a lambda) so that checkpoints pickle.
+        self._counts: dict[tuple[str, str], list[float]] = {}
 
     def learn_one(self, error_type: str, strategy: str, recovered: bool) -> None:
-        cell = self._counts[(error_type, strategy)]
+        cell = self._counts.setdefault((error_type, strategy), [0.0, 0.0])
         cell[0] += float(recovered)
         cell[1] += 1.0
 

@@ -32,6 +32,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from predictor.provenance import Provenance
+from predictor.state import LockedState
 
 __all__ = ["AdjustRequest", "AdjustResponse", "AllocateRequest", "AllocateResponse",
            "Allocator", "PhaseSpec"]
@@ -123,7 +124,7 @@ _PRIORS = {"log_duration": (math.log(1000.0), 1.0), "tokens": (500.0, 500.0**2),
            "memory_mb": (100.0, 100.0**2), "cpu_pct": (20.0, 15.0**2)}
 
 
-class Allocator:
+class Allocator(LockedState):
     """Per-tool resource laws learned from telemetry; thread-safe."""
 
     def __init__(self) -> None:

@@ -31,8 +31,9 @@ from pydantic import BaseModel, Field
 from river import drift
 
 from predictor.provenance import Provenance
+from predictor.state import LockedState
 
-__all__ = ["BottleneckFinder", "Finding", "Thresholds"]
+__all__ = ["BottleneckFinder", "BottlenecksRequest", "Finding", "Thresholds"]
 
 
 class Thresholds(BaseModel):
@@ -40,6 +41,13 @@ class Thresholds(BaseModel):
     throughput_per_min: float = Field(default=50.0, ge=0)
     memory_pct: float = Field(default=80.0, ge=0, le=100)
     cpu_pct: float = Field(default=70.0, ge=0, le=100)
+
+
+class BottlenecksRequest(BaseModel):
+    now: float | None = Field(default=None,
+                              description="epoch seconds the window ends at; default: the "
+                                          "latest telemetry time")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
 
 
 class Finding(BaseModel):
@@ -60,7 +68,7 @@ class BottlenecksResponse(BaseModel):
     model: Provenance
 
 
-class BottleneckFinder:
+class BottleneckFinder(LockedState):
     """Recent telemetry, thresholds and drift detectors; thread-safe."""
 
     def __init__(self, *, window_s: float = 300.0, thresholds: Thresholds | None = None) -> None:

@@ -24,6 +24,7 @@ import threading
 from pydantic import BaseModel, Field
 
 from predictor.provenance import Provenance
+from predictor.state import LockedState
 
 __all__ = ["Batch", "Operation", "PlanRequest", "PlanResponse", "Planner"]
 
@@ -56,7 +57,7 @@ class PlanResponse(BaseModel):
     model: Provenance
 
 
-class Planner:
+class Planner(LockedState):
     """Learns per-tool durations from telemetry (EWMA) and plans; thread-safe."""
 
     def __init__(self, alpha: float = 0.2) -> None:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from models.cache import AccessModel
 from predictor.provenance import Provenance
+from predictor.state import LockedState
 
 __all__ = ["PreloadKey", "PreloadRequest", "PreloadResponse", "Preloader"]
 
@@ -53,7 +54,7 @@ class PreloadResponse(BaseModel):
     model: Provenance
 
 
-class Preloader:
+class Preloader(LockedState):
     """Learns key access patterns from telemetry and proposes preloads; thread-safe.
 
     Parameters

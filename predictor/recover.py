@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from models.risk import STRATEGIES, RecoveryStats
 from predictor.provenance import Provenance
 from predictor.select import Selector, SelectRequest
+from predictor.state import LockedState
 
 __all__ = ["RecoverRequest", "RecoverResponse", "Recoverer", "StrategyOption"]
 
@@ -65,7 +66,7 @@ class RecoverResponse(BaseModel):
     model: Provenance
 
 
-class Recoverer:
+class Recoverer(LockedState):
     """Learns recovery outcomes from telemetry and decides; thread-safe.
 
     Parameters

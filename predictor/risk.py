@@ -19,13 +19,15 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from models.history import History
 from models.risk import RISK_FEATURES, OnlineRisk
 from predictor.provenance import Provenance
+from predictor.state import LockedState
 
 __all__ = ["RiskAssessor", "RiskRequest", "RiskResponse"]
 
@@ -44,7 +46,7 @@ class RiskResponse(BaseModel):
     threshold: float
     suggestion: Literal["none", "route_away", "shed_load", "prewarm_fallback"]
     drivers: dict[str, float | None]
-    source: Literal["online", "prior"]
+    source: Literal["online", "batch", "prior"]
     model: Provenance
 
 
@@ -55,14 +57,24 @@ def _x(features: dict[str, float], concurrency: float = math.nan,
     return x
 
 
-class RiskAssessor:
+class RiskAssessor(LockedState):
     """History and an online failure model per deployment; thread-safe."""
 
     def __init__(self) -> None:
         self.history = History()
         self.model = OnlineRisk()
         self.observations = 0
+        self.batch: tuple[Any, str] | None = None
         self._lock = threading.Lock()
+
+    def use_batch(self, model: Any | None, version: str = "") -> None:
+        """Answer with a trained batch classifier, or (``None``) with the online one again.
+
+        ``model.predict_proba(X)`` takes rows of :data:`models.risk.RISK_FEATURES`
+        then concurrency and attempt (as :class:`models.risk.BatchRisk` does) and
+        returns the failure probabilities. The history still learns online.
+        """
+        self.batch = None if model is None else (model, version)
 
     def observe_health(self, ts: float, server: str, *, reachable: bool,
                        latency_ms: float | None = None, cpu_pct: float | None = None,
@@ -95,8 +107,13 @@ class RiskAssessor:
         now = time.time() if req.ts is None else req.ts
         with self._lock:
             features = self.history.features(now, req.server, req.tool or "")
-            p = self.model.predict_proba_one(_x(features))[True]
-            learned = len(self.model._seen) == 2
+            batch = self.batch
+            if batch is None:
+                p = self.model.predict_proba_one(_x(features))[True]
+                learned = len(self.model._seen) == 2
+        if batch is not None:
+            row = np.array([list(_x(features).values())], dtype=float)
+            p, learned = float(batch[0].predict_proba(row)[0]), True
         prevent = p > req.threshold
         suggestion = "none"
         if prevent:
@@ -112,6 +129,8 @@ class RiskAssessor:
             "probe_mem", "probe_cpu", "probe_queue")}
         return RiskResponse(server=req.server, failure_probability=round(p, 4), prevent=prevent,
                             threshold=req.threshold, suggestion=suggestion, drivers=drivers,
-                            source="online" if learned else "prior",
-                            model=Provenance.of("risk", observations=self.observations,
-                                                learned=learned))
+                            source="batch" if batch else "online" if learned else "prior",
+                            model=Provenance(family="risk", variant="batch", version=batch[1],
+                                             source="batch") if batch else
+                            Provenance.of("risk", observations=self.observations,
+                                          learned=learned))

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from models.load import LAGS, OnlineLoad
 from predictor.provenance import Provenance
+from predictor.state import LockedState
 
 __all__ = ["ScaleRequest", "ScaleResponse", "Scaler"]
 
@@ -78,7 +79,7 @@ def _features(history: list[float]) -> dict[str, float]:
     return x
 
 
-class Scaler:
+class Scaler(LockedState):
     """Per-server load forecasts from telemetry windows, and the scaling rule; thread-safe.
 
     Parameters

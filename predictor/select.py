@@ -47,6 +47,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from predictor.state import LockedState
+
 __all__ = [
     "DEFAULT_WEIGHTS",
     "Factors",
@@ -139,7 +141,12 @@ class _Server:
     connect_failures: int = 0
 
 
-class Selector:
+# What is assumed of an unseen arm or server (read only).
+_PRIOR_ARM = _Arm()
+_PRIOR_SERVER = _Server()
+
+
+class Selector(LockedState):
     """Online server selection from telemetry; thread-safe.
 
     Parameters
@@ -231,10 +238,9 @@ class Selector:
         return 0.9 if task in self.capabilities.get(server, ()) else 0.3
 
     def _estimate(self, server: str, task: str, sample: bool) -> tuple[float, ...]:
-        arm = self._arms.get((server, task)) or _Arm()
-        srv = self._servers.get(server) or _Server()
-        load = srv.load / 10.0
-        mean_log = arm.level + arm.slope * load
+        arm = self._arms.get((server, task)) or _PRIOR_ARM
+        srv = self._servers.get(server) or _PRIOR_SERVER
+        mean_log = arm.level + arm.slope * srv.load / 10.0
         sd = math.sqrt(max(arm.var, 1e-4))
         prior = self._capability_prior(server, task)
         a, b = arm.ok + 5 * prior, arm.fail + 5 * (1 - prior)
@@ -250,28 +256,32 @@ class Selector:
         available = 1.0 if srv.reachable and srv.connect_failures < 3 else 0.0
         return p50, p95, capability, reliability, available, arm.cost
 
-    def _rank(self, req: SelectRequest, sample: bool) -> list[RankedServer]:
-        weights = {**self.weights, **(req.weights or {})}
+    def _rank(self, req: SelectRequest, sample: bool) -> list[dict]:
+        """The ranking as plain dicts (validated once, as a whole, by :meth:`select`)."""
+        weights = self.weights if not req.weights else {**self.weights, **req.weights}
+        w_cap, w_perf, w_cost, w_rel, w_avail = (weights[name] for name in DEFAULT_WEIGHTS)
         task = req.task_type
         est = {s: self._estimate(s, task, sample) for s in dict.fromkeys(req.candidates)}
         fastest = min(e[0] for e in est.values())
         costs = [e[5] for e in est.values() if not math.isnan(e[5])]
         cheapest = min(costs) if costs else math.nan
+        no_cost = math.isnan(cheapest)
         ranked = []
         for server, (p50, p95, capability, reliability, available, cost) in est.items():
+            # Unrounded: rounding ten candidates' figures costs more than ranking them.
             perf = (fastest + 1.0) / (p50 + 1.0)
-            cost_factor = 1.0 if math.isnan(cost) or math.isnan(cheapest) else (
+            cost_factor = 1.0 if no_cost or math.isnan(cost) else (
                 (cheapest + 1e-6) / (cost + 1e-6))
-            factors = Factors(capability=round(capability, 4), performance=round(perf, 4),
-                              cost=round(cost_factor, 4), reliability=round(reliability, 4),
-                              availability=available)
-            score = sum(weights[name] * getattr(factors, name) for name in DEFAULT_WEIGHTS)
-            ranked.append(RankedServer(
-                server=server, score=round(score, 4), factors=factors,
-                predicted=Predicted(latency_p50_ms=round(p50, 1), latency_p95_ms=round(p95, 1),
-                                    success=round(capability, 4),
-                                    cost_usd=None if math.isnan(cost) else cost)))
-        ranked.sort(key=lambda r: -r.score)
+            score = (w_cap * capability + w_perf * perf + w_cost * cost_factor
+                     + w_rel * reliability + w_avail * available)
+            ranked.append({
+                "server": server, "score": score,
+                "factors": {"capability": capability, "performance": perf, "cost": cost_factor,
+                            "reliability": reliability, "availability": available},
+                "predicted": {"latency_p50_ms": p50, "latency_p95_ms": p95,
+                              "success": capability,
+                              "cost_usd": None if math.isnan(cost) else cost}})
+        ranked.sort(key=lambda r: -r["score"])
         return ranked
 
     def select(self, req: SelectRequest) -> SelectResponse:
@@ -283,8 +293,9 @@ class Selector:
             ranking = greedy
             if req.explore > 0 and self._rng.random() < req.explore:
                 sampled = self._rank(req, sample=True)
-                explored = sampled[0].server != greedy[0].server
+                explored = sampled[0]["server"] != greedy[0]["server"]
                 ranking = sampled
-        return SelectResponse(ranking=ranking, explored=explored,
-                              source="online" if seen else "prior",
-                              model_version=f"online-{self.observations}")
+        # One validation of the whole answer is much cheaper than a model per candidate.
+        return SelectResponse.model_validate({
+            "ranking": ranking, "explored": explored, "source": "online" if seen else "prior",
+            "model_version": f"online-{self.observations}"})

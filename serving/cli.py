@@ -239,3 +239,56 @@ def main() -> None:  # pragma: no cover - console entry
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1, or "
+                                                  "PREDICTOR_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000, or PREDICTOR_PORT).")
+                    ] = None,
+    db: Annotated[Path | None, typer.Option(help="SQLite event store (default predictor.db).")
+                  ] = None,
+    tracking_uri: Annotated[str | None, typer.Option(
+        help="MLflow registry to load champions from (default sqlite:///mlflow.db if present)."
+    )] = None,
+) -> None:
+    """Serve the HTTP API and, at /mcp, the MCP server (settings: PREDICTOR_*, PREDICTOR_CONFIG)."""
+    import uvicorn
+
+    from serving.app import create_app
+    from serving.logs import configure_logging
+    from serving.settings import Settings
+
+    overrides = {k: v for k, v in (("host", host), ("port", port), ("db", db),
+                                   ("tracking_uri", tracking_uri)) if v is not None}
+    settings = Settings(**overrides)
+    configure_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level.lower(), access_log=settings.access_log,
+                loop="uvloop", http="httptools", log_config=None, timeout_graceful_shutdown=30)
+
+
+@app.command()
+def mcp(
+    db: Annotated[Path | None, typer.Option(help="SQLite event store (default predictor.db).")
+                  ] = None,
+    tracking_uri: Annotated[str | None, typer.Option(
+        help="MLflow registry to load champions from (default sqlite:///mlflow.db if present)."
+    )] = None,
+) -> None:
+    """Serve the MCP tools over stdio (logs go to stderr)."""
+    from serving.logs import configure_logging
+    from serving.mcp_server import build_mcp_server
+    from serving.service import Service
+    from serving.settings import Settings
+
+    overrides = {k: v for k, v in (("db", db), ("tracking_uri", tracking_uri)) if v is not None}
+    settings = Settings(**overrides)
+    configure_logging(settings.log_level)
+    service = Service(settings)
+    service.start()
+    try:
+        build_mcp_server(service).run("stdio")
+    finally:
+        service.stop()

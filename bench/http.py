@@ -1,0 +1,202 @@
+"""HTTP throughput and latency of ``/v1/select`` against ``/healthz`` of the same app, and ingestion.
+
+Usage::
+
+    python bench/http.py [--rounds 3] [--duration 8] [--connections 16] [--out FILE.json]
+
+Starts ``predictor serve`` on a free loopback port in a temporary folder
+(its own store, no registry), teaches it a 3,000-record simulation through
+``POST /v1/telemetry``, then drives ``/healthz`` and ``/v1/select`` (10
+candidates, the default exploration) with wrk (one thread,
+``--connections`` connections, ``--duration`` seconds), alternating the two
+for ``--rounds`` rounds. The machine is shared and noisy, so the figures
+are the medians over rounds, and what matters is the ratio of select to
+healthz measured in the same run.
+
+Ingestion: ``--batches`` batches of 1,000 simulated records posted in turn
+by one client (httpx, in this process, so on the other core), honouring
+``429 Retry-After``; it reports records per second acknowledged (durable)
+and how long the online models took to learn them all.
+
+Needs wrk (``apt-get install wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# This file is named like the standard library's ``http``: keep its folder off
+# the import path so that ``import http.client`` (inside httpx) finds the real one.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wrk(url: str, seconds: float, connections: int, script: Path | None) -> dict[str, float]:
+    """One wrk run: requests per second, p50 and p99 in milliseconds."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
+    if script is not None:
+        cmd[1:1] = ["-s", str(script)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    pct = {}
+    for label, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        pct[label] = float(value) * _UNITS[unit]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non2xx:
+        raise RuntimeError(f"{url}: {non2xx.group(1)} error responses\n{out}")
+    return {"rps": rps, "p50_ms": pct["50"], "p99_ms": pct["99"]}
+
+
+def _predictor() -> str:
+    found = shutil.which("predictor")
+    return str(Path(found).resolve()) if found else str(Path(sys.executable).with_name(
+        "predictor"))
+
+
+def start_server(folder: Path, port: int) -> subprocess.Popen:
+    predictor = _predictor()
+    env = {**os.environ, "PREDICTOR_LOAD_CHAMPIONS": "false"}
+    proc = subprocess.Popen([predictor, "serve", "--port", str(port)], cwd=folder, env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(folder / "serve.log", "wb"))
+    for _ in range(120):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    proc.kill()
+    raise RuntimeError(f"server did not start: {(folder / 'serve.log').read_text()[-500:]}")
+
+
+def wait_learned(client: httpx.Client, timeout: float = 600.0) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if client.get("/readyz").json().get("pending_records", 1) == 0:
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    raise RuntimeError("the online models did not catch up")
+
+
+def simulate(folder: Path, events: int, seed: int) -> list[dict]:
+    path = folder / f"sim-{events}-{seed}.jsonl"
+    predictor = _predictor()
+    subprocess.run([predictor, "simulate", "--events", str(events), "--seed", str(seed),
+                    "--out", str(path)], check=True)
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def ingest(client: httpx.Client, records: list[dict], batch: int) -> dict[str, float]:
+    throttled = 0
+    started = time.perf_counter()
+    for i in range(0, len(records), batch):
+        body = orjson.dumps(records[i:i + batch])
+        while True:
+            reply = client.post("/v1/telemetry", content=body,
+                                headers={"content-type": "application/json"})
+            if reply.status_code != 429:
+                reply.raise_for_status()
+                break
+            throttled += 1
+            time.sleep(float(reply.headers.get("retry-after", "1")))
+    acknowledged = time.perf_counter() - started
+    learned = acknowledged + wait_learned(client)
+    return {"records": len(records), "batch": batch, "acknowledged_s": round(acknowledged, 3),
+            "records_per_s": round(len(records) / acknowledged), "throttled_batches": throttled,
+            "all_learned_s": round(learned, 3),
+            "learned_per_s": round(len(records) / learned)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--batches", type=int, default=100, help="ingestion batches of 1,000")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not installed (apt-get install wrk)")
+    folder = Path(tempfile.mkdtemp(prefix="predictor-bench-http-"))
+    port = free_port()
+    proc = start_server(folder, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=60) as client:
+            warm = simulate(folder, 3000, 9)
+            client.post("/v1/telemetry", content=orjson.dumps(warm),
+                        headers={"content-type": "application/json"}).raise_for_status()
+            wait_learned(client)
+            servers = sorted({r["server"] for r in warm})[:10]
+            task = next(r["task_type"] for r in warm if r.get("task_type"))
+            select = {"task_type": task, "candidates": servers}
+            answer = client.post("/v1/select", json=select).json()
+            assert len(answer["ranking"]) == len(servers) and answer["source"] == "online"
+            script = folder / "select.lua"
+            script.write_text('wrk.method = "POST"\n'
+                              f"wrk.body = {json.dumps(json.dumps(select))}\n"
+                              'wrk.headers["Content-Type"] = "application/json"\n')
+            runs: dict[str, list[dict[str, float]]] = {"healthz": [], "select": []}
+            for _ in range(args.rounds):
+                runs["healthz"].append(wrk(f"{base}/healthz", args.duration,
+                                           args.connections, None))
+                runs["select"].append(wrk(f"{base}/v1/select", args.duration,
+                                          args.connections, script))
+            medians = {route: {k: round(statistics.median(r[k] for r in rs), 3)
+                               for k in ("rps", "p50_ms", "p99_ms")}
+                       for route, rs in runs.items()}
+            stream = simulate(folder, args.batches * 1000, 21)
+            ingestion = ingest(client, stream, 1000)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    h, s = medians["healthz"], medians["select"]
+    report = {
+        "command": " ".join(["python", "bench/http.py", *sys.argv[1:]]),
+        "wrk": {"threads": 1, "connections": args.connections, "seconds": args.duration,
+                "rounds": args.rounds},
+        "select_candidates": len(servers),
+        "healthz": h, "select": s,
+        "ratio": {"throughput": round(s["rps"] / h["rps"], 3),
+                  "p50": round(s["p50_ms"] / h["p50_ms"], 3),
+                  "p99": round(s["p99_ms"] / h["p99_ms"], 3)},
+        "ingestion": ingestion,
+        "runs": runs,
+    }
+    print(f"{'route':<12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for route in ("healthz", "select"):
+        m = medians[route]
+        print(f"{route:<12}{m['rps']:>10.0f}{m['p50_ms']:>10.3f}{m['p99_ms']:>10.3f}")
+    r = report["ratio"]
+    print(f"select/healthz: throughput {r['throughput']:.2f}, p50 {r['p50']:.2f}, "
+          f"p99 {r['p99']:.2f}")
+    print(f"ingestion: {ingestion['records_per_s']:,} records/s acknowledged "
+          f"(batches of 1,000, {ingestion['throttled_batches']} throttled); all learned after "
+          f"{ingestion['all_learned_s']} s ({ingestion['learned_per_s']:,} records/s)")
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,325 @@
+"""The HTTP face: a FastAPI app over :class:`serving.service.Service` (DESIGN's HTTP contract).
+
+Routes hold no logic. Every decision route is made from
+:data:`serving.catalog.CATALOG`: it validates the body against the
+decision's request model, asks the engine, and returns the response model.
+Ingestion hands the parsed body to the service, which stores it durably
+before the reply. The MCP server of :mod:`serving.mcp_server` is mounted at
+``/mcp`` (streamable HTTP).
+
+With ``api_token`` set, ingestion, ``/v1/models/reload`` and ``/mcp`` need
+``Authorization: Bearer <token>``; bodies over ``max_body_bytes`` get 413.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+
+from data.schema import RecordError
+from predictor.bottlenecks import BottlenecksRequest, BottlenecksResponse, Thresholds
+from serving.catalog import CATALOG, Decision
+from serving.mcp_server import build_mcp_server
+from serving.metrics import Metrics
+from serving.service import IngestReport, IngestResult, QueueFull, Service
+from serving.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("predictor.http")
+
+ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
+_JSON = "application/json"
+#: Decisions cheap enough to answer on the event loop; the others go to a worker thread.
+_INLINE = {"select", "preload", "scale", "recover"}
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _Guard:
+    """Pure ASGI middleware: body size limit and Prometheus request metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+        limit = self.max_body_bytes
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._too_large(send, status)
+                self._observe(scope, status[0], started)
+                return
+        seen = [0]
+
+        async def counting_receive() -> dict:
+            message = await receive()
+            if message["type"] == "http.request":
+                seen[0] += len(message.get("body", b""))
+                if seen[0] > limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def recording_send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, recording_send)
+        except _BodyTooLarge:
+            await self._too_large(send, status)
+        self._observe(scope, status[0], started)
+
+    async def _too_large(self, send: Callable, status: list[int]) -> None:
+        status[0] = 413
+        body = orjson.dumps({"detail": f"request body over {self.max_body_bytes} bytes"})
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    def _observe(self, scope: dict, status: int, started: float) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", None) or "unmatched"
+        self.metrics.requests.labels(route=path, method=scope["method"], status=status).inc()
+        self.metrics.latency.labels(route=path).observe(time.perf_counter() - started)
+
+
+def _token_ok(header: str | None, token: str) -> bool:
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
+
+
+class _RequireToken:
+    """ASGI wrapper for the MCP app: Bearer token when one is configured."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if self.token is not None and scope["type"] == "http":
+            header = dict(scope.get("headers", ())).get(b"authorization", b"").decode("latin-1")
+            if not _token_ok(header, self.token):
+                body = b'{"detail":"missing or wrong bearer token"}'
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"www-authenticate", b"Bearer")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def _json(model: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(model.__pydantic_serializer__.to_json(model), status_code=status_code,
+                    media_type=_JSON, headers=headers)
+
+
+def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
+    """The FastAPI app of ``predictor serve``; starts and stops ``service`` with itself."""
+    settings = settings or Settings()
+    service = service or Service(settings)
+    metrics = service.metrics
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    mcp_server = build_mcp_server(service)
+    mcp_app = mcp_server.streamable_http_app(streamable_http_path="/", host=settings.host)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(service.start)
+        try:
+            async with mcp_server.session_manager.run():
+                yield
+        finally:
+            await run_in_threadpool(service.stop)
+
+    app = FastAPI(title="predictor", version="0.1.0", lifespan=lifespan,
+                  summary="Learned decisions for MCP workflows, from their telemetry.")
+    app.state.service = service
+
+    def require_token(request: Request) -> None:
+        if token is not None and not _token_ok(request.headers.get("authorization"), token):
+            raise HTTPException(401, "missing or wrong bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    # --- operations -------------------------------------------------------------
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        """Readiness: online models caught up with the store, registry read, store writable."""
+        state = await run_in_threadpool(service.readiness)
+        return JSONResponse(state, status_code=200 if state["ready"] else 503)
+
+    @app.get("/metrics", tags=["operations"])
+    async def prometheus_metrics() -> Response:
+        """Prometheus text exposition."""
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    # --- ingestion ---------------------------------------------------------------
+    async def _ingest(request: Request, ingest: Callable[[Any], IngestResult]) -> Response:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as err:
+            raise HTTPException(400, f"body is not JSON: {err}") from None
+        try:
+            result = await run_in_threadpool(ingest, body)
+        except RecordError as err:
+            raise HTTPException(422, f"{err.field}: {err.reason}") from None
+        except QueueFull as err:
+            return JSONResponse({"detail": str(err), "pending_records": err.pending},
+                                status_code=429, headers={"Retry-After": str(err.retry_after)})
+        report = IngestReport.of(result)
+        # Nothing usable at all is an error; a partly valid batch keeps its valid records.
+        failed = result.accepted == 0 and result.rejected > 0
+        return _json(report, 422 if failed else 200)
+
+    ingest_doc = {"requestBody": {"required": True, "content": {_JSON: {"schema": {
+        "type": "array", "items": {"type": "object"},
+        "description": "telemetry records (kind call or health); {\"records\": [...]} also works",
+    }}}}}
+
+    @app.post("/v1/telemetry", tags=["ingestion"], response_model=IngestReport,
+              dependencies=[Depends(require_token)], openapi_extra=ingest_doc,
+              responses={422: {"description": "no valid record, or not a list of records"},
+                         429: {"description": "learning queue full; retry after Retry-After"}})
+    async def telemetry(request: Request) -> Response:
+        """Ingest a batch of telemetry records: durable before the reply, learned online."""
+        return await _ingest(request, service.ingest)
+
+    @app.post("/v1/traces", tags=["ingestion"], response_model=IngestReport,
+              dependencies=[Depends(require_token)],
+              openapi_extra={"requestBody": {"required": True, "content": {_JSON: {"schema": {
+                  "type": "object", "description": "OTLP/HTTP JSON ExportTraceServiceRequest"}}}}},
+              responses={429: {"description": "learning queue full; retry after Retry-After"}})
+    async def traces(request: Request) -> Response:
+        """Ingest OTLP/HTTP JSON spans; MCP tools/call spans become call records."""
+        return await _ingest(request, service.ingest_otlp)
+
+    # --- decisions ---------------------------------------------------------------
+    for decision in CATALOG:
+        if decision.name == "bottlenecks":
+            continue
+        app.add_api_route(decision.path, _decision_endpoint(service, decision),
+                          methods=["POST"], response_model=decision.response,
+                          summary=decision.summary.split(":")[0].split(",")[0],
+                          description=decision.summary, tags=["decisions"],
+                          name=decision.name)
+
+    @app.get("/v1/bottlenecks", tags=["decisions"], response_model=BottlenecksResponse)
+    async def bottlenecks(
+        now: float | None = Query(None, description="window end, epoch s; default: latest "
+                                                    "telemetry time"),
+        latency_p95_ms: float = Query(2000.0, gt=0),
+        throughput_per_min: float = Query(50.0, ge=0),
+        memory_pct: float = Query(80.0, ge=0, le=100),
+        cpu_pct: float = Query(70.0, ge=0, le=100),
+    ) -> Response:
+        """Servers and tools that breach, or are forecast to breach, the alert thresholds."""
+        request = BottlenecksRequest(now=now, thresholds=Thresholds(
+            latency_p95_ms=latency_p95_ms, throughput_per_min=throughput_per_min,
+            memory_pct=memory_pct, cpu_pct=cpu_pct))
+        answer = await run_in_threadpool(service.engine.bottlenecks, request)
+        metrics.decisions.labels(decision="bottlenecks", source=answer.model.source).inc()
+        return _json(answer)
+
+    # --- models -----------------------------------------------------------------
+    @app.get("/v1/models", tags=["models"])
+    async def models() -> dict[str, Any]:
+        """Each family: champion, version, source (online/batch), metrics, trained-at."""
+        return service.models()
+
+    @app.post("/v1/models/reload", tags=["models"], dependencies=[Depends(require_token)])
+    async def reload() -> dict[str, Any]:
+        """Load the registry's current champions and swap them in at once."""
+        try:
+            return await run_in_threadpool(service.reload)
+        except Exception as err:
+            raise HTTPException(503, f"registry not readable: {err}") from None
+
+    _document_requests(app)
+    app.mount("/mcp", _RequireToken(mcp_app, token))
+    app.add_middleware(_Guard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def _decision_endpoint(service: Service, decision: Decision) -> Callable[..., Awaitable[Response]]:
+    """A route that validates the raw body itself (pydantic-core, straight from bytes).
+
+    Cheaper than a FastAPI body parameter (stdlib JSON decoding, then a
+    validation per field): on the hottest route the difference is most of the
+    framework's cost. The OpenAPI document still names the request model
+    (see ``_document_requests``).
+    """
+    method = decision.method
+    model = decision.request
+    inline = decision.name in _INLINE
+    counter = service.metrics.decisions
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            body = model.model_validate_json(await request.body() or b"{}")
+        except ValidationError as err:
+            raise RequestValidationError(err.errors(include_url=False)) from None
+        ask = getattr(service.engine, method)
+        try:
+            answer = ask(body) if inline else await run_in_threadpool(ask, body)
+        except ValueError as err:  # e.g. a plan whose dependencies form a cycle
+            raise HTTPException(422, str(err)) from None
+        source = getattr(answer, "source", None) or getattr(
+            getattr(answer, "model", None), "source", "rule")
+        counter.labels(decision=decision.name, source=source).inc()
+        return _json(answer)
+
+    endpoint.__name__ = decision.name
+    return endpoint
+
+
+def _document_requests(app: FastAPI) -> None:
+    """Put each decision's request model into the OpenAPI document of its route."""
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = default_openapi()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for decision in CATALOG:
+            if decision.name == "bottlenecks":
+                continue
+            model = decision.request
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(body.pop("$defs", {}))
+            components[model.__name__] = body
+            schema["paths"][decision.path]["post"]["requestBody"] = {
+                "required": True,
+                "content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+            }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

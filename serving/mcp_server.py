@@ -1,0 +1,99 @@
+"""The MCP face: every decision of :data:`serving.catalog.CATALOG` as a tool, plus telemetry.
+
+Each tool takes the fields of its decision's request model as arguments
+(same names, types, defaults and descriptions as the HTTP body) and returns
+the response model as structured output. Decisions are marked read-only;
+``report_telemetry`` stores records and teaches the online models.
+
+Served over stdio by ``predictor mcp`` and over streamable HTTP at ``/mcp``
+of ``predictor serve`` (see :func:`serving.app.create_app`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from data.schema import RecordError
+from serving.catalog import CATALOG, Decision
+from serving.service import IngestReport, QueueFull, Service
+
+__all__ = ["build_mcp_server"]
+
+INSTRUCTIONS = (
+    "predictor learns from MCP tool-call telemetry and answers an execution layer's questions: "
+    "which server to pick (select_server), what a workflow will need (allocate_resources), what "
+    "to preload (preload_keys), how many replicas (recommend_scaling), whether a server is about "
+    "to fail (assess_risk), what to do after a failure (recommend_recovery), which context to "
+    "keep (reduce_context), how to batch operations (plan_operations), where the bottlenecks "
+    "are (find_bottlenecks) and whether a workflow met expectations (validate_workflow). Send "
+    "telemetry with report_telemetry. Every answer says which model answered and its source "
+    "(online, batch or prior)."
+)
+
+
+def _signature(model: type[BaseModel], returns: Any) -> inspect.Signature:
+    """The request model's fields as keyword parameters (with their constraints)."""
+    params = []
+    for name, info in model.model_fields.items():
+        annotation: Any = info.annotation
+        metadata = [*info.metadata]
+        if info.description:
+            metadata.append(Field(description=info.description))
+        if metadata:
+            annotation = Annotated[(annotation, *metadata)]
+        default = (inspect.Parameter.empty if info.is_required()
+                   else info.get_default(call_default_factory=True))
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=annotation, default=default))
+    return inspect.Signature(params, return_annotation=returns)
+
+
+def _decision_tool(service: Service, decision: Decision) -> Callable[..., BaseModel]:
+    def tool(**arguments: Any) -> BaseModel:
+        try:
+            request = decision.request.model_validate(arguments)
+            answer = getattr(service.engine, decision.method)(request)
+        except ValueError as err:  # pydantic's ValidationError is one
+            raise ToolError(f"{decision.tool}: {err}") from None
+        source = getattr(answer, "source", None) or "rule"
+        service.metrics.decisions.labels(decision=decision.name, source=source).inc()
+        return answer
+
+    tool.__name__ = decision.tool
+    tool.__doc__ = decision.summary
+    tool.__signature__ = _signature(decision.request, decision.response)  # type: ignore[attr-defined]
+    return tool
+
+
+def build_mcp_server(service: Service) -> MCPServer:
+    """An :class:`mcp.server.MCPServer` whose tools answer from ``service``."""
+    server = MCPServer(name="predictor", instructions=INSTRUCTIONS, version="0.1.0")
+    for decision in CATALOG:
+        server.add_tool(_decision_tool(service, decision), name=decision.tool,
+                        description=decision.summary,
+                        annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False),
+                        structured_output=True)
+
+    def report_telemetry(
+        records: Annotated[list[dict[str, Any]], Field(
+            description="telemetry records (DESIGN's schema: kind call or health)")],
+    ) -> IngestReport:
+        """Store telemetry records durably and teach the online models; invalid records are
+        reported by index and field, the valid ones kept."""
+        try:
+            return IngestReport.of(service.ingest(records))
+        except (RecordError, QueueFull) as err:
+            raise ToolError(f"report_telemetry: {err}") from None
+
+    server.add_tool(report_telemetry, name="report_telemetry",
+                    annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False,
+                                                idempotentHint=False, openWorldHint=False),
+                    structured_output=True)
+    return server

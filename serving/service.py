@@ -1,0 +1,414 @@
+"""The running service behind HTTP and MCP: store, engine, learner, champions.
+
+:class:`Service` owns
+
+* the SQLite event store: an ingested batch is committed (and synced)
+  before the caller hears back;
+* the :class:`predictor.engine.Engine` every route and tool asks;
+* a learner thread that teaches the engine each stored batch, through a
+  bounded queue: when more than ``queue_max_records`` records wait to be
+  learned, ingestion is refused with :class:`QueueFull` (HTTP 429 with
+  ``Retry-After``) before anything is stored, so nothing is dropped;
+* checkpoints of the engine every ``checkpoint_interval_s`` and on stop.
+  A checkpoint records the store id of the last record learned; on start the
+  learner resumes from it and learns whatever was stored after it, so a
+  restart loses neither an acknowledged record nor online learning;
+* the registry's batch champions, loaded in the background at start and
+  swapped in atomically by :meth:`Service.reload`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from data.otlp import spans_to_raw_records
+from data.schema import Record, RecordError, parse_record
+from data.store import SQLiteEventStore
+from predictor.engine import Engine
+from serving.champions import (
+    REGISTERED_FAMILIES,
+    Champion,
+    load_champions,
+    resolve_tracking_uri,
+)
+from serving.metrics import Metrics
+from serving.settings import Settings
+
+__all__ = ["FAMILY_DECISIONS", "IngestError", "IngestReport", "IngestResult", "QueueFull",
+           "Service"]
+
+log = logging.getLogger("predictor.service")
+
+#: Which decision each model family answers.
+FAMILY_DECISIONS = {"performance": "select", "resources": "allocate", "cache": "preload",
+                    "load": "scale", "risk": "risk"}
+#: Why a family's batch champion does not answer its decision in the service.
+_ONLINE_ONLY = {
+    "performance": "select answers from the online model: a batch predict costs milliseconds "
+                   "(bench/models.py) against select's sub-millisecond budget",
+    "resources": "allocate answers per tool from the online laws; the batch model needs a "
+                 "call's history, which a workflow spec does not have",
+    "cache": "preload answers from the online access model, which learns every access",
+    "load": "scale answers from the per-server online forecaster",
+}
+_CATCH_UP_CHUNK = 5_000
+
+
+class QueueFull(RuntimeError):
+    """More records wait to be learned than the queue holds; retry after ``retry_after`` s."""
+
+    def __init__(self, pending: int, retry_after: int) -> None:
+        super().__init__(f"{pending} records wait to be learned; retry in {retry_after} s")
+        self.pending = pending
+        self.retry_after = retry_after
+
+
+@dataclass
+class IngestResult:
+    """What an ingestion request did; ``errors`` hold the first 100 rejections."""
+
+    received: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    ids: tuple[int, int] | None = None
+
+    def reject(self, where: int | str, err: RecordError) -> None:
+        self.rejected += 1
+        if len(self.errors) < 100:
+            self.errors.append({"index": where, "field": err.field, "reason": err.reason})
+
+
+
+class IngestError(BaseModel):
+    index: int | str = Field(description="position in the batch (a span's path for OTLP)")
+    field: str
+    reason: str
+
+
+class IngestReport(BaseModel):
+    """The answer to an ingestion: what was stored, what was rejected and why."""
+
+    received: int
+    accepted: int = Field(description="records stored durably before this reply")
+    rejected: int
+    skipped: int = Field(default=0, description="OTLP spans that are not tool calls")
+    errors: list[IngestError] = Field(description="the first 100 rejections")
+
+    @classmethod
+    def of(cls, result: IngestResult) -> IngestReport:
+        return cls(received=result.received, accepted=result.accepted,
+                   rejected=result.rejected, skipped=result.skipped,
+                   errors=[IngestError(**e) for e in result.errors])
+
+
+class Service:
+    """Everything the HTTP app and the MCP server share; see the module docstring."""
+
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.store: SQLiteEventStore | None = None
+        self.engine = Engine(settings.capabilities or None, seed=settings.seed)
+        self.champions: dict[str, Champion] = {}
+        self.registry_uri: str | None = None
+        self.registry_state = "not loaded"
+        self._queue: queue.Queue[tuple[int, int, list[Record]]] = queue.Queue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._ingest_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._caught_up = threading.Event()
+        self._learner: threading.Thread | None = None
+        self._checkpointed_cursor = -1
+        self._learn_rate = 10_000.0  # records per second, measured as the learner runs
+        self.started_at = time.time()
+
+    # --- lifecycle ----------------------------------------------------------
+    def start(self) -> None:
+        """Open the store, resume the engine, start learning and load the champions."""
+        self.store = SQLiteEventStore(self.settings.db)
+        self.engine = self._restore()
+        self._checkpointed_cursor = self.engine.cursor
+        self._learner = threading.Thread(target=self._learn_loop, name="predictor-learner",
+                                         daemon=True)
+        self._learner.start()
+        if self.settings.load_champions:
+            threading.Thread(target=self._load_registry, name="predictor-registry",
+                             daemon=True).start()
+        else:
+            self.registry_state = "disabled"
+        log.info("started", extra={"event": "start", "db": str(self.settings.db),
+                                   "cursor": self.engine.cursor})
+
+    def stop(self) -> None:
+        """Learn what is queued, checkpoint, and close the store."""
+        self._stop.set()
+        if self._learner is not None:
+            self._learner.join(timeout=120)
+        if self.store is not None:
+            self.checkpoint()
+            self.store.close()
+            self.store = None
+        log.info("stopped", extra={"event": "stop", "cursor": self.engine.cursor})
+
+    # --- checkpoints --------------------------------------------------------
+    def _latest(self) -> Path:
+        return self.settings.state_dir / "LATEST"
+
+    def _restore(self) -> Engine:
+        latest = self._latest()
+        if latest.exists():
+            path = self.settings.state_dir / latest.read_text().strip()
+            try:
+                engine = Engine.load(path)
+                log.info("resumed", extra={"event": "resume", "checkpoint": path.name,
+                                           "cursor": engine.cursor})
+                return engine
+            except Exception as err:  # the store still has every record: relearn it
+                log.error("checkpoint %s unusable (%s); relearning from the store", path, err)
+        return Engine(self.settings.capabilities or None, seed=self.settings.seed)
+
+    def checkpoint(self) -> Path | None:
+        """Save the engine if it learned anything since the last checkpoint.
+
+        Called by the learner between batches (and on stop, after it ended),
+        so the saved state and its cursor always agree. The new checkpoint is
+        written beside the old one and ``LATEST`` is switched atomically.
+        """
+        engine = self.engine
+        if engine.cursor == self._checkpointed_cursor:
+            return None
+        state = self.settings.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        name = f"engine-{engine.cursor}"
+        path = engine.save(state / name)
+        tmp = state / "LATEST.tmp"
+        tmp.write_text(name)
+        os.replace(tmp, self._latest())
+        for old in state.glob("engine-*"):
+            if old.name not in (f"{name}.joblib", f"{name}.json"):
+                old.unlink(missing_ok=True)
+        self._checkpointed_cursor = engine.cursor
+        self.metrics.checkpoints.inc()
+        log.info("checkpoint", extra={"event": "checkpoint", "cursor": engine.cursor})
+        return path
+
+    # --- learning -----------------------------------------------------------
+    def _learn(self, records: list[Record], cursor: int) -> None:
+        started = time.perf_counter()
+        n = self.engine.learn(records, cursor=cursor)
+        elapsed = time.perf_counter() - started
+        if n and elapsed > 0:
+            self._learn_rate = 0.8 * self._learn_rate + 0.2 * (n / elapsed)
+        self.metrics.learned.inc(n)
+        self.metrics.model_version.labels(family="all", variant="online").set(self.engine.learned)
+
+    def _catch_up(self, until: int | None = None) -> None:
+        """Learn stored records after the engine's cursor (up to id ``until``)."""
+        assert self.store is not None
+        while not self._stop.is_set() or until is not None:
+            rows = self.store.read_since(self.engine.cursor, _CATCH_UP_CHUNK)
+            if until is not None:
+                rows = [row for row in rows if row[0] <= until]
+            if not rows:
+                return
+            self._learn([record for _, record in rows], rows[-1][0])
+
+    def _learn_loop(self) -> None:
+        try:
+            self._catch_up()
+        finally:
+            self._caught_up.set()
+        last_checkpoint = time.monotonic()
+        while True:
+            try:
+                first, last, records = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if self._stop.is_set():
+                    break
+            else:
+                try:
+                    if last > self.engine.cursor:
+                        if first > self.engine.cursor + 1:
+                            # An earlier batch is still on its way to the queue: learn
+                            # it from the store now, in order.
+                            self._catch_up(until=first - 1)
+                        skip = max(0, self.engine.cursor - first + 1)
+                        self._learn(records[skip:], last)
+                except Exception:  # one bad batch must not stop learning
+                    log.exception("learning a batch failed")
+                finally:
+                    with self._pending_lock:
+                        self._pending -= len(records)
+                        self.metrics.queue.set(self._pending)
+            if time.monotonic() - last_checkpoint >= self.settings.checkpoint_interval_s:
+                try:
+                    self.checkpoint()
+                except Exception:
+                    log.exception("checkpoint failed")
+                last_checkpoint = time.monotonic()
+
+    def wait_learned(self, timeout: float = 30.0) -> bool:
+        """Block until everything ingested so far has been learned (tests, benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._caught_up.is_set() and self._pending == 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+    # --- ingestion ----------------------------------------------------------
+    def _reserve(self, n: int) -> None:
+        with self._pending_lock:
+            if self._pending and self._pending + n > self.settings.queue_max_records:
+                self.metrics.throttled.inc()
+                wait = math.ceil((self._pending + n) / max(self._learn_rate, 1.0))
+                raise QueueFull(self._pending, max(1, min(wait, 60)))
+            self._pending += n
+            self.metrics.queue.set(self._pending)
+
+    def _release(self, n: int) -> None:
+        with self._pending_lock:
+            self._pending -= n
+            self.metrics.queue.set(self._pending)
+
+    def _store(self, records: list[Record], result: IngestResult, via: str) -> IngestResult:
+        if not records:
+            return result
+        assert self.store is not None, "service not started"
+        self._reserve(len(records))
+        try:
+            with self._ingest_lock:  # ids reach the queue in the order they were given
+                ids = self.store.append_batch(records)
+                assert ids is not None
+                self._queue.put((ids[0], ids[1], records))
+        except BaseException:
+            self._release(len(records))
+            raise
+        result.accepted, result.ids = len(records), ids
+        self.metrics.ingested.labels(via=via).inc(len(records))
+        return result
+
+    def ingest(self, raw: Any) -> IngestResult:
+        """Validate a batch of telemetry records, store the valid ones, queue them for learning.
+
+        Raises
+        ------
+        RecordError
+            When ``raw`` is not a list of records (or ``{"records": [...]}``).
+        QueueFull
+            When the learning queue cannot take the batch; nothing was stored.
+        """
+        if isinstance(raw, dict) and "records" in raw:
+            raw = raw["records"]
+        if not isinstance(raw, list):
+            raise RecordError("body", "expected a JSON array of telemetry records")
+        result = IngestResult(received=len(raw))
+        records: list[Record] = []
+        for index, item in enumerate(raw):
+            try:
+                records.append(parse_record(item))
+            except RecordError as err:
+                result.reject(index, err)
+        self.metrics.rejected.labels(via="telemetry").inc(result.rejected)
+        return self._store(records, result, "telemetry")
+
+    def ingest_otlp(self, body: Any) -> IngestResult:
+        """Like :meth:`ingest`, for an OTLP/HTTP JSON trace export (errors name the span)."""
+        batch = spans_to_raw_records(body, self.settings.server_map)
+        result = IngestResult(received=len(batch.records) + len(batch.errors) + batch.skipped,
+                              skipped=batch.skipped)
+        for where, err in batch.errors:
+            result.reject(where, err)
+        records: list[Record] = []
+        for where, raw in batch.records:
+            try:
+                records.append(parse_record(raw))
+            except RecordError as err:
+                result.reject(where, err)
+        self.metrics.rejected.labels(via="traces").inc(result.rejected)
+        return self._store(records, result, "traces")
+
+    # --- champions ----------------------------------------------------------
+    def _load_registry(self) -> None:
+        try:
+            self.reload()
+        except Exception as err:
+            log.error("registry not loaded: %s", err)
+
+    def reload(self) -> dict[str, Any]:
+        """Read the registry's champions and swap them in at once; return :meth:`models`."""
+        with self._reload_lock:
+            uri = resolve_tracking_uri(self.settings.tracking_uri)
+            if uri is None:
+                self.registry_state = "no registry (answers from online models and priors)"
+                return self.models()
+            try:
+                champions = load_champions(uri)
+            except Exception as err:
+                self.registry_state = f"error: {type(err).__name__}: {err}"
+                raise
+            risk = champions.get("risk")
+            # One assignment each: a request sees the old set or the new one, never a mix.
+            self.engine.risk.use_batch(
+                None if risk is None or risk.bundle is None else risk.bundle.model,
+                risk.version if risk else "")
+            self.champions = champions
+            self.registry_uri, self.registry_state = uri, "loaded"
+            for family, champion in champions.items():
+                if champion.version.isdigit():
+                    self.metrics.model_version.labels(family=family, variant="batch").set(
+                        int(champion.version))
+            log.info("champions", extra={"event": "reload", "registry": uri,
+                                         "versions": {f: c.version for f, c in champions.items()}})
+            return self.models()
+
+    def models(self) -> dict[str, Any]:
+        """Each family: its champion, version, which variant answers, metrics, trained-at."""
+        champions = self.champions
+        families = {}
+        for family in REGISTERED_FAMILIES:
+            champion = champions.get(family)
+            answering = "batch" if (family == "risk" and champion is not None
+                                    and champion.bundle is not None) else "online"
+            entry: dict[str, Any] = {
+                "decision": FAMILY_DECISIONS[family],
+                "source": answering,
+                "champion": None if champion is None else champion.describe(),
+                "version": champion.version if answering == "batch" and champion else
+                f"online-{self.engine.learned}",
+                "metrics": champion.metrics if champion else {},
+                "trained_at": champion.trained_at if champion else None,
+            }
+            if champion is not None and answering == "online":
+                entry["why_online"] = _ONLINE_ONLY[family]
+            families[family] = entry
+        return {"families": families, "online": self.engine.status(),
+                "registry": {"uri": self.registry_uri, "state": self.registry_state}}
+
+    # --- health -------------------------------------------------------------
+    def readiness(self) -> dict[str, Any]:
+        """Whether the models are loaded and the store takes writes."""
+        checks: dict[str, Any] = {"online_models": self._caught_up.is_set(),
+                                  "registry": self.registry_state != "not loaded"}
+        try:
+            assert self.store is not None, "service not started"
+            checks["store"] = self.store.writable()
+        except Exception as err:
+            checks["store"] = False
+            checks["store_error"] = str(err)
+        ready = all(checks[k] for k in ("online_models", "registry", "store"))
+        return {"ready": ready, "checks": checks, "pending_records": self._pending}

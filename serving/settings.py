@@ -1,0 +1,78 @@
+"""Service settings: environment variables ``PREDICTOR_*`` and an optional file.
+
+The file is JSON or TOML, named by ``PREDICTOR_CONFIG`` (or passed to
+:class:`Settings` as ``_config_file``); environment variables override it,
+and keyword arguments override both.
+
+>>> Settings(port=9000).host, Settings(port=9000).port
+('127.0.0.1', 9000)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """Values from the JSON or TOML file named by ``PREDICTOR_CONFIG``."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        name = os.environ.get("PREDICTOR_CONFIG")
+        if not name:
+            return {}
+        path = Path(name)
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a table of settings")
+        return data
+
+
+class Settings(BaseSettings):
+    """Everything ``predictor serve`` and ``predictor mcp`` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="PREDICTOR_", extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="address to bind; loopback unless told")
+    port: int = Field(default=8000, ge=0, le=65535)
+    db: Path = Field(default=Path("predictor.db"), description="SQLite event store")
+    state_dir: Path = Field(default=Path("predictor-state"),
+                            description="online model checkpoints")
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; default sqlite:///mlflow.db when present")
+    load_champions: bool = Field(default=True,
+                                 description="load the registry's champions at start")
+    checkpoint_interval_s: float = Field(default=60.0, gt=0)
+    queue_max_records: int = Field(default=200_000, ge=1,
+                                   description="records accepted but not yet learned, at most")
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    api_token: SecretStr | None = Field(default=None,
+                                        description="bearer token for ingestion, reload and MCP")
+    capabilities: dict[str, list[str]] = Field(
+        default_factory=dict, description="server -> task types it declares it serves")
+    server_map: dict[str, str] = Field(
+        default_factory=dict, description="OTLP server.address / service.name -> server id")
+    seed: int = 0
+    log_level: str = "INFO"
+    access_log: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls),
+                file_secret_settings)
