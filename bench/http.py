@@ -1,4 +1,4 @@
-"""HTTP throughput and latency of ``/v1/select`` against ``/healthz`` of the same app, and ingestion.
+"""HTTP throughput and latency of ``/v1/select`` against ``/healthz`` of one app; ingestion.
 
 Usage::
 
@@ -77,8 +77,9 @@ def _predictor() -> str:
 def start_server(folder: Path, port: int) -> subprocess.Popen:
     predictor = _predictor()
     env = {**os.environ, "PREDICTOR_LOAD_CHAMPIONS": "false"}
-    proc = subprocess.Popen([predictor, "serve", "--port", str(port)], cwd=folder, env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(folder / "serve.log", "wb"))
+    with open(folder / "serve.log", "wb") as log:
+        proc = subprocess.Popen([predictor, "serve", "--port", str(port)], cwd=folder, env=env,
+                                stdout=subprocess.DEVNULL, stderr=log)
     for _ in range(120):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:

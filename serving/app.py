@@ -293,8 +293,14 @@ def _decision_endpoint(service: Service, decision: Decision) -> Callable[..., Aw
         source = getattr(answer, "source", None) or getattr(
             getattr(answer, "model", None), "source", "rule")
         counter.labels(decision=decision.name, source=source).inc()
-        return _json(answer)
+        previous = last[0]
+        if previous[0] is answer:  # a memoized answer (select): reuse its bytes
+            return Response(previous[1], media_type=_JSON)
+        payload = answer.__pydantic_serializer__.to_json(answer)
+        last[0] = (answer, payload)
+        return Response(payload, media_type=_JSON)
 
+    last: list[tuple[Any, bytes]] = [(None, b"")]
     endpoint.__name__ = decision.name
     return endpoint
 

@@ -74,3 +74,18 @@ def test_weights_override_and_validation():
         SelectRequest(task_type="s", candidates=["a"], weights={"speed": 1.0})
     with pytest.raises(ValidationError):
         SelectRequest(task_type="s", candidates=[])
+
+
+def test_greedy_answer_is_memoized_until_the_state_changes():
+    selector = Selector(seed=0)
+    request = SelectRequest(task_type="search", candidates=["a", "b"], explore=0.0)
+    for i in range(10):
+        selector.observe_call(float(i), "a", "search", latency_ms=300.0, success=True)
+    first = selector.select(request)
+    assert selector.select(request) is first
+    selector.observe_call(11.0, "b", "search", latency_ms=50.0, success=True)
+    second = selector.select(request)
+    assert second is not first and second.model_version == "online-11"
+    # Exploring answers are drawn fresh, never served from the memo.
+    exploring = SelectRequest(task_type="search", candidates=["a", "b"], explore=1.0)
+    assert selector.select(exploring) is not selector.select(exploring)
