@@ -13,6 +13,8 @@ ranks 10 candidates.
 from __future__ import annotations
 
 import argparse
+import itertools
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -88,9 +90,15 @@ def main() -> None:
            for i in range(30)]
     items = [ContextItem(id=str(i), text=raw_calls[i]["tool"] + " " + raw_calls[i]["server"]
                          + " " + str(raw_calls[i].get("cache_key"))) for i in range(40)]
+    shuffler = random.Random(0)
+    orders = [shuffler.sample(servers, len(servers)) for _ in range(4096)]
+    turn = itertools.count()
     cases: dict[str, Callable[[], object]] = {
         "select (10 candidates)": lambda: selector.select(
             SelectRequest(task_type="search", candidates=servers, explore=0.1)),
+        # Every request a different candidate order, so the memo never answers.
+        "select, memo miss": lambda: selector.select(SelectRequest(
+            task_type="search", candidates=orders[next(turn) % len(orders)], explore=0.1)),
         "recover": lambda: recoverer.recover(RecoverRequest(
             error_type="timeout", server="exa", attempt=1, candidates=servers[:4])),
         "scale": lambda: scaler.scale(ScaleRequest(server="exa", current_replicas=3,

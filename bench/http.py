@@ -13,10 +13,11 @@ for ``--rounds`` rounds. The machine is shared and noisy, so the figures
 are the medians over rounds, and what matters is the ratio of select to
 healthz measured in the same run.
 
-Ingestion: ``--batches`` batches of 1,000 simulated records posted in turn
-by one client (httpx, in this process, so on the other core), honouring
-``429 Retry-After``; it reports records per second acknowledged (durable)
-and how long the online models took to learn them all.
+Ingestion: ``--batches`` batches of 1,000 simulated records, encoded
+beforehand, posted by ``--ingest-clients`` concurrent clients (httpx threads
+in this process) honouring ``429 Retry-After``; it reports records per
+second acknowledged (durable) and how long until the online models had
+learned them all.
 
 Needs wrk (``apt-get install wrk``).
 """
@@ -33,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -108,24 +110,40 @@ def simulate(folder: Path, events: int, seed: int) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
-def ingest(client: httpx.Client, records: list[dict], batch: int) -> dict[str, float]:
-    throttled = 0
-    started = time.perf_counter()
-    for i in range(0, len(records), batch):
-        body = orjson.dumps(records[i:i + batch])
+def ingest(base: str, records: list[dict], batch: int, clients: int) -> dict[str, float]:
+    """Post ``records`` in batches from ``clients`` threads; bodies are encoded beforehand."""
+    bodies = [orjson.dumps(records[i:i + batch]) for i in range(0, len(records), batch)]
+    throttled = [0]
+
+    def post(client: httpx.Client, body: bytes) -> None:
         while True:
             reply = client.post("/v1/telemetry", content=body,
                                 headers={"content-type": "application/json"})
             if reply.status_code != 429:
                 reply.raise_for_status()
-                break
-            throttled += 1
+                return
+            throttled[0] += 1
             time.sleep(float(reply.headers.get("retry-after", "1")))
+
+    def worker(share: list[bytes]) -> None:
+        with httpx.Client(base_url=base, timeout=120) as client:
+            for body in share:
+                post(client, body)
+
+    threads = [threading.Thread(target=worker, args=(bodies[k::clients],))
+               for k in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     acknowledged = time.perf_counter() - started
-    learned = acknowledged + wait_learned(client)
-    return {"records": len(records), "batch": batch, "acknowledged_s": round(acknowledged, 3),
-            "records_per_s": round(len(records) / acknowledged), "throttled_batches": throttled,
-            "all_learned_s": round(learned, 3),
+    with httpx.Client(base_url=base, timeout=60) as client:
+        learned = acknowledged + wait_learned(client)
+    return {"records": len(records), "batch": batch, "clients": clients,
+            "acknowledged_s": round(acknowledged, 3),
+            "records_per_s": round(len(records) / acknowledged),
+            "throttled_batches": throttled[0], "all_learned_s": round(learned, 3),
             "learned_per_s": round(len(records) / learned)}
 
 
@@ -135,6 +153,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--batches", type=int, default=100, help="ingestion batches of 1,000")
+    parser.add_argument("--ingest-clients", type=int, default=2,
+                        help="concurrent ingestion clients")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -168,7 +188,7 @@ def main() -> None:
                                for k in ("rps", "p50_ms", "p99_ms")}
                        for route, rs in runs.items()}
             stream = simulate(folder, args.batches * 1000, 21)
-            ingestion = ingest(client, stream, 1000)
+            ingestion = ingest(base, stream, 1000, args.ingest_clients)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -193,7 +213,8 @@ def main() -> None:
     print(f"select/healthz: throughput {r['throughput']:.2f}, p50 {r['p50']:.2f}, "
           f"p99 {r['p99']:.2f}")
     print(f"ingestion: {ingestion['records_per_s']:,} records/s acknowledged "
-          f"(batches of 1,000, {ingestion['throttled_batches']} throttled); all learned after "
+          f"(batches of 1,000, {ingestion['clients']} clients, "
+          f"{ingestion['throttled_batches']} throttled); all learned after "
           f"{ingestion['all_learned_s']} s ({ingestion['learned_per_s']:,} records/s)")
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))

@@ -18,9 +18,9 @@ load slope: ``log latency = level + slope * load``, where ``load`` is the
 server's most recent known concurrency (from its calls or its health probe
 queue depth). Level and slope adapt with constant step sizes, so the model
 follows servers that degrade and recover. Every estimate carries its
-uncertainty; with probability ``explore`` the ranking uses a Thompson sample
-from those posteriors instead of their means, and the answer says whether
-the pick differs from the greedy one (``explored``). Before any telemetry,
+uncertainty; with probability ``explore`` the pick is the best of a Thompson
+sample from those posteriors, moved to the top of the ranking when it
+differs from the greedy pick (the answer then says ``explored``). Before any telemetry,
 every answer comes from the priors (``source: "prior"``).
 
 >>> selector = Selector(seed=1)
@@ -267,8 +267,8 @@ class Selector(LockedState):
         available = 1.0 if srv.reachable and srv.connect_failures < 3 else 0.0
         return p50, p95, capability, reliability, available, arm.cost
 
-    def _rank(self, req: SelectRequest, sample: bool) -> list[dict]:
-        """The ranking as plain dicts (validated once, as a whole, by :meth:`select`)."""
+    def _scored(self, req: SelectRequest, sample: bool) -> list[tuple[float, str, tuple]]:
+        """(score, server, (performance, cost factor, estimate)) of every candidate."""
         weights = self.weights if not req.weights else {**self.weights, **req.weights}
         w_cap, w_perf, w_cost, w_rel, w_avail = (weights[name] for name in DEFAULT_WEIGHTS)
         task = req.task_type
@@ -277,19 +277,30 @@ class Selector(LockedState):
         costs = [e[5] for e in est.values() if not math.isnan(e[5])]
         cheapest = min(costs) if costs else math.nan
         no_cost = math.isnan(cheapest)
-        ranked = []
-        for server, (p50, p95, capability, reliability, available, cost) in est.items():
-            # Unrounded: rounding ten candidates' figures costs more than ranking them.
+        scored = []
+        for server, e in est.items():
+            p50, _, capability, reliability, available, cost = e
             perf = (fastest + 1.0) / (p50 + 1.0)
             cost_factor = 1.0 if no_cost or math.isnan(cost) else (
                 (cheapest + 1e-6) / (cost + 1e-6))
             score = (w_cap * capability + w_perf * perf + w_cost * cost_factor
                      + w_rel * reliability + w_avail * available)
+            scored.append((score, server, (perf, cost_factor, e)))
+        return scored
+
+    def _rank(self, req: SelectRequest) -> list[dict]:
+        """The greedy ranking as plain dicts (validated once, as a whole, by :meth:`_answer`)."""
+        ranked = []
+        # Rounded (shorter answers on the wire); the memo pays for it once per state.
+        for score, server, (perf, cost_factor, e) in self._scored(req, sample=False):
+            p50, p95, capability, reliability, available, cost = e
+            capability = round(capability, 4)
             ranked.append({
-                "server": server, "score": score,
-                "factors": {"capability": capability, "performance": perf, "cost": cost_factor,
-                            "reliability": reliability, "availability": available},
-                "predicted": {"latency_p50_ms": p50, "latency_p95_ms": p95,
+                "server": server, "score": round(score, 4),
+                "factors": {"capability": capability, "performance": round(perf, 4),
+                            "cost": round(cost_factor, 4),
+                            "reliability": round(reliability, 4), "availability": available},
+                "predicted": {"latency_p50_ms": round(p50, 1), "latency_p95_ms": round(p95, 1),
                               "success": capability,
                               "cost_usd": None if math.isnan(cost) else cost}})
         ranked.sort(key=lambda r: -r["score"])
@@ -305,6 +316,11 @@ class Selector(LockedState):
     def select(self, req: SelectRequest) -> SelectResponse:
         """Rank ``req.candidates``; explore with probability ``req.explore``.
 
+        Exploring draws every candidate's score from its posterior (Thompson
+        sampling) and picks the best draw. When that pick differs from the
+        greedy one, it moves to the top of the ranking and ``explored`` is
+        true; the figures reported stay the posterior means.
+
         The greedy answer is a pure function of the request and the learned
         state, so it is memoized until the next observation changes that
         state: a telemetry batch invalidates it once, not per request.
@@ -313,16 +329,18 @@ class Selector(LockedState):
                tuple(sorted(req.weights.items())) if req.weights else None)
         with self._lock:
             hit = self._memo.get(key)
-            fresh = hit is not None and hit[0] == self._state
-            greedy = hit[1] if fresh else self._rank(req, sample=False)
+            if hit is not None and hit[0] == self._state:
+                greedy, answer = hit[1], hit[2]
+            else:
+                greedy = self._rank(req)
+                answer = self._answer(req, greedy, False)
+                if len(self._memo) >= _MEMO_SIZE:
+                    self._memo.pop(next(iter(self._memo)))  # the oldest entry
+                self._memo[key] = (self._state, greedy, answer)
             if req.explore > 0 and self._rng.random() < req.explore:
-                sampled = self._rank(req, sample=True)
-                return self._answer(req, sampled,
-                                    sampled[0]["server"] != greedy[0]["server"])
-            if fresh:
-                return hit[2]
-            answer = self._answer(req, greedy, False)
-            if len(self._memo) >= _MEMO_SIZE:
-                self._memo.pop(next(iter(self._memo)))  # the oldest entry
-            self._memo[key] = (self._state, greedy, answer)
+                pick = max(self._scored(req, sample=True))[1]
+                if pick != greedy[0]["server"]:
+                    ranking = ([r for r in greedy if r["server"] == pick]
+                               + [r for r in greedy if r["server"] != pick])
+                    return self._answer(req, ranking, True)
             return answer

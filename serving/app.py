@@ -26,6 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.routing import Route
 
 from data.schema import RecordError
 from predictor.bottlenecks import BottlenecksRequest, BottlenecksResponse, Thresholds
@@ -52,10 +53,12 @@ class _BodyTooLarge(Exception):
 class _Guard:
     """Pure ASGI middleware: body size limit and Prometheus request metrics."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int,
+                 paths: dict[Any, str] | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.paths = paths or {}  # endpoint -> route path, for plain routes
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -100,7 +103,8 @@ class _Guard:
 
     def _observe(self, scope: dict, status: int, started: float) -> None:
         route = scope.get("route")
-        path = getattr(route, "path", None) or "unmatched"
+        # Plain Starlette routes (the hot select route) leave only their endpoint.
+        path = getattr(route, "path", None) or self.paths.get(scope.get("endpoint"), "unmatched")
         self.metrics.requests.labels(route=path, method=scope["method"], status=status).inc()
         self.metrics.latency.labels(route=path).observe(time.perf_counter() - started)
 
@@ -182,6 +186,10 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 
     # --- ingestion ---------------------------------------------------------------
     async def _ingest(request: Request, ingest: Callable[[Any], IngestResult]) -> Response:
+        with service.ingestion():
+            return await _ingest_body(request, ingest)
+
+    async def _ingest_body(request: Request, ingest: Callable[[Any], IngestResult]) -> Response:
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError as err:
@@ -221,14 +229,24 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         return await _ingest(request, service.ingest_otlp)
 
     # --- decisions ---------------------------------------------------------------
+    plain_paths: dict[Any, str] = {}
     for decision in CATALOG:
         if decision.name == "bottlenecks":
             continue
-        app.add_api_route(decision.path, _decision_endpoint(service, decision),
+        endpoint = _decision_endpoint(service, decision)
+        app.add_api_route(decision.path, endpoint,
                           methods=["POST"], response_model=decision.response,
                           summary=decision.summary.split(":")[0].split(",")[0],
                           description=decision.summary, tags=["decisions"],
                           name=decision.name)
+        if decision.name == "select":
+            # The hottest route is matched first, as a plain Starlette route: it
+            # skips FastAPI's dependency solving (the endpoint reads its own body)
+            # and a dozen failed route matches. The FastAPI route above still
+            # documents it; the app's exception handlers serve both.
+            app.router.routes.insert(0, Route(decision.path, endpoint, methods=["POST"],
+                                              include_in_schema=False))
+            plain_paths[endpoint] = decision.path
 
     @app.get("/v1/bottlenecks", tags=["decisions"], response_model=BottlenecksResponse)
     async def bottlenecks(
@@ -263,7 +281,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 
     _document_requests(app)
     app.mount("/mcp", _RequireToken(mcp_app, token))
-    app.add_middleware(_Guard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(_Guard, metrics=metrics, max_body_bytes=settings.max_body_bytes,
+                       paths=plain_paths)
     return app
 
 
@@ -292,7 +311,10 @@ def _decision_endpoint(service: Service, decision: Decision) -> Callable[..., Aw
             raise HTTPException(422, str(err)) from None
         source = getattr(answer, "source", None) or getattr(
             getattr(answer, "model", None), "source", "rule")
-        counter.labels(decision=decision.name, source=source).inc()
+        child = children.get(source)
+        if child is None:
+            child = children[source] = counter.labels(decision=decision.name, source=source)
+        child.inc()
         previous = last[0]
         if previous[0] is answer:  # a memoized answer (select): reuse its bytes
             return Response(previous[1], media_type=_JSON)
@@ -301,6 +323,7 @@ def _decision_endpoint(service: Service, decision: Decision) -> Callable[..., Aw
         return Response(payload, media_type=_JSON)
 
     last: list[tuple[Any, bytes]] = [(None, b"")]
+    children: dict[str, Any] = {}  # the counter per source, looked up once
     endpoint.__name__ = decision.name
     return endpoint
 

@@ -25,6 +25,8 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,8 @@ _ONLINE_ONLY = {
     "load": "scale answers from the per-server online forecaster",
 }
 _CATCH_UP_CHUNK = 5_000
+_LEARN_CHUNK = 50  # records learned between two looks at the ingestion path
+_YIELD_S = 0.1  # the longest the learner waits for ingestion, per chunk
 
 
 class QueueFull(RuntimeError):
@@ -126,6 +130,7 @@ class Service:
         self.registry_state = "not loaded"
         self._queue: queue.Queue[tuple[int, int, list[Record]]] = queue.Queue()
         self._pending = 0
+        self._ingesting = 0  # ingestion requests being stored right now
         self._pending_lock = threading.Lock()
         self._ingest_lock = threading.Lock()
         self._reload_lock = threading.Lock()
@@ -207,13 +212,26 @@ class Service:
         return path
 
     # --- learning -----------------------------------------------------------
-    def _learn(self, records: list[Record], cursor: int) -> None:
-        started = time.perf_counter()
-        n = self.engine.learn(records, cursor=cursor)
-        elapsed = time.perf_counter() - started
-        if n and elapsed > 0:
-            self._learn_rate = 0.8 * self._learn_rate + 0.2 * (n / elapsed)
-        self.metrics.learned.inc(n)
+    def _learn(self, records: list[Record], ids: list[int] | range) -> None:
+        """Teach the engine ``records`` (store ids ``ids``), in chunks.
+
+        Ingestion comes first: while a batch is being stored, the learner
+        waits between chunks (at most :data:`_YIELD_S` per chunk), so a burst
+        is acknowledged at the store's speed and learned right after it. The
+        bounded queue caps how far learning may fall behind.
+        """
+        for start in range(0, len(records), _LEARN_CHUNK):
+            waited = 0.0
+            while self._ingesting and waited < _YIELD_S:
+                time.sleep(0.001)
+                waited += 0.001
+            chunk = records[start:start + _LEARN_CHUNK]
+            started = time.perf_counter()
+            n = self.engine.learn(chunk, cursor=ids[start + len(chunk) - 1])
+            elapsed = time.perf_counter() - started
+            if n and elapsed > 0:
+                self._learn_rate = 0.8 * self._learn_rate + 0.2 * (n / elapsed)
+            self.metrics.learned.inc(n)
         self.metrics.model_version.labels(family="all", variant="online").set(self.engine.learned)
 
     def _catch_up(self, until: int | None = None) -> None:
@@ -225,7 +243,7 @@ class Service:
                 rows = [row for row in rows if row[0] <= until]
             if not rows:
                 return
-            self._learn([record for _, record in rows], rows[-1][0])
+            self._learn([record for _, record in rows], [i for i, _ in rows])
 
     def _learn_loop(self) -> None:
         try:
@@ -247,7 +265,7 @@ class Service:
                             # it from the store now, in order.
                             self._catch_up(until=first - 1)
                         skip = max(0, self.engine.cursor - first + 1)
-                        self._learn(records[skip:], last)
+                        self._learn(records[skip:], range(first + skip, last + 1))
                 except Exception:  # one bad batch must not stop learning
                     log.exception("learning a batch failed")
                 finally:
@@ -302,6 +320,20 @@ class Service:
         self.metrics.ingested.labels(via=via).inc(len(records))
         return result
 
+    @contextmanager
+    def ingestion(self) -> Iterator[None]:
+        """Mark an ingestion in progress: the learner gives way to it (reentrant).
+
+        The HTTP route holds it from the first byte of the body to the reply.
+        """
+        with self._pending_lock:
+            self._ingesting += 1
+        try:
+            yield
+        finally:
+            with self._pending_lock:
+                self._ingesting -= 1
+
     def ingest(self, raw: Any) -> IngestResult:
         """Validate a batch of telemetry records, store the valid ones, queue them for learning.
 
@@ -312,6 +344,15 @@ class Service:
         QueueFull
             When the learning queue cannot take the batch; nothing was stored.
         """
+        with self.ingestion():
+            return self._ingest(raw)
+
+    def ingest_otlp(self, body: Any) -> IngestResult:
+        """Like :meth:`ingest`, for an OTLP/HTTP JSON trace export (errors name the span)."""
+        with self.ingestion():
+            return self._ingest_otlp(body)
+
+    def _ingest(self, raw: Any) -> IngestResult:
         if isinstance(raw, dict) and "records" in raw:
             raw = raw["records"]
         if not isinstance(raw, list):
@@ -326,8 +367,7 @@ class Service:
         self.metrics.rejected.labels(via="telemetry").inc(result.rejected)
         return self._store(records, result, "telemetry")
 
-    def ingest_otlp(self, body: Any) -> IngestResult:
-        """Like :meth:`ingest`, for an OTLP/HTTP JSON trace export (errors name the span)."""
+    def _ingest_otlp(self, body: Any) -> IngestResult:
         batch = spans_to_raw_records(body, self.settings.server_map)
         result = IngestResult(received=len(batch.records) + len(batch.errors) + batch.skipped,
                               skipped=batch.skipped)

@@ -86,6 +86,9 @@ def test_greedy_answer_is_memoized_until_the_state_changes():
     selector.observe_call(11.0, "b", "search", latency_ms=50.0, success=True)
     second = selector.select(request)
     assert second is not first and second.model_version == "online-11"
-    # Exploring answers are drawn fresh, never served from the memo.
+    # An exploring pick that differs from the greedy one is a fresh answer with it on top.
     exploring = SelectRequest(task_type="search", candidates=["a", "b"], explore=1.0)
-    assert selector.select(exploring) is not selector.select(exploring)
+    answers = [selector.select(exploring) for _ in range(200)]
+    explored = [a for a in answers if a.explored]
+    assert explored and all(a.ranking[0].server == "a" for a in explored)
+    assert all(a is second for a in answers if not a.explored)
