@@ -180,3 +180,14 @@ def test_restart_resumes_learning_without_loss(tmp_path, sim_records):
         _learned(client)
         assert service.store.count() == len(sim_records)
         assert service.engine.learned == learned == len(sim_records)
+
+
+def test_settings_from_file_then_environment(tmp_path, monkeypatch):
+    config = tmp_path / "predictor.toml"
+    config.write_text('port = 9100\nqueue_max_records = 5\n[capabilities]\nexa = ["search"]\n')
+    monkeypatch.setenv("PREDICTOR_CONFIG", str(config))
+    monkeypatch.setenv("PREDICTOR_QUEUE_MAX_RECORDS", "7")
+    settings = Settings()
+    assert (settings.port, settings.queue_max_records, settings.host) == (9100, 7, "127.0.0.1")
+    assert settings.capabilities == {"exa": ["search"]}
+    assert Settings(port=9200).port == 9200

@@ -1,0 +1,53 @@
+"""Registry champions in the service: none at start, picked up by reload, answering risk."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from fastapi.testclient import TestClient
+
+from serving.app import create_app
+from serving.settings import Settings
+from training.train import train
+
+
+def _wait_registry(client: TestClient) -> dict:
+    for _ in range(600):
+        models = client.get("/v1/models").json()
+        if models["registry"]["state"] != "not loaded":
+            return models
+        time.sleep(0.05)
+    raise AssertionError("the registry was never read")
+
+
+def test_reload_swaps_in_a_new_risk_champion(tmp_path, sim_records):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings = Settings(db=tmp_path / "p.db", state_dir=tmp_path / "state", tracking_uri=uri)
+    with TestClient(create_app(settings)) as client:
+        models = _wait_registry(client)
+        assert models["registry"]["state"] == "loaded"
+        assert models["families"]["risk"] == {
+            "decision": "risk", "source": "online", "champion": None,
+            "version": "online-0", "metrics": {}, "trained_at": None}
+        client.post("/v1/telemetry", json=sim_records).raise_for_status()
+        assert client.app.state.service.wait_learned(30)
+        server = sim_records[0]["server"]
+        assert client.post("/v1/risk", json={"server": server}).json()["source"] == "online"
+
+        log = tmp_path / "sim.jsonl"
+        log.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in sim_records))
+        train([log], tracking_uri=uri, experiment="serving", families=["risk"])
+
+        reloaded = client.post("/v1/models/reload").json()["families"]
+        risk = reloaded["risk"]
+        assert (risk["source"], risk["version"], risk["champion"]["version"]) == ("batch", "1", "1")
+        assert risk["trained_at"] and risk["metrics"]
+        assert reloaded["performance"]["champion"] is None
+        answer = client.post("/v1/risk", json={"server": server}).json()
+        assert answer["source"] == "batch"
+        assert answer["model"] == {"family": "risk", "variant": "batch", "version": "1",
+                                   "source": "batch"}
+        assert 0.0 <= answer["failure_probability"] <= 1.0
+        assert 'predictor_model_version{family="risk",variant="batch"} 1.0' in client.get(
+            "/metrics").text
