@@ -99,21 +99,28 @@ class Scaler(LockedState):
         self._recommended: dict[str, deque[int]] = {}
         self._lock = threading.Lock()
 
+    def _close(self, server: str, value: float) -> None:
+        history = self._counts.setdefault(server, deque(maxlen=48))
+        model = self._models.setdefault(server, OnlineLoad())
+        model.learn_one(_features(list(history)), value)
+        history.append(value)
+
     def observe_call(self, ts: float, server: str) -> None:
         """Count a call; a window that closes teaches the server's forecaster."""
         index = int(ts // self.window_s)
         with self._lock:
             window, count = self._current.get(server, (index, 0.0))
             if index > window:
-                history = self._counts.setdefault(server, deque(maxlen=48))
-                model = self._models.setdefault(server, OnlineLoad())
                 # Close the finished window and any empty ones after it.
                 for closing in range(window, min(index, window + 48)):
-                    value = count if closing == window else 0.0
-                    model.learn_one(_features(list(history)), value)
-                    history.append(value)
+                    self._close(server, count if closing == window else 0.0)
                 window, count = index, 0.0
             self._current[server] = (window, count + 1.0)
+
+    def observe_window(self, server: str, count: float) -> None:
+        """Close one whole window of ``count`` calls (replays of counted telemetry)."""
+        with self._lock:
+            self._close(server, float(count))
 
     def scale(self, req: ScaleRequest) -> ScaleResponse:
         with self._lock:

@@ -70,11 +70,24 @@ def _millis(value: int | None) -> str | None:
 def load_champions(tracking_uri: str) -> dict[str, Champion]:
     """Every registered family's champion with its bundle (families with none are left out)."""
     import mlflow
+
+    # ``models:/`` URIs resolve through MLflow's process-wide URIs: point them at this
+    # registry only while loading, so the caller's own MLflow setup is left as it was.
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        return _load(tracking_uri)
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+
+def _load(tracking_uri: str) -> dict[str, Champion]:
+    import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     champions: dict[str, Champion] = {}
     for family in REGISTERED_FAMILIES:

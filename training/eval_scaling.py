@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from models.load import FEATURES, BatchLoad, OnlineLoad, load_features, window_counts
+from predictor.scale import Scaler, ScaleRequest
 from training.metrics import mae, rounded
 
 __all__ = ["evaluate_scaling", "predictive_replicas", "reactive_replicas"]
@@ -130,6 +131,9 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
     pred_r, react_r = np.concatenate(pred_all), np.concatenate(react_all)
     under_p, mean_p = _score(loads_n, pred_r, 1.0)
     under_r, mean_r = _score(loads_n, react_r, 1.0)
+    dec_r = np.concatenate([_decision_replicas(counts[server], ~train_windows, caps[server],
+                                               window_s) for server in counts.columns])
+    under_d, mean_d = _score(loads_n, dec_r, 1.0)
     y = test_feats["y"].to_numpy(float)
     section = {
         "window_s": window_s,
@@ -137,8 +141,10 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
                            f"over this log's span; counted in {window_s:g} s windows"}
            if window_s != requested else {}),
         "underprovisioned_pct": {"predictive": rounded(under_p, 2),
-                                 "reactive": rounded(under_r, 2)},
-        "mean_replicas": {"predictive": rounded(mean_p, 3), "reactive": rounded(mean_r, 3)},
+                                 "reactive": rounded(under_r, 2),
+                                 "decision": rounded(under_d, 2)},
+        "mean_replicas": {"predictive": rounded(mean_p, 3), "reactive": rounded(mean_r, 3),
+                          "decision": rounded(mean_d, 3)},
         "forecast_mae": {"batch": rounded(mae(y, mean_fc), 3),
                          "online": rounded(mae(y, online_fc), 3),
                          "last_value": rounded(mae(y, test_feats["lag1"].to_numpy(float)), 3)},
@@ -150,6 +156,27 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
     totals = pd.DataFrame({"y": y, "mean": mean_fc, "upper": upper_fc},
                           index=test_feats.index).groupby(level=0).sum()
     return section, {"load": model, "headroom": headroom, "plot": totals, "window_s": window_s}
+
+
+def _decision_replicas(series: pd.Series, test: np.ndarray, capacity: float,
+                       window_s: float) -> np.ndarray:
+    """Replicas of the ``scale`` decision (:class:`predictor.scale.Scaler`) in the test windows.
+
+    The decision learns every window as it closes and is asked, before each
+    test window, how many replicas to run, starting from the replicas it
+    asked for last; it has no budget to track, so its mean replicas are its own.
+    """
+    scaler = Scaler(window_s=window_s)
+    server = str(series.name)
+    current, out = 1, []
+    for count, in_test in zip(series.to_numpy(float), test, strict=True):
+        if in_test:
+            current = scaler.scale(ScaleRequest(
+                server=server, current_replicas=current, capacity_per_replica=capacity,
+                target_utilization=TARGET_UTILIZATION, max_replicas=1_000_000)).replicas
+            out.append(float(current))
+        scaler.observe_window(server, count)
+    return np.array(out)
 
 
 def _replicas_for(model: BatchLoad, feats: pd.DataFrame, caps: dict, headroom: float

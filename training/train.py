@@ -153,7 +153,9 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
     if unknown:
         raise ValueError(f"unknown families {sorted(unknown)}; known: {list(BUNDLES)}")
     progress = progress or (lambda message: None)
+    # The registry follows the tracking store, whatever an earlier caller set globally.
     mlflow.set_tracking_uri(tracking_uri or DEFAULT_TRACKING_URI)
+    mlflow.set_registry_uri(mlflow.get_tracking_uri())
     mlflow.set_experiment(experiment)
     client = MlflowClient()
 

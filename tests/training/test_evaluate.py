@@ -27,7 +27,8 @@ def test_report_has_the_contract_shape(sim_report):
     assert set(r["selection"]["mean_latency_ms"]) == {"model", "ewma", "random", "best_fixed"}
     assert set(r["resources"]["duration_mae_ms"]) == {"batch", "online", "group_mean"}
     assert set(r["cache"]["hit_ratio"]) == {"predictive", "lru", "belady"}
-    assert set(r["scaling"]["underprovisioned_pct"]) == {"predictive", "reactive"}
+    for figure in ("underprovisioned_pct", "mean_replicas"):
+        assert set(r["scaling"][figure]) == {"predictive", "reactive", "decision"}
     assert set(r["risk"]["roc_auc"]) >= {"model", "thresholds", "recent_error_rate"}
     json.dumps(r)  # serializable as it stands
 
