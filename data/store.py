@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -62,6 +63,9 @@ def _epoch(bound: TimeBound) -> float | None:
 @runtime_checkable
 class EventStore(Protocol):
     """What the rest of the project needs of an event store."""
+
+    #: Identifies the store: record ids (and cursors over them) mean something in it only.
+    store_id: str
 
     def append(
         self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
@@ -125,6 +129,7 @@ class MemoryEventStore(_FrameMixin):
     """An in-memory :class:`EventStore` for tests; same semantics, no durability."""
 
     def __init__(self) -> None:
+        self.store_id = uuid.uuid4().hex
         self._records: list[tuple[float, int, Record]] = []
         self._seq = 0
         self._lock = threading.Lock()
@@ -199,6 +204,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 CREATE INDEX IF NOT EXISTS events_server_ts ON events (server, ts);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -222,6 +228,11 @@ class SQLiteEventStore(_FrameMixin):
         self._conn = self._connect()
         with self._conn:
             self._conn.executescript(_SCHEMA)
+            # Ids count in one store only: checkpoints name the store their cursor is in.
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)",
+                               (uuid.uuid4().hex,))
+        self.store_id: str = self._conn.execute(
+            "SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(

@@ -32,7 +32,7 @@ import joblib
 
 __all__ = ["ArtifactIntegrityError", "library_versions", "load", "save"]
 
-_LIBRARIES = ("predictor", "scikit-learn", "river", "numpy", "pandas", "joblib")
+_LIBRARIES = ("predictor", "scikit-learn", "river", "numpy", "pandas", "joblib", "pydantic")
 
 
 class ArtifactIntegrityError(RuntimeError):

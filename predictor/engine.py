@@ -59,7 +59,18 @@ from predictor.select import Selector, SelectRequest, SelectResponse
 from predictor.state import LockedState
 from predictor.validate import ValidateRequest, ValidateResponse, validate_workflow
 
-__all__ = ["Engine"]
+__all__ = ["FAMILY_PARTS", "Engine"]
+
+#: The decision objects holding each model family's online state, as
+#: checkpointed one family at a time (see :meth:`Engine.save_parts`).
+FAMILY_PARTS: dict[str, tuple[str, ...]] = {
+    "performance": ("selector", "bottleneck_finder"),
+    "resources": ("allocator", "planner"),
+    "cache": ("preloader", "_recent_keys"),
+    "load": ("scaler",),
+    "risk": ("risk", "recoverer"),
+}
+_PROGRESS = ("learned", "cursor", "clock", "store_id")
 
 
 def _num(value: float | int | None) -> float | None:
@@ -90,6 +101,8 @@ class Engine(LockedState):
         self.learned = 0
         self.cursor = 0
         self.clock = math.nan
+        #: The event store whose ids ``cursor`` counts (``None``: not learned from a store).
+        self.store_id: str | None = None
         self._recent_keys: deque[str] = deque(maxlen=16)
         self._lock = threading.Lock()
 
@@ -210,4 +223,58 @@ class Engine(LockedState):
         engine, _ = load(path)
         if not isinstance(engine, cls):
             raise TypeError(f"{path} holds a {type(engine).__name__}, not an Engine")
+        return engine
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("store_id", None)  # checkpoints older than store ids
+        self.recoverer.selector = self.selector  # a pickled recoverer leaves it out
+
+    def progress(self) -> dict[str, Any]:
+        """How far learning went: records learned, store cursor, clock and store id."""
+        return {name: getattr(self, name) for name in _PROGRESS}
+
+    def save_parts(self, directory: str | Path) -> dict[str, Path]:
+        """Checkpoint each family's online state apart, from one consistent snapshot.
+
+        Every part records the engine's :meth:`progress` in its metadata, so
+        parts saved together resume together (:meth:`from_parts`). Returns
+        family -> artifact path.
+        """
+        directory = Path(directory)
+        with self._lock:
+            progress = self.progress()
+            return {
+                family: save({attr: getattr(self, attr) for attr in attrs},
+                             directory / family, family=family, variant="online",
+                             extra={"engine_progress": progress})
+                for family, attrs in FAMILY_PARTS.items()
+            }
+
+    @classmethod
+    def from_parts(cls, parts: dict[str, dict[str, Any]], progress: dict[str, Any] | None = None,
+                   *, seed: int = 0) -> Engine:
+        """An engine whose families' state comes from ``parts`` (family -> saved part).
+
+        Families missing from ``parts`` start from their priors. ``progress``
+        (from :meth:`progress`) restores the cursor and clock.
+
+        >>> engine = Engine(seed=1)
+        >>> twin = Engine.from_parts({"load": {"scaler": engine.scaler}}, engine.progress())
+        >>> twin.scaler is engine.scaler, twin.recoverer.selector is twin.selector
+        (True, True)
+        """
+        engine = cls(seed=seed)
+        for family, part in parts.items():
+            expected = set(FAMILY_PARTS[family])
+            if set(part) != expected:
+                raise ValueError(f"the {family} part holds {sorted(part)}, "
+                                 f"expected {sorted(expected)}")
+            for attr, value in part.items():
+                setattr(engine, attr, value)
+        # One selector for selection and for the recoverer's fallback ranking.
+        engine.recoverer.selector = engine.selector
+        for name, value in (progress or {}).items():
+            if name in _PROGRESS:
+                setattr(engine, name, math.nan if name == "clock" and value is None else value)
         return engine

@@ -88,6 +88,13 @@ class Recoverer(LockedState):
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        # The selector belongs to the engine (and its own checkpoint part): the
+        # owner rebinds it after a restore (see Engine.from_parts).
+        state = super().__getstate__()
+        state["selector"] = None
+        return state
+
     def observe(self, error_type: str | None, recovery: str | None,
                 recovered: bool | None) -> None:
         """Learn from a failed call whose recovery and outcome were recorded."""

@@ -69,18 +69,10 @@ def _millis(value: int | None) -> str | None:
 
 def load_champions(tracking_uri: str) -> dict[str, Champion]:
     """Every registered family's champion with its bundle (families with none are left out)."""
-    import mlflow
+    from training.registry import registry_at
 
-    # ``models:/`` URIs resolve through MLflow's process-wide URIs: point them at this
-    # registry only while loading, so the caller's own MLflow setup is left as it was.
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    try:
+    with registry_at(tracking_uri):
         return _load(tracking_uri)
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
 
 
 def _load(tracking_uri: str) -> dict[str, Champion]:

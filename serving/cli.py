@@ -174,6 +174,9 @@ def train(
                                                      "sqlite:///mlflow.db here).")] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "predictor",
     promote: Annotated[str, typer.Option(help="always | if-better | never")] = "if-better",
+    online: Annotated[bool, typer.Option(help="Also learn the service's online state from "
+                                         "the logs and register it as "
+                                         "predictor-<family>-online.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
 ) -> None:
     """Train every family from logs, log the run to MLflow, register and promote models."""
@@ -187,7 +190,8 @@ def train(
 
     try:
         result = run_training(logs, families=family, tracking_uri=tracking_uri,
-                              experiment=experiment, promote=promote, progress=progress)
+                              experiment=experiment, promote=promote, online=online,
+                              progress=progress)
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -197,6 +201,9 @@ def train(
         table.add_column(col)
     for row in outcome_rows(result):
         table.add_row(*row)
+    for fam, version in result.online.items():
+        table.add_row(f"{fam}-online", version, "-", "online checkpoint: the state a new "
+                      "service resumes from")
     Console(width=160).print(table)
 
 

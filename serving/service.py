@@ -13,6 +13,12 @@
   A checkpoint records the store id of the last record learned; on start the
   learner resumes from it and learns whatever was stored after it, so a
   restart loses neither an acknowledged record nor online learning;
+* online checkpoints in the MLflow registry (``predictor-<family>-online``,
+  see :mod:`training.online`), registered every ``online_registry_interval_s``
+  and at stop; a service whose state folder is empty (a new machine) resumes
+  from the newest. A checkpoint's cursor counts in the store it was taken
+  from: from another store (or from ``predictor train``), the engine keeps
+  what it learned and learns this store's records from the first;
 * the registry's batch champions, loaded in the background at start and
   swapped in atomically by :meth:`Service.reload`.
 """
@@ -138,6 +144,9 @@ class Service:
         self._caught_up = threading.Event()
         self._learner: threading.Thread | None = None
         self._checkpointed_cursor = -1
+        self._registered_cursor = -1
+        #: The newest online checkpoint registered or resumed from, for ``/v1/models``.
+        self.online_registry: dict[str, Any] = {"state": "not used"}
         self._learn_rate = 10_000.0  # records per second, measured as the learner runs
         self.started_at = time.time()
 
@@ -146,7 +155,15 @@ class Service:
         """Open the store, resume the engine, start learning and load the champions."""
         self.store = SQLiteEventStore(self.settings.db)
         self.engine = self._restore()
+        if self.engine.store_id != self.store.store_id:
+            # (No store id: a checkpoint from before store ids, or learned by ``train``.)
+            if self.engine.store_id is not None:
+                log.warning("the checkpoint's cursor counts in another store: learning this "
+                            "store from its first record", extra={"event": "other_store"})
+                self.engine.cursor = 0
+            self.engine.store_id = self.store.store_id
         self._checkpointed_cursor = self.engine.cursor
+        self._registered_cursor = self.engine.cursor
         self._learner = threading.Thread(target=self._learn_loop, name="predictor-learner",
                                          daemon=True)
         self._learner.start()
@@ -165,6 +182,10 @@ class Service:
             self._learner.join(timeout=120)
         if self.store is not None:
             self.checkpoint()
+            try:
+                self.register_online()
+            except Exception as err:  # the local checkpoint holds it all anyway
+                log.error("online checkpoint not registered: %s", err)
             self.store.close()
             self.store = None
         log.info("stopped", extra={"event": "stop", "cursor": self.engine.cursor})
@@ -184,7 +205,48 @@ class Service:
                 return engine
             except Exception as err:  # the store still has every record: relearn it
                 log.error("checkpoint %s unusable (%s); relearning from the store", path, err)
+        uri = self._online_registry_uri()
+        if uri is not None:
+            try:
+                from training.online import load_online
+
+                found = load_online(uri)
+            except Exception as err:
+                log.error("online checkpoints in %s unusable: %s", uri, err)
+                found = None
+            if found is not None:
+                engine, described = found
+                self.online_registry = {"state": "resumed", "uri": uri, **described}
+                log.info("resumed from the registry", extra={"event": "resume", **described})
+                return engine
         return Engine(self.settings.capabilities or None, seed=self.settings.seed)
+
+    def _online_registry_uri(self) -> str | None:
+        if not self.settings.online_registry:
+            return None
+        return resolve_tracking_uri(self.settings.tracking_uri)
+
+    def register_online(self) -> dict[str, str] | None:
+        """Register the engine's online state in the registry, if it learned since the last.
+
+        Returns family -> version, or ``None`` when there was nothing new or no registry.
+        """
+        uri = self._online_registry_uri()
+        engine = self.engine
+        if uri is None or engine.cursor == self._registered_cursor:
+            return None
+        from training.online import register_online
+        from training.registry import registry_at
+
+        cursor = engine.cursor
+        with registry_at(uri):
+            versions = register_online(engine, source="serve")
+        self._registered_cursor = cursor
+        self.online_registry = {"state": "registered", "uri": uri, "versions": versions,
+                                "cursor": cursor, "store_id": engine.store_id}
+        log.info("online checkpoint registered", extra={"event": "register_online",
+                                                        "versions": versions, "cursor": cursor})
+        return versions
 
     def checkpoint(self) -> Path | None:
         """Save the engine if it learned anything since the last checkpoint.
@@ -250,7 +312,7 @@ class Service:
             self._catch_up()
         finally:
             self._caught_up.set()
-        last_checkpoint = time.monotonic()
+        last_checkpoint = last_registered = time.monotonic()
         while True:
             try:
                 first, last, records = self._queue.get(timeout=0.2)
@@ -278,6 +340,12 @@ class Service:
                 except Exception:
                     log.exception("checkpoint failed")
                 last_checkpoint = time.monotonic()
+            if time.monotonic() - last_registered >= self.settings.online_registry_interval_s:
+                try:
+                    self.register_online()
+                except Exception:
+                    log.exception("online checkpoint not registered")
+                last_registered = time.monotonic()
 
     def wait_learned(self, timeout: float = 30.0) -> bool:
         """Block until everything ingested so far has been learned (tests, benchmarks)."""
@@ -436,7 +504,8 @@ class Service:
             if champion is not None and answering == "online":
                 entry["why_online"] = _ONLINE_ONLY[family]
             families[family] = entry
-        return {"families": families, "online": self.engine.status(),
+        return {"families": families,
+                "online": {**self.engine.status(), "registry": self.online_registry},
                 "registry": {"uri": self.registry_uri, "state": self.registry_state}}
 
     # --- health -------------------------------------------------------------

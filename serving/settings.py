@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     load_champions: bool = Field(default=True,
                                  description="load the registry's champions at start")
     checkpoint_interval_s: float = Field(default=60.0, gt=0)
+    online_registry: bool = Field(
+        default=True, description="register online checkpoints in the MLflow registry as "
+        "predictor-<family>-online (on a schedule and at stop), and resume from the newest "
+        "when the state folder has none")
+    online_registry_interval_s: float = Field(default=3600.0, gt=0)
     queue_max_records: int = Field(default=200_000, ge=1,
                                    description="records accepted but not yet learned, at most")
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from data.frame import records_to_frame
 from data.readers import ReadSummary, read_records
+from data.schema import Record
 from models.history import call_features
 from training.eval_cache import evaluate_cache
 from training.eval_performance import evaluate_performance
@@ -31,7 +32,7 @@ from training.eval_scaling import evaluate_scaling
 from training.eval_selection import evaluate_selection
 from training.split import TimeSplit
 
-__all__ = ["Evaluation", "evaluate_frame", "evaluate_log", "load_log"]
+__all__ = ["Evaluation", "evaluate_frame", "evaluate_log", "load_log", "load_records"]
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,18 @@ class Evaluation:
         self.artifacts = artifacts
 
 
-def load_log(paths: str | Path | list, summary: ReadSummary | None = None) -> pd.DataFrame:
-    """Read one or more telemetry files into a time-ordered frame."""
+def load_records(paths: str | Path | list, summary: ReadSummary | None = None) -> list[Record]:
+    """Read and validate one or more telemetry files, in time order (stable for ties)."""
     summary = summary if summary is not None else ReadSummary()
     paths = paths if isinstance(paths, list) else [paths]
     records = [rec for path in paths for rec in read_records(path, summary)]
-    return records_to_frame(records)
+    records.sort(key=lambda rec: rec.epoch)
+    return records
+
+
+def load_log(paths: str | Path | list, summary: ReadSummary | None = None) -> pd.DataFrame:
+    """Read one or more telemetry files into a time-ordered frame."""
+    return records_to_frame(load_records(paths, summary))
 
 
 def _guarded(name: str, run: Callable[[], tuple[dict, dict]],

@@ -20,7 +20,17 @@ import pandas as pd
 from data.frame import records_to_frame
 from data.schema import parse_record
 
-__all__ = ["FamilyModel", "frame_from_pandas"]
+__all__ = ["FamilyModel", "frame_from_pandas", "pip_requirements"]
+
+
+def pip_requirements() -> list[str]:
+    """The pinned libraries a logged model needs (given, so MLflow need not infer them)."""
+    from models.persistence import library_versions
+
+    versions = library_versions()
+    return [f"{name}=={versions[name]}" for name in ("scikit-learn", "river", "numpy",
+                                                     "pandas", "joblib", "pydantic")
+            if versions.get(name, "not installed") != "not installed"]
 
 
 def _clean(value: Any) -> Any:

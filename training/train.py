@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data.frame import records_to_frame
 from data.readers import ReadSummary
 from training.bundles import BUNDLES
-from training.evaluate import Evaluation, evaluate_frame, load_log
+from training.evaluate import Evaluation, evaluate_frame, load_records
 from training.split import TimeSplit
 
 __all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "TrainResult", "train"]
@@ -58,6 +59,8 @@ class TrainResult:
     run_id: str
     evaluation: Evaluation
     families: list[FamilyOutcome] = field(default_factory=list)
+    #: family -> version of ``predictor-<family>-online`` registered by this job.
+    online: dict[str, str] = field(default_factory=dict)
 
 
 def _flatten(section: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -135,16 +138,16 @@ def _decide(promote: str, name: str, loss: float | None, frame: pd.DataFrame,
 
 def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
           tracking_uri: str | None = None, experiment: str = "predictor",
-          promote: str = "if-better",
+          promote: str = "if-better", online: bool = True,
           progress: Callable[[str], None] | None = None) -> TrainResult:
     """Train, evaluate, log, register and promote; see the module docstring."""
     import mlflow
     from mlflow import MlflowClient
     from mlflow.models import ModelSignature, infer_signature
 
-    from models.persistence import library_versions, save
+    from models.persistence import save
     from training.plots import write_plots
-    from training.pyfunc import FamilyModel, frame_from_pandas
+    from training.pyfunc import FamilyModel, frame_from_pandas, pip_requirements
 
     if promote not in PROMOTE_CHOICES:
         raise ValueError(f"promote must be one of {PROMOTE_CHOICES}, got {promote!r}")
@@ -161,15 +164,14 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
 
     progress("reading logs")
     summary = ReadSummary()
-    frame = load_log([str(p) for p in logs], summary).reset_index(drop=True)
+    records = load_records([str(p) for p in logs], summary)
+    frame = records_to_frame(records).reset_index(drop=True)
     if frame.empty:
         raise ValueError("the logs hold no valid record")
     split = TimeSplit.of(frame)
     evaluation = evaluate_frame(frame, rejected=summary.rejected, progress=progress)
     report = evaluation.report
-    versions = library_versions()
-    pip = [f"{name}=={versions[name]}" for name in ("scikit-learn", "river", "numpy", "pandas",
-                                                    "joblib") if versions[name] != "not installed"]
+    pip = pip_requirements()
     example = _input_example(frame)
     outcomes: list[FamilyOutcome] = []
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name="train") as parent:
@@ -244,7 +246,24 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
                 progress(f"{family}: version {outcome.version}, "
                          f"{'promoted' if promoted else 'not promoted'}: {why}")
         mlflow.log_dict({o.family: o.__dict__ for o in outcomes}, "promotion.json")
-        return TrainResult(parent.info.run_id, evaluation, outcomes)
+        result = TrainResult(parent.info.run_id, evaluation, outcomes)
+        if online:
+            result.online = _register_online(records, progress)
+        return result
+
+
+def _register_online(records: list, progress: Callable[[str], None]) -> dict[str, str]:
+    """The service's online state after learning every record, registered per family."""
+    from predictor.engine import Engine
+    from training.online import register_online
+
+    progress(f"online: learning {len(records):,} records")
+    engine = Engine()
+    engine.learn(records)
+    progress("online: registering checkpoints")
+    versions = register_online(engine, source="train")
+    progress("online: " + ", ".join(f"{f} v{v}" for f, v in versions.items()))
+    return versions
 
 
 def _plot_family(filename: str) -> str:

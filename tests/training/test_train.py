@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pandas as pd
 import pytest
 
 from data.simulator import Simulator
@@ -15,6 +16,7 @@ from data.simulator import Simulator
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
 
+from training.online import load_online  # noqa: E402
 from training.train import train  # noqa: E402
 
 
@@ -44,7 +46,7 @@ def test_first_training_registers_and_promotes_every_family(trained):
         version = client.get_model_version_by_alias(f"predictor-{outcome.family}", "champion")
         assert str(version.version) == outcome.version
     runs = mlflow.search_runs(experiment_names=["t"])
-    assert len(runs) == 6  # the job and one child per family
+    assert len(runs) == 7  # the job, one child per family and the online checkpoint
     parent = client.get_run(first.run_id)
     assert parent.inputs.dataset_inputs[0].dataset.name == "telemetry"
     assert int(parent.data.params["events"]) == 14_000
@@ -75,7 +77,8 @@ def test_worse_model_does_not_move_the_champion(trained):
             r.pop("recovered", None)
         broken.append(r)
     log = _write(tmp / "broken.jsonl", broken)
-    second = train([log], tracking_uri=uri, experiment="t", families=["performance"])
+    second = train([log], tracking_uri=uri, experiment="t", families=["performance"],
+                   online=False)
     outcome = second.families[0]
     assert not outcome.promoted
     assert "not below the champion" in outcome.reason
@@ -136,6 +139,42 @@ def test_training_against_a_tracking_server(tmp_path):
             alias = MlflowClient().get_model_version_by_alias(f"predictor-{outcome.family}",
                                                               "champion")
             assert str(alias.version) == outcome.version
+        engine, described = load_online(uri)  # artifacts through the server
+        assert described["versions"] == result.online and engine.learned == 8_000
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_online_state_is_registered_and_resumed(trained):
+    """``train`` registers the service's online state after the log, one version per family."""
+    from data.schema import parse_record
+    from predictor.engine import Engine
+    from predictor.risk import RiskRequest
+    from predictor.scale import ScaleRequest
+    from predictor.select import SelectRequest
+
+    _, records, uri, first = trained
+    assert set(first.online) == {"performance", "resources", "cache", "load", "risk"}
+    engine, described = load_online(uri)
+    assert described["versions"] == first.online and described["source"] == "train"
+    direct = Engine()
+    direct.learn(sorted((parse_record(r) for r in records), key=lambda r: r.epoch))
+    assert engine.learned == direct.learned == 14_000 and engine.clock == direct.clock
+    assert engine.store_id is None and engine.cursor == 0  # not learned from a store
+    server = records[0]["server"]
+    scale = ScaleRequest(server=server, current_replicas=2, capacity_per_replica=10)
+    assert engine.scale(scale) == direct.scale(scale)
+    task = next(r["task_type"] for r in records if r.get("task_type"))
+    candidates = sorted({r["server"] for r in records if r.get("task_type") == task})
+    pick = SelectRequest(task_type=task, candidates=candidates, explore=0)
+    assert engine.select(pick).ranking == direct.select(pick).ranking
+    assert engine.recoverer.selector is engine.selector
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    model = mlflow.pyfunc.load_model(f"models:/predictor-risk-online/{first.online['risk']}")
+    answer = json.loads(model.predict(pd.DataFrame([{"server": server}]))["answer"][0])
+    expected = direct.assess_risk(RiskRequest(server=server))
+    assert answer["failure_probability"] == pytest.approx(expected.failure_probability)
+    assert answer["source"] == expected.source == "online"

@@ -1,0 +1,208 @@
+"""Online checkpoints in the MLflow registry: ``predictor-<family>-online``.
+
+The online state of the service (:class:`predictor.engine.Engine`) is
+registered one family at a time, every family from the same snapshot, so
+that a service started on a new machine (or after losing its state folder)
+resumes learning where the last checkpoint stopped. ``predictor train``
+registers the state learned from its logs; ``predictor serve`` registers
+its own on a schedule and when it stops.
+
+Each version is a pyfunc (:class:`OnlineFamilyModel`) whose ``predict``
+answers the family's decision for each row of a DataFrame of requests
+(columns: the fields of the decision's request model; see
+:data:`ONLINE_DECISIONS`), with one JSON answer per row. Its tags say
+which snapshot it belongs to (``checkpoint``), the store its cursor counts
+in (``store_id``) and the cursor itself, so :func:`load_online` only ever
+assembles parts of one snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+from predictor.engine import FAMILY_PARTS, Engine
+from training.pyfunc import pip_requirements
+
+__all__ = ["ONLINE_DECISIONS", "OnlineFamilyModel", "load_online", "online_model_name",
+           "register_online"]
+
+log = logging.getLogger(__name__)
+
+#: The decision each online family answers in its pyfunc: (engine method, request model).
+ONLINE_DECISIONS: dict[str, tuple[str, str]] = {
+    "performance": ("select", "predictor.select:SelectRequest"),
+    "resources": ("allocate", "predictor.allocate:AllocateRequest"),
+    "cache": ("preload", "predictor.preload:PreloadRequest"),
+    "load": ("scale", "predictor.scale:ScaleRequest"),
+    "risk": ("assess_risk", "predictor.risk:RiskRequest"),
+}
+
+#: One request per family for the registered input example.
+_EXAMPLES: dict[str, dict[str, Any]] = {
+    "performance": {"task_type": "search", "candidates": ["a", "b"], "explore": 0.0},
+    "resources": {"phases": [{"phase": "fetch", "tool": "search", "calls": 2}]},
+    "cache": {"recent": ["k1"], "budget_keys": 2},
+    "load": {"server": "a", "current_replicas": 2, "capacity_per_replica": 10.0},
+    "risk": {"server": "a"},
+}
+
+
+def online_model_name(family: str) -> str:
+    """The registered name of a family's online checkpoints.
+
+    >>> online_model_name("load")
+    'predictor-load-online'
+    """
+    return f"predictor-{family}-online"
+
+
+def _request_model(family: str) -> type:
+    import importlib
+
+    module, name = ONLINE_DECISIONS[family][1].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "tolist"):  # numpy arrays and scalars from a DataFrame
+        return value.tolist()
+    return value
+
+
+class OnlineFamilyModel(mlflow.pyfunc.PythonModel):
+    """A family's online checkpoint answering its decision, one request per row."""
+
+    def load_context(self, context) -> None:  # type: ignore[no-untyped-def]
+        from models.persistence import load
+
+        part, meta = load(context.artifacts["part"])
+        self.family = meta["family"]
+        self.engine = Engine.from_parts({self.family: part}, meta.get("engine_progress"))
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+        method, _ = ONLINE_DECISIONS[self.family]
+        request_model = _request_model(self.family)
+        answers = []
+        for i, row in enumerate(pd.DataFrame(model_input).to_dict("records")):
+            fields = {k: v for k, v in ((k, _clean(v)) for k, v in row.items()) if v is not None}
+            try:
+                request = request_model.model_validate(fields)
+            except ValueError as err:
+                raise ValueError(f"row {i}: {err}") from err
+            answers.append(getattr(self.engine, method)(request).model_dump_json())
+        return pd.DataFrame({"answer": answers})
+
+
+def register_online(engine: Engine, *, source: str,
+                    experiment: str = "predictor") -> dict[str, str]:
+    """Register every family's online state from one snapshot; return family -> version.
+
+    Uses the tracking and registry URIs already set (``mlflow.set_tracking_uri``).
+    ``source`` says who checkpointed (``train``, ``serve``) and is tagged. The
+    run is a child of the active run if there is one, else a run of ``experiment``.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    checkpoint = uuid.uuid4().hex[:12]
+    versions: dict[str, str] = {}
+    client = MlflowClient()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = engine.save_parts(Path(tmp))
+        progress = json.loads(paths["load"].with_suffix(".json").read_text())["engine_progress"]
+        tags = {"checkpoint": checkpoint, "source": source,
+                "cursor": str(progress["cursor"]), "learned": str(progress["learned"]),
+                "store_id": str(progress["store_id"] or "")}
+        if mlflow.active_run() is not None:
+            run = mlflow.start_run(run_name="online-checkpoint", nested=True)
+        else:
+            # Named explicitly: the process-wide active experiment may be another store's.
+            found = client.get_experiment_by_name(experiment)
+            run = mlflow.start_run(run_name="online-checkpoint", experiment_id=(
+                found.experiment_id if found else client.create_experiment(experiment)))
+        with run:
+            mlflow.set_tags({"online_checkpoint": checkpoint, "source": source})
+            mlflow.log_metrics({"learned": float(progress["learned"]),
+                                "cursor": float(progress["cursor"])})
+            for family, path in paths.items():
+                example = pd.DataFrame([_EXAMPLES[family]])
+                probe = OnlineFamilyModel()
+                probe.family = family
+                probe.engine = Engine.from_parts({family: _part_of(engine, family)}, progress)
+                signature = infer_signature(example, probe.predict(None, example))
+                info = mlflow.pyfunc.log_model(
+                    name=f"{family}-online", python_model=OnlineFamilyModel(),
+                    artifacts={"part": str(path), "metadata": str(path.with_suffix(".json"))},
+                    signature=signature, input_example=example,
+                    registered_model_name=online_model_name(family),
+                    pip_requirements=pip_requirements(),
+                )
+                version = str(info.registered_model_version)
+                for key, value in tags.items():
+                    client.set_model_version_tag(online_model_name(family), version, key, value)
+                versions[family] = version
+    return versions
+
+
+def _part_of(engine: Engine, family: str) -> dict[str, Any]:
+    return {attr: getattr(engine, attr) for attr in FAMILY_PARTS[family]}
+
+
+def load_online(tracking_uri: str) -> tuple[Engine, dict[str, Any]] | None:
+    """The newest complete online checkpoint in the registry, as an engine; ``None`` if none.
+
+    Returns the engine and a description (checkpoint, versions, cursor,
+    store id). A checkpoint counts as complete when every family has a
+    version tagged with it; the newest such one is taken.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    by_checkpoint: dict[str, dict[str, Any]] = {}
+    for family in FAMILY_PARTS:
+        try:
+            found = client.search_model_versions(f"name = '{online_model_name(family)}'")
+        except mlflow.exceptions.MlflowException:
+            return None
+        for version in found:
+            checkpoint = version.tags.get("checkpoint")
+            if checkpoint:
+                by_checkpoint.setdefault(checkpoint, {})[family] = version
+    complete = [versions for versions in by_checkpoint.values()
+                if set(versions) == set(FAMILY_PARTS)]
+    if not complete:
+        return None
+    newest = max(complete, key=lambda v: max(int(x.creation_timestamp) for x in v.values()))
+    from models.persistence import load
+    from training.registry import registry_at
+
+    parts: dict[str, dict[str, Any]] = {}
+    progress: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp, registry_at(tracking_uri):
+        for family, version in newest.items():
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{version.name}/{version.version}",
+                dst_path=str(Path(tmp) / family))
+            artifact = next(Path(local).rglob("*.joblib"))
+            part, meta = load(artifact)
+            parts[family] = part
+            progress = meta.get("engine_progress", progress)
+    engine = Engine.from_parts(parts, progress)
+    any_version = next(iter(newest.values()))
+    return engine, {"checkpoint": any_version.tags.get("checkpoint"),
+                    "versions": {f: str(v.version) for f, v in newest.items()},
+                    "cursor": engine.cursor, "store_id": engine.store_id,
+                    "source": any_version.tags.get("source")}
