@@ -18,7 +18,8 @@
   and at stop; a service whose state folder is empty (a new machine) resumes
   from the newest. A checkpoint's cursor counts in the store it was taken
   from: from another store (or from ``predictor train``), the engine keeps
-  what it learned and learns this store's records from the first;
+  what it learned, takes this store's records up to the checkpoint's clock
+  as learned (the same history, loaded both ways) and learns the rest;
 * the registry's batch champions, loaded in the background at start and
   swapped in atomically by :meth:`Service.reload`.
 """
@@ -145,6 +146,8 @@ class Service:
         self._learner: threading.Thread | None = None
         self._checkpointed_cursor = -1
         self._registered_cursor = -1
+        #: (last store id at start, clock): older records a resumed engine already knows.
+        self._learned_until: tuple[int, float] | None = None
         #: The newest online checkpoint registered or resumed from, for ``/v1/models``.
         self.online_registry: dict[str, Any] = {"state": "not used"}
         self._learn_rate = 10_000.0  # records per second, measured as the learner runs
@@ -156,11 +159,15 @@ class Service:
         self.store = SQLiteEventStore(self.settings.db)
         self.engine = self._restore()
         if self.engine.store_id != self.store.store_id:
-            # (No store id: a checkpoint from before store ids, or learned by ``train``.)
-            if self.engine.store_id is not None:
-                log.warning("the checkpoint's cursor counts in another store: learning this "
-                            "store from its first record", extra={"event": "other_store"})
-                self.engine.cursor = 0
+            self.engine.cursor = 0
+            if self.engine.learned and not math.isnan(self.engine.clock):
+                # Learned elsewhere (logs, another store) up to its clock: the records
+                # this store already holds from before then count as learned, so
+                # a history loaded both ways is not learned twice.
+                self._learned_until = (self.store.last_id(), self.engine.clock)
+                log.warning("the checkpoint was not learned from this store: its records "
+                            "up to the checkpoint's clock are taken as learned",
+                            extra={"event": "other_store", "clock": self.engine.clock})
             self.engine.store_id = self.store.store_id
         self._checkpointed_cursor = self.engine.cursor
         self._registered_cursor = self.engine.cursor
@@ -305,7 +312,12 @@ class Service:
                 rows = [row for row in rows if row[0] <= until]
             if not rows:
                 return
+            last = rows[-1][0]
+            if self._learned_until is not None:
+                old, clock = self._learned_until
+                rows = [(i, r) for i, r in rows if i > old or r.epoch > clock]
             self._learn([record for _, record in rows], [i for i, _ in rows])
+            self.engine.learn((), cursor=last)  # past the records taken as learned
 
     def _learn_loop(self) -> None:
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from data.schema import parse_record
+from data.store import SQLiteEventStore
 from serving.app import create_app
 from serving.settings import Settings
 
@@ -50,3 +52,13 @@ def test_a_new_machine_resumes_online_learning_from_the_registry(tmp_path, sim_r
         client.post("/v1/telemetry", json=sim_records[:100]).raise_for_status()
         assert service.wait_learned(60)
         assert (service.engine.learned, service.engine.cursor) == (len(sim_records) + 100, 100)
+
+    # A store already holding the history the checkpoint learned (train, then serve
+    # over the ingested log): that history is not learned twice.
+    with SQLiteEventStore(tmp_path / "c.db") as store:
+        store.append([parse_record(r) for r in sim_records])
+    with TestClient(create_app(_settings(tmp_path, "c.db", "state-4", uri))) as client:
+        service = client.app.state.service
+        assert service.wait_learned(60)
+        assert (service.engine.learned, service.engine.cursor) == (
+            len(sim_records) + 100, len(sim_records))
