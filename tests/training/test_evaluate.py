@@ -71,3 +71,11 @@ def test_any_valid_log_gives_a_report_with_reasons(records):
         assert isinstance(section, dict)
         if "reason" in section:
             assert "evaluation failed" not in section["reason"], section["reason"]
+
+
+def test_worker_processes_do_not_change_the_report():
+    frame = records_to_frame([parse_record(r) for r in Simulator(seed=12).records(6_000)])
+    serial = evaluate_frame(frame, n_jobs=1).report
+    parallel = evaluate_frame(frame, n_jobs=2).report
+    assert json.dumps(serial) == json.dumps(parallel)  # same figures, same order
+    assert list(serial)[4:] == list(FAMILIES)
