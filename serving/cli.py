@@ -183,15 +183,15 @@ def train(
     from rich.console import Console
     from rich.table import Table
 
-    from training.train import outcome_rows
+    from training.train import outcome_rows, train_steps
     from training.train import train as run_training
 
-    progress = _progress(quiet)
-
+    _progress(quiet)  # warnings to stderr
     try:
-        result = run_training(logs, families=family, tracking_uri=tracking_uri,
-                              experiment=experiment, promote=promote, online=online,
-                              progress=progress)
+        with _StepBar(train_steps(family, online), quiet) as bar:
+            result = run_training(logs, families=family, tracking_uri=tracking_uri,
+                                  experiment=experiment, promote=promote, online=online,
+                                  progress=bar)
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -205,6 +205,39 @@ def train(
         table.add_row(f"{fam}-online", version, "-", "online checkpoint: the state a new "
                       "service resumes from")
     Console(width=160).print(table)
+
+
+class _StepBar:
+    """A progress bar over a job's steps on stderr; each message is one step, and logged."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._quiet = quiet
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                  MofNCompleteColumn(), TimeElapsedColumn(),
+                                  console=Console(stderr=True), disable=quiet, transient=True)
+        self._task = self._progress.add_task("starting", total=total)
+
+    def __enter__(self) -> _StepBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.update(self._task, completed=self._progress.tasks[0].total)
+        self._progress.stop()
+
+    def __call__(self, message: str) -> None:
+        if not self._quiet:  # a timestamped line per step stays in the scrollback
+            self._progress.console.log(message)
+        self._progress.update(self._task, advance=1, description=message[:60])
 
 
 def _progress(quiet: bool):  # type: ignore[no-untyped-def]

@@ -32,7 +32,7 @@ from training.bundles import BUNDLES
 from training.evaluate import Evaluation, evaluate_frame, load_records
 from training.split import TimeSplit
 
-__all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "TrainResult", "train"]
+__all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "TrainResult", "train", "train_steps"]
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,19 @@ def _decide(promote: str, name: str, loss: float | None, frame: pd.DataFrame,
     if loss < old:
         return True, f"holdout loss {loss:.6g} < champion's {old:.6g}", old
     return False, f"holdout loss {loss:.6g} is not below the champion's {old:.6g}", old
+
+
+def train_steps(families: Sequence[str] | None = None, online: bool = True) -> int:
+    """How many progress messages :func:`train` sends (at most), for a progress bar.
+
+    Reading, history features, the evaluation's start and one message per
+    evaluated family, plots, two per trained family (one if skipped), and
+    three for the online state.
+
+    >>> train_steps()
+    23
+    """
+    return 4 + 6 + 2 * len(families or BUNDLES) + (3 if online else 0)
 
 
 def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
