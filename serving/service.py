@@ -32,7 +32,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +122,21 @@ class IngestReport(BaseModel):
         return cls(received=result.received, accepted=result.accepted,
                    rejected=result.rejected, skipped=result.skipped,
                    errors=[IngestError(**e) for e in result.errors])
+
+
+def _when_due(last: float, interval_s: float, action: Callable[[], object],
+              failure: str) -> float:
+    """Run ``action`` if ``interval_s`` passed since ``last``; return when it last ran.
+
+    A failure is logged, not raised: the learner must keep learning.
+    """
+    if time.monotonic() - last < interval_s:
+        return last
+    try:
+        action()
+    except Exception:
+        log.exception(failure)
+    return time.monotonic()
 
 
 class Service:
@@ -346,18 +361,11 @@ class Service:
                     with self._pending_lock:
                         self._pending -= len(records)
                         self.metrics.queue.set(self._pending)
-            if time.monotonic() - last_checkpoint >= self.settings.checkpoint_interval_s:
-                try:
-                    self.checkpoint()
-                except Exception:
-                    log.exception("checkpoint failed")
-                last_checkpoint = time.monotonic()
-            if time.monotonic() - last_registered >= self.settings.online_registry_interval_s:
-                try:
-                    self.register_online()
-                except Exception:
-                    log.exception("online checkpoint not registered")
-                last_registered = time.monotonic()
+            last_checkpoint = _when_due(last_checkpoint, self.settings.checkpoint_interval_s,
+                                        self.checkpoint, "checkpoint failed")
+            last_registered = _when_due(last_registered,
+                                        self.settings.online_registry_interval_s,
+                                        self.register_online, "online checkpoint not registered")
 
     def wait_learned(self, timeout: float = 30.0) -> bool:
         """Block until everything ingested so far has been learned (tests, benchmarks)."""
