@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import tempfile
 import uuid
 from pathlib import Path
@@ -30,7 +29,7 @@ import mlflow.pyfunc
 import pandas as pd
 
 from predictor.engine import FAMILY_PARTS, Engine
-from training.pyfunc import pip_requirements
+from training.pyfunc import pip_requirements, row_fields
 
 __all__ = ["ONLINE_DECISIONS", "OnlineFamilyModel", "load_online", "online_model_name",
            "register_online"]
@@ -72,14 +71,6 @@ def _request_model(family: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "tolist"):  # numpy arrays and scalars from a DataFrame
-        return value.tolist()
-    return value
-
-
 class OnlineFamilyModel(mlflow.pyfunc.PythonModel):
     """A family's online checkpoint answering its decision, one request per row."""
 
@@ -95,9 +86,8 @@ class OnlineFamilyModel(mlflow.pyfunc.PythonModel):
         request_model = _request_model(self.family)
         answers = []
         for i, row in enumerate(pd.DataFrame(model_input).to_dict("records")):
-            fields = {k: v for k, v in ((k, _clean(v)) for k, v in row.items()) if v is not None}
             try:
-                request = request_model.model_validate(fields)
+                request = request_model.model_validate(row_fields(row))
             except ValueError as err:
                 raise ValueError(f"row {i}: {err}") from err
             answers.append(getattr(self.engine, method)(request).model_dump_json())

@@ -14,7 +14,6 @@ import math
 from typing import Any
 
 import mlflow.pyfunc
-import numpy as np
 import pandas as pd
 
 from data.frame import records_to_frame
@@ -33,20 +32,27 @@ def pip_requirements() -> list[str]:
             if versions.get(name, "not installed") != "not installed"]
 
 
-def _clean(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+def row_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """A DataFrame row as plain Python fields, missing values (None, NaN) left out.
+
+    >>> import numpy as np
+    >>> row_fields({"a": np.int64(3), "b": float("nan"), "c": np.array([1, 2]), "d": None})
+    {'a': 3, 'c': [1, 2]}
+    """
+    fields = {}
+    for key, value in row.items():
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        # numpy scalars and arrays (a DataFrame's cells) become Python values and lists.
+        fields[key] = value.tolist() if hasattr(value, "tolist") else value
+    return fields
 
 
 def frame_from_pandas(records: pd.DataFrame) -> pd.DataFrame:
     """Validate a DataFrame of telemetry records into a time-ordered frame."""
     parsed = []
     for row in records.to_dict("records"):
-        raw = {k: v for k, v in ((k, _clean(v)) for k, v in row.items()) if v is not None}
-        parsed.append(parse_record(raw))
+        parsed.append(parse_record(row_fields(row)))
     return records_to_frame(parsed)
 
 
