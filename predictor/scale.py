@@ -3,7 +3,10 @@
 The load forecast comes from :class:`models.load.OnlineLoad`, one per
 server, learning from the windows of telemetry as they close (or from the
 ``recent_load`` the caller sends). The scaler provisions for an upper
-quantile of the forecast (a Poisson 90 % bound around the expected count),
+quantile of the next window's load (``quantile``, default 90 %): the
+forecast plus that quantile of the server's recent forecast errors
+(split-conformal on the last windows), or a Poisson bound around the
+expected count until enough errors are known,
 at the target utilization (default 70 %), steps up at most x1.5 (at least
 one replica), scales down only to the highest recommendation of the last
 ``stabilization`` windows (as the Kubernetes HPA does), and stays within
@@ -21,18 +24,21 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from statistics import NormalDist
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
+from river.utils import SortedWindow
 
 from models.load import LAGS, OnlineLoad
 from predictor.provenance import Provenance
 from predictor.state import LockedState
 
-__all__ = ["ScaleRequest", "ScaleResponse", "Scaler"]
+__all__ = ["ScaleRequest", "ScaleResponse", "Scaler", "step_replicas"]
 
 MAX_STEP_UP = 1.5
-Z90 = 1.2816  # one-sided 90 % normal quantile
+RESIDUAL_WINDOWS = 500  # recent forecast errors the upper quantile is calibrated on
+MIN_RESIDUALS = 30  # fewer: a Poisson bound stands in
 
 
 class ScaleRequest(BaseModel):
@@ -42,6 +48,10 @@ class ScaleRequest(BaseModel):
     min_replicas: int = Field(default=1, ge=1)
     max_replicas: int = Field(default=100, ge=1)
     target_utilization: float = Field(default=0.7, gt=0, le=1)
+    quantile: float = Field(
+        default=0.9, gt=0, lt=1,
+        description="quantile of the next window's load to provision for; lower costs fewer "
+                    "replicas and risks more under-provisioned windows")
     recent_load: list[float] | None = Field(
         default=None, description="calls per window, oldest first; default: from telemetry")
 
@@ -57,7 +67,11 @@ class ScaleRequest(BaseModel):
 
 class Forecast(BaseModel):
     expected: float
-    upper: float
+    upper: float = Field(description="the provisioned quantile of the next window's load")
+    quantile: float
+    upper_from: str = Field(description="'poisson' (a Poisson bound around the expected "
+                                        "count) or the recent forecast errors it was "
+                                        "calibrated on")
 
 
 class ScaleResponse(BaseModel):
@@ -79,6 +93,51 @@ def _features(history: list[float]) -> dict[str, float]:
     return x
 
 
+def _interpolated(ordered: SortedWindow[float], q: float) -> float:
+    """The ``q`` quantile of sorted values, interpolated linearly (numpy's default).
+
+    >>> window = SortedWindow(10)
+    >>> for value in [3.0, 1.0, 2.0, 4.0]:
+    ...     window.append(value)
+    >>> _interpolated(window, 0.5), _interpolated(window, 0.9)
+    (2.5, 3.7)
+    """
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (position - low) * (ordered[high] - ordered[low])
+
+
+def step_replicas(current: int, desired: int, past: deque[int], min_replicas: int = 1,
+                  max_replicas: int = 1_000_000) -> tuple[int, list[str]]:
+    """The replicas to run from those ``desired``, and which rules limited them.
+
+    Up at most x1.5 (at least one replica), down only to the highest of the
+    ``past`` recommendations (HPA's scale-down stabilization), within
+    ``[min_replicas, max_replicas]``; ``desired`` is then appended to ``past``.
+
+    >>> past = deque([8, 3], maxlen=5)
+    >>> step_replicas(10, 2, past), list(past)
+    ((8, ['stabilization']), [8, 3, 2])
+    >>> step_replicas(4, 20, past)
+    (6, ['max step up'])
+    """
+    limited: list[str] = []
+    replicas = desired
+    step_cap = max(current + 1, math.floor(current * MAX_STEP_UP))
+    if replicas > step_cap:
+        replicas, limited = step_cap, [*limited, "max step up"]
+    if replicas < current and past and max(past) > replicas:
+        replicas = min(current, max(past))
+        limited.append("stabilization")
+    past.append(desired)
+    if replicas > max_replicas:
+        replicas, limited = max_replicas, [*limited, "max_replicas"]
+    if replicas < min_replicas:
+        replicas, limited = min_replicas, [*limited, "min_replicas"]
+    return replicas, limited
+
+
 class Scaler(LockedState):
     """Per-server load forecasts from telemetry windows, and the scaling rule; thread-safe.
 
@@ -97,13 +156,72 @@ class Scaler(LockedState):
         self._current: dict[str, tuple[int, float]] = {}  # server -> (window index, count)
         self._models: dict[str, OnlineLoad] = {}
         self._recommended: dict[str, deque[int]] = {}
+        self._errors: dict[str, SortedWindow[float]] = {}
         self._lock = threading.Lock()
+
+    def __setstate__(self, state: dict) -> None:
+        # Checkpoints written before the forecast errors were kept.
+        state.setdefault("_errors", {})
+        super().__setstate__(state)
 
     def _close(self, server: str, value: float) -> None:
         history = self._counts.setdefault(server, deque(maxlen=48))
         model = self._models.setdefault(server, OnlineLoad())
-        model.learn_one(_features(list(history)), value)
+        x = _features(list(history))
+        if model._n >= model.warmup:
+            # The error of the forecast the scaler would have used, scaled like Poisson
+            # noise so that busy and quiet periods share one calibration.
+            expected = model.predict_one(x)
+            errors = self._errors.setdefault(server, SortedWindow(RESIDUAL_WINDOWS))
+            errors.append((value - expected) / math.sqrt(max(expected, 1.0)))
+        model.learn_one(x, value)
         history.append(value)
+
+    def _quantiles(self, server: str, expected: float, quantiles: tuple[float, ...],
+                   calibrated: bool) -> tuple[list[float], str]:
+        """The ``quantiles`` of the next window's load, and how they were obtained."""
+        errors = self._errors.get(server) if calibrated else None
+        if errors is not None and len(errors) >= MIN_RESIDUALS:
+            zs = [_interpolated(errors, q) for q in quantiles]
+            method = f"errors of the last {len(errors)} forecasts"
+        else:
+            zs, method = [NormalDist().inv_cdf(q) for q in quantiles], "poisson"
+        spread = math.sqrt(max(expected, 1.0))
+        return [max(expected + z * spread, 0.0) for z in zs], method
+
+    def _forecast(self, server: str, recent_load: list[float] | None,
+                  quantiles: tuple[float, ...], fallback: float
+                  ) -> tuple[float, list[float], Literal["online", "prior"], str, int]:
+        history = list(recent_load if recent_load is not None
+                       else self._counts.get(server, ()))
+        model = self._models.get(server)
+        learned_windows = model._n if model is not None else 0
+        if model is not None and recent_load is None and model._n >= model.warmup:
+            expected, source = model.predict_one(_features(history)), "online"
+        elif history:
+            # Prior: the mean of the last windows (persistence, smoothed).
+            tail = history[-3:]
+            expected, source = sum(tail) / len(tail), "prior"
+        else:
+            expected, source = fallback, "prior"
+        uppers, method = self._quantiles(server, expected, quantiles,
+                                         calibrated=source == "online")
+        return expected, uppers, source, method, learned_windows
+
+    def forecast(self, server: str, quantiles: tuple[float, ...] = (0.9,)
+                 ) -> tuple[float, list[float], str]:
+        """The server's expected load in the next window, its ``quantiles``, and the source.
+
+        >>> scaler = Scaler()
+        >>> for count in [10, 12, 11]:
+        ...     scaler.observe_window("a", count)
+        >>> expected, (median, upper), source = scaler.forecast("a", (0.5, 0.9))
+        >>> expected == median, upper > expected, source
+        (True, True, 'prior')
+        """
+        with self._lock:
+            expected, uppers, source, _, _ = self._forecast(server, None, tuple(quantiles), 0.0)
+        return expected, uppers, source
 
     def observe_call(self, ts: float, server: str) -> None:
         """Count a call; a window that closes teaches the server's forecaster."""
@@ -124,43 +242,22 @@ class Scaler(LockedState):
 
     def scale(self, req: ScaleRequest) -> ScaleResponse:
         with self._lock:
-            history = list(req.recent_load if req.recent_load is not None
-                           else self._counts.get(req.server, ()))
-            model = self._models.get(req.server)
-            learned_windows = model._n if model is not None else 0
-            if model is not None and req.recent_load is None and model._n >= model.warmup:
-                expected, source = model.predict_one(_features(history)), "online"
-            elif history:
-                # Prior: the mean of the last windows (persistence, smoothed).
-                tail = history[-3:]
-                expected, source = sum(tail) / len(tail), "prior"
-            else:
-                expected, source = req.current_replicas * req.capacity_per_replica * \
-                    req.target_utilization, "prior"
-            upper = expected + Z90 * math.sqrt(max(expected, 1.0))
+            fallback = req.current_replicas * req.capacity_per_replica * req.target_utilization
+            expected, (upper,), source, method, learned_windows = self._forecast(
+                req.server, req.recent_load, (req.quantile,), fallback)
             desired = max(1, math.ceil(upper / (req.capacity_per_replica
                                                 * req.target_utilization)))
-            limited: list[str] = []
-            replicas = desired
-            step_cap = max(req.current_replicas + 1,
-                           math.floor(req.current_replicas * MAX_STEP_UP))
-            if replicas > step_cap:
-                replicas, limited = step_cap, [*limited, "max step up"]
             past = self._recommended.setdefault(req.server, deque(maxlen=self.stabilization))
-            if replicas < req.current_replicas and past and max(past) > replicas:
-                replicas = min(req.current_replicas, max(past))
-                limited.append("stabilization")
-            past.append(desired)
-            if replicas > req.max_replicas:
-                replicas, limited = req.max_replicas, [*limited, "max_replicas"]
-            if replicas < req.min_replicas:
-                replicas, limited = req.min_replicas, [*limited, "min_replicas"]
+            replicas, limited = step_replicas(req.current_replicas, desired, past,
+                                              req.min_replicas, req.max_replicas)
         return ScaleResponse(
             replicas=replicas, desired=desired,
-            forecast=Forecast(expected=round(expected, 3), upper=round(upper, 3)),
+            forecast=Forecast(expected=round(expected, 3), upper=round(upper, 3),
+                              quantile=req.quantile, upper_from=method),
             limited_by=limited, source=source,
             model=Provenance.of("load", observations=learned_windows,
                                 learned=source == "online"),
-            reason=f"upper forecast {upper:.1f} calls at {req.target_utilization:.0%} of "
-                   f"{req.capacity_per_replica:g} per replica needs {desired}",
+            reason=f"q{req.quantile:g} forecast {upper:.1f} calls at "
+                   f"{req.target_utilization:.0%} of {req.capacity_per_replica:g} per replica "
+                   f"needs {desired}",
         )

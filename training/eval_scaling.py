@@ -3,36 +3,57 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 import pandas as pd
 
 from models.load import FEATURES, BatchLoad, OnlineLoad, load_features, window_counts
-from predictor.scale import Scaler, ScaleRequest
+from predictor.scale import Scaler, ScaleRequest, step_replicas
 from training.metrics import mae, rounded
 
 __all__ = ["evaluate_scaling", "predictive_replicas", "reactive_replicas"]
 
 TARGET_UTILIZATION = 0.7
 MAX_STEP_UP = 1.5
-DOWN_STABILIZATION = 5  # windows, as HPA's scale-down stabilization
+HPA_STABILIZATION_S = 300.0  # HPA's default scale-down stabilization window
 MAX_WINDOWS = 20_000
 MAX_SERVERS = 50
 WINDOW_LADDER = (300.0, 900.0, 3600.0, 21_600.0, 86_400.0)
+DECISION_QUANTILES = tuple(round(q, 2) for q in np.arange(0.05, 0.96, 0.05))
 
 
-def reactive_replicas(loads: np.ndarray, capacity: float) -> np.ndarray:
-    """HPA: next window's replicas from this window's load, ``ceil(load / (cap * 0.7))``.
+def reactive_replicas(loads: np.ndarray, capacity: float, stabilization: int = 1) -> np.ndarray:
+    """The Kubernetes HPA rule, one window late; one more value than ``loads``.
+
+    Each window's load recommends ``ceil(load / (capacity * 0.7))`` replicas;
+    the next window runs the highest recommendation of the last
+    ``stabilization`` windows (HPA scales up at once and down only after its
+    stabilization window, 300 s by default). The first window runs one.
 
     >>> reactive_replicas(np.array([0.0, 7.0, 14.0]), 10.0).tolist()
     [1.0, 1.0, 1.0, 2.0]
+    >>> reactive_replicas(np.array([30.0, 7.0, 7.0, 7.0]), 10.0, stabilization=2).tolist()
+    [1.0, 5.0, 5.0, 1.0, 1.0]
     """
-    desired = np.ceil(loads / (capacity * TARGET_UTILIZATION))
-    return np.concatenate([[1.0], np.maximum(desired, 1.0)])
+    desired = np.maximum(np.ceil(loads / (capacity * TARGET_UTILIZATION)), 1.0)
+    if stabilization > 1 and len(desired):
+        desired = pd.Series(desired).rolling(stabilization, min_periods=1).max().to_numpy()
+    return np.concatenate([[1.0], desired])
+
+
+def stabilization_windows(window_s: float) -> int:
+    """HPA's default scale-down stabilization (300 s) in windows of ``window_s``.
+
+    >>> stabilization_windows(60.0), stabilization_windows(3600.0)
+    (5, 1)
+    """
+    return max(1, round(HPA_STABILIZATION_S / window_s))
 
 
 def predictive_replicas(forecast: np.ndarray, capacity: float, headroom: float = 1.0,
-                        budget: np.ndarray | None = None) -> np.ndarray:
+                        budget: np.ndarray | None = None, stabilization: int = 5
+                        ) -> np.ndarray:
     """Replicas per window from forecasts, stepping up at most x1.5, down after stabilization.
 
     With ``budget`` (the replicas a baseline uses in each window, known at that
@@ -47,6 +68,8 @@ def predictive_replicas(forecast: np.ndarray, capacity: float, headroom: float =
     need = forecast / (capacity * TARGET_UTILIZATION)
     out = np.empty_like(need, dtype=float)
     current = max(np.ceil(headroom * need[0]), 1.0) if len(need) else 1.0
+    if budget is not None and len(budget):
+        current = float(budget[0])  # both start from the replicas deployed now
     recent: list[float] = []
     used = allowed = 0.0
     for i in range(len(need)):
@@ -56,7 +79,7 @@ def predictive_replicas(forecast: np.ndarray, capacity: float, headroom: float =
             scale = headroom * min(4.0, max(0.25, (allowed / used) ** 2))
         want = max(np.ceil(scale * need[i]), 1.0)
         recent.append(want)
-        recent = recent[-DOWN_STABILIZATION:]
+        recent = recent[-stabilization:]
         if want > current:
             current = min(want, max(current + 1, math.floor(current * MAX_STEP_UP)))
         else:
@@ -109,7 +132,8 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
         # ask for millions of replicas.
         caps[server] = capacity or max(mean / 4.0, 1.0)
     calibrator = BatchLoad().fit(feats[fit_rows])
-    headroom = _calibrate(calibrator, feats[cal_rows], caps)
+    stabilization = stabilization_windows(window_s)
+    headroom = _calibrate(calibrator, feats[cal_rows], caps, stabilization)
     model = BatchLoad().fit(feats[in_train])
     test_feats = feats[~in_train]
     mean_fc, upper_fc = model.predict(test_feats)
@@ -118,12 +142,11 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
     for server in counts.columns:
         rows = (test_feats["series"] == server).to_numpy()
         loads = test_feats["y"].to_numpy(float)[rows]
-        react = reactive_replicas(loads, caps[server])[:-1]
-        prev = counts.loc[counts.index < test_feats.index[rows][0], server]
-        if len(prev):
-            react[0] = max(1.0, math.ceil(prev.iloc[-1] / (caps[server] * TARGET_UTILIZATION)))
-        # The HPA rule's replicas for a window follow from the load before it: a known budget.
-        pred = predictive_replicas(upper_fc[rows], caps[server], headroom, budget=react)
+        # The HPA rule's replicas for a window follow from the loads before it: a known budget.
+        react = reactive_replicas(counts[server].to_numpy(float), caps[server],
+                                  stabilization)[:-1][~train_windows]
+        pred = predictive_replicas(upper_fc[rows], caps[server], headroom, budget=react,
+                                   stabilization=stabilization)
         loads_all.append(loads / caps[server])
         pred_all.append(pred)
         react_all.append(react)
@@ -131,9 +154,8 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
     pred_r, react_r = np.concatenate(pred_all), np.concatenate(react_all)
     under_p, mean_p = _score(loads_n, pred_r, 1.0)
     under_r, mean_r = _score(loads_n, react_r, 1.0)
-    dec_r = np.concatenate([_decision_replicas(counts[server], ~train_windows, caps[server],
-                                               window_s) for server in counts.columns])
-    under_d, mean_d = _score(loads_n, dec_r, 1.0)
+    decision = _evaluate_decision(counts, caps, window_s, stabilization, train_windows,
+                                  counts.index >= cal_cut)
     y = test_feats["y"].to_numpy(float)
     section = {
         "window_s": window_s,
@@ -142,9 +164,10 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
            if window_s != requested else {}),
         "underprovisioned_pct": {"predictive": rounded(under_p, 2),
                                  "reactive": rounded(under_r, 2),
-                                 "decision": rounded(under_d, 2)},
+                                 **decision["underprovisioned_pct"]},
         "mean_replicas": {"predictive": rounded(mean_p, 3), "reactive": rounded(mean_r, 3),
-                          "decision": rounded(mean_d, 3)},
+                          **decision["mean_replicas"]},
+        "decision_quantile": decision["quantile"],
         "forecast_mae": {"batch": rounded(mae(y, mean_fc), 3),
                          "online": rounded(mae(y, online_fc), 3),
                          "last_value": rounded(mae(y, test_feats["lag1"].to_numpy(float)), 3)},
@@ -158,29 +181,72 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
     return section, {"load": model, "headroom": headroom, "plot": totals, "window_s": window_s}
 
 
-def _decision_replicas(series: pd.Series, test: np.ndarray, capacity: float,
-                       window_s: float) -> np.ndarray:
-    """Replicas of the ``scale`` decision (:class:`predictor.scale.Scaler`) in the test windows.
+def _evaluate_decision(counts: pd.DataFrame, caps: dict, window_s: float,
+                       stabilization: int, train_windows: np.ndarray,
+                       calibration: np.ndarray) -> dict:
+    """The ``scale`` decision replayed: at its default quantile, and at matched cost.
 
-    The decision learns every window as it closes and is asked, before each
-    test window, how many replicas to run, starting from the replicas it
-    asked for last; it has no budget to track, so its mean replicas are its own.
+    The matched-cost quantile is the highest of :data:`DECISION_QUANTILES`
+    whose mean replicas over the calibration windows (the last quarter of the
+    training part) stay within the HPA rule's there: chosen before the test
+    windows, as a user tuning ``quantile`` on past load would.
     """
-    scaler = Scaler(window_s=window_s)
+    default = float(ScaleRequest.model_fields["quantile"].default)
+    quantiles = tuple(sorted({*DECISION_QUANTILES, default}))
+    calibration = calibration & train_windows
+    replayed, loads, hpa = [], [], []
+    for server in counts.columns:
+        series = counts[server]
+        replayed.append(_decision_replicas(series, caps[server], window_s, stabilization,
+                                           quantiles))
+        loads.append(series.to_numpy(float) / caps[server])
+        hpa.append(reactive_replicas(series.to_numpy(float), caps[server], stabilization)[:-1])
+    replicas, load, react = (np.concatenate(parts, axis=-1) for parts in (replayed, loads, hpa))
+    test = np.tile(~train_windows, len(counts.columns))
+    cal = np.tile(calibration, len(counts.columns))
+    # Without calibration windows, or when even the lowest quantile costs more than
+    # the HPA rule there, the cheapest quantile stands in.
+    cost = replicas[:, cal].mean(axis=1) if cal.any() else np.arange(len(quantiles), 0, -1)
+    within = np.flatnonzero(cost <= react[cal].mean()) if cal.any() else []
+    matched = int(within[-1]) if len(within) else int(np.argmin(cost))
+    figures = {name: _score(load[test], replicas[k, test], 1.0)
+               for name, k in (("decision", quantiles.index(default)),
+                               ("decision_matched_cost", matched))}
+    return {"underprovisioned_pct": {name: rounded(under, 2)
+                                     for name, (under, _) in figures.items()},
+            "mean_replicas": {name: rounded(mean, 3) for name, (_, mean) in figures.items()},
+            "quantile": {"decision": default, "decision_matched_cost": quantiles[matched]}}
+
+
+def _decision_replicas(series: pd.Series, capacity: float, window_s: float,
+                       stabilization: int, quantiles: tuple[float, ...]) -> np.ndarray:
+    """Replicas of the ``scale`` decision in every window, one row per quantile asked for.
+
+    One :class:`predictor.scale.Scaler` learns every window as it closes; before
+    each window it forecasts the load's ``quantiles``, and each quantile's
+    replicas follow the decision's rule (:func:`predictor.scale.step_replicas`)
+    from the replicas it asked for last, as separate callers of ``/v1/scale``
+    with different ``quantile`` would. Nothing here knows a budget.
+    """
+    scaler = Scaler(window_s=window_s, stabilization=stabilization)
     server = str(series.name)
-    current, out = 1, []
-    for count, in_test in zip(series.to_numpy(float), test, strict=True):
-        if in_test:
-            current = scaler.scale(ScaleRequest(
-                server=server, current_replicas=current, capacity_per_replica=capacity,
-                target_utilization=TARGET_UTILIZATION, max_replicas=1_000_000)).replicas
-            out.append(float(current))
+    per_replica = capacity * TARGET_UTILIZATION
+    current = [1] * len(quantiles)
+    past = [deque(maxlen=scaler.stabilization) for _ in quantiles]
+    counts = series.to_numpy(float)
+    out = np.empty((len(quantiles), len(counts)))
+    for w, count in enumerate(counts):
+        _, uppers, _ = scaler.forecast(server, quantiles)
+        for k, upper in enumerate(uppers):
+            desired = max(1, math.ceil(upper / per_replica))
+            current[k], _ = step_replicas(current[k], desired, past[k])
+            out[k, w] = current[k]
         scaler.observe_window(server, count)
-    return np.array(out)
+    return out
 
 
-def _replicas_for(model: BatchLoad, feats: pd.DataFrame, caps: dict, headroom: float
-                  ) -> tuple[float, float]:
+def _replicas_for(model: BatchLoad, feats: pd.DataFrame, caps: dict, headroom: float,
+                  stabilization: int) -> tuple[float, float]:
     _, upper = model.predict(feats)
     under, reps, react_reps = [], [], []
     for server, cap in caps.items():
@@ -188,21 +254,24 @@ def _replicas_for(model: BatchLoad, feats: pd.DataFrame, caps: dict, headroom: f
         if not rows.any():
             continue
         loads = feats["y"].to_numpy(float)[rows]
-        pred = predictive_replicas(upper[rows], cap, headroom)
-        react = reactive_replicas(feats["lag1"].fillna(0).to_numpy(float)[rows], cap)[1:]
+        pred = predictive_replicas(upper[rows], cap, headroom, stabilization=stabilization)
+        react = reactive_replicas(feats["lag1"].fillna(0).to_numpy(float)[rows], cap,
+                                  stabilization)[1:]
         under.append(loads > pred * cap)
         reps.append(pred)
         react_reps.append(react)
     return float(np.concatenate(reps).mean()), float(np.concatenate(react_reps).mean())
 
 
-def _calibrate(model: BatchLoad, feats: pd.DataFrame, caps: dict) -> float:
+def _calibrate(model: BatchLoad, feats: pd.DataFrame, caps: dict, stabilization: int
+               ) -> float:
     """The largest headroom (0.2-2) whose mean replicas stay within the reactive rule's."""
     if feats.empty:
         return 1.0
     best = 0.2
     for headroom in np.round(np.arange(0.2, 2.01, 0.05), 2):
-        mean_pred, mean_react = _replicas_for(model, feats, caps, float(headroom))
+        mean_pred, mean_react = _replicas_for(model, feats, caps, float(headroom),
+                                              stabilization)
         if mean_pred <= mean_react:
             best = float(headroom)
     return best

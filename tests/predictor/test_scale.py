@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -52,3 +53,54 @@ def test_rejects_inconsistent_bounds():
     with pytest.raises(ValidationError):
         ScaleRequest(server="a", current_replicas=1, capacity_per_replica=1, min_replicas=5,
                      max_replicas=2)
+
+
+def _noisy_scaler(seed: int = 0, windows: int = 400) -> tuple[Scaler, np.ndarray]:
+    """A server whose load per window is overdispersed: gamma-mixed Poisson around 100."""
+    rng = np.random.default_rng(seed)
+    loads = rng.poisson(rng.gamma(4.0, 25.0, size=windows)).astype(float)
+    scaler = Scaler()
+    for load in loads:
+        scaler.observe_window("a", load)
+    return scaler, loads
+
+
+def test_upper_quantile_is_calibrated_on_recent_forecast_errors():
+    scaler, _ = _noisy_scaler()
+    answer = scaler.scale(ScaleRequest(server="a", current_replicas=5, capacity_per_replica=20))
+    assert answer.source == "online"
+    assert answer.forecast.upper_from == "errors of the last 390 forecasts"
+    # The load is far wider than Poisson noise; the calibrated bound covers about 90 % of
+    # the windows that follow, where a Poisson bound around the forecast covers far fewer.
+    _, future = _noisy_scaler(seed=9, windows=1000)
+    covered = poisson = 0
+    for load in future:
+        expected, (upper,), _ = scaler.forecast("a", (0.9,))
+        covered += load <= upper
+        poisson += load <= expected + 1.2816 * np.sqrt(expected)
+        scaler.observe_window("a", load)
+    assert 0.86 <= covered / len(future) <= 0.94
+    assert poisson / len(future) < 0.7
+
+
+def test_a_lower_quantile_asks_for_fewer_replicas():
+    scaler, _ = _noisy_scaler(seed=1)
+    answers = [scaler.forecast("a", (0.5, 0.9, 0.99))[1]]
+    low, mid, high = answers[0]
+    assert low < mid < high
+    cheap = Scaler().scale(ScaleRequest(server="b", current_replicas=10, capacity_per_replica=10,
+                                        recent_load=[50.0] * 3, quantile=0.5))
+    safe = Scaler().scale(ScaleRequest(server="b", current_replicas=10, capacity_per_replica=10,
+                                       recent_load=[50.0] * 3, quantile=0.99))
+    assert cheap.desired < safe.desired
+    assert cheap.forecast.upper_from == "poisson" and cheap.forecast.upper == 50.0
+
+
+def test_checkpoints_without_forecast_errors_still_load():
+    scaler, _ = _noisy_scaler(windows=50)
+    state = scaler.__getstate__()
+    del state["_errors"]  # as written before the errors were kept
+    restored = Scaler.__new__(Scaler)
+    restored.__setstate__(state)
+    answer = restored.scale(ScaleRequest(server="a", current_replicas=5, capacity_per_replica=20))
+    assert answer.forecast.upper_from == "poisson"

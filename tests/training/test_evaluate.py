@@ -28,7 +28,9 @@ def test_report_has_the_contract_shape(sim_report):
     assert set(r["resources"]["duration_mae_ms"]) == {"batch", "online", "group_mean"}
     assert set(r["cache"]["hit_ratio"]) == {"predictive", "lru", "belady"}
     for figure in ("underprovisioned_pct", "mean_replicas"):
-        assert set(r["scaling"][figure]) == {"predictive", "reactive", "decision"}
+        assert set(r["scaling"][figure]) == {"predictive", "reactive", "decision",
+                                             "decision_matched_cost"}
+    assert r["scaling"]["decision_quantile"]["decision"] == 0.9
     assert set(r["risk"]["roc_auc"]) >= {"model", "thresholds", "recent_error_rate"}
     json.dumps(r)  # serializable as it stands
 
