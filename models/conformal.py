@@ -27,6 +27,8 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from models import compiled
+
 __all__ = ["ConformalIntervalRegressor"]
 
 
@@ -93,8 +95,8 @@ class ConformalIntervalRegressor(RegressorMixin, BaseEstimator):
         self.n_iter_ = self.median_.n_iter_
         if n_cal:
             cal_X, cal_y = X[n_fit:], y[n_fit:]
-            scores = np.maximum(self.lower_.predict(cal_X) - cal_y,
-                                cal_y - self.upper_.predict(cal_X))
+            scores = np.maximum(compiled.predict(self.lower_, cal_X) - cal_y,
+                                cal_y - compiled.predict(self.upper_, cal_X))
             level = min(1.0, math.ceil((n_cal + 1) * self.coverage) / n_cal)
             self.margin_ = float(np.quantile(scores, level))
         else:
@@ -105,14 +107,14 @@ class ConformalIntervalRegressor(RegressorMixin, BaseEstimator):
         """The median prediction."""
         check_is_fitted(self)
         X = validate_data(self, X, ensure_all_finite="allow-nan", reset=False)
-        return self.median_.predict(X)
+        return compiled.predict(self.median_, X)
 
     def predict_interval(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper edges of the calibrated interval."""
         check_is_fitted(self)
         X = validate_data(self, X, ensure_all_finite="allow-nan", reset=False)
-        lower = self.lower_.predict(X) - self.margin_
-        upper = self.upper_.predict(X) + self.margin_
+        lower = compiled.predict(self.lower_, X) - self.margin_
+        upper = compiled.predict(self.upper_, X) + self.margin_
         return np.minimum(lower, upper), np.maximum(lower, upper)
 
     def __sklearn_tags__(self):

@@ -25,6 +25,7 @@ import pandas as pd
 from river import base, linear_model, optim, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from models import compiled
 from models.features import informative_columns
 
 __all__ = ["BatchLoad", "OnlineLoad", "load_features", "window_counts"]
@@ -107,9 +108,9 @@ class BatchLoad:
     def predict(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         X = features[FEATURES].to_numpy(float)[:, self.columns_]
         with np.errstate(over="ignore"):
-            mean = np.clip(np.nan_to_num(self.mean_.predict(X), posinf=self.ceiling_), 0.0,
-                           self.ceiling_)
-        return mean, np.clip(self.upper_.predict(X), mean, max(self.ceiling_, 0.0))
+            raw = compiled.predict(self.mean_, X)
+            mean = np.clip(np.nan_to_num(raw, posinf=self.ceiling_), 0.0, self.ceiling_)
+        return mean, np.clip(compiled.predict(self.upper_, X), mean, max(self.ceiling_, 0.0))
 
 
 class OnlineLoad(base.Regressor):

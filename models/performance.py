@@ -26,6 +26,7 @@ import numpy as np
 from river import linear_model, optim, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from models import compiled
 from models.calibrated import fit_calibrated_classifier
 from models.features import informative_columns
 
@@ -139,19 +140,19 @@ class BatchPerformance:
 
     def predict(self, X: np.ndarray) -> PerformancePrediction:
         X = X[:, self.columns_]
-        success = (self.success_.predict_proba(X)[:, 1]
+        success = (compiled.predict_proba(self.success_, X)
                    if hasattr(self.success_, "predict_proba") else self.success_.predict(X))
         lat_base = self._base(X, self.latency_base_, self.latency_fallback_)
         tok_base = self._base(X, self.tokens_base_, self.tokens_fallback_)
-        p50 = np.expm1(np.minimum(lat_base + self.latency_p50_.predict(X), 25.0))
-        p95 = np.expm1(np.minimum(lat_base + self.latency_p95_.predict(X), 25.0))
-        tokens = np.expm1(np.minimum(tok_base + self.output_tokens_.predict(X), 25.0))
+        p50 = np.expm1(np.minimum(lat_base + compiled.predict(self.latency_p50_, X), 25.0))
+        p95 = np.expm1(np.minimum(lat_base + compiled.predict(self.latency_p95_, X), 25.0))
+        tokens = np.expm1(np.minimum(tok_base + compiled.predict(self.output_tokens_, X), 25.0))
         return PerformancePrediction(
             latency_p50_ms=np.maximum(p50, 0.0),
             latency_p95_ms=np.maximum(p95, p50),
             success=success,
             output_tokens=np.maximum(tokens, 0.0),
-            cost_usd=np.maximum(self.cost_usd_.predict(X), 0.0),
+            cost_usd=np.maximum(compiled.predict(self.cost_usd_, X), 0.0),
         )
 
 

@@ -32,7 +32,8 @@ import joblib
 
 __all__ = ["ArtifactIntegrityError", "library_versions", "load", "save"]
 
-_LIBRARIES = ("predictor", "scikit-learn", "river", "numpy", "pandas", "joblib", "pydantic")
+_LIBRARIES = ("predictor", "scikit-learn", "treelite", "river", "numpy", "pandas", "joblib",
+              "pydantic")
 
 
 class ArtifactIntegrityError(RuntimeError):

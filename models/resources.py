@@ -22,6 +22,7 @@ import numpy as np
 from river import base, linear_model, optim, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from models import compiled
 from models.conformal import ConformalIntervalRegressor
 from models.features import informative_columns
 
@@ -104,7 +105,8 @@ class BatchResources:
 
     def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
         Xc = X[:, self.columns_]
-        out = {name: np.maximum(model.predict(Xc), 0.0) for name, model in self.models_.items()}
+        out = {name: np.maximum(compiled.predict(model, Xc), 0.0)
+               for name, model in self.models_.items()}
         if self.duration_ is not None:
             out["duration_ms"] = np.maximum(self._duration(X, self.duration_.predict(Xc)), 0.0)
         return out

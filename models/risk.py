@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from river import base, drift, linear_model, optim, preprocessing
 
+from models import compiled
 from models.calibrated import fit_calibrated_classifier
 from models.features import informative_columns
 
@@ -66,7 +67,7 @@ class BatchRisk:
         """Probability that each call fails."""
         if self.model_ is None:
             return np.full(len(X), self.base_rate_)
-        return self.model_.predict_proba(X[:, self.columns_])[:, 1]
+        return compiled.predict_proba(self.model_, X[:, self.columns_])
 
 
 class OnlineRisk(base.Classifier):

@@ -27,8 +27,8 @@ def pip_requirements() -> list[str]:
     from models.persistence import library_versions
 
     versions = library_versions()
-    return [f"{name}=={versions[name]}" for name in ("scikit-learn", "river", "numpy",
-                                                     "pandas", "joblib", "pydantic")
+    return [f"{name}=={versions[name]}" for name in ("scikit-learn", "treelite", "river",
+                                                     "numpy", "pandas", "joblib", "pydantic")
             if versions.get(name, "not installed") != "not installed"]
 
 
