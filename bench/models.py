@@ -87,8 +87,8 @@ def main() -> None:
 
     perf = OnlinePerformance()
     online_row("performance",
-               lambda i: perf.learn_one(xs[i], latency_ms=lat[i], success=ok[i],
-                                        output_tokens=tokens[i], cost_usd=cost[i]),
+               lambda i: perf.learn_one(xs[i], {"latency_ms": lat[i], "success": ok[i],
+                                                "output_tokens": tokens[i], "cost_usd": cost[i]}),
                lambda i: perf.predict_one(xs[i]), len(xs))
     batch_perf = BatchPerformance(categorical=featurizer.categorical_mask)
     batch_row("performance",

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from river import linear_model, optim, preprocessing
+from river import base, linear_model, optim, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from models import compiled
@@ -162,86 +162,132 @@ def _linear(loss=None, lr: float = 0.05) -> linear_model.LinearRegression:
                                          clip_gradient=1.0)
 
 
-class OnlinePerformance:
-    """River performance models learning one call at a time.
+def _signed_log1p(value: float) -> float:
+    return math.copysign(math.log1p(abs(value)), value)
 
-    Targets are learned on a log scale; each prediction is a median (p50) or
-    a 95th percentile of latency, a success probability and output tokens.
 
+def _signed_expm1(value: float) -> float:
+    return math.copysign(math.expm1(abs(value)), value)
+
+
+#: Where each call target's log-scale base comes from: the feature holding its
+#: (server, tool) moving average, or ``None`` for no base (the model learns the level).
+#: Other targets use the running mean of their own log value.
+TARGET_BASES: dict[str, str | None] = {
+    "latency_ms": "hist_latency", "output_tokens": "hist_output_tokens", "cost_usd": None,
+}
+#: Factor applied before the log: costs are fractions of a dollar.
+TARGET_SCALES = {"cost_usd": 1e6}
+#: Largest log value a prediction may reach (a bound against runaway extrapolation).
+TARGET_LOG_CEILINGS = {"latency_ms": 15.0, "output_tokens": 20.0}
+#: Targets learned as a probability (logistic regression) rather than a regression.
+BINARY_TARGETS = ("success",)
+
+
+class OnlinePerformance(base.MultiTargetRegressor):
+    """River performance models learning one call at a time, for several targets at once.
+
+    ``learn_one(x, y)`` takes the call's features and a dict of whichever
+    outcomes are known (``latency_ms``, ``success``, ``output_tokens``,
+    ``cost_usd``; missing or NaN ones are skipped, other names are learned
+    like costs); ``predict_one(x)`` answers every target: the latency median
+    (``latency_ms``) and its ``quantile`` (``latency_ms_upper``), the success
+    probability and the output tokens and cost. Regression targets are
+    learned on a log scale, latency and tokens as a correction to their
+    (server, tool) moving average when the features carry one, so the model
+    adapts as fast as the average and adds what load and input size explain.
+    Before any learning it answers the priors: 500 ms, 95 % success.
+
+    Parameters
+    ----------
+    lr
+        AdaGrad learning rate of the median and mean models.
+    quantile
+        The upper latency quantile, learned with a pinball loss.
+    quantile_lr
+        AdaGrad learning rate of the quantile model.
+
+    Examples
+    --------
     >>> model = OnlinePerformance()
-    >>> model.predict_one({"concurrency": 1.0})["latency_p50_ms"]
+    >>> model.predict_one({"concurrency": 1.0})["latency_ms"]
     500.0
-    >>> model.learn_one({"concurrency": 1.0}, latency_ms=200.0, success=1.0)
+    >>> model.learn_one({"concurrency": 1.0}, {"latency_ms": 200.0, "success": 1.0})
     >>> 0 < model.predict_one({"concurrency": 1.0})["success"] <= 1
     True
     """
 
-    def __init__(self) -> None:
-        self._latency = _linear()
-        self._latency_p95 = _linear(optim.losses.Quantile(0.95), lr=0.01)
-        self._tokens = _linear()
-        self._cost = _linear()
-        self._success = linear_model.LogisticRegression(optimizer=optim.AdaGrad(0.05),
+    def __init__(self, lr: float = 0.05, quantile: float = 0.95,
+                 quantile_lr: float = 0.01) -> None:
+        self.lr = lr
+        self.quantile = quantile
+        self.quantile_lr = quantile_lr
+        self._regressors: dict[str, linear_model.LinearRegression] = {}
+        self._latency_upper = _linear(optim.losses.Quantile(quantile), lr=quantile_lr)
+        self._success = linear_model.LogisticRegression(optimizer=optim.AdaGrad(lr),
                                                         clip_gradient=1.0)
         # One scaler shared by every target: scaling is most of the cost of learning.
         self._scaler = preprocessing.StandardScaler()
         self._log_means: dict[str, float] = {}
-        self._n_latency = 0
-        self._n_tokens = 0
-        self._n_cost = 0
-        self._n_success = 0
+        self._seen: dict[str, int] = {}
 
-    def _base(self, x: dict[str, float], key: str) -> float:
-        # History features arrive log-scaled (models.features): the moving average; without
-        # one, the running mean of the log target over every call seen.
+    def _base(self, x: dict, target: str) -> float:
+        key = TARGET_BASES.get(target, target)
+        if key is None:
+            return 0.0
+        # History features arrive log-scaled (models.features): the moving average;
+        # without one, the running mean of the log target over every call seen.
         value = x.get(key)
-        if value is not None:
-            return value
+        if value is not None and value == value:
+            return float(value)
         return self._log_means.get(key, 0.0)
 
-    def _track(self, key: str, log_value: float) -> None:
+    def _track(self, target: str, log_value: float) -> None:
+        key = TARGET_BASES.get(target, target)
+        if key is None:
+            return
         mean = self._log_means.get(key)
         self._log_means[key] = log_value if mean is None else mean + 0.01 * (log_value - mean)
 
-    def learn_one(self, x: dict[str, float], *, latency_ms: float = math.nan,
-                  success: float = math.nan, output_tokens: float = math.nan,
-                  cost_usd: float = math.nan) -> None:
-        raw = x
+    def learn_one(self, x: dict, y: dict) -> None:  # type: ignore[override]
         self._scaler.learn_one(x)
-        x = self._scaler.transform_one(x)
-        if not math.isnan(latency_ms):
-            self._track("hist_latency", math.log1p(latency_ms))
-            y = math.log1p(latency_ms) - self._base(raw, "hist_latency")
-            self._latency.learn_one(x, y)
-            self._latency_p95.learn_one(x, y)
-            self._n_latency += 1
-        if not math.isnan(success):
-            self._success.learn_one(x, bool(success))
-            self._n_success += 1
-        if not math.isnan(output_tokens):
-            self._track("hist_output_tokens", math.log1p(output_tokens))
-            self._tokens.learn_one(x, math.log1p(output_tokens)
-                                   - self._base(raw, "hist_output_tokens"))
-            self._n_tokens += 1
-        if not math.isnan(cost_usd):
-            self._cost.learn_one(x, math.log1p(cost_usd * 1e6))
-            self._n_cost += 1
+        scaled = self._scaler.transform_one(x)
+        for target, value in y.items():
+            if value is None or value != value:
+                continue
+            self._seen[target] = self._seen.get(target, 0) + 1
+            if target in BINARY_TARGETS:
+                self._success.learn_one(scaled, bool(value))
+                continue
+            log_value = _signed_log1p(float(value) * TARGET_SCALES.get(target, 1.0))
+            self._track(target, log_value)
+            residual = log_value - self._base(x, target)
+            model = self._regressors.get(target)
+            if model is None:
+                model = self._regressors[target] = _linear(lr=self.lr)
+            model.learn_one(scaled, residual)
+            if target == "latency_ms":
+                self._latency_upper.learn_one(scaled, residual)
 
-    def predict_one(self, x: dict[str, float]) -> dict[str, float]:
-        raw = x
-        x = self._scaler.transform_one(x)
-        if self._n_latency:
-            base = self._base(raw, "hist_latency")
-            p50 = math.expm1(min(base + self._latency.predict_one(x), 15.0))
-            p95 = max(math.expm1(min(base + self._latency_p95.predict_one(x), 15.0)), p50)
-        else:
-            p50 = p95 = PRIOR_LATENCY_MS
-        success = (self._success.predict_proba_one(x).get(True, PRIOR_SUCCESS)
-                   if self._n_success else PRIOR_SUCCESS)
-        tokens = math.nan
-        if self._n_tokens:
-            log_tokens = self._base(raw, "hist_output_tokens") + self._tokens.predict_one(x)
-            tokens = math.expm1(min(log_tokens, 20.0))
-        cost = math.expm1(min(self._cost.predict_one(x), 30.0)) / 1e6 if self._n_cost else math.nan
-        return {"latency_p50_ms": max(p50, 0.0), "latency_p95_ms": max(p95, 0.0),
-                "success": success, "output_tokens": max(tokens, 0.0), "cost_usd": max(cost, 0.0)}
+    def predict_one(self, x: dict) -> dict[str, float]:  # type: ignore[override]
+        scaled = self._scaler.transform_one(x)
+        out: dict[str, float] = {}
+        for target in {*TARGET_BASES, *self._regressors}:
+            model = self._regressors.get(target)
+            if model is None:
+                out[target] = PRIOR_LATENCY_MS if target == "latency_ms" else math.nan
+                continue
+            ceiling = TARGET_LOG_CEILINGS.get(target, 30.0)
+            log_value = min(self._base(x, target) + model.predict_one(scaled), ceiling)
+            value = _signed_expm1(log_value) / TARGET_SCALES.get(target, 1.0)
+            # Latency, tokens and cost are never negative; other targets may be.
+            out[target] = max(value, 0.0) if target in TARGET_BASES else value
+            if target == "latency_ms":
+                upper = min(self._base(x, target) + self._latency_upper.predict_one(scaled),
+                            ceiling)
+                out["latency_ms_upper"] = max(math.expm1(upper), out[target])
+        out.setdefault("latency_ms_upper", out["latency_ms"])
+        for target in BINARY_TARGETS:
+            out[target] = (self._success.predict_proba_one(scaled).get(True, PRIOR_SUCCESS)
+                           if self._seen.get(target) else PRIOR_SUCCESS)
+        return out

@@ -23,6 +23,7 @@ def _online_predictions(featurizer: CallFeaturizer, X: np.ndarray, calls: pd.Dat
     """Prequential pass with label delay: predict each call, learn once it has finished."""
     model = OnlinePerformance()
     names = ("latency_p50_ms", "latency_p95_ms", "success", "output_tokens")
+    answers = ("latency_ms", "latency_ms_upper", "success", "output_tokens")
     out = {name: np.full(int(test.sum()), np.nan) for name in names}
     targets = zip(calls["ts"].to_numpy(float), calls["latency_ms"].to_numpy(float),
                   calls["success"].to_numpy(float), calls["output_tokens"].to_numpy(float),
@@ -38,8 +39,8 @@ def _online_predictions(featurizer: CallFeaturizer, X: np.ndarray, calls: pd.Dat
         zip(test, featurizer.dicts(X), targets, strict=True)
     ):
         for server, x_done, lat_done, ok_done, tokens_done, cost_done, end in delay.ready(ts):
-            model.learn_one(x_done, latency_ms=lat_done, success=ok_done,
-                            output_tokens=tokens_done, cost_usd=cost_done)
+            model.learn_one(x_done, {"latency_ms": lat_done, "success": ok_done,
+                                     "output_tokens": tokens_done, "cost_usd": cost_done})
             if not np.isnan(lat_done):
                 detector = detectors.setdefault(server, drift.ADWIN(delta=0.002))
                 detector.update(np.log1p(lat_done))
@@ -49,8 +50,8 @@ def _online_predictions(featurizer: CallFeaturizer, X: np.ndarray, calls: pd.Dat
             since_alarm[j] = ts - last_alarm[servers[i]]
         if is_test:
             pred = model.predict_one(x)
-            for name in names:
-                out[name][j] = pred[name]
+            for name, answer in zip(names, answers, strict=True):
+                out[name][j] = pred[answer]
             j += 1
         end = finish_time(ts, lat)
         delay.add(end, (servers[i], x, lat, ok, tokens, cost, end))

@@ -51,7 +51,8 @@ def test_online_estimators_pass_river_checks():
     from river import checks
 
     from models.load import OnlineLoad
+    from models.performance import OnlinePerformance
     from models.resources import OnlineResources
 
-    for model in (OnlineRisk(), OnlineResources(), OnlineLoad()):
+    for model in (OnlineRisk(), OnlineResources(), OnlineLoad(), OnlinePerformance()):
         checks.check_estimator(model)
