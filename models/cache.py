@@ -29,6 +29,7 @@ used again (the eviction signal of the predictive cache).
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter, deque
 
 __all__ = ["AccessModel"]
@@ -45,12 +46,18 @@ class AccessModel:
         Successors kept per key (the most frequent).
     max_strides
         Strides kept as candidates (the most frequent).
+    max_keys
+        Keys remembered (counts and successors). Past it, the least accessed
+        half is forgotten, so a service that sees new keys for weeks keeps a
+        bounded memory.
     """
 
-    def __init__(self, horizon: int = 8, max_successors: int = 8, max_strides: int = 16) -> None:
+    def __init__(self, horizon: int = 8, max_successors: int = 8, max_strides: int = 16,
+                 max_keys: int = 250_000) -> None:
         self.horizon = horizon
         self.max_successors = max_successors
         self.max_strides = max_strides
+        self.max_keys = max_keys
         self._successors: dict[str, Counter[str]] = {}
         self._seen: Counter[str] = Counter()
         self._strides: Counter[int] = Counter()
@@ -58,6 +65,10 @@ class AccessModel:
         self._recent: deque[tuple[str, float, int | None]] = deque()
         self._top_strides: list[tuple[int, int]] = []
         self._since_refresh = 0
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("max_keys", 250_000)  # checkpoints from before the bound
+        self.__dict__.update(state)
 
     @staticmethod
     def _as_int(key: str) -> int | None:
@@ -96,6 +107,17 @@ class AccessModel:
         self._since_refresh += 1
         if self._since_refresh >= 1000:
             self._refresh_strides()
+            if len(self._seen) > self.max_keys:
+                self._forget_rare_keys()
+
+    def _forget_rare_keys(self) -> None:
+        # The most accessed keys; among equals, the newest (a key seen once long ago is
+        # less likely to come back than one seen once just now).
+        ranked = heapq.nlargest(self.max_keys // 2, enumerate(self._seen.items()),
+                                key=lambda item: (item[1][1], item[0]))
+        self._seen = Counter(dict(pair for _, pair in sorted(ranked)))
+        self._successors = {key: succ for key, succ in self._successors.items()
+                            if key in self._seen}
 
     def _refresh_strides(self) -> None:
         self._since_refresh = 0

@@ -71,3 +71,30 @@ def test_preload_is_not_usable_within_the_same_timestamp():
     # c, preloaded after b at t=100, is there for an access at t=101.
     assert fresh.access("c", 101.0, learn=False) is True
     assert fresh.preload_hits == 1
+
+
+def test_access_model_memory_is_bounded_and_keeps_the_frequent_keys():
+    model = AccessModel(horizon=1, max_keys=1_000)
+    t = 0.0
+    for i in range(20_000):
+        # A hot cycle a -> b -> c between a stream of keys never seen again.
+        for key in ("a", "b", "c", f"once-{i}") if i % 4 == 0 else (f"once-{i}",):
+            t += 1.0
+            model.learn_one(key, t)
+    assert len(model._seen) <= 2 * model.max_keys
+    assert len(model._successors) <= 2 * model.max_keys
+    assert model.access_count("a") == 5_000
+    assert model.predict_next("a", k=1)[0][0] == "b"
+    assert model.access_count("once-1") == 0  # long forgotten
+    assert model.access_count("once-19999") == 1  # just seen
+
+
+def test_access_models_saved_before_the_bound_still_learn():
+    model = AccessModel()
+    state = model.__dict__.copy()
+    del state["max_keys"]
+    restored = AccessModel.__new__(AccessModel)
+    restored.__setstate__(state)
+    for t in range(2_000):
+        restored.learn_one(str(t), float(t))
+    assert restored.max_keys == 250_000 and restored.access_count("5") == 1
