@@ -206,6 +206,10 @@ class OnlinePerformance(base.MultiTargetRegressor):
         The upper latency quantile, learned with a pinball loss.
     quantile_lr
         AdaGrad learning rate of the quantile model.
+    group
+        The categorical feature (one-hot as ``"<group>=<value>"``) whose running
+        mean stands in for a missing moving average: a tool's usual latency on
+        a server that has not run it yet.
 
     Examples
     --------
@@ -218,8 +222,9 @@ class OnlinePerformance(base.MultiTargetRegressor):
     """
 
     def __init__(self, lr: float = 0.05, quantile: float = 0.95,
-                 quantile_lr: float = 0.01) -> None:
+                 quantile_lr: float = 0.01, group: str = "tool") -> None:
         self.lr = lr
+        self.group = group
         self.quantile = quantile
         self.quantile_lr = quantile_lr
         self._regressors: dict[str, linear_model.LinearRegression] = {}
@@ -231,27 +236,37 @@ class OnlinePerformance(base.MultiTargetRegressor):
         self._log_means: dict[str, float] = {}
         self._seen: dict[str, int] = {}
 
-    def _base(self, x: dict, target: str) -> float:
+    def _group_of(self, x: dict) -> str | None:
+        prefix = f"{self.group}="
+        return next((key for key in x if key.startswith(prefix)), None)
+
+    def _base(self, x: dict, target: str, group: str | None) -> float:
         key = TARGET_BASES.get(target, target)
         if key is None:
             return 0.0
         # History features arrive log-scaled (models.features): the moving average;
-        # without one, the running mean of the log target over every call seen.
+        # without one (a pair not seen yet), the running mean of the log target over the
+        # calls of the same group (tool), then over every call seen.
         value = x.get(key)
         if value is not None and value == value:
             return float(value)
+        if group is not None and f"{key}|{group}" in self._log_means:
+            return self._log_means[f"{key}|{group}"]
         return self._log_means.get(key, 0.0)
 
-    def _track(self, target: str, log_value: float) -> None:
+    def _track(self, target: str, log_value: float, group: str | None) -> None:
         key = TARGET_BASES.get(target, target)
         if key is None:
             return
-        mean = self._log_means.get(key)
-        self._log_means[key] = log_value if mean is None else mean + 0.01 * (log_value - mean)
+        for name in (key, f"{key}|{group}") if group is not None else (key,):
+            mean = self._log_means.get(name)
+            self._log_means[name] = (log_value if mean is None
+                                     else mean + 0.01 * (log_value - mean))
 
     def learn_one(self, x: dict, y: dict) -> None:  # type: ignore[override]
         self._scaler.learn_one(x)
         scaled = self._scaler.transform_one(x)
+        group = self._group_of(x)
         for target, value in y.items():
             if value is None or value != value:
                 continue
@@ -260,8 +275,8 @@ class OnlinePerformance(base.MultiTargetRegressor):
                 self._success.learn_one(scaled, bool(value))
                 continue
             log_value = _signed_log1p(float(value) * TARGET_SCALES.get(target, 1.0))
-            self._track(target, log_value)
-            residual = log_value - self._base(x, target)
+            self._track(target, log_value, group)
+            residual = log_value - self._base(x, target, group)
             model = self._regressors.get(target)
             if model is None:
                 model = self._regressors[target] = _linear(lr=self.lr)
@@ -271,6 +286,7 @@ class OnlinePerformance(base.MultiTargetRegressor):
 
     def predict_one(self, x: dict) -> dict[str, float]:  # type: ignore[override]
         scaled = self._scaler.transform_one(x)
+        group = self._group_of(x)
         out: dict[str, float] = {}
         for target in {*TARGET_BASES, *self._regressors}:
             model = self._regressors.get(target)
@@ -278,13 +294,13 @@ class OnlinePerformance(base.MultiTargetRegressor):
                 out[target] = PRIOR_LATENCY_MS if target == "latency_ms" else math.nan
                 continue
             ceiling = TARGET_LOG_CEILINGS.get(target, 30.0)
-            log_value = min(self._base(x, target) + model.predict_one(scaled), ceiling)
+            base_value = self._base(x, target, group)
+            log_value = min(base_value + model.predict_one(scaled), ceiling)
             value = _signed_expm1(log_value) / TARGET_SCALES.get(target, 1.0)
             # Latency, tokens and cost are never negative; other targets may be.
             out[target] = max(value, 0.0) if target in TARGET_BASES else value
             if target == "latency_ms":
-                upper = min(self._base(x, target) + self._latency_upper.predict_one(scaled),
-                            ceiling)
+                upper = min(base_value + self._latency_upper.predict_one(scaled), ceiling)
                 out["latency_ms_upper"] = max(math.expm1(upper), out[target])
         out.setdefault("latency_ms_upper", out["latency_ms"])
         for target in BINARY_TARGETS:

@@ -49,3 +49,19 @@ def test_missing_outcomes_are_skipped_and_other_targets_learned():
     answer = model.predict_one({"a": 2.0})
     assert answer["latency_ms"] == 500.0 and answer["success"] == 0.95
     assert abs(answer["queue_depth"] - 3.0) < 0.3
+
+
+def test_a_pair_without_history_starts_from_its_tools_usual_latency():
+    # No moving average in the features (a server that has not run the tool yet): the
+    # tool's own running mean is the base, not the mean over every tool.
+    model = OnlinePerformance()
+    rng = np.random.default_rng(3)
+    for _ in range(3000):
+        tool = "tool=render" if rng.random() < 0.5 else "tool=ping"
+        latency = 60_000.0 if tool == "tool=render" else 20.0
+        model.learn_one({tool: 1.0, "hist_latency_missing": 1.0},
+                        {"latency_ms": latency * rng.lognormal(0, 0.2)})
+    render = model.predict_one({"tool=render": 1.0, "hist_latency_missing": 1.0})
+    ping = model.predict_one({"tool=ping": 1.0, "hist_latency_missing": 1.0})
+    assert 40_000 < render["latency_ms"] < 90_000
+    assert 12 < ping["latency_ms"] < 35
