@@ -21,6 +21,7 @@ MAX_WINDOWS = 20_000
 MAX_SERVERS = 50
 WINDOW_LADDER = (300.0, 900.0, 3600.0, 21_600.0, 86_400.0)
 DECISION_QUANTILES = tuple(round(q, 2) for q in np.arange(0.05, 0.96, 0.05))
+DECISION_WARMUP = 24  # windows replayed before the first scored one
 
 
 def reactive_replicas(loads: np.ndarray, capacity: float, stabilization: int = 1) -> np.ndarray:
@@ -194,11 +195,15 @@ def _evaluate_decision(counts: pd.DataFrame, caps: dict, window_s: float,
     default = float(ScaleRequest.model_fields["quantile"].default)
     quantiles = tuple(sorted({*DECISION_QUANTILES, default}))
     calibration = calibration & train_windows
+    # Replicas are asked for from a day's worth of steps (at most) before the first scored
+    # window, enough for the step and stabilization rules to reach their level.
+    scored = calibration | ~train_windows
+    start = max(0, int(np.argmax(scored)) - DECISION_WARMUP) if scored.any() else 0
     replayed, loads, hpa = [], [], []
     for server in counts.columns:
         series = counts[server]
         replayed.append(_decision_replicas(series, caps[server], window_s, stabilization,
-                                           quantiles))
+                                           quantiles, start))
         loads.append(series.to_numpy(float) / caps[server])
         hpa.append(reactive_replicas(series.to_numpy(float), caps[server], stabilization)[:-1])
     replicas, load, react = (np.concatenate(parts, axis=-1) for parts in (replayed, loads, hpa))
@@ -219,14 +224,17 @@ def _evaluate_decision(counts: pd.DataFrame, caps: dict, window_s: float,
 
 
 def _decision_replicas(series: pd.Series, capacity: float, window_s: float,
-                       stabilization: int, quantiles: tuple[float, ...]) -> np.ndarray:
+                       stabilization: int, quantiles: tuple[float, ...], start: int = 0
+                       ) -> np.ndarray:
     """Replicas of the ``scale`` decision in every window, one row per quantile asked for.
 
     One :class:`predictor.scale.Scaler` learns every window as it closes; before
     each window it forecasts the load's ``quantiles``, and each quantile's
     replicas follow the decision's rule (:func:`predictor.scale.step_replicas`)
     from the replicas it asked for last, as separate callers of ``/v1/scale``
-    with different ``quantile`` would. Nothing here knows a budget.
+    with different ``quantile`` would. Nothing here knows a budget. Windows
+    before ``start`` are only learned (their replicas are NaN): the replay
+    asks for replicas from there on.
     """
     scaler = Scaler(window_s=window_s, stabilization=stabilization)
     server = str(series.name)
@@ -234,8 +242,11 @@ def _decision_replicas(series: pd.Series, capacity: float, window_s: float,
     current = [1] * len(quantiles)
     past = [deque(maxlen=scaler.stabilization) for _ in quantiles]
     counts = series.to_numpy(float)
-    out = np.empty((len(quantiles), len(counts)))
+    out = np.full((len(quantiles), len(counts)), np.nan)
     for w, count in enumerate(counts):
+        if w < start:
+            scaler.observe_window(server, count)
+            continue
         _, uppers, _ = scaler.forecast(server, quantiles)
         for k, upper in enumerate(uppers):
             desired = max(1, math.ceil(upper / per_replica))
@@ -245,34 +256,23 @@ def _decision_replicas(series: pd.Series, capacity: float, window_s: float,
     return out
 
 
-def _replicas_for(model: BatchLoad, feats: pd.DataFrame, caps: dict, headroom: float,
-                  stabilization: int) -> tuple[float, float]:
-    _, upper = model.predict(feats)
-    under, reps, react_reps = [], [], []
-    for server, cap in caps.items():
-        rows = (feats["series"] == server).to_numpy()
-        if not rows.any():
-            continue
-        loads = feats["y"].to_numpy(float)[rows]
-        pred = predictive_replicas(upper[rows], cap, headroom, stabilization=stabilization)
-        react = reactive_replicas(feats["lag1"].fillna(0).to_numpy(float)[rows], cap,
-                                  stabilization)[1:]
-        under.append(loads > pred * cap)
-        reps.append(pred)
-        react_reps.append(react)
-    return float(np.concatenate(reps).mean()), float(np.concatenate(react_reps).mean())
-
-
 def _calibrate(model: BatchLoad, feats: pd.DataFrame, caps: dict, stabilization: int
                ) -> float:
     """The largest headroom (0.2-2) whose mean replicas stay within the reactive rule's."""
     if feats.empty:
         return 1.0
+    _, upper = model.predict(feats)
+    series = feats["series"].to_numpy(object)
+    lag1 = feats["lag1"].fillna(0).to_numpy(float)
+    rows = {server: series == server for server in caps if (series == server).any()}
+    react = np.concatenate([reactive_replicas(lag1[r], caps[server], stabilization)[1:]
+                            for server, r in rows.items()]).mean()
     best = 0.2
     for headroom in np.round(np.arange(0.2, 2.01, 0.05), 2):
-        mean_pred, mean_react = _replicas_for(model, feats, caps, float(headroom),
-                                              stabilization)
-        if mean_pred <= mean_react:
+        pred = np.concatenate([predictive_replicas(upper[r], caps[server], float(headroom),
+                                                   stabilization=stabilization)
+                               for server, r in rows.items()])
+        if pred.mean() <= react:
             best = float(headroom)
     return best
 
