@@ -63,8 +63,9 @@ FAMILY_DECISIONS = {"performance": "select", "resources": "allocate", "cache": "
                     "load": "scale", "risk": "risk"}
 #: Why a family's batch champion does not answer its decision in the service.
 _ONLINE_ONLY = {
-    "performance": "select answers from the online model: a batch predict costs milliseconds "
-                   "(bench/models.py) against select's sub-millisecond budget",
+    "performance": "select answers from the online model: a batch predict of ten candidates "
+                   "costs close to a millisecond (bench/models.py), select about 60 "
+                   "microseconds, and the online model learns every call",
     "resources": "allocate answers per tool from the online laws; the batch model needs a "
                  "call's history, which a workflow spec does not have",
     "cache": "preload answers from the online access model, which learns every access",
