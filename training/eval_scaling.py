@@ -139,13 +139,14 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
     test_feats = feats[~in_train]
     mean_fc, upper_fc = model.predict(test_feats)
     online_fc = _online_forecasts(feats, ~in_train)
+    # The HPA rule's replicas for a window follow from the loads before it: a known budget.
+    hpa = {server: reactive_replicas(counts[server].to_numpy(float), caps[server],
+                                     stabilization)[:-1] for server in counts.columns}
     loads_all, pred_all, react_all = [], [], []
     for server in counts.columns:
         rows = (test_feats["series"] == server).to_numpy()
         loads = test_feats["y"].to_numpy(float)[rows]
-        # The HPA rule's replicas for a window follow from the loads before it: a known budget.
-        react = reactive_replicas(counts[server].to_numpy(float), caps[server],
-                                  stabilization)[:-1][~train_windows]
+        react = hpa[server][~train_windows]
         pred = predictive_replicas(upper_fc[rows], caps[server], headroom, budget=react,
                                    stabilization=stabilization)
         loads_all.append(loads / caps[server])
@@ -155,7 +156,7 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
     pred_r, react_r = np.concatenate(pred_all), np.concatenate(react_all)
     under_p, mean_p = _score(loads_n, pred_r, 1.0)
     under_r, mean_r = _score(loads_n, react_r, 1.0)
-    decision = _evaluate_decision(counts, caps, window_s, stabilization, train_windows,
+    decision = _evaluate_decision(counts, caps, hpa, window_s, stabilization, train_windows,
                                   counts.index >= cal_cut)
     y = test_feats["y"].to_numpy(float)
     section = {
@@ -182,7 +183,7 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
     return section, {"load": model, "headroom": headroom, "plot": totals, "window_s": window_s}
 
 
-def _evaluate_decision(counts: pd.DataFrame, caps: dict, window_s: float,
+def _evaluate_decision(counts: pd.DataFrame, caps: dict, hpa: dict, window_s: float,
                        stabilization: int, train_windows: np.ndarray,
                        calibration: np.ndarray) -> dict:
     """The ``scale`` decision replayed: at its default quantile, and at matched cost.
@@ -195,18 +196,18 @@ def _evaluate_decision(counts: pd.DataFrame, caps: dict, window_s: float,
     default = float(ScaleRequest.model_fields["quantile"].default)
     quantiles = tuple(sorted({*DECISION_QUANTILES, default}))
     calibration = calibration & train_windows
-    # Replicas are asked for from a day's worth of steps (at most) before the first scored
-    # window, enough for the step and stabilization rules to reach their level.
+    # Replicas are asked for from DECISION_WARMUP windows before the first scored one on,
+    # enough for the step and stabilization rules to reach their level.
     scored = calibration | ~train_windows
     start = max(0, int(np.argmax(scored)) - DECISION_WARMUP) if scored.any() else 0
-    replayed, loads, hpa = [], [], []
+    replayed, loads = [], []
     for server in counts.columns:
         series = counts[server]
         replayed.append(_decision_replicas(series, caps[server], window_s, stabilization,
                                            quantiles, start))
         loads.append(series.to_numpy(float) / caps[server])
-        hpa.append(reactive_replicas(series.to_numpy(float), caps[server], stabilization)[:-1])
-    replicas, load, react = (np.concatenate(parts, axis=-1) for parts in (replayed, loads, hpa))
+    replicas, load = (np.concatenate(parts, axis=-1) for parts in (replayed, loads))
+    react = np.concatenate([hpa[server] for server in counts.columns])
     test = np.tile(~train_windows, len(counts.columns))
     cal = np.tile(calibration, len(counts.columns))
     # Without calibration windows, or when even the lowest quantile costs more than
