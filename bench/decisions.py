@@ -24,11 +24,11 @@ from pathlib import Path
 # off the import path so that ``import models`` finds the package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
-from data.schema import parse_record  # noqa: E402
-from data.simulator import Simulator  # noqa: E402
 from predictor.allocate import AllocateRequest, Allocator, PhaseSpec  # noqa: E402
 from predictor.bottlenecks import BottleneckFinder  # noqa: E402
 from predictor.context import ContextItem, ReduceRequest, reduce_context  # noqa: E402
+from predictor.data.schema import parse_record  # noqa: E402
+from predictor.data.simulator import Simulator  # noqa: E402
 from predictor.plan import Operation, Planner, PlanRequest  # noqa: E402
 from predictor.preload import Preloader, PreloadRequest  # noqa: E402
 from predictor.recover import Recoverer, RecoverRequest  # noqa: E402

@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from data.ingest import ingest_into
-from data.readers import ReadSummary, read_records, read_sourced_records
-from data.simulator import write_simulation
-from data.store import SQLiteEventStore, append_all
+from predictor.data.ingest import ingest_into
+from predictor.data.readers import ReadSummary, read_records, read_sourced_records
+from predictor.data.simulator import write_simulation
+from predictor.data.store import SQLiteEventStore, append_all
 
 
 def main() -> None:

@@ -27,16 +27,16 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import numpy as np  # noqa: E402
 
-from data.frame import records_to_frame  # noqa: E402
-from data.schema import parse_record  # noqa: E402
-from data.simulator import Simulator  # noqa: E402
-from models.cache import AccessModel  # noqa: E402
-from models.features import CallFeaturizer  # noqa: E402
-from models.history import call_features  # noqa: E402
-from models.load import BatchLoad, OnlineLoad, load_features, window_counts  # noqa: E402
-from models.performance import BatchPerformance, OnlinePerformance  # noqa: E402
-from models.resources import BatchResources, OnlineResources  # noqa: E402
-from models.risk import RISK_FEATURES, BatchRisk, OnlineRisk  # noqa: E402
+from predictor.data.frame import records_to_frame  # noqa: E402
+from predictor.data.schema import parse_record  # noqa: E402
+from predictor.data.simulator import Simulator  # noqa: E402
+from predictor.models.cache import AccessModel  # noqa: E402
+from predictor.models.features import CallFeaturizer  # noqa: E402
+from predictor.models.history import call_features  # noqa: E402
+from predictor.models.load import BatchLoad, OnlineLoad, load_features, window_counts  # noqa: E402
+from predictor.models.performance import BatchPerformance, OnlinePerformance  # noqa: E402
+from predictor.models.resources import BatchResources, OnlineResources  # noqa: E402
+from predictor.models.risk import RISK_FEATURES, BatchRisk, OnlineRisk  # noqa: E402
 from predictor.select import Selector, SelectRequest  # noqa: E402
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 
 def run(events: int, seed: int) -> tuple[float, float]:
-    from data.simulator import write_simulation
+    from predictor.data.simulator import write_simulation
 
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "sim.jsonl"

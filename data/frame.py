@@ -5,7 +5,7 @@ absent); ``success``, ``cache_hit``, ``recovered`` and ``reachable`` are
 float 1/0 (NaN when absent or not applicable); strings stay objects with
 ``None`` when absent; ``attrs`` stays a column of dicts.
 
->>> from data.schema import parse_record
+>>> from predictor.data.schema import parse_record
 >>> df = records_to_frame([parse_record({"ts": 2, "server": "a", "tool": "t", "latency_ms": 5}),
 ...                        parse_record({"ts": 1, "server": "a", "kind": "health",
 ...                                      "reachable": False})])
@@ -20,7 +20,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from data.schema import Record
+from predictor.data.schema import Record
 
 __all__ = ["BOOL_COLUMNS", "NUMBER_COLUMNS", "STRING_COLUMNS", "records_to_frame"]
 

@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from data.parallel import ingest_jsonl_parallel
-from data.readers import ReadSummary, detect_format, read_records, read_sourced_records
-from data.store import EventStore, SQLiteEventStore, append_all
+from predictor.data.parallel import ingest_jsonl_parallel
+from predictor.data.readers import ReadSummary, detect_format, read_records, read_sourced_records
+from predictor.data.store import EventStore, SQLiteEventStore, append_all
 
 __all__ = ["ingest_files", "ingest_into"]
 
@@ -35,10 +35,10 @@ def ingest_into(
     """Read ``logs`` into ``store``; with ``strict``, validate everything first.
 
     JSONL files going into a SQLite store are parsed in worker processes
-    when ``parallel`` (see :mod:`data.parallel`). In strict mode nothing is
+    when ``parallel`` (see :mod:`predictor.data.parallel`). In strict mode nothing is
     stored unless every record of every file is
     valid; the first bad record raises
-    :class:`~data.readers.StrictModeError`.
+    :class:`~predictor.data.readers.StrictModeError`.
     """
     if strict:
         # Standard input can be read once only: keep its bytes for both passes.

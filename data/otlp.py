@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from data.schema import RecordError
+from predictor.data.schema import RecordError
 
 __all__ = ["OtlpBatch", "spans_to_raw_records"]
 

@@ -17,9 +17,9 @@ from typing import IO
 
 import orjson
 
-from data.readers import ReadSummary, RejectedRecord, _open_binary
-from data.schema import RecordError, parse_record
-from data.store import SQLiteEventStore, StoreRow
+from predictor.data.readers import ReadSummary, RejectedRecord, _open_binary
+from predictor.data.schema import RecordError, parse_record
+from predictor.data.store import SQLiteEventStore, StoreRow
 
 __all__ = ["ingest_jsonl_parallel"]
 
@@ -69,7 +69,7 @@ def ingest_jsonl_parallel(
 
     Chunks are appended in file order, each durably, so a crash leaves a
     prefix of the file stored. Errors are reported as by
-    :func:`data.readers.read_records`.
+    :func:`predictor.data.readers.read_records`.
     """
     workers = workers or max(1, min(2, (os.cpu_count() or 1)))
     stream, name = _open_binary(source)

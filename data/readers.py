@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import orjson
 
-from data.schema import Record, RecordError, parse_record
+from predictor.data.schema import Record, RecordError, parse_record
 
 __all__ = [
     "MAX_ERRORS",
@@ -161,7 +161,7 @@ def _scalar_from_text(text: str) -> Any:
 
 
 def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any, bytes | None]]:
-    from data.schema import CALL_FIELDS, HEALTH_FIELDS
+    from predictor.data.schema import CALL_FIELDS, HEALTH_FIELDS
 
     known = CALL_FIELDS | HEALTH_FIELDS
     text = io.TextIOWrapper(stream, encoding="utf-8", newline="")

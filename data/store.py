@@ -11,7 +11,7 @@ the columns make the common filters cheap.
 
 Examples
 --------
->>> from data.schema import parse_record
+>>> from predictor.data.schema import parse_record
 >>> store = MemoryEventStore()
 >>> store.append([parse_record({"ts": 5, "server": "a", "tool": "t"}),
 ...               parse_record({"ts": 1, "server": "b", "tool": "t"})])
@@ -35,8 +35,8 @@ from typing import Protocol, runtime_checkable
 import orjson
 import pandas as pd
 
-from data.frame import records_to_frame
-from data.schema import Record, parse_record, record_to_json
+from predictor.data.frame import records_to_frame
+from predictor.data.schema import Record, parse_record, record_to_json
 
 __all__ = [
     "EventStore",
@@ -121,7 +121,8 @@ class _FrameMixin:
         tool: str | None = None,
         kind: str | None = None,
     ) -> pd.DataFrame:
-        """The same selection as :meth:`read`, as a flat DataFrame (see :mod:`data.frame`)."""
+        """The same selection as :meth:`read`, as a flat DataFrame (see
+        :mod:`predictor.data.frame`)."""
         return records_to_frame(self.read(start, end, server, tool, kind))  # type: ignore[attr-defined]
 
 

@@ -1,8 +1,8 @@
 """A readable summary of a telemetry frame: what the main job prints.
 
 >>> import pandas as pd
->>> from data.frame import records_to_frame
->>> from data.schema import parse_record
+>>> from predictor.data.frame import records_to_frame
+>>> from predictor.data.schema import parse_record
 >>> frame = records_to_frame([parse_record({"ts": 0, "server": "a", "tool": "t",
 ...                                         "latency_ms": 10})])
 >>> print(summarize(frame).splitlines()[0])

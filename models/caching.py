@@ -2,7 +2,7 @@
 
 All count keys (every item the same size) and report the hit ratio over the
 accesses they are given. The predictive cache is driven by
-:class:`models.cache.AccessModel`; LRU and Belady are its baselines.
+:class:`predictor.models.cache.AccessModel`; LRU and Belady are its baselines.
 
 >>> keys = ["a", "b", "a", "c", "b", "a"]
 >>> lru_hit_ratio(keys, 2), belady_hit_ratio(keys, 2)
@@ -88,7 +88,7 @@ class PredictiveCache:
         Capacity in keys.
     model
         Any object with ``predict_next(key, k)`` and ``learn_one(key, ts)``,
-        normally :class:`models.cache.AccessModel`.
+        normally :class:`predictor.models.cache.AccessModel`.
     """
 
     def __init__(self, size: int, model, *, max_preload: int = 2, threshold: float = 0.05,

@@ -27,7 +27,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from models import compiled
+from predictor.models import compiled
 
 __all__ = ["ConformalIntervalRegressor"]
 

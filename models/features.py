@@ -2,7 +2,7 @@
 
 :class:`CallFeaturizer` is fitted on training calls (it learns the category
 vocabularies and which numeric ``attrs`` are worth using) and turns calls
-plus their leak-free history (:mod:`models.history`) into
+plus their leak-free history (:mod:`predictor.models.history`) into
 
 * a float matrix for scikit-learn (categories as ordinal codes, NaN for
   missing values, which histogram gradient boosting handles natively), and

@@ -25,8 +25,8 @@ import pandas as pd
 from river import base, linear_model, optim, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from models import compiled
-from models.features import informative_columns
+from predictor.models import compiled
+from predictor.models.features import informative_columns
 
 __all__ = ["BatchLoad", "OnlineLoad", "load_features", "window_counts"]
 

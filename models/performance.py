@@ -1,10 +1,10 @@
 """The performance family: latency p50/p95, success probability, output tokens, cost.
 
-Two variants over the same inputs (:class:`models.features.CallFeaturizer`):
+Two variants over the same inputs (:class:`predictor.models.features.CallFeaturizer`):
 
 * :class:`BatchPerformance` (scikit-learn): histogram gradient boosting with
   quantile loss for the latency p50 and p95 (true quantile regression), a
-  calibrated classifier for success (:mod:`models.calibrated`),
+  calibrated classifier for success (:mod:`predictor.models.calibrated`),
   absolute-error boosting for output tokens and cost (the median minimizes
   absolute error). Latency and tokens are learned as a log-ratio
   to the (server, tool) moving average.
@@ -26,9 +26,9 @@ import numpy as np
 from river import base, linear_model, optim, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from models import compiled
-from models.calibrated import fit_calibrated_classifier
-from models.features import informative_columns
+from predictor.models import compiled
+from predictor.models.calibrated import fit_calibrated_classifier
+from predictor.models.features import informative_columns
 
 __all__ = ["BatchPerformance", "OnlinePerformance", "PerformancePrediction"]
 

@@ -2,12 +2,12 @@
 
 Inputs are what a workflow spec says before it runs (tool, task type, phase,
 input size, numeric attrs such as input bytes or fan-in; see
-:class:`models.features.CallFeaturizer` with ``spec_only``), plus the
+:class:`predictor.models.features.CallFeaturizer` with ``spec_only``), plus the
 history of earlier finished calls of the same tool.
 
 * :class:`BatchResources` (scikit-learn): absolute-error gradient boosting
   per target (output tokens, memory, CPU) and, for duration, conformalized
-  quantile regression (:class:`models.conformal.ConformalIntervalRegressor`):
+  quantile regression (:class:`predictor.models.conformal.ConformalIntervalRegressor`):
   the median and an 80 % interval calibrated on the newest quarter of the
   training rows.
 * :class:`OnlineResources` (river): a linear model of log duration that
@@ -22,9 +22,9 @@ import numpy as np
 from river import base, linear_model, optim, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from models import compiled
-from models.conformal import ConformalIntervalRegressor
-from models.features import informative_columns
+from predictor.models import compiled
+from predictor.models.conformal import ConformalIntervalRegressor
+from predictor.models.features import informative_columns
 
 __all__ = ["TARGETS", "BatchResources", "OnlineResources"]
 

@@ -3,10 +3,10 @@
 Inputs are what is known about the server when the call starts: its recent
 error rates, latency level and trend, time since its last failure, its last
 health probe (reachability, probe latency, CPU, memory, queue depth, age),
-and the call's own load and attempt number (see :mod:`models.history`).
+and the call's own load and attempt number (see :mod:`predictor.models.history`).
 
 * :class:`BatchRisk` (scikit-learn): gradient boosting, calibrated on the newest rows
-  (:mod:`models.calibrated`).
+  (:mod:`predictor.models.calibrated`).
 * :class:`OnlineRisk` (river): logistic regression with a drift detector
   (ADWIN on the error stream); on drift its learning rate is raised for a
   while so it re-adapts quickly.
@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 from river import base, drift, linear_model, optim, preprocessing
 
-from models import compiled
-from models.calibrated import fit_calibrated_classifier
-from models.features import informative_columns
+from predictor.models import compiled
+from predictor.models.calibrated import fit_calibrated_classifier
+from predictor.models.features import informative_columns
 
 __all__ = ["RISK_FEATURES", "BatchRisk", "OnlineRisk", "RecoveryStats", "threshold_score"]
 

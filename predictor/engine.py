@@ -17,7 +17,7 @@ checkpoint saved with it lets a restarted service learn exactly the
 records it had not learned yet (see :meth:`Engine.save` and
 :meth:`Engine.load`).
 
->>> from data.schema import parse_record
+>>> from predictor.data.schema import parse_record
 >>> engine = Engine(seed=1)
 >>> engine.select(SelectRequest(task_type="search", candidates=["a", "b"])).source
 'prior'
@@ -39,8 +39,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from data.schema import CallRecord, HealthRecord, Record
-from models.persistence import load, save
 from predictor.allocate import (
     AdjustRequest,
     AdjustResponse,
@@ -50,6 +48,8 @@ from predictor.allocate import (
 )
 from predictor.bottlenecks import BottleneckFinder, BottlenecksRequest, BottlenecksResponse
 from predictor.context import ReduceRequest, ReduceResponse, reduce_context
+from predictor.data.schema import CallRecord, HealthRecord, Record
+from predictor.models.persistence import load, save
 from predictor.plan import Planner, PlanRequest, PlanResponse
 from predictor.preload import Preloader, PreloadRequest, PreloadResponse
 from predictor.recover import Recoverer, RecoverRequest, RecoverResponse

@@ -1,7 +1,7 @@
 """The preload decision: which keys to fetch ahead of their use.
 
 :class:`Preloader` learns the access stream from telemetry (every call with
-a ``cache_key``) with :class:`models.cache.AccessModel`: exact successors
+a ``cache_key``) with :class:`predictor.models.cache.AccessModel`: exact successors
 ("after A comes B") and, for numeric keys, strides. Given the recent
 accesses, it ranks candidate keys by the probability that each is accessed
 within the model's horizon, merging the successors of the last few
@@ -25,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from models.cache import AccessModel
+from predictor.models.cache import AccessModel
 from predictor.provenance import Provenance
 from predictor.state import LockedState
 

@@ -3,7 +3,7 @@
 Strategies are ``retry`` (with exponential back-off and jitter), ``fallback``
 (to another server), ``degrade`` (a cheaper answer) and ``abort``. The
 choice maximizes the success rate learned per error type and strategy from
-telemetry (:class:`models.risk.RecoveryStats`, shrunk towards a rule-based
+telemetry (:class:`predictor.models.risk.RecoveryStats`, shrunk towards a rule-based
 prior), under rules that always hold: at most ``max_attempts`` attempts, a
 total time budget, ``invalid_params`` is never retried, a fallback needs
 another server, and a rate limit is retried only after a back-off.
@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from models.risk import STRATEGIES, RecoveryStats
+from predictor.models.risk import STRATEGIES, RecoveryStats
 from predictor.provenance import Provenance
 from predictor.select import Selector, SelectRequest
 from predictor.state import LockedState

@@ -1,8 +1,8 @@
 """The risk decision: how likely a server's next call is to fail, and what to do first.
 
 :class:`RiskAssessor` keeps the leak-free history of each server
-(:class:`models.history.History`: recent errors, latency trend, last health
-probe) and an online failure classifier (:class:`models.risk.OnlineRisk`)
+(:class:`predictor.models.history.History`: recent errors, latency trend, last health
+probe) and an online failure classifier (:class:`predictor.models.risk.OnlineRisk`)
 that learns from every call it is told about. Above the threshold (default
 0.7) it says ``prevent`` with a suggestion: ``shed_load`` when the server
 is saturated (queue or CPU high), ``route_away`` when it is unreachable or
@@ -24,8 +24,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from models.history import History
-from models.risk import RISK_FEATURES, OnlineRisk
+from predictor.models.history import History
+from predictor.models.risk import RISK_FEATURES, OnlineRisk
 from predictor.provenance import Provenance
 from predictor.state import LockedState
 
@@ -70,8 +70,8 @@ class RiskAssessor(LockedState):
     def use_batch(self, model: Any | None, version: str = "") -> None:
         """Answer with a trained batch classifier, or (``None``) with the online one again.
 
-        ``model.predict_proba(X)`` takes rows of :data:`models.risk.RISK_FEATURES`
-        then concurrency and attempt (as :class:`models.risk.BatchRisk` does) and
+        ``model.predict_proba(X)`` takes rows of :data:`predictor.models.risk.RISK_FEATURES`
+        then concurrency and attempt (as :class:`predictor.models.risk.BatchRisk` does) and
         returns the failure probabilities. The history still learns online.
         """
         self.batch = None if model is None else (model, version)

@@ -1,6 +1,6 @@
 """The scale decision: replicas for a server's next window.
 
-The load forecast comes from :class:`models.load.OnlineLoad`, one per
+The load forecast comes from :class:`predictor.models.load.OnlineLoad`, one per
 server, learning from the windows of telemetry as they close (or from the
 ``recent_load`` the caller sends). The scaler provisions for an upper
 quantile of the next window's load (``quantile``, default 90 %): the
@@ -30,7 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 from river.utils import SortedWindow
 
-from models.load import LAGS, OnlineLoad
+from predictor.models.load import LAGS, OnlineLoad
 from predictor.provenance import Provenance
 from predictor.state import LockedState
 

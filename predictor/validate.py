@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from data.schema import CallRecord, RecordError, parse_record
+from predictor.data.schema import CallRecord, RecordError, parse_record
 
 __all__ = ["Check", "ValidateRequest", "ValidateResponse", "validate_workflow"]
 

@@ -1,10 +1,12 @@
-"""The HTTP face: a FastAPI app over :class:`serving.service.Service` (DESIGN's HTTP contract).
+"""The HTTP face (DESIGN's HTTP contract): a FastAPI app over the service.
+
+The service is :class:`predictor.serving.service.Service`.
 
 Routes hold no logic. Every decision route is made from
-:data:`serving.catalog.CATALOG`: it validates the body against the
+:data:`predictor.serving.catalog.CATALOG`: it validates the body against the
 decision's request model, asks the engine, and returns the response model.
 Ingestion hands the parsed body to the service, which stores it durably
-before the reply. The MCP server of :mod:`serving.mcp_server` is mounted at
+before the reply. The MCP server of :mod:`predictor.serving.mcp_server` is mounted at
 ``/mcp`` (streamable HTTP).
 
 With ``api_token`` set, ingestion, ``/v1/models/reload`` and ``/mcp`` need
@@ -28,13 +30,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.routing import Route
 
-from data.schema import RecordError
 from predictor.bottlenecks import BottlenecksRequest, BottlenecksResponse, Thresholds
-from serving.catalog import CATALOG, Decision
-from serving.mcp_server import build_mcp_server
-from serving.metrics import Metrics
-from serving.service import IngestReport, IngestResult, QueueFull, Service
-from serving.settings import Settings
+from predictor.data.schema import RecordError
+from predictor.serving.catalog import CATALOG, Decision
+from predictor.serving.mcp_server import build_mcp_server
+from predictor.serving.metrics import Metrics
+from predictor.serving.service import IngestReport, IngestResult, QueueFull, Service
+from predictor.serving.settings import Settings
 
 __all__ = ["create_app"]
 

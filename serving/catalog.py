@@ -1,8 +1,8 @@
 """The decisions the service answers: one table that both faces are built from.
 
 Each :class:`Decision` names the engine method that answers, its request and
-response models, its HTTP path and its MCP tool. :mod:`serving.app` makes a
-route of each and :mod:`serving.mcp_server` a tool, so the two faces cannot
+response models, its HTTP path and its MCP tool. :mod:`predictor.serving.app` makes a
+route of each and :mod:`predictor.serving.mcp_server` a tool, so the two faces cannot
 drift apart and neither holds any logic.
 
 >>> [d.tool for d in CATALOG][:3]

@@ -1,7 +1,7 @@
 """The batch champions of the MLflow registry, as the service sees them.
 
 ``predictor train`` registers each family as ``predictor-<family>`` and
-moves the alias ``champion`` (see :mod:`training.train`). At start and on
+moves the alias ``champion`` (see :mod:`predictor.training.train`). At start and on
 ``POST /v1/models/reload`` the service reads every family's champion: its
 version, the metrics of the run that trained it, when it was trained, and
 the fitted bundle itself (through the pyfunc wrapper, whose ``load_context``
@@ -24,7 +24,7 @@ __all__ = ["REGISTERED_FAMILIES", "Champion", "load_champions", "resolve_trackin
 
 log = logging.getLogger(__name__)
 
-#: Families ``predictor train`` registers (see :data:`training.bundles.BUNDLES`).
+#: Families ``predictor train`` registers (see :data:`predictor.training.bundles.BUNDLES`).
 REGISTERED_FAMILIES = ("performance", "resources", "cache", "load", "risk")
 
 
@@ -69,7 +69,7 @@ def _millis(value: int | None) -> str | None:
 
 def load_champions(tracking_uri: str) -> dict[str, Champion]:
     """Every registered family's champion with its bundle (families with none are left out)."""
-    from training.registry import registry_at
+    from predictor.training.registry import registry_at
 
     with registry_at(tracking_uri):
         return _load(tracking_uri)

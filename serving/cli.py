@@ -37,7 +37,7 @@ def simulate(
     out: Annotated[str, typer.Option(help="Output JSONL file, or - for stdout.")] = "-",
 ) -> None:
     """Write synthetic telemetry with known structure (see data.simulator)."""
-    from data.simulator import write_simulation
+    from predictor.data.simulator import write_simulation
 
     write_simulation(out, events, seed)
     if out != "-":
@@ -58,8 +58,8 @@ def ingest(
     batch: Annotated[int, typer.Option(min=1, help="Records per durable append.")] = 10_000,
 ) -> None:
     """Validate telemetry files and load the valid records into the event store."""
-    from data.ingest import ingest_files
-    from data.readers import StrictModeError
+    from predictor.data.ingest import ingest_files
+    from predictor.data.readers import StrictModeError
 
     try:
         summary = ingest_files(logs, db, strict=strict, batch=batch)
@@ -102,8 +102,8 @@ def summary(
     db: Annotated[Path, typer.Option(help="SQLite event store.")] = Path("predictor.db"),
 ) -> None:
     """Summarize what the event store holds, per server."""
-    from data.store import SQLiteEventStore
-    from data.summary import summarize
+    from predictor.data.store import SQLiteEventStore
+    from predictor.data.summary import summarize
 
     if not db.exists():
         typer.echo(f"error: no event store at {db}", err=True)
@@ -135,14 +135,14 @@ def evaluate(
     progress = _progress(quiet)
 
     if closed_loop is not None:
-        from training.closed_loop import run_closed_loop
+        from predictor.training.closed_loop import run_closed_loop
 
         result = run_closed_loop(closed_loop, seed=seed, progress=progress)
     else:
         if log is None:
             typer.echo("error: give a LOG to evaluate, or --closed-loop N", err=True)
             raise typer.Exit(2)
-        from training.evaluate import evaluate_log
+        from predictor.training.evaluate import evaluate_log
 
         try:
             evaluation = evaluate_log(log, cache_size=cache_size, window_s=window,
@@ -152,7 +152,7 @@ def evaluate(
             raise typer.Exit(2) from None
         result = evaluation.report
         if plots is not None:
-            from training.plots import write_plots
+            from predictor.training.plots import write_plots
 
             for path in write_plots(evaluation, plots):
                 progress(f"wrote {path}")
@@ -183,8 +183,8 @@ def train(
     from rich.console import Console
     from rich.table import Table
 
-    from training.train import outcome_rows, train_steps
-    from training.train import train as run_training
+    from predictor.training.train import outcome_rows, train_steps
+    from predictor.training.train import train as run_training
 
     _progress(quiet)  # warnings to stderr
     try:
@@ -260,7 +260,7 @@ def _print_report(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from training.evaluate import summary_rows
+    from predictor.training.evaluate import summary_rows
 
     table = Table(title=f"evaluation: {report.get('events')} events "
                   f"({report.get('train_events')} train, {report.get('test_events')} test, "
@@ -296,9 +296,9 @@ def serve(
     """Serve the HTTP API and, at /mcp, the MCP server (settings: PREDICTOR_*, PREDICTOR_CONFIG)."""
     import uvicorn
 
-    from serving.app import create_app
-    from serving.logs import configure_logging
-    from serving.settings import Settings
+    from predictor.serving.app import create_app
+    from predictor.serving.logs import configure_logging
+    from predictor.serving.settings import Settings
 
     overrides = {k: v for k, v in (("host", host), ("port", port), ("db", db),
                                    ("tracking_uri", tracking_uri)) if v is not None}
@@ -318,10 +318,10 @@ def mcp(
     )] = None,
 ) -> None:
     """Serve the MCP tools over stdio (logs go to stderr)."""
-    from serving.logs import configure_logging
-    from serving.mcp_server import build_mcp_server
-    from serving.service import Service
-    from serving.settings import Settings
+    from predictor.serving.logs import configure_logging
+    from predictor.serving.mcp_server import build_mcp_server
+    from predictor.serving.service import Service
+    from predictor.serving.settings import Settings
 
     overrides = {k: v for k, v in (("db", db), ("tracking_uri", tracking_uri)) if v is not None}
     settings = Settings(**overrides)

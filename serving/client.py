@@ -27,8 +27,8 @@ from predictor.recover import RecoverResponse
 from predictor.risk import RiskResponse
 from predictor.scale import ScaleResponse
 from predictor.select import SelectResponse
+from predictor.serving.service import IngestReport
 from predictor.validate import ValidateResponse
-from serving.service import IngestReport
 
 __all__ = ["AsyncPredictorClient", "PredictorClient", "Throttled"]
 

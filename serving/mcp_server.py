@@ -1,4 +1,6 @@
-"""The MCP face: every decision of :data:`serving.catalog.CATALOG` as a tool, plus telemetry.
+"""The MCP face: every decision of :data:`predictor.serving.catalog.CATALOG` as a tool.
+
+Telemetry reporting is a tool too.
 
 Each tool takes the fields of its decision's request model as arguments
 (same names, types, defaults and descriptions as the HTTP body) and returns
@@ -6,7 +8,7 @@ the response model as structured output. Decisions are marked read-only;
 ``report_telemetry`` stores records and teaches the online models.
 
 Served over stdio by ``predictor mcp`` and over streamable HTTP at ``/mcp``
-of ``predictor serve`` (see :func:`serving.app.create_app`).
+of ``predictor serve`` (see :func:`predictor.serving.app.create_app`).
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from data.schema import RecordError
-from serving.catalog import CATALOG, Decision
-from serving.service import IngestReport, QueueFull, Service
+from predictor.data.schema import RecordError
+from predictor.serving.catalog import CATALOG, Decision
+from predictor.serving.service import IngestReport, QueueFull, Service
 
 __all__ = ["build_mcp_server"]
 

@@ -14,7 +14,7 @@
   learner resumes from it and learns whatever was stored after it, so a
   restart loses neither an acknowledged record nor online learning;
 * online checkpoints in the MLflow registry (``predictor-<family>-online``,
-  see :mod:`training.online`), registered every ``online_registry_interval_s``
+  see :mod:`predictor.training.online`), registered every ``online_registry_interval_s``
   and at stop; a service whose state folder is empty (a new machine) resumes
   from the newest. A checkpoint's cursor counts in the store it was taken
   from: from another store (or from ``predictor train``), the engine keeps
@@ -40,18 +40,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from data.otlp import spans_to_raw_records
-from data.schema import Record, RecordError, parse_record
-from data.store import SQLiteEventStore
+from predictor.data.otlp import spans_to_raw_records
+from predictor.data.schema import Record, RecordError, parse_record
+from predictor.data.store import SQLiteEventStore
 from predictor.engine import Engine
-from serving.champions import (
+from predictor.serving.champions import (
     REGISTERED_FAMILIES,
     Champion,
     load_champions,
     resolve_tracking_uri,
 )
-from serving.metrics import Metrics
-from serving.settings import Settings
+from predictor.serving.metrics import Metrics
+from predictor.serving.settings import Settings
 
 __all__ = ["FAMILY_DECISIONS", "IngestError", "IngestReport", "IngestResult", "QueueFull",
            "Service"]
@@ -231,7 +231,7 @@ class Service:
         uri = self._online_registry_uri()
         if uri is not None:
             try:
-                from training.online import load_online
+                from predictor.training.online import load_online
 
                 found = load_online(uri)
             except Exception as err:
@@ -258,8 +258,8 @@ class Service:
         engine = self.engine
         if uri is None or engine.cursor == self._registered_cursor:
             return None
-        from training.online import register_online
-        from training.registry import registry_at
+        from predictor.training.online import register_online
+        from predictor.training.registry import registry_at
 
         cursor = engine.cursor
         with registry_at(uri):

@@ -18,6 +18,6 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def sim_records() -> list[dict]:
-    from data.simulator import Simulator
+    from predictor.data.simulator import Simulator
 
     return list(Simulator(seed=3).records(6_000))

@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from serving.cli import app
+from predictor.serving.cli import app
 
 runner = CliRunner()
 
@@ -35,7 +35,7 @@ def test_strict_ingest_fails_and_stores_nothing(tmp_path):
     db = tmp_path / "p.db"
     result = runner.invoke(app, ["ingest", str(bad), "--db", str(db), "--strict"])
     assert result.exit_code == 1
-    from data.store import SQLiteEventStore
+    from predictor.data.store import SQLiteEventStore
 
     with SQLiteEventStore(db) as store:
         assert store.count() == 0

@@ -1,6 +1,6 @@
 """What a trained family ships: its fitted models plus how to predict and score with them.
 
-A bundle takes a telemetry frame (:func:`data.frame.records_to_frame`), so
+A bundle takes a telemetry frame (:func:`predictor.data.frame.records_to_frame`), so
 it can rebuild the leak-free history features it was trained with. Every
 bundle has
 
@@ -19,15 +19,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.cache import AccessModel
-from models.caching import PredictiveCache
-from models.features import CallFeaturizer
-from models.history import call_features
-from models.load import BatchLoad, load_features, window_counts
-from models.performance import BatchPerformance
-from models.resources import BatchResources
-from models.risk import RISK_FEATURES, BatchRisk
-from training.metrics import auc, mae
+from predictor.models.cache import AccessModel
+from predictor.models.caching import PredictiveCache
+from predictor.models.features import CallFeaturizer
+from predictor.models.history import call_features
+from predictor.models.load import BatchLoad, load_features, window_counts
+from predictor.models.performance import BatchPerformance
+from predictor.models.resources import BatchResources
+from predictor.models.risk import RISK_FEATURES, BatchRisk
+from predictor.training.metrics import auc, mae
 
 __all__ = ["BUNDLES", "CacheBundle", "LoadBundle", "PerformanceBundle", "ResourcesBundle",
            "RiskBundle"]

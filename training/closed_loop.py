@@ -1,6 +1,6 @@
 """``predictor evaluate --closed-loop N``: selection policies acting on the simulator.
 
-The simulator (:mod:`data.simulator`) generates the stream of calls an
+The simulator (:mod:`predictor.data.simulator`) generates the stream of calls an
 agent makes, with its servers' states evolving over time. At each call,
 every policy picks a server among those that serve the task type and the
 simulator answers that pick. Outcomes use common random numbers: the
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from data.simulator import CATALOG, CallContext, Simulator
+from predictor.data.simulator import CATALOG, CallContext, Simulator
 from predictor.select import Selector, SelectRequest
 
 __all__ = ["CLOSED_LOOP_WEIGHTS", "run_closed_loop"]

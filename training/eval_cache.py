@@ -8,9 +8,9 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from models.cache import AccessModel
-from models.caching import PredictiveCache, belady_hit_ratio, lru_hit_ratio
-from training.metrics import rounded
+from predictor.models.cache import AccessModel
+from predictor.models.caching import PredictiveCache, belady_hit_ratio, lru_hit_ratio
+from predictor.training.metrics import rounded
 
 __all__ = ["CACHE_GRID", "evaluate_cache", "tune_cache"]
 

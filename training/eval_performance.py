@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 from river import drift
 
-from models.delay import LabelDelay, finish_time
-from models.features import CallFeaturizer
-from models.performance import BatchPerformance, OnlinePerformance
-from training.metrics import auc, mae, rounded
+from predictor.models.delay import LabelDelay, finish_time
+from predictor.models.features import CallFeaturizer
+from predictor.models.performance import BatchPerformance, OnlinePerformance
+from predictor.training.metrics import auc, mae, rounded
 
 __all__ = ["AFTER_DRIFT_S", "evaluate_performance"]
 

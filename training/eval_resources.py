@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.delay import LabelDelay, finish_time
-from models.features import CallFeaturizer
-from models.resources import TARGETS, BatchResources, OnlineResources
-from training.metrics import mae, rounded
+from predictor.models.delay import LabelDelay, finish_time
+from predictor.models.features import CallFeaturizer
+from predictor.models.resources import TARGETS, BatchResources, OnlineResources
+from predictor.training.metrics import mae, rounded
 
 __all__ = ["evaluate_resources"]
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.delay import LabelDelay, finish_time
-from models.risk import RISK_FEATURES, BatchRisk, OnlineRisk, RecoveryStats, threshold_score
-from training.metrics import auc, pr_auc, rounded
+from predictor.models.delay import LabelDelay, finish_time
+from predictor.models.risk import (
+    RISK_FEATURES,
+    BatchRisk,
+    OnlineRisk,
+    RecoveryStats,
+    threshold_score,
+)
+from predictor.training.metrics import auc, pr_auc, rounded
 
 __all__ = ["evaluate_risk"]
 

@@ -8,9 +8,9 @@ from collections import deque
 import numpy as np
 import pandas as pd
 
-from models.load import FEATURES, BatchLoad, OnlineLoad, load_features, window_counts
+from predictor.models.load import FEATURES, BatchLoad, OnlineLoad, load_features, window_counts
 from predictor.scale import Scaler, ScaleRequest, step_replicas
-from training.metrics import mae, rounded
+from predictor.training.metrics import mae, rounded
 
 __all__ = ["evaluate_scaling", "predictive_replicas", "reactive_replicas"]
 

@@ -8,7 +8,7 @@ a logging policy that picked servers at random, this is an unbiased
 estimate of how each policy would have done.
 
 Every policy sees the same telemetry (the log's finished calls and health
-probes, via :class:`models.history.History`):
+probes, via :class:`predictor.models.history.History`):
 
 * ``model``: the batch performance model, trained on the training part,
   scores each candidate from its features at that moment and picks the
@@ -28,10 +28,10 @@ import random
 import numpy as np
 import pandas as pd
 
-from models.features import CallFeaturizer
-from models.history import History
-from models.performance import BatchPerformance
-from training.metrics import rounded
+from predictor.models.features import CallFeaturizer
+from predictor.models.history import History
+from predictor.models.performance import BatchPerformance
+from predictor.training.metrics import rounded
 
 __all__ = ["MAX_CANDIDATES", "evaluate_selection"]
 

@@ -22,17 +22,17 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from data.frame import records_to_frame
-from data.readers import ReadSummary, read_records
-from data.schema import Record
-from models.history import call_features
-from training.eval_cache import evaluate_cache
-from training.eval_performance import evaluate_performance
-from training.eval_resources import evaluate_resources
-from training.eval_risk import evaluate_risk
-from training.eval_scaling import evaluate_scaling
-from training.eval_selection import evaluate_selection
-from training.split import TimeSplit
+from predictor.data.frame import records_to_frame
+from predictor.data.readers import ReadSummary, read_records
+from predictor.data.schema import Record
+from predictor.models.history import call_features
+from predictor.training.eval_cache import evaluate_cache
+from predictor.training.eval_performance import evaluate_performance
+from predictor.training.eval_resources import evaluate_resources
+from predictor.training.eval_risk import evaluate_risk
+from predictor.training.eval_scaling import evaluate_scaling
+from predictor.training.eval_selection import evaluate_selection
+from predictor.training.split import TimeSplit
 
 __all__ = ["Evaluation", "evaluate_frame", "evaluate_log", "load_log", "load_records"]
 

@@ -29,7 +29,7 @@ import mlflow.pyfunc
 import pandas as pd
 
 from predictor.engine import FAMILY_PARTS, Engine
-from training.pyfunc import pip_requirements, row_fields
+from predictor.training.pyfunc import pip_requirements, row_fields
 
 __all__ = ["ONLINE_DECISIONS", "OnlineFamilyModel", "load_online", "online_model_name",
            "register_online"]
@@ -75,7 +75,7 @@ class OnlineFamilyModel(mlflow.pyfunc.PythonModel):
     """A family's online checkpoint answering its decision, one request per row."""
 
     def load_context(self, context) -> None:  # type: ignore[no-untyped-def]
-        from models.persistence import load
+        from predictor.models.persistence import load
 
         part, meta = load(context.artifacts["part"])
         self.family = meta["family"]
@@ -176,8 +176,8 @@ def load_online(tracking_uri: str) -> tuple[Engine, dict[str, Any]] | None:
     if not complete:
         return None
     newest = max(complete, key=lambda v: max(int(x.creation_timestamp) for x in v.values()))
-    from models.persistence import load
-    from training.registry import registry_at
+    from predictor.models.persistence import load
+    from predictor.training.registry import registry_at
 
     parts: dict[str, dict[str, Any]] = {}
     progress: dict[str, Any] = {}

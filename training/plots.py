@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.calibration import calibration_curve
 
-from models.caching import PredictiveCache, belady_hit_ratio, lru_hit_ratio
-from training.evaluate import Evaluation
+from predictor.models.caching import PredictiveCache, belady_hit_ratio, lru_hit_ratio
+from predictor.training.evaluate import Evaluation
 
 __all__ = ["write_plots"]
 

@@ -1,7 +1,7 @@
 """The MLflow pyfunc face of a trained family.
 
-:class:`FamilyModel` wraps a bundle (:mod:`training.bundles`) saved with
-:func:`models.persistence.save`; ``load_context`` checks its sha256 before
+:class:`FamilyModel` wraps a bundle (:mod:`predictor.training.bundles`) saved with
+:func:`predictor.models.persistence.save`; ``load_context`` checks its sha256 before
 unpickling it (these artifacts come from our own registry, never from a
 client). ``predict`` takes a DataFrame of telemetry records (DESIGN's
 field names as columns, ``ts`` as RFC 3339 text or epoch seconds) and
@@ -16,15 +16,15 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-from data.frame import records_to_frame
-from data.schema import parse_record
+from predictor.data.frame import records_to_frame
+from predictor.data.schema import parse_record
 
 __all__ = ["FamilyModel", "frame_from_pandas", "pip_requirements"]
 
 
 def pip_requirements() -> list[str]:
     """The pinned libraries a logged model needs (given, so MLflow need not infer them)."""
-    from models.persistence import library_versions
+    from predictor.models.persistence import library_versions
 
     versions = library_versions()
     return [f"{name}=={versions[name]}" for name in ("scikit-learn", "treelite", "river",
@@ -60,7 +60,7 @@ class FamilyModel(mlflow.pyfunc.PythonModel):
     """Predict with a trained family's bundle."""
 
     def load_context(self, context) -> None:  # type: ignore[no-untyped-def]
-        from models.persistence import load
+        from predictor.models.persistence import load
 
         self.bundle, self.metadata = load(context.artifacts["bundle"])
 

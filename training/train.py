@@ -5,7 +5,7 @@ The job reads and validates the logs, evaluates every family exactly as
 and records it all in MLflow: a parent run with the input dataset (source,
 digest, event count, time span), parameters and the evaluation plots, and a
 child run per family with every metric of its report section, its plots,
-and its batch model logged as a pyfunc (:class:`training.pyfunc.FamilyModel`)
+and its batch model logged as a pyfunc (:class:`predictor.training.pyfunc.FamilyModel`)
 registered as ``predictor-<family>``.
 
 Promotion is its own step: the alias ``champion`` moves to the new version
@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.frame import records_to_frame
-from data.readers import ReadSummary
-from training.bundles import BUNDLES
-from training.evaluate import Evaluation, evaluate_frame, load_records
-from training.split import TimeSplit
+from predictor.data.frame import records_to_frame
+from predictor.data.readers import ReadSummary
+from predictor.training.bundles import BUNDLES
+from predictor.training.evaluate import Evaluation, evaluate_frame, load_records
+from predictor.training.split import TimeSplit
 
 __all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "TrainResult", "train", "train_steps"]
 
@@ -86,7 +86,7 @@ def _input_schema():
 
     Names are typed as strings; numbers, flags and ``ts`` (RFC 3339 text or
     epoch seconds) accept any type, because telemetry mixes ints, floats and
-    missing values and the records are validated by :mod:`data.schema` anyway.
+    missing values and the records are validated by :mod:`predictor.data.schema` anyway.
     """
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
@@ -158,9 +158,9 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
     from mlflow import MlflowClient
     from mlflow.models import ModelSignature, infer_signature
 
-    from models.persistence import save
-    from training.plots import write_plots
-    from training.pyfunc import FamilyModel, frame_from_pandas, pip_requirements
+    from predictor.models.persistence import save
+    from predictor.training.plots import write_plots
+    from predictor.training.pyfunc import FamilyModel, frame_from_pandas, pip_requirements
 
     if promote not in PROMOTE_CHOICES:
         raise ValueError(f"promote must be one of {PROMOTE_CHOICES}, got {promote!r}")
@@ -268,7 +268,7 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
 def _register_online(records: list, progress: Callable[[str], None]) -> dict[str, str]:
     """The service's online state after learning every record, registered per family."""
     from predictor.engine import Engine
-    from training.online import register_online
+    from predictor.training.online import register_online
 
     progress(f"online: learning {len(records):,} records")
     engine = Engine()

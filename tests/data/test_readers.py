@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from data.readers import ReadSummary, StrictModeError, read_records
+from predictor.data.readers import ReadSummary, StrictModeError, read_records
 
 GOOD = [{"ts": i, "server": "s", "tool": "t", "latency_ms": 10.0 + i} for i in range(6)]
 BAD = {"ts": 99, "server": "s", "tool": "t", "latency_ms": -5}

@@ -4,7 +4,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from data.schema import CallRecord, HealthRecord, RecordError, parse_record, record_to_json
+from predictor.data.schema import (
+    CallRecord,
+    HealthRecord,
+    RecordError,
+    parse_record,
+    record_to_json,
+)
 
 GOOD = {"ts": "2026-01-01T00:00:00Z", "server": "exa", "tool": "web_search"}
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from data.schema import parse_record
-from data.simulator import CATALOG, RECOVERY_SUCCESS, Simulator, write_simulation
+from predictor.data.schema import parse_record
+from predictor.data.simulator import CATALOG, RECOVERY_SUCCESS, Simulator, write_simulation
 
 
 def test_same_seed_same_bytes_and_exact_count(tmp_path):

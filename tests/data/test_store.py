@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from data.schema import parse_record
-from data.store import MemoryEventStore, SQLiteEventStore, append_all
+from predictor.data.schema import parse_record
+from predictor.data.store import MemoryEventStore, SQLiteEventStore, append_all
 
 
 def _records():
@@ -57,8 +57,8 @@ def test_acknowledged_records_survive_a_crash(tmp_path):
     # The child appends, prints the acknowledgement, then dies without closing.
     child = textwrap.dedent(f"""
         import os, sys
-        from data.schema import parse_record
-        from data.store import SQLiteEventStore
+        from predictor.data.schema import parse_record
+        from predictor.data.store import SQLiteEventStore
         store = SQLiteEventStore({str(db)!r})
         for batch in range(5):
             store.append([parse_record({{"ts": batch * 100 + i, "server": "s", "tool": "t"}})

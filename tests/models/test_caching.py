@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.cache import AccessModel
-from models.caching import PredictiveCache, belady_hit_ratio, lru_hit_ratio
+from predictor.models.cache import AccessModel
+from predictor.models.caching import PredictiveCache, belady_hit_ratio, lru_hit_ratio
 
 
 def test_lru_counts_hits():
@@ -18,7 +18,7 @@ def test_belady_beats_or_ties_lru_and_is_optimal_on_a_known_case():
 
 
 def test_reference_hit_ratios_on_cloudphysics(shared_data):
-    from data.readers import read_records
+    from predictor.data.readers import read_records
 
     keys = [r.cache_key for r in read_records(shared_data / "cloudphysics-cache.jsonl.gz")]
     expected = {500: (0.1622, 0.2081), 2500: (0.1756, 0.2986), 5000: (0.1962, 0.3738),

@@ -5,8 +5,8 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression
 
-from models import compiled
-from models.calibrated import fit_calibrated_classifier
+from predictor.models import compiled
+from predictor.models.calibrated import fit_calibrated_classifier
 
 
 @pytest.fixture(scope="module")

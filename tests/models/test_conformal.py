@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from models.conformal import ConformalIntervalRegressor
+from predictor.models.conformal import ConformalIntervalRegressor
 
 
 @parametrize_with_checks([ConformalIntervalRegressor(max_iter=20, random_state=0)])

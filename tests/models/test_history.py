@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from data.frame import records_to_frame
-from data.schema import parse_record
-from models.history import History, call_features
+from predictor.data.frame import records_to_frame
+from predictor.data.schema import parse_record
+from predictor.models.history import History, call_features
 
 
 def test_outcomes_count_only_after_the_call_finished():

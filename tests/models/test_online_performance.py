@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from models.performance import OnlinePerformance
+from predictor.models.performance import OnlinePerformance
 
 
 def _calls(n: int, seed: int = 0):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.persistence import ArtifactIntegrityError, load, save
+from predictor.models.persistence import ArtifactIntegrityError, load, save
 
 
 def test_round_trip_records_metadata(tmp_path):

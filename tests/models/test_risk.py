@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.risk import BatchRisk, OnlineRisk, RecoveryStats, threshold_score
+from predictor.models.risk import BatchRisk, OnlineRisk, RecoveryStats, threshold_score
 
 
 def test_recovery_never_prefers_retrying_invalid_params_even_with_lucky_data():
@@ -50,9 +50,9 @@ def test_online_risk_predicts_before_learning_and_learns():
 def test_online_estimators_pass_river_checks():
     from river import checks
 
-    from models.load import OnlineLoad
-    from models.performance import OnlinePerformance
-    from models.resources import OnlineResources
+    from predictor.models.load import OnlineLoad
+    from predictor.models.performance import OnlinePerformance
+    from predictor.models.resources import OnlineResources
 
     for model in (OnlineRisk(), OnlineResources(), OnlineLoad(), OnlinePerformance()):
         checks.check_estimator(model)

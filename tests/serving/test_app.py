@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.app import create_app
-from serving.settings import Settings
+from predictor.serving.app import create_app
+from predictor.serving.settings import Settings
 
 
 def _settings(tmp_path, **overrides) -> Settings:

@@ -7,9 +7,9 @@ import time
 import orjson
 from fastapi.testclient import TestClient
 
-from serving.app import create_app
-from serving.settings import Settings
-from training.train import train
+from predictor.serving.app import create_app
+from predictor.serving.settings import Settings
+from predictor.training.train import train
 
 
 def _wait_registry(client: TestClient) -> dict:

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 from mcp import Client, StdioServerParameters
 
-from serving.catalog import CATALOG
-from serving.client import AsyncPredictorClient, PredictorClient
+from predictor.serving.catalog import CATALOG
+from predictor.serving.client import AsyncPredictorClient, PredictorClient
 
 PREDICTOR = shutil.which("predictor") or str(Path(sys.executable).with_name("predictor"))
 

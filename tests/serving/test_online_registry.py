@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from data.schema import parse_record
-from data.store import SQLiteEventStore
-from serving.app import create_app
-from serving.settings import Settings
+from predictor.data.schema import parse_record
+from predictor.data.store import SQLiteEventStore
+from predictor.serving.app import create_app
+from predictor.serving.settings import Settings
 
 mlflow = pytest.importorskip("mlflow")
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from training.closed_loop import POLICIES, run_closed_loop
+from predictor.training.closed_loop import POLICIES, run_closed_loop
 
 
 def test_closed_loop_report_and_model_beats_rules():

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from data.frame import records_to_frame
-from data.schema import parse_record
-from data.simulator import Simulator
-from training.evaluate import FAMILIES, evaluate_frame
+from predictor.data.frame import records_to_frame
+from predictor.data.schema import parse_record
+from predictor.data.simulator import Simulator
+from predictor.training.evaluate import FAMILIES, evaluate_frame
 
 
 @pytest.fixture(scope="module")

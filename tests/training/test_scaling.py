@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from models.load import window_counts
-from training.eval_scaling import predictive_replicas, reactive_replicas
+from predictor.models.load import window_counts
+from predictor.training.eval_scaling import predictive_replicas, reactive_replicas
 
 
 def test_reactive_is_the_hpa_rule_one_window_late():

@@ -11,13 +11,13 @@ import orjson
 import pandas as pd
 import pytest
 
-from data.simulator import Simulator
+from predictor.data.simulator import Simulator
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
 
-from training.online import load_online  # noqa: E402
-from training.train import train  # noqa: E402
+from predictor.training.online import load_online  # noqa: E402
+from predictor.training.train import train  # noqa: E402
 
 
 def _write(path: Path, records) -> Path:
@@ -148,7 +148,7 @@ def test_training_against_a_tracking_server(tmp_path):
 
 def test_online_state_is_registered_and_resumed(trained):
     """``train`` registers the service's online state after the log, one version per family."""
-    from data.schema import parse_record
+    from predictor.data.schema import parse_record
     from predictor.engine import Engine
     from predictor.risk import RiskRequest
     from predictor.scale import ScaleRequest
