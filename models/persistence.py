@@ -30,7 +30,12 @@ from typing import Any
 
 import joblib
 
-__all__ = ["ArtifactIntegrityError", "library_versions", "load", "save"]
+__all__ = ["FORMAT", "ArtifactIntegrityError", "IncompatibleArtifactError", "library_versions",
+           "load", "save"]
+
+#: Layout of what is pickled. 2: one ``predictor`` package (``predictor.models``, ...) and
+#: decision plug-ins; artifacts of format 1 name modules that no longer exist.
+FORMAT = 2
 
 _LIBRARIES = ("predictor", "scikit-learn", "treelite", "river", "numpy", "pandas", "joblib",
               "pydantic")
@@ -38,6 +43,10 @@ _LIBRARIES = ("predictor", "scikit-learn", "treelite", "river", "numpy", "pandas
 
 class ArtifactIntegrityError(RuntimeError):
     """The artifact on disk is not the one its metadata describes."""
+
+
+class IncompatibleArtifactError(RuntimeError):
+    """The artifact was written by a version of predictor whose layout this one cannot read."""
 
 
 def library_versions() -> dict[str, str]:
@@ -68,6 +77,7 @@ def save(obj: Any, path: str | Path, *, family: str, variant: str,
     artifact = base.with_name(base.name + ".joblib")
     joblib.dump(obj, artifact, compress=3)
     meta = {
+        "format": FORMAT,
         "family": family,
         "variant": variant,
         "created_at": datetime.now(UTC).isoformat(),
@@ -101,6 +111,12 @@ def load(path: str | Path) -> tuple[Any, dict[str, Any]]:
             f"{artifact}: sha256 {actual} does not match its metadata ({meta.get('sha256')}); "
             "refusing to load a file that changed after it was saved"
         )
+    if meta.get("format", 1) != FORMAT:
+        raise IncompatibleArtifactError(
+            f"{artifact}: written by predictor {meta.get('libraries', {}).get('predictor', '?')} "
+            f"in format {meta.get('format', 1)}; this version reads format {FORMAT}. Retrain "
+            "with 'predictor train' (registry models), or delete the checkpoint folder and "
+            "let 'predictor serve' relearn from its event store")
     running = library_versions()
     changed = {k: (v, running.get(k)) for k, v in meta.get("libraries", {}).items()
                if running.get(k) != v and k != "predictor"}

@@ -27,80 +27,58 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import BaseModel, Field
+from predictor.api.allocate import (
+    AdjustRequest,
+    AdjustResponse,
+    AllocateRequest,
+    AllocateResponse,
+    Deviation,
+    Estimate,
+    Needs,
+    PhaseEstimate,
+    PhaseSpec,
+    Usage,
+)
+from predictor.api.provenance import Provenance
+from predictor.data.schema import CallRecord
+from predictor.plugin import DecisionPlugin
 
-from predictor.provenance import Provenance
-from predictor.state import LockedState
-
-__all__ = ["AdjustRequest", "AdjustResponse", "AllocateRequest", "AllocateResponse",
-           "Allocator", "PhaseSpec"]
+__all__ = [
+    "AdjustRequest",
+    "AdjustResponse",
+    "AllocateRequest",
+    "AllocateResponse",
+    "Allocator",
+    "Deviation",
+    "Estimate",
+    "Needs",
+    "PhaseEstimate",
+    "PhaseSpec",
+    "Usage",
+]
 
 _Z = {0.5: 0.6745, 0.8: 1.2816, 0.9: 1.6449, 0.95: 1.96}
 
 
-class PhaseSpec(BaseModel):
-    phase: str = Field(min_length=1)
-    tool: str = Field(min_length=1)
-    calls: int = Field(default=1, ge=1, le=100_000)
 
 
-class AllocateRequest(BaseModel):
-    phases: list[PhaseSpec] = Field(min_length=1, max_length=1000)
-    coverage: Literal[0.5, 0.8, 0.9, 0.95] = 0.8
 
 
-class Estimate(BaseModel):
-    expected: float
-    low: float
-    high: float
 
 
-class Needs(BaseModel):
-    duration_ms: Estimate
-    tokens: Estimate
-    memory_mb: Estimate
-    cpu_pct: Estimate
 
 
-class PhaseEstimate(Needs):
-    phase: str
-    source: Literal["online", "prior"]
 
 
-class AllocateResponse(BaseModel):
-    phases: list[PhaseEstimate]
-    total: Needs
-    coverage: float
-    source: Literal["online", "prior"]
-    model: Provenance
 
 
-class Usage(BaseModel):
-    duration_ms: float | None = Field(default=None, ge=0)
-    tokens: float | None = Field(default=None, ge=0)
-    memory_mb: float | None = Field(default=None, ge=0)
-    cpu_pct: float | None = Field(default=None, ge=0, le=100)
 
 
-class AdjustRequest(AllocateRequest):
-    actual: dict[str, Usage] = Field(description="phase -> what it used, for finished phases")
 
 
-class Deviation(BaseModel):
-    phase: str
-    metric: str
-    actual: float
-    low: float
-    high: float
-    outside: bool
 
 
-class AdjustResponse(BaseModel):
-    deviations: list[Deviation]
-    deviating: bool
-    total: Needs
 
 
 @dataclass
@@ -124,12 +102,24 @@ _PRIORS = {"log_duration": (math.log(1000.0), 1.0), "tokens": (500.0, 500.0**2),
            "memory_mb": (100.0, 100.0**2), "cpu_pct": (20.0, 15.0**2)}
 
 
-class Allocator(LockedState):
+class Allocator(DecisionPlugin):
     """Per-tool resource laws learned from telemetry; thread-safe."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._stats: dict[str, dict[str, _Moments]] = {}
         self._lock = threading.Lock()
+
+    family = "resources"
+    why_online = ("allocate answers per tool from the online laws; the batch model needs a "
+                  "call's history, which a workflow spec does not have")
+
+    def learn_call(self, record: CallRecord) -> None:
+        r = record
+        tokens = None if r.input_tokens is None and r.output_tokens is None else float(
+            (r.input_tokens or 0) + (r.output_tokens or 0))
+        self.observe(r.tool, latency_ms=r.latency_ms, tokens=tokens, mem_mb=r.mem_mb,
+                     cpu_pct=r.cpu_pct)
 
     def observe(self, tool: str, *, latency_ms: float | None = None, tokens: float | None = None,
                 mem_mb: float | None = None, cpu_pct: float | None = None) -> None:

@@ -24,54 +24,37 @@ import math
 import threading
 import time
 from collections import deque
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
 from river import drift
 
-from predictor.provenance import Provenance
-from predictor.state import LockedState
+from predictor.api.bottlenecks import BottlenecksRequest, BottlenecksResponse, Finding, Thresholds
+from predictor.api.provenance import Provenance
+from predictor.data.schema import CallRecord, HealthRecord
+from predictor.plugin import DecisionPlugin
 
-__all__ = ["BottleneckFinder", "BottlenecksRequest", "Finding", "Thresholds"]
-
-
-class Thresholds(BaseModel):
-    latency_p95_ms: float = Field(default=2000.0, gt=0)
-    throughput_per_min: float = Field(default=50.0, ge=0)
-    memory_pct: float = Field(default=80.0, ge=0, le=100)
-    cpu_pct: float = Field(default=70.0, ge=0, le=100)
-
-
-class BottlenecksRequest(BaseModel):
-    now: float | None = Field(default=None,
-                              description="epoch seconds the window ends at; default: the "
-                                          "latest telemetry time")
-    thresholds: Thresholds = Field(default_factory=Thresholds)
+__all__ = [
+    "BottleneckFinder",
+    "BottlenecksRequest",
+    "BottlenecksResponse",
+    "Finding",
+    "Thresholds",
+]
 
 
-class Finding(BaseModel):
-    server: str
-    tool: str | None
-    metric: Literal["latency_p95_ms", "throughput_per_min", "memory_pct", "cpu_pct"]
-    value: float
-    threshold: float
-    when: Literal["now", "forecast"]
-    action: Literal["reroute", "scale", "preload"]
-    severity: float
 
 
-class BottlenecksResponse(BaseModel):
-    findings: list[Finding]
-    drift_alarms: dict[str, int]
-    window_s: float
-    model: Provenance
 
 
-class BottleneckFinder(LockedState):
+
+
+
+
+class BottleneckFinder(DecisionPlugin):
     """Recent telemetry, thresholds and drift detectors; thread-safe."""
 
     def __init__(self, *, window_s: float = 300.0, thresholds: Thresholds | None = None) -> None:
+        super().__init__()
         self.window_s = window_s
         self.thresholds = thresholds or Thresholds()
         self._calls: dict[tuple[str, str], deque[tuple[float, float]]] = {}
@@ -80,6 +63,23 @@ class BottleneckFinder(LockedState):
         self._alarms: dict[str, deque[float]] = {}
         self.observations = 0
         self._lock = threading.Lock()
+
+    family = "performance"
+
+    def learn_call(self, record: CallRecord) -> None:
+        self.observe_call(record.epoch, record.server, record.tool,
+                          latency_ms=record.latency_ms, success=bool(record.success))
+
+    def learn_health(self, record: HealthRecord) -> None:
+        self.observe_health(record.epoch, record.server, cpu_pct=record.cpu_pct,
+                            mem_pct=record.mem_pct)
+
+    def bottlenecks(self, req: BottlenecksRequest) -> BottlenecksResponse:
+        """Answer a request: at ``req.now``, or at the latest telemetry time."""
+        now = req.now
+        if now is None and not math.isnan(self.clock):
+            now = self.clock
+        return self.find(now, req.thresholds)
 
     def observe_call(self, ts: float, server: str, tool: str, *, latency_ms: float | None,
                      success: bool | None = None) -> None:

@@ -21,43 +21,30 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel, Field
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-__all__ = ["ContextItem", "ReduceRequest", "ReduceResponse", "reduce_context"]
+from predictor.api.context import ContextItem, DroppedItem, KeptItem, ReduceRequest, ReduceResponse
+from predictor.plugin import DecisionPlugin
+
+__all__ = [
+    "ContextItem",
+    "ContextReducer",
+    "DroppedItem",
+    "KeptItem",
+    "ReduceRequest",
+    "ReduceResponse",
+    "reduce_context",
+]
 
 
-class ContextItem(BaseModel):
-    id: str
-    text: str
-    tokens: int | None = Field(default=None, ge=0)
 
 
-class ReduceRequest(BaseModel):
-    query: str = Field(min_length=1)
-    items: list[ContextItem] = Field(max_length=10_000)
-    budget_tokens: int = Field(default=4000, ge=0)
-    threshold: float = Field(default=0.7, ge=0, le=1)
-    duplicate_threshold: float = Field(default=0.9, gt=0, le=1)
 
 
-class KeptItem(BaseModel):
-    id: str
-    relevance: float
-    tokens: int
 
 
-class DroppedItem(BaseModel):
-    id: str
-    relevance: float
-    reason: str
 
 
-class ReduceResponse(BaseModel):
-    kept: list[KeptItem]
-    dropped: list[DroppedItem]
-    tokens_before: int
-    tokens_after: int
 
 
 def _tokens(item: ContextItem) -> int:
@@ -100,3 +87,13 @@ def reduce_context(req: ReduceRequest) -> ReduceResponse:
             kept.append(KeptItem(id=item.id, relevance=rel, tokens=_tokens(item)))
             kept_index.append(int(i))
     return ReduceResponse(kept=kept, dropped=dropped, tokens_before=before, tokens_after=used)
+
+
+class ContextReducer(DecisionPlugin):
+    """The reduce_context decision as a plug-in: TF-IDF per request, nothing learned."""
+
+    family = "context"
+    stateful = False
+
+    def reduce(self, req: ReduceRequest) -> ReduceResponse:
+        return reduce_context(req)

@@ -6,6 +6,11 @@ record (:meth:`Engine.learn`), and answers each question with the typed
 request and response models of its decision. Nothing here knows about HTTP
 or MCP.
 
+The decision objects are plug-ins (:class:`predictor.plugin.DecisionPlugin`)
+built from the table :data:`predictor.decisions.DECISIONS`: one per distinct
+plug-in, each learning from every record, each answering the decisions whose
+rows name it. Nothing in the engine is specific to a decision.
+
 The engine keeps a telemetry clock, the latest ``ts`` it has learned.
 Questions about "now" that do not give a time (risk, bottlenecks) are
 answered at that clock, so an engine fed a replayed log answers as it would
@@ -19,6 +24,7 @@ records it had not learned yet (see :meth:`Engine.save` and
 
 >>> from predictor.data.schema import parse_record
 >>> engine = Engine(seed=1)
+>>> from predictor.api.select import SelectRequest
 >>> engine.select(SelectRequest(task_type="search", candidates=["a", "b"])).source
 'prior'
 >>> engine.learn([parse_record({"ts": float(i), "server": s, "tool": "q", "task_type": "search",
@@ -34,51 +40,40 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from predictor.allocate import (
-    AdjustRequest,
-    AdjustResponse,
-    AllocateRequest,
-    AllocateResponse,
-    Allocator,
-)
-from predictor.bottlenecks import BottleneckFinder, BottlenecksRequest, BottlenecksResponse
-from predictor.context import ReduceRequest, ReduceResponse, reduce_context
-from predictor.data.schema import CallRecord, HealthRecord, Record
+from pydantic import BaseModel
+
+from predictor.data.schema import Record
+from predictor.decisions import DECISIONS, Decision, plugin_class
 from predictor.models.persistence import load, save
-from predictor.plan import Planner, PlanRequest, PlanResponse
-from predictor.preload import Preloader, PreloadRequest, PreloadResponse
-from predictor.recover import Recoverer, RecoverRequest, RecoverResponse
-from predictor.risk import RiskAssessor, RiskRequest, RiskResponse
-from predictor.scale import Scaler, ScaleRequest, ScaleResponse
-from predictor.select import Selector, SelectRequest, SelectResponse
+from predictor.plugin import DecisionPlugin
 from predictor.state import LockedState
-from predictor.validate import ValidateRequest, ValidateResponse, validate_workflow
 
-__all__ = ["FAMILY_PARTS", "Engine"]
+__all__ = ["Engine", "family_parts"]
 
-#: The decision objects holding each model family's online state, as
-#: checkpointed one family at a time (see :meth:`Engine.save_parts`).
-FAMILY_PARTS: dict[str, tuple[str, ...]] = {
-    "performance": ("selector", "bottleneck_finder"),
-    "resources": ("allocator", "planner"),
-    "cache": ("preloader", "_recent_keys"),
-    "load": ("scaler",),
-    "risk": ("risk", "recoverer"),
-}
 _PROGRESS = ("learned", "cursor", "clock", "store_id")
 
 
-def _num(value: float | int | None) -> float | None:
-    return None if value is None else float(value)
+def family_parts(decisions: tuple[Decision, ...] = DECISIONS) -> dict[str, tuple[str, ...]]:
+    """Family -> the plug-ins holding its online state, as checkpointed one family at a time.
+
+    >>> family_parts()["load"]
+    ('predictor.scale:Scaler',)
+    """
+    parts: dict[str, list[str]] = {}
+    for decision in decisions:
+        if plugin_class(decision.plugin).stateful:
+            keys = parts.setdefault(decision.family, [])
+            if decision.plugin not in keys:
+                keys.append(decision.plugin)
+    return {family: tuple(keys) for family, keys in parts.items()}
 
 
 class Engine(LockedState):
-    """Every decision object, learning from the same records; thread-safe.
+    """Every decision plug-in, learning from the same records; thread-safe.
 
     Parameters
     ----------
@@ -87,119 +82,80 @@ class Engine(LockedState):
         (the select decision's capability prior).
     seed
         Seed of the exploration and jitter samplers.
+    decisions
+        The table the plug-ins are built from (default: every decision).
     """
 
-    def __init__(self, capabilities: dict[str, list[str]] | None = None, *, seed: int = 0) -> None:
-        self.selector = Selector(capabilities, seed=seed)
-        self.recoverer = Recoverer(selector=self.selector, seed=seed)
-        self.scaler = Scaler()
-        self.risk = RiskAssessor()
-        self.preloader = Preloader()
-        self.allocator = Allocator()
-        self.planner = Planner()
-        self.bottleneck_finder = BottleneckFinder()
+    def __init__(self, capabilities: dict[str, list[str]] | None = None, *, seed: int = 0,
+                 decisions: tuple[Decision, ...] = DECISIONS) -> None:
+        self.capabilities = capabilities
+        self.seed = seed
+        self.decisions = decisions
+        self.plugins: dict[str, DecisionPlugin] = {}
         self.learned = 0
         self.cursor = 0
         self.clock = math.nan
         #: The event store whose ids ``cursor`` counts (``None``: not learned from a store).
         self.store_id: str | None = None
-        self._recent_keys: deque[str] = deque(maxlen=16)
         self._lock = threading.Lock()
+        self._complete()
+
+    def _complete(self) -> None:
+        """Build the plug-ins the table names and this engine lacks; bind their peers."""
+        self._rows = {d.name: d for d in self.decisions}
+        for key in dict.fromkeys(d.plugin for d in self.decisions):
+            if key not in self.plugins:
+                self.plugins[key] = plugin_class(key).build(capabilities=self.capabilities,
+                                                            seed=self.seed)
+        for plugin in self.plugins.values():
+            for attr, key in plugin.needs.items():
+                if key not in self.plugins:
+                    self.plugins[key] = plugin_class(key).build(
+                        capabilities=self.capabilities, seed=self.seed)
+                setattr(plugin, attr, self.plugins[key])
 
     # --- learning ---------------------------------------------------------
     def learn(self, records: Iterable[Record], cursor: int | None = None) -> int:
-        """Teach every decision from ``records`` (in order); return how many were learned.
+        """Teach every plug-in from ``records`` (in order); return how many were learned.
 
         ``cursor``, when given, is the store id of the last of these records.
         """
         n = 0
+        plugins = list(self.plugins.values())
         with self._lock:
             for record in records:
-                if isinstance(record, CallRecord):
-                    self._learn_call(record)
-                elif isinstance(record, HealthRecord):
-                    self._learn_health(record)
+                ts = record.epoch
+                if not ts < self.clock:
+                    self.clock = ts
+                for plugin in plugins:
+                    plugin.learn(record)
                 n += 1
             self.learned += n
             if cursor is not None:
                 self.cursor = max(self.cursor, cursor)
         return n
 
-    def _learn_call(self, r: CallRecord) -> None:
-        ts = r.epoch
-        self.clock = ts if not ts < self.clock else self.clock
-        success = bool(r.success)
-        self.selector.observe_call(ts, r.server, r.task_type, latency_ms=r.latency_ms,
-                                   success=success, error_type=r.error_type,
-                                   concurrency=_num(r.concurrency), cost_usd=r.cost_usd)
-        self.risk.observe_call(ts, r.server, r.tool, success=success, latency_ms=r.latency_ms,
-                               concurrency=_num(r.concurrency), attempt=_num(r.attempt))
-        self.scaler.observe_call(ts, r.server)
-        self.bottleneck_finder.observe_call(ts, r.server, r.tool, latency_ms=r.latency_ms,
-                                            success=success)
-        tokens = None if r.input_tokens is None and r.output_tokens is None else float(
-            (r.input_tokens or 0) + (r.output_tokens or 0))
-        self.allocator.observe(r.tool, latency_ms=r.latency_ms, tokens=tokens, mem_mb=r.mem_mb,
-                               cpu_pct=r.cpu_pct)
-        if r.latency_ms is not None:
-            self.planner.observe(r.tool, r.latency_ms)
-        if r.cache_key is not None:
-            self.preloader.observe(r.cache_key, ts)
-            self._recent_keys.append(r.cache_key)
-        if not success:
-            self.recoverer.observe(r.error_type, r.recovery, r.recovered)
-
-    def _learn_health(self, r: HealthRecord) -> None:
-        ts = r.epoch
-        self.clock = ts if not ts < self.clock else self.clock
-        self.selector.observe_health(r.server, reachable=r.reachable,
-                                     queue_depth=_num(r.queue_depth))
-        self.risk.observe_health(ts, r.server, reachable=r.reachable, latency_ms=r.latency_ms,
-                                 cpu_pct=r.cpu_pct, mem_pct=r.mem_pct,
-                                 queue_depth=_num(r.queue_depth))
-        self.bottleneck_finder.observe_health(ts, r.server, cpu_pct=r.cpu_pct, mem_pct=r.mem_pct)
-
     # --- decisions --------------------------------------------------------
-    def select(self, req: SelectRequest) -> SelectResponse:
-        return self.selector.select(req)
+    def plugin(self, decision: str) -> Any:
+        """The plug-in that answers ``decision``."""
+        return self.plugins[self._rows[decision].plugin]
 
-    def allocate(self, req: AllocateRequest) -> AllocateResponse:
-        return self.allocator.allocate(req)
+    def answer(self, decision: str, request: BaseModel) -> BaseModel:
+        """Answer ``request`` with the decision named ``decision``."""
+        row = self._rows[decision]
+        return getattr(self.plugins[row.plugin], row.method)(request)
 
-    def adjust(self, req: AdjustRequest) -> AdjustResponse:
-        return self.allocator.adjust(req)
+    def answer_provenance(self, decision: str) -> Any:
+        """Where ``decision``'s answers come from now (its plug-in's provenance)."""
+        return self.plugin(decision).provenance()
 
-    def preload(self, req: PreloadRequest) -> PreloadResponse:
-        if not req.recent:
-            # No accesses given: the latest ones seen in telemetry.
-            req = req.model_copy(update={"recent": list(self._recent_keys)})
-        return self.preloader.preload(req)
-
-    def scale(self, req: ScaleRequest) -> ScaleResponse:
-        return self.scaler.scale(req)
-
-    def assess_risk(self, req: RiskRequest) -> RiskResponse:
-        if req.ts is None and not math.isnan(self.clock):
-            req = req.model_copy(update={"ts": self.clock})
-        return self.risk.assess(req)
-
-    def recover(self, req: RecoverRequest) -> RecoverResponse:
-        return self.recoverer.recover(req)
-
-    def reduce_context(self, req: ReduceRequest) -> ReduceResponse:
-        return reduce_context(req)
-
-    def plan(self, req: PlanRequest) -> PlanResponse:
-        return self.planner.plan(req)
-
-    def bottlenecks(self, req: BottlenecksRequest) -> BottlenecksResponse:
-        now = req.now
-        if now is None and not math.isnan(self.clock):
-            now = self.clock
-        return self.bottleneck_finder.find(now, req.thresholds)
-
-    def validate(self, req: ValidateRequest) -> ValidateResponse:
-        return validate_workflow(req)
+    def __getattr__(self, name: str) -> Callable[[BaseModel], Any]:
+        # engine.select(request), engine.scale(request), ...: one per row of the table.
+        rows = self.__dict__.get("_rows")
+        if rows is None or name not in rows:
+            raise AttributeError(name)
+        row = rows[name]
+        return getattr(self.plugins[row.plugin], row.method)
 
     # --- state ------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -225,10 +181,18 @@ class Engine(LockedState):
             raise TypeError(f"{path} holds a {type(engine).__name__}, not an Engine")
         return engine
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        # The table is code, not state: a restored engine takes the running one, and
+        # a decision added since the checkpoint starts from its prior.
+        state.pop("decisions", None)
+        state.pop("_rows", None)
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self.__dict__.setdefault("store_id", None)  # checkpoints older than store ids
-        self.recoverer.selector = self.selector  # a pickled recoverer leaves it out
+        self.decisions = DECISIONS
+        self._complete()
 
     def progress(self) -> dict[str, Any]:
         """How far learning went: records learned, store cursor, clock and store id."""
@@ -245,11 +209,14 @@ class Engine(LockedState):
         with self._lock:
             progress = self.progress()
             return {
-                family: save({attr: getattr(self, attr) for attr in attrs},
-                             directory / family, family=family, variant="online",
-                             extra={"engine_progress": progress})
-                for family, attrs in FAMILY_PARTS.items()
+                family: save(self.part(family), directory / family, family=family,
+                             variant="online", extra={"engine_progress": progress})
+                for family in family_parts(self.decisions)
             }
+
+    def part(self, family: str) -> dict[str, DecisionPlugin]:
+        """The plug-ins holding ``family``'s online state (plug-in key -> plug-in)."""
+        return {key: self.plugins[key] for key in family_parts(self.decisions)[family]}
 
     @classmethod
     def from_parts(cls, parts: dict[str, dict[str, Any]], progress: dict[str, Any] | None = None,
@@ -260,20 +227,24 @@ class Engine(LockedState):
         (from :meth:`progress`) restores the cursor and clock.
 
         >>> engine = Engine(seed=1)
-        >>> twin = Engine.from_parts({"load": {"scaler": engine.scaler}}, engine.progress())
-        >>> twin.scaler is engine.scaler, twin.recoverer.selector is twin.selector
-        (True, True)
+        >>> twin = Engine.from_parts({"load": engine.part("load")}, engine.progress())
+        >>> twin.plugin("scale") is engine.plugin("scale")
+        True
+        >>> twin.plugin("recover").selector is twin.plugin("select")
+        True
         """
-        engine = cls(seed=seed)
+        expected = family_parts()
+        plugins: dict[str, DecisionPlugin] = {}
         for family, part in parts.items():
-            expected = set(FAMILY_PARTS[family])
-            if set(part) != expected:
-                raise ValueError(f"the {family} part holds {sorted(part)}, "
-                                 f"expected {sorted(expected)}")
-            for attr, value in part.items():
-                setattr(engine, attr, value)
-        # One selector for selection and for the recoverer's fallback ranking.
-        engine.recoverer.selector = engine.selector
+            if set(part) != set(expected.get(family, ())):
+                raise ValueError(f"the {family} part holds {sorted(part)}, expected "
+                                 f"{sorted(expected.get(family, ()))}: it was saved by another "
+                                 "version of predictor; register a new one with "
+                                 "'predictor train' or let 'predictor serve' relearn its store")
+            plugins.update(part)
+        engine = cls(seed=seed)
+        engine.plugins.update(plugins)
+        engine._complete()  # peers bound across parts (recover ranks with select)
         for name, value in (progress or {}).items():
             if name in _PROGRESS:
                 setattr(engine, name, math.nan if name == "clock" and value is None else value)

@@ -21,50 +21,45 @@ from __future__ import annotations
 
 import threading
 
-from pydantic import BaseModel, Field
+from predictor.api.plan import Batch, Operation, PlanRequest, PlanResponse
+from predictor.api.provenance import Provenance
+from predictor.data.schema import CallRecord
+from predictor.plugin import DecisionPlugin
 
-from predictor.provenance import Provenance
-from predictor.state import LockedState
-
-__all__ = ["Batch", "Operation", "PlanRequest", "PlanResponse", "Planner"]
+__all__ = [
+    "Batch",
+    "Operation",
+    "PlanRequest",
+    "PlanResponse",
+    "Planner",
+]
 
 PRIOR_DURATION_MS = 1000.0
 
 
-class Operation(BaseModel):
-    id: str = Field(min_length=1)
-    depends_on: list[str] = Field(default_factory=list)
-    tool: str | None = None
-    duration_ms: float | None = Field(default=None, ge=0)
 
 
-class PlanRequest(BaseModel):
-    operations: list[Operation] = Field(max_length=10_000)
-    max_batch: int = Field(default=10, ge=1, le=1000)
 
 
-class Batch(BaseModel):
-    operations: list[str]
-    predicted_ms: float
 
 
-class PlanResponse(BaseModel):
-    batches: list[Batch]
-    predicted_ms: float
-    sequential_ms: float
-    time_reduction: float
-    durations_ms: dict[str, float]
-    model: Provenance
 
 
-class Planner(LockedState):
+class Planner(DecisionPlugin):
     """Learns per-tool durations from telemetry (EWMA) and plans; thread-safe."""
 
     def __init__(self, alpha: float = 0.2) -> None:
+        super().__init__()
         self.alpha = alpha
         self._durations: dict[str, float] = {}
         self.observations = 0
         self._lock = threading.Lock()
+
+    family = "resources"
+
+    def learn_call(self, record: CallRecord) -> None:
+        if record.latency_ms is not None:
+            self.observe(record.tool, record.latency_ms)
 
     def observe(self, tool: str, latency_ms: float) -> None:
         with self._lock:

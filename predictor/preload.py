@@ -21,40 +21,29 @@ probabilities).
 from __future__ import annotations
 
 import threading
-from typing import Literal
+from collections import deque
 
-from pydantic import BaseModel, Field
-
+from predictor.api.preload import PreloadKey, PreloadRequest, PreloadResponse
+from predictor.api.provenance import Provenance
+from predictor.data.schema import CallRecord
 from predictor.models.cache import AccessModel
-from predictor.provenance import Provenance
-from predictor.state import LockedState
+from predictor.plugin import DecisionPlugin
 
-__all__ = ["PreloadKey", "PreloadRequest", "PreloadResponse", "Preloader"]
-
-
-class PreloadRequest(BaseModel):
-    recent: list[str] = Field(default_factory=list, max_length=1000,
-                              description="recent accesses, oldest first")
-    budget_keys: int = Field(default=10, ge=0, le=10_000)
-    budget_mb: float | None = Field(default=None, ge=0)
-    key_size_mb: float = Field(default=1.0, gt=0, description="size assumed per key")
-    cached: list[str] = Field(default_factory=list, description="keys already in the cache")
-    min_probability: float = Field(default=0.05, ge=0, le=1)
+__all__ = [
+    "PreloadKey",
+    "PreloadRequest",
+    "PreloadResponse",
+    "Preloader",
+]
 
 
-class PreloadKey(BaseModel):
-    key: str
-    probability: float
 
 
-class PreloadResponse(BaseModel):
-    keys: list[PreloadKey]
-    estimated_hit_rate: float
-    source: Literal["online", "prior"]
-    model: Provenance
 
 
-class Preloader(LockedState):
+
+
+class Preloader(DecisionPlugin):
     """Learns key access patterns from telemetry and proposes preloads; thread-safe.
 
     Parameters
@@ -66,10 +55,21 @@ class Preloader(LockedState):
     """
 
     def __init__(self, *, horizon: int = 8, context: int = 3) -> None:
+        super().__init__()
         self.model = AccessModel(horizon=horizon)
+        #: The latest keys seen in telemetry: the default ``recent`` of a request.
+        self.recent: deque[str] = deque(maxlen=16)
         self.context = context
         self._lock = threading.Lock()
         self.observations = 0
+
+    family = "cache"
+    why_online = "preload answers from the online access model, which learns every access"
+
+    def learn_call(self, record: CallRecord) -> None:
+        if record.cache_key is not None:
+            self.observe(record.cache_key, record.epoch)
+            self.recent.append(record.cache_key)
 
     def observe(self, key: str, ts: float) -> None:
         with self._lock:
@@ -77,6 +77,8 @@ class Preloader(LockedState):
             self.observations += 1
 
     def preload(self, req: PreloadRequest) -> PreloadResponse:
+        if not req.recent:  # no accesses given: the latest ones seen in telemetry
+            req = req.model_copy(update={"recent": list(self.recent)})
         limit = req.budget_keys
         if req.budget_mb is not None:
             limit = min(limit, int(req.budget_mb // req.key_size_mb))

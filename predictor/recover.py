@@ -19,54 +19,32 @@ from __future__ import annotations
 
 import random
 import threading
-from typing import Literal
+from types import MappingProxyType
 
-from pydantic import BaseModel, Field
-
+from predictor.api.provenance import Provenance
+from predictor.api.recover import RecoverRequest, RecoverResponse, Strategy, StrategyOption
+from predictor.data.schema import CallRecord
 from predictor.models.risk import STRATEGIES, RecoveryStats
-from predictor.provenance import Provenance
+from predictor.plugin import DecisionPlugin
 from predictor.select import Selector, SelectRequest
-from predictor.state import LockedState
 
-__all__ = ["RecoverRequest", "RecoverResponse", "Recoverer", "StrategyOption"]
-
-Strategy = Literal["retry", "fallback", "degrade", "abort"]
-
-
-class RecoverRequest(BaseModel):
-    error_type: str = Field(min_length=1)
-    server: str = Field(min_length=1)
-    attempt: int = Field(default=1, ge=1, description="the attempt that just failed")
-    elapsed_ms: float = Field(default=0.0, ge=0, description="time spent on this call so far")
-    candidates: list[str] = Field(default_factory=list,
-                                  description="servers able to take the call instead")
-    task_type: str | None = Field(default=None,
-                                  description="lets the selector rank the fallback servers")
-    max_attempts: int = Field(default=3, ge=1, le=10)
-    budget_ms: float = Field(default=30_000.0, gt=0)
-    min_attempt_ms: float = Field(default=1_000.0, ge=0,
-                                  description="time another attempt needs at the least")
+__all__ = [
+    "RecoverRequest",
+    "RecoverResponse",
+    "Recoverer",
+    "Strategy",
+    "StrategyOption",
+]
 
 
-class StrategyOption(BaseModel):
-    strategy: Strategy
-    success: float
-    allowed: bool
-    why_not: str | None = None
 
 
-class RecoverResponse(BaseModel):
-    strategy: Strategy
-    backoff_ms: float | None = None
-    fallback_server: str | None = None
-    expected_success: float
-    options: list[StrategyOption]
-    source: Literal["online", "prior"]
-    reason: str
-    model: Provenance
 
 
-class Recoverer(LockedState):
+
+
+
+class Recoverer(DecisionPlugin):
     """Learns recovery outcomes from telemetry and decides; thread-safe.
 
     Parameters
@@ -82,18 +60,25 @@ class Recoverer(LockedState):
 
     def __init__(self, *, selector: Selector | None = None, base_backoff_ms: float = 500.0,
                  seed: int = 0) -> None:
+        super().__init__()
         self.selector = selector
         self.base_backoff_ms = base_backoff_ms
         self.stats = RecoveryStats()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
 
-    def __getstate__(self) -> dict:
-        # The selector belongs to the engine (and its own checkpoint part): the
-        # owner rebinds it after a restore (see Engine.from_parts).
-        state = super().__getstate__()
-        state["selector"] = None
-        return state
+    family = "risk"
+    #: The selector ranks fallbacks; it belongs to the engine, which binds it.
+    needs = MappingProxyType({"selector": "predictor.select:Selector"})
+
+    @classmethod
+    def build(cls, *, capabilities: dict[str, list[str]] | None = None,
+              seed: int = 0) -> Recoverer:
+        return cls(seed=seed)
+
+    def learn_call(self, record: CallRecord) -> None:
+        if not record.success:
+            self.observe(record.error_type, record.recovery, record.recovered)
 
     def observe(self, error_type: str | None, recovery: str | None,
                 recovered: bool | None) -> None:

@@ -19,35 +19,26 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
 
+from predictor.api.provenance import Provenance
+from predictor.api.risk import RiskRequest, RiskResponse
+from predictor.data.schema import CallRecord, HealthRecord
 from predictor.models.history import History
 from predictor.models.risk import RISK_FEATURES, OnlineRisk
-from predictor.provenance import Provenance
-from predictor.state import LockedState
+from predictor.plugin import DecisionPlugin
 
-__all__ = ["RiskAssessor", "RiskRequest", "RiskResponse"]
-
-
-class RiskRequest(BaseModel):
-    server: str = Field(min_length=1)
-    tool: str | None = None
-    ts: float | None = Field(default=None, description="epoch seconds; default now")
-    threshold: float = Field(default=0.7, ge=0, le=1)
+__all__ = [
+    "RiskAssessor",
+    "RiskRequest",
+    "RiskResponse",
+]
 
 
-class RiskResponse(BaseModel):
-    server: str
-    failure_probability: float
-    prevent: bool
-    threshold: float
-    suggestion: Literal["none", "route_away", "shed_load", "prewarm_fallback"]
-    drivers: dict[str, float | None]
-    source: Literal["online", "batch", "prior"]
-    model: Provenance
+
+
 
 
 def _x(features: dict[str, float], concurrency: float = math.nan,
@@ -57,15 +48,46 @@ def _x(features: dict[str, float], concurrency: float = math.nan,
     return x
 
 
-class RiskAssessor(LockedState):
+class RiskAssessor(DecisionPlugin):
     """History and an online failure model per deployment; thread-safe."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.history = History()
         self.model = OnlineRisk()
         self.observations = 0
         self.batch: tuple[Any, str] | None = None
         self._lock = threading.Lock()
+
+    family = "risk"
+
+    def learn_call(self, record: CallRecord) -> None:
+        self.observe_call(record.epoch, record.server, record.tool, success=bool(record.success),
+                          latency_ms=record.latency_ms,
+                          concurrency=None if record.concurrency is None else float(
+                              record.concurrency),
+                          attempt=None if record.attempt is None else float(record.attempt))
+
+    def learn_health(self, record: HealthRecord) -> None:
+        self.observe_health(record.epoch, record.server, reachable=record.reachable,
+                            latency_ms=record.latency_ms, cpu_pct=record.cpu_pct,
+                            mem_pct=record.mem_pct,
+                            queue_depth=None if record.queue_depth is None else float(
+                                record.queue_depth))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A registry champion is serving configuration, not learned state: the
+        # service hands it over again after a restore (Service.reload).
+        state = super().__getstate__()
+        state["batch"] = None
+        return state
+
+    def provenance(self) -> Provenance:
+        batch = self.batch
+        if batch is not None:
+            return Provenance(family="risk", variant="batch", version=batch[1], source="batch")
+        return Provenance.of("risk", observations=self.observations,
+                             learned=len(self.model._seen) == 2)
 
     def use_batch(self, model: Any | None, version: str = "") -> None:
         """Answer with a trained batch classifier, or (``None``) with the online one again.
@@ -104,7 +126,8 @@ class RiskAssessor(LockedState):
                                       concurrency=nan if concurrency is None else concurrency)
 
     def assess(self, req: RiskRequest) -> RiskResponse:
-        now = time.time() if req.ts is None else req.ts
+        now = (self.clock if not math.isnan(self.clock) else time.time()) if req.ts is None \
+            else req.ts
         with self._lock:
             features = self.history.features(now, req.server, req.tool or "")
             batch = self.batch

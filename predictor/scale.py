@@ -27,61 +27,31 @@ from collections import deque
 from statistics import NormalDist
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
 from river.utils import SortedWindow
 
+from predictor.api.provenance import Provenance
+from predictor.api.scale import Forecast, ScaleRequest, ScaleResponse
+from predictor.data.schema import CallRecord
 from predictor.models.load import LAGS, OnlineLoad
-from predictor.provenance import Provenance
-from predictor.state import LockedState
+from predictor.plugin import DecisionPlugin
 
-__all__ = ["ScaleRequest", "ScaleResponse", "Scaler", "step_replicas"]
+__all__ = [
+    "Forecast",
+    "ScaleRequest",
+    "ScaleResponse",
+    "Scaler",
+    "step_replicas",
+]
 
 MAX_STEP_UP = 1.5
 RESIDUAL_WINDOWS = 500  # recent forecast errors the upper quantile is calibrated on
 MIN_RESIDUALS = 30  # fewer: a Poisson bound stands in
 
 
-class ScaleRequest(BaseModel):
-    server: str = Field(min_length=1)
-    current_replicas: int = Field(ge=1)
-    capacity_per_replica: float = Field(gt=0, description="calls one replica serves per window")
-    min_replicas: int = Field(default=1, ge=1)
-    max_replicas: int = Field(default=100, ge=1)
-    target_utilization: float = Field(default=0.7, gt=0, le=1)
-    quantile: float = Field(
-        default=0.9, gt=0, lt=1,
-        description="quantile of the next window's load to provision for; lower costs fewer "
-                    "replicas and risks more under-provisioned windows")
-    recent_load: list[float] | None = Field(
-        default=None, description="calls per window, oldest first; default: from telemetry")
-
-    @model_validator(mode="after")
-    def _bounds(self) -> ScaleRequest:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError("min_replicas is above max_replicas")
-        if self.recent_load is not None and any(v < 0 or not math.isfinite(v)
-                                                for v in self.recent_load):
-            raise ValueError("recent_load must hold finite counts >= 0")
-        return self
 
 
-class Forecast(BaseModel):
-    expected: float
-    upper: float = Field(description="the provisioned quantile of the next window's load")
-    quantile: float
-    upper_from: str = Field(description="'poisson' (a Poisson bound around the expected "
-                                        "count) or the recent forecast errors it was "
-                                        "calibrated on")
 
 
-class ScaleResponse(BaseModel):
-    replicas: int
-    desired: int
-    forecast: Forecast
-    limited_by: list[str]
-    source: Literal["online", "prior"]
-    reason: str
-    model: Provenance
 
 
 def _features(history: list[float]) -> dict[str, float]:
@@ -138,7 +108,7 @@ def step_replicas(current: int, desired: int, past: deque[int], min_replicas: in
     return replicas, limited
 
 
-class Scaler(LockedState):
+class Scaler(DecisionPlugin):
     """Per-server load forecasts from telemetry windows, and the scaling rule; thread-safe.
 
     Parameters
@@ -150,6 +120,7 @@ class Scaler(LockedState):
     """
 
     def __init__(self, *, window_s: float = 60.0, stabilization: int = 5) -> None:
+        super().__init__()
         self.window_s = window_s
         self.stabilization = stabilization
         self._counts: dict[str, deque[float]] = {}
@@ -222,6 +193,13 @@ class Scaler(LockedState):
         with self._lock:
             expected, uppers, source, _, _ = self._forecast(server, None, tuple(quantiles), 0.0)
         return expected, uppers, source
+
+    family = "load"
+    why_online = ("scale answers from the per-server online forecaster, which learns every "
+                  "window")
+
+    def learn_call(self, record: CallRecord) -> None:
+        self.observe_call(record.epoch, record.server)
 
     def observe_call(self, ts: float, server: str) -> None:
         """Count a call; a window that closes teaches the server's forecaster."""

@@ -1,14 +1,20 @@
 """The select decision: rank candidate servers for a task.
 
-Score = weighted sum of five factors, each normalized to 0-1 and reported:
+Score = weighted sum of five factors, each normalized to 0-1 and reported.
+Each factor compares the candidate with the best one on a quantity where
+less is better, as the best figure over this one's, so the seed's weights
+trade comparable things:
 
-* **capability** (.35): how well the server does this task type: its
-  discounted success rate on it, shrunk towards a prior (0.9 for a server
-  declared capable in configuration, 0.7 when nothing is known);
-* **performance** (.25): fastest predicted p50 latency among the candidates
-  divided by this one's;
-* **cost** (.20): cheapest predicted cost divided by this one's (1 when no
-  cost is known);
+* **capability** (.35): how well the server does this task type: the
+  lowest failure rate among the candidates over this one's (each plus 1 %),
+  from the discounted success rate on the task, shrunk towards a prior (0.9
+  for a server declared capable in configuration, 0.7 when nothing is known);
+* **performance** (.25): the shortest expected time to a success among the
+  candidates (p50 latency over success probability: a failure costs a retry)
+  over this one's;
+* **cost** (.20): ``1 / (1 + ln(cost / cheapest))``: prices of tools differ by
+  orders of magnitude, so they compare on a log scale (1 when no cost is
+  known);
 * **reliability** (.15): the server's recent success rate over all tasks;
 * **availability** (.05): 0 when its last health probe was unreachable or
   its last calls all failed to connect, else 1.
@@ -43,11 +49,19 @@ import math
 import random
 import threading
 from dataclasses import dataclass
-from typing import Literal
+from types import MappingProxyType
+from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
-
-from predictor.state import LockedState
+from predictor.api.select import (
+    DEFAULT_WEIGHTS,
+    Factors,
+    Predicted,
+    RankedServer,
+    SelectRequest,
+    SelectResponse,
+)
+from predictor.data.schema import CallRecord, HealthRecord
+from predictor.plugin import DecisionPlugin
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -59,65 +73,22 @@ __all__ = [
     "Selector",
 ]
 
-DEFAULT_WEIGHTS = {"capability": 0.35, "performance": 0.25, "cost": 0.20, "reliability": 0.15,
-                   "availability": 0.05}
 PRIOR_LATENCY_MS = 500.0
 PRIOR_LOG_SD = 1.0
 _MEMO_SIZE = 1024
+#: Added to failure rates before they are compared, so that 0.1 % against 0.2 % is
+#: not read as "twice as reliable" (noise at the top of the scale).
+_FAILURE_FLOOR = 0.01
 
 
-class SelectRequest(BaseModel):
-    """``POST /v1/select`` request (DESIGN contract)."""
-
-    task_type: str = Field(min_length=1)
-    candidates: list[str] = Field(min_length=1, max_length=1000)
-    tool: str | None = None
-    input_tokens: int | None = Field(default=None, ge=0)
-    weights: dict[str, float] | None = None
-    explore: float = Field(default=0.1, ge=0.0, le=1.0)
-
-    @field_validator("weights")
-    @classmethod
-    def _known_weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        if value is None:
-            return None
-        unknown = set(value) - set(DEFAULT_WEIGHTS)
-        if unknown:
-            raise ValueError(f"unknown factors {sorted(unknown)}; known: {list(DEFAULT_WEIGHTS)}")
-        if any(w < 0 or not math.isfinite(w) for w in value.values()):
-            raise ValueError("weights must be finite and >= 0")
-        return value
 
 
-class Factors(BaseModel):
-    capability: float
-    performance: float
-    cost: float
-    reliability: float
-    availability: float
 
 
-class Predicted(BaseModel):
-    latency_p50_ms: float
-    latency_p95_ms: float
-    success: float
-    cost_usd: float | None
 
 
-class RankedServer(BaseModel):
-    server: str
-    score: float
-    factors: Factors
-    predicted: Predicted
 
 
-class SelectResponse(BaseModel):
-    """``POST /v1/select`` response (DESIGN contract)."""
-
-    ranking: list[RankedServer]
-    explored: bool
-    source: Literal["online", "batch", "prior"]
-    model_version: str
 
 
 @dataclass
@@ -147,7 +118,7 @@ _PRIOR_ARM = _Arm()
 _PRIOR_SERVER = _Server()
 
 
-class Selector(LockedState):
+class Selector(DecisionPlugin):
     """Online server selection from telemetry; thread-safe.
 
     Parameters
@@ -167,7 +138,9 @@ class Selector(LockedState):
     def __init__(self, capabilities: dict[str, list[str]] | None = None, *,
                  weights: dict[str, float] | None = None, discount: float = 0.98,
                  step: float = 0.15, seed: int = 0) -> None:
+        super().__init__()
         self.capabilities = {s: set(t) for s, t in (capabilities or {}).items()}
+        self.cooldowns: Any = None  # the engine's cooldown plug-in, bound by the engine
         self.weights = dict(weights or DEFAULT_WEIGHTS)
         self.discount = discount
         self.step = step
@@ -179,7 +152,31 @@ class Selector(LockedState):
         self._state = 0  # bumped by every observation: the memo's validity
         self._memo: dict[tuple, tuple[int, list[dict], SelectResponse]] = {}
 
+    family = "performance"
+    needs = MappingProxyType({"cooldowns": "predictor.cooldown:Cooldowns"})
+    why_online = ("select answers from the online model: a batch predict of ten candidates "
+                  "costs close to a millisecond (bench/models.py), select about 60 "
+                  "microseconds, and the online model learns every call")
+
+    @classmethod
+    def build(cls, *, capabilities: dict[str, list[str]] | None = None,
+              seed: int = 0) -> Selector:
+        return cls(capabilities, seed=seed)
+
     # --- learning ---------------------------------------------------------
+    def learn_call(self, record: CallRecord) -> None:
+        self.observe_call(record.epoch, record.server, record.task_type,
+                          latency_ms=record.latency_ms, success=bool(record.success),
+                          error_type=record.error_type,
+                          concurrency=None if record.concurrency is None else float(
+                              record.concurrency),
+                          cost_usd=record.cost_usd)
+
+    def learn_health(self, record: HealthRecord) -> None:
+        self.observe_health(record.server, reachable=record.reachable,
+                            queue_depth=None if record.queue_depth is None else float(
+                                record.queue_depth))
+
     def _server(self, name: str) -> _Server:
         srv = self._servers.get(name)
         if srv is None:
@@ -265,6 +262,8 @@ class Selector(LockedState):
         p50 = max(math.expm1(mean_log), 0.0)
         p95 = max(math.expm1(mean_log + 1.645 * sd), p50)
         available = 1.0 if srv.reachable and srv.connect_failures < 3 else 0.0
+        if self.cooldowns is not None and self.cooldowns.cooling(server):
+            available = 0.0
         return p50, p95, capability, reliability, available, arm.cost
 
     def _scored(self, req: SelectRequest, sample: bool) -> list[tuple[float, str, tuple]]:
@@ -273,37 +272,42 @@ class Selector(LockedState):
         w_cap, w_perf, w_cost, w_rel, w_avail = (weights[name] for name in DEFAULT_WEIGHTS)
         task = req.task_type
         est = {s: self._estimate(s, task, sample) for s in dict.fromkeys(req.candidates)}
-        fastest = min(e[0] for e in est.values())
+        # Every factor is the best candidate's figure over this one's, for a quantity
+        # where less is better: expected time to a success, failure rate, cost (log).
+        to_success = {s: (e[0] + 1.0) / max(e[2], 0.05) for s, e in est.items()}
+        quickest = min(to_success.values())
+        least_failing = min(1.0 - e[2] for e in est.values())
         costs = [e[5] for e in est.values() if not math.isnan(e[5])]
         cheapest = min(costs) if costs else math.nan
         no_cost = math.isnan(cheapest)
         scored = []
         for server, e in est.items():
-            p50, _, capability, reliability, available, cost = e
-            perf = (fastest + 1.0) / (p50 + 1.0)
-            cost_factor = 1.0 if no_cost or math.isnan(cost) else (
-                (cheapest + 1e-6) / (cost + 1e-6))
+            _, _, success, reliability, available, cost = e
+            perf = quickest / to_success[server]
+            capability = (least_failing + _FAILURE_FLOOR) / (1.0 - success + _FAILURE_FLOOR)
+            cost_factor = 1.0 if no_cost or math.isnan(cost) else 1.0 / (
+                1.0 + math.log((cost + 1e-6) / (cheapest + 1e-6)))
             score = (w_cap * capability + w_perf * perf + w_cost * cost_factor
                      + w_rel * reliability + w_avail * available)
-            scored.append((score, server, (perf, cost_factor, e)))
+            scored.append((score, server, (perf, capability, cost_factor, e)))
         return scored
 
     def _rank(self, req: SelectRequest) -> list[dict]:
         """The greedy ranking as plain dicts (validated once, as a whole, by :meth:`_answer`)."""
         ranked = []
         # Rounded (shorter answers on the wire); the memo pays for it once per state.
-        for score, server, (perf, cost_factor, e) in self._scored(req, sample=False):
-            p50, p95, capability, reliability, available, cost = e
-            capability = round(capability, 4)
+        for score, server, (perf, capability, cost_factor, e) in self._scored(req, sample=False):
+            p50, p95, success, reliability, available, cost = e
             ranked.append({
                 "server": server, "score": round(score, 4),
-                "factors": {"capability": capability, "performance": round(perf, 4),
+                "factors": {"capability": round(capability, 4), "performance": round(perf, 4),
                             "cost": round(cost_factor, 4),
                             "reliability": round(reliability, 4), "availability": available},
                 "predicted": {"latency_p50_ms": round(p50, 1), "latency_p95_ms": round(p95, 1),
-                              "success": capability,
+                              "success": round(success, 4),
                               "cost_usd": None if math.isnan(cost) else cost}})
-        ranked.sort(key=lambda r: -r["score"])
+        # A server out of service (cooling down, unreachable) goes after every other one.
+        ranked.sort(key=lambda r: (r["factors"]["availability"] == 0.0, -r["score"]))
         return ranked
 
     def _answer(self, req: SelectRequest, ranking: list[dict], explored: bool) -> SelectResponse:
@@ -338,7 +342,10 @@ class Selector(LockedState):
                     self._memo.pop(next(iter(self._memo)))  # the oldest entry
                 self._memo[key] = (self._state, greedy, answer)
             if req.explore > 0 and self._rng.random() < req.explore:
-                pick = max(self._scored(req, sample=True))[1]
+                drawn = self._scored(req, sample=True)
+                # Exploration never sends a call to a server that is out of service.
+                in_service = [d for d in drawn if d[2][3][4] > 0.0] or drawn
+                pick = max(in_service)[1]
                 if pick != greedy[0]["server"]:
                     ranking = ([r for r in greedy if r["server"] == pick]
                                + [r for r in greedy if r["server"] != pick])

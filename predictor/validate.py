@@ -16,46 +16,17 @@ calls, the largest memory of a call, and input plus output tokens.
 
 from __future__ import annotations
 
-from typing import Any
+from predictor.api.validate import Check, ValidateRequest, ValidateResponse
+from predictor.data.schema import parse_record
+from predictor.plugin import DecisionPlugin
 
-from pydantic import BaseModel, Field, field_validator
-
-from predictor.data.schema import CallRecord, RecordError, parse_record
-
-__all__ = ["Check", "ValidateRequest", "ValidateResponse", "validate_workflow"]
-
-
-class ValidateRequest(BaseModel):
-    calls: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
-    max_duration_ms: float | None = Field(default=None, ge=0)
-    min_success_rate: float | None = Field(default=0.95, ge=0, le=1)
-    max_memory_mb: float | None = Field(default=None, ge=0)
-    max_tokens: int | None = Field(default=None, ge=0)
-
-    @field_validator("calls")
-    @classmethod
-    def _valid_calls(cls, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for index, raw in enumerate(calls):
-            try:
-                record = parse_record(raw)
-            except RecordError as err:
-                raise ValueError(f"calls[{index}].{err.field}: {err.reason}") from None
-            if not isinstance(record, CallRecord):
-                raise ValueError(f"calls[{index}].kind: a workflow holds calls, not probes")
-        return calls
-
-
-class Check(BaseModel):
-    name: str
-    expected: float
-    actual: float | None
-    met: bool
-
-
-class ValidateResponse(BaseModel):
-    checks: list[Check]
-    all_met: bool
-    calls: int
+__all__ = [
+    "Check",
+    "ValidateRequest",
+    "ValidateResponse",
+    "Validator",
+    "validate_workflow",
+]
 
 
 def validate_workflow(req: ValidateRequest) -> ValidateResponse:
@@ -85,3 +56,13 @@ def validate_workflow(req: ValidateRequest) -> ValidateResponse:
                             met=total is not None and total <= req.max_tokens))
     return ValidateResponse(checks=checks, all_met=all(c.met for c in checks),
                             calls=len(records))
+
+
+class Validator(DecisionPlugin):
+    """The validate decision as a plug-in: fixed rules over the calls given, nothing learned."""
+
+    family = "workflow"
+    stateful = False
+
+    def validate(self, req: ValidateRequest) -> ValidateResponse:
+        return validate_workflow(req)

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.routing import Route
 
+from predictor import __version__
 from predictor.bottlenecks import BottlenecksRequest, BottlenecksResponse, Thresholds
 from predictor.data.schema import RecordError
 from predictor.serving.catalog import CATALOG, Decision
@@ -44,8 +45,6 @@ log = logging.getLogger("predictor.http")
 
 ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
 _JSON = "application/json"
-#: Decisions cheap enough to answer on the event loop; the others go to a worker thread.
-_INLINE = {"select", "preload", "scale", "recover"}
 
 
 class _BodyTooLarge(Exception):
@@ -141,13 +140,17 @@ def _json(model: Any, status_code: int = 200, headers: dict[str, str] | None = N
                     media_type=_JSON, headers=headers)
 
 
-def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
-    """The FastAPI app of ``predictor serve``; starts and stops ``service`` with itself."""
+def create_app(settings: Settings | None = None, service: Service | None = None,
+               decisions: tuple[Decision, ...] = CATALOG) -> FastAPI:
+    """The FastAPI app of ``predictor serve``; starts and stops ``service`` with itself.
+
+    Every row of ``decisions`` (default: the decisions table) becomes a route.
+    """
     settings = settings or Settings()
     service = service or Service(settings)
     metrics = service.metrics
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    mcp_server = build_mcp_server(service)
+    mcp_server = build_mcp_server(service, decisions)
     mcp_app = mcp_server.streamable_http_app(streamable_http_path="/", host=settings.host)
 
     @asynccontextmanager
@@ -159,7 +162,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         finally:
             await run_in_threadpool(service.stop)
 
-    app = FastAPI(title="predictor", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="predictor", version=__version__, lifespan=lifespan,
                   summary="Learned decisions for MCP workflows, from their telemetry.")
     app.state.service = service
 
@@ -232,8 +235,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 
     # --- decisions ---------------------------------------------------------------
     plain_paths: dict[Any, str] = {}
-    for decision in CATALOG:
-        if decision.name == "bottlenecks":
+    for decision in decisions:
+        if decision.http != "POST":
             continue
         endpoint = _decision_endpoint(service, decision)
         app.add_api_route(decision.path, endpoint,
@@ -263,7 +266,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         request = BottlenecksRequest(now=now, thresholds=Thresholds(
             latency_p95_ms=latency_p95_ms, throughput_per_min=throughput_per_min,
             memory_pct=memory_pct, cpu_pct=cpu_pct))
-        answer = await run_in_threadpool(service.engine.bottlenecks, request)
+        answer = await run_in_threadpool(service.engine.answer, "bottlenecks", request)
         metrics.decisions.labels(decision="bottlenecks", source=answer.model.source).inc()
         return _json(answer)
 
@@ -281,7 +284,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         except Exception as err:
             raise HTTPException(503, f"registry not readable: {err}") from None
 
-    _document_requests(app)
+    _document_requests(app, decisions)
     app.mount("/mcp", _RequireToken(mcp_app, token))
     app.add_middleware(_Guard, metrics=metrics, max_body_bytes=settings.max_body_bytes,
                        paths=plain_paths)
@@ -296,9 +299,9 @@ def _decision_endpoint(service: Service, decision: Decision) -> Callable[..., Aw
     framework's cost. The OpenAPI document still names the request model
     (see ``_document_requests``).
     """
-    method = decision.method
+    name = decision.name
     model = decision.request
-    inline = decision.name in _INLINE
+    inline = decision.inline
     counter = service.metrics.decisions
 
     async def endpoint(request: Request) -> Response:
@@ -306,9 +309,9 @@ def _decision_endpoint(service: Service, decision: Decision) -> Callable[..., Aw
             body = model.model_validate_json(await request.body() or b"{}")
         except ValidationError as err:
             raise RequestValidationError(err.errors(include_url=False)) from None
-        ask = getattr(service.engine, method)
+        ask = service.engine.answer
         try:
-            answer = ask(body) if inline else await run_in_threadpool(ask, body)
+            answer = ask(name, body) if inline else await run_in_threadpool(ask, name, body)
         except ValueError as err:  # e.g. a plan whose dependencies form a cycle
             raise HTTPException(422, str(err)) from None
         source = getattr(answer, "source", None) or getattr(
@@ -330,7 +333,7 @@ def _decision_endpoint(service: Service, decision: Decision) -> Callable[..., Aw
     return endpoint
 
 
-def _document_requests(app: FastAPI) -> None:
+def _document_requests(app: FastAPI, decisions: tuple[Decision, ...]) -> None:
     """Put each decision's request model into the OpenAPI document of its route."""
     default_openapi = app.openapi
 
@@ -339,8 +342,8 @@ def _document_requests(app: FastAPI) -> None:
             return app.openapi_schema
         schema = default_openapi()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for decision in CATALOG:
-            if decision.name == "bottlenecks":
+        for decision in decisions:
+            if decision.http != "POST":
                 continue
             model = decision.request
             body = model.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -1,36 +1,33 @@
 """Python clients of the HTTP API (httpx), synchronous and asynchronous.
 
-One method per route. Requests may be the request models or plain dicts;
-answers are the response models (``models``, ``ready`` and ``reload``
-return dicts). Errors raise :class:`httpx.HTTPStatusError`; a 429 from
-ingestion raises :class:`Throttled` with the server's ``Retry-After``.
+One method per decision, made from the decisions table
+(:data:`predictor.decisions.DECISIONS`): ``client.select(request)``,
+``client.scale(request)``, ... Requests may be the request models or plain
+dicts; answers are the response models (``models``, ``ready`` and
+``reload`` return dicts). Errors raise :class:`httpx.HTTPStatusError`; a
+429 from ingestion raises :class:`Throttled` with the server's
+``Retry-After``. Importing this module loads no model library.
 
 >>> client = PredictorClient("http://127.0.0.1:8000", token="s3cret")
 >>> client._http.headers["authorization"]
 'Bearer s3cret'
+>>> callable(client.select), callable(client.cooldown)
+(True, True)
 >>> client.close()
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
-from predictor.allocate import AdjustResponse, AllocateResponse
-from predictor.bottlenecks import BottlenecksResponse
-from predictor.context import ReduceResponse
-from predictor.plan import PlanResponse
-from predictor.preload import PreloadResponse
-from predictor.recover import RecoverResponse
-from predictor.risk import RiskResponse
-from predictor.scale import ScaleResponse
-from predictor.select import SelectResponse
-from predictor.serving.service import IngestReport
-from predictor.validate import ValidateResponse
+from predictor.api.telemetry import IngestReport
+from predictor.decisions import DECISIONS, Decision
 
-__all__ = ["AsyncPredictorClient", "PredictorClient", "Throttled"]
+__all__ = ["AsyncPredictorClient", "PredictorClient", "Throttled", "with_decisions"]
 
 M = TypeVar("M", bound=BaseModel)
 Body = BaseModel | dict[str, Any]
@@ -84,39 +81,16 @@ class PredictorClient:
     def traces(self, otlp: dict[str, Any]) -> IngestReport:
         return self._post("/v1/traces", otlp, IngestReport)
 
-    def select(self, request: Body) -> SelectResponse:
-        return self._post("/v1/select", request, SelectResponse)
 
-    def allocate(self, request: Body) -> AllocateResponse:
-        return self._post("/v1/allocate", request, AllocateResponse)
 
-    def adjust(self, request: Body) -> AdjustResponse:
-        return self._post("/v1/allocate/adjust", request, AdjustResponse)
 
-    def preload(self, request: Body) -> PreloadResponse:
-        return self._post("/v1/preload", request, PreloadResponse)
 
-    def scale(self, request: Body) -> ScaleResponse:
-        return self._post("/v1/scale", request, ScaleResponse)
 
-    def risk(self, request: Body) -> RiskResponse:
-        return self._post("/v1/risk", request, RiskResponse)
 
-    def recover(self, request: Body) -> RecoverResponse:
-        return self._post("/v1/recover", request, RecoverResponse)
 
-    def reduce_context(self, request: Body) -> ReduceResponse:
-        return self._post("/v1/context/reduce", request, ReduceResponse)
 
-    def plan(self, request: Body) -> PlanResponse:
-        return self._post("/v1/plan", request, PlanResponse)
 
-    def validate(self, request: Body) -> ValidateResponse:
-        return self._post("/v1/validate", request, ValidateResponse)
 
-    def bottlenecks(self, **params: float) -> BottlenecksResponse:
-        reply = _check(self._http.get("/v1/bottlenecks", params=params))
-        return BottlenecksResponse.model_validate_json(reply.content)
 
     def models(self) -> dict[str, Any]:
         return _check(self._http.get("/v1/models")).json()
@@ -158,39 +132,16 @@ class AsyncPredictorClient:
     async def traces(self, otlp: dict[str, Any]) -> IngestReport:
         return await self._post("/v1/traces", otlp, IngestReport)
 
-    async def select(self, request: Body) -> SelectResponse:
-        return await self._post("/v1/select", request, SelectResponse)
 
-    async def allocate(self, request: Body) -> AllocateResponse:
-        return await self._post("/v1/allocate", request, AllocateResponse)
 
-    async def adjust(self, request: Body) -> AdjustResponse:
-        return await self._post("/v1/allocate/adjust", request, AdjustResponse)
 
-    async def preload(self, request: Body) -> PreloadResponse:
-        return await self._post("/v1/preload", request, PreloadResponse)
 
-    async def scale(self, request: Body) -> ScaleResponse:
-        return await self._post("/v1/scale", request, ScaleResponse)
 
-    async def risk(self, request: Body) -> RiskResponse:
-        return await self._post("/v1/risk", request, RiskResponse)
 
-    async def recover(self, request: Body) -> RecoverResponse:
-        return await self._post("/v1/recover", request, RecoverResponse)
 
-    async def reduce_context(self, request: Body) -> ReduceResponse:
-        return await self._post("/v1/context/reduce", request, ReduceResponse)
 
-    async def plan(self, request: Body) -> PlanResponse:
-        return await self._post("/v1/plan", request, PlanResponse)
 
-    async def validate(self, request: Body) -> ValidateResponse:
-        return await self._post("/v1/validate", request, ValidateResponse)
 
-    async def bottlenecks(self, **params: float) -> BottlenecksResponse:
-        reply = _check(await self._http.get("/v1/bottlenecks", params=params))
-        return BottlenecksResponse.model_validate_json(reply.content)
 
     async def models(self) -> dict[str, Any]:
         return _check(await self._http.get("/v1/models")).json()
@@ -203,3 +154,47 @@ class AsyncPredictorClient:
 
     async def health(self) -> bool:
         return (await self._http.get("/healthz")).status_code == 200
+
+
+def _sync_method(decision: Decision) -> Callable[..., BaseModel]:
+    def ask(self: PredictorClient, request: Body | None = None, **params: Any) -> BaseModel:
+        if decision.http == "GET":
+            reply = _check(self._http.get(decision.path, params=params))
+            return decision.response.model_validate_json(reply.content)
+        return self._post(decision.path, request if request is not None else params,
+                          decision.response)
+
+    return ask
+
+
+def _async_method(decision: Decision) -> Callable[..., Awaitable[BaseModel]]:
+    async def ask(self: AsyncPredictorClient, request: Body | None = None,
+                  **params: Any) -> BaseModel:
+        if decision.http == "GET":
+            reply = _check(await self._http.get(decision.path, params=params))
+            return decision.response.model_validate_json(reply.content)
+        return await self._post(decision.path, request if request is not None else params,
+                                decision.response)
+
+    return ask
+
+
+def _add_methods(cls: type, decisions: tuple[Decision, ...], make: Callable) -> None:
+    for decision in decisions:
+        method = make(decision)
+        method.__name__ = method.__qualname__ = decision.name
+        method.__doc__ = (f"{decision.http} {decision.path}: {decision.summary} "
+                          f"Returns {decision.response.__name__}.")
+        setattr(cls, decision.name, method)
+
+
+_add_methods(PredictorClient, DECISIONS, _sync_method)
+_add_methods(AsyncPredictorClient, DECISIONS, _async_method)
+
+
+def with_decisions(decisions: tuple[Decision, ...],
+                   base: type[PredictorClient] = PredictorClient) -> type[PredictorClient]:
+    """A client class with a method for each of ``decisions`` (e.g. a plug-in's own table)."""
+    cls = type(base.__name__, (base,), {})
+    _add_methods(cls, decisions, _sync_method)
+    return cls

@@ -22,22 +22,21 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from predictor import __version__
 from predictor.data.schema import RecordError
 from predictor.serving.catalog import CATALOG, Decision
 from predictor.serving.service import IngestReport, QueueFull, Service
 
-__all__ = ["build_mcp_server"]
+__all__ = ["build_mcp_server", "instructions"]
 
-INSTRUCTIONS = (
-    "predictor learns from MCP tool-call telemetry and answers an execution layer's questions: "
-    "which server to pick (select_server), what a workflow will need (allocate_resources), what "
-    "to preload (preload_keys), how many replicas (recommend_scaling), whether a server is about "
-    "to fail (assess_risk), what to do after a failure (recommend_recovery), which context to "
-    "keep (reduce_context), how to batch operations (plan_operations), where the bottlenecks "
-    "are (find_bottlenecks) and whether a workflow met expectations (validate_workflow). Send "
-    "telemetry with report_telemetry. Every answer says which model answered and its source "
-    "(online, batch or prior)."
-)
+def instructions(decisions: tuple[Decision, ...] = CATALOG) -> str:
+    """The server's instructions: one line per tool, from the decisions table."""
+    lines = ["predictor learns from MCP tool-call telemetry and answers an execution layer's "
+             "questions. Every answer says which model answered and its source (online, batch, "
+             "prior or rule). Tools:"]
+    lines += [f"- {d.tool}: {d.summary}" for d in decisions]
+    lines.append("- report_telemetry: send telemetry records (stored durably, learned online).")
+    return "\n".join(lines)
 
 
 def _signature(model: type[BaseModel], returns: Any) -> inspect.Signature:
@@ -61,7 +60,7 @@ def _decision_tool(service: Service, decision: Decision) -> Callable[..., BaseMo
     def tool(**arguments: Any) -> BaseModel:
         try:
             request = decision.request.model_validate(arguments)
-            answer = getattr(service.engine, decision.method)(request)
+            answer = service.engine.answer(decision.name, request)
         except ValueError as err:  # pydantic's ValidationError is one
             raise ToolError(f"{decision.tool}: {err}") from None
         source = getattr(answer, "source", None) or "rule"
@@ -74,10 +73,10 @@ def _decision_tool(service: Service, decision: Decision) -> Callable[..., BaseMo
     return tool
 
 
-def build_mcp_server(service: Service) -> MCPServer:
-    """An :class:`mcp.server.MCPServer` whose tools answer from ``service``."""
-    server = MCPServer(name="predictor", instructions=INSTRUCTIONS, version="0.1.0")
-    for decision in CATALOG:
+def build_mcp_server(service: Service, decisions: tuple[Decision, ...] = CATALOG) -> MCPServer:
+    """An :class:`mcp.server.MCPServer` whose tools (one per decision) answer from ``service``."""
+    server = MCPServer(name="predictor", instructions=instructions(decisions), version=__version__)
+    for decision in decisions:
         server.add_tool(_decision_tool(service, decision), name=decision.tool,
                         description=decision.summary,
                         annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False),

@@ -38,14 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
+from predictor.api.telemetry import IngestError, IngestReport
 from predictor.data.otlp import spans_to_raw_records
 from predictor.data.schema import Record, RecordError, parse_record
 from predictor.data.store import SQLiteEventStore
+from predictor.decisions import DECISIONS, Decision, online_families, plugin_class
 from predictor.engine import Engine
 from predictor.serving.champions import (
-    REGISTERED_FAMILIES,
     Champion,
     load_champions,
     resolve_tracking_uri,
@@ -53,24 +52,11 @@ from predictor.serving.champions import (
 from predictor.serving.metrics import Metrics
 from predictor.serving.settings import Settings
 
-__all__ = ["FAMILY_DECISIONS", "IngestError", "IngestReport", "IngestResult", "QueueFull",
+__all__ = ["IngestError", "IngestReport", "IngestResult", "QueueFull",
            "Service"]
 
 log = logging.getLogger("predictor.service")
 
-#: Which decision each model family answers.
-FAMILY_DECISIONS = {"performance": "select", "resources": "allocate", "cache": "preload",
-                    "load": "scale", "risk": "risk"}
-#: Why a family's batch champion does not answer its decision in the service.
-_ONLINE_ONLY = {
-    "performance": "select answers from the online model: a batch predict of ten candidates "
-                   "costs close to a millisecond (bench/models.py), select about 60 "
-                   "microseconds, and the online model learns every call",
-    "resources": "allocate answers per tool from the online laws; the batch model needs a "
-                 "call's history, which a workflow spec does not have",
-    "cache": "preload answers from the online access model, which learns every access",
-    "load": "scale answers from the per-server online forecaster",
-}
 _CATCH_UP_CHUNK = 5_000
 _LEARN_CHUNK = 50  # records learned between two looks at the ingestion path
 _YIELD_S = 0.1  # the longest the learner waits for ingestion, per chunk
@@ -103,28 +89,6 @@ class IngestResult:
 
 
 
-class IngestError(BaseModel):
-    index: int | str = Field(description="position in the batch (a span's path for OTLP)")
-    field: str
-    reason: str
-
-
-class IngestReport(BaseModel):
-    """The answer to an ingestion: what was stored, what was rejected and why."""
-
-    received: int
-    accepted: int = Field(description="records stored durably before this reply")
-    rejected: int
-    skipped: int = Field(default=0, description="OTLP spans that are not tool calls")
-    errors: list[IngestError] = Field(description="the first 100 rejections")
-
-    @classmethod
-    def of(cls, result: IngestResult) -> IngestReport:
-        return cls(received=result.received, accepted=result.accepted,
-                   rejected=result.rejected, skipped=result.skipped,
-                   errors=[IngestError(**e) for e in result.errors])
-
-
 def _when_due(last: float, interval_s: float, action: Callable[[], object],
               failure: str) -> float:
     """Run ``action`` if ``interval_s`` passed since ``last``; return when it last ran.
@@ -143,11 +107,14 @@ def _when_due(last: float, interval_s: float, action: Callable[[], object],
 class Service:
     """Everything the HTTP app and the MCP server share; see the module docstring."""
 
-    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None,
+                 decisions: tuple[Decision, ...] = DECISIONS) -> None:
+        self.decisions = decisions
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.store: SQLiteEventStore | None = None
-        self.engine = Engine(settings.capabilities or None, seed=settings.seed)
+        self.engine = Engine(settings.capabilities or None, seed=settings.seed,
+                             decisions=decisions)
         self.champions: dict[str, Champion] = {}
         self.registry_uri: str | None = None
         self.registry_state = "not loaded"
@@ -242,7 +209,8 @@ class Service:
                 self.online_registry = {"state": "resumed", "uri": uri, **described}
                 log.info("resumed from the registry", extra={"event": "resume", **described})
                 return engine
-        return Engine(self.settings.capabilities or None, seed=self.settings.seed)
+        return Engine(self.settings.capabilities or None, seed=self.settings.seed,
+                      decisions=self.decisions)
 
     def _online_registry_uri(self) -> str | None:
         if not self.settings.online_registry:
@@ -492,7 +460,7 @@ class Service:
                 raise
             risk = champions.get("risk")
             # One assignment each: a request sees the old set or the new one, never a mix.
-            self.engine.risk.use_batch(
+            self.engine.plugin("risk").use_batch(
                 None if risk is None or risk.bundle is None else risk.bundle.model,
                 risk.version if risk else "")
             self.champions = champions
@@ -506,24 +474,37 @@ class Service:
             return self.models()
 
     def models(self) -> dict[str, Any]:
-        """Each family: its champion, version, which variant answers, metrics, trained-at."""
+        """Each family: its decisions, champion, which variant answers, its version and figures.
+
+        ``source`` and ``version`` are those of the variant that answers the
+        family's primary decision now; ``metrics`` are the registered
+        champion's figures from its last evaluation, given only when that
+        champion is what answers (an online variant's figures come from
+        ``predictor evaluate``, see ``why_online``).
+        """
         champions = self.champions
         families = {}
-        for family in REGISTERED_FAMILIES:
+        for family in online_families():
             champion = champions.get(family)
-            answering = "batch" if (family == "risk" and champion is not None
-                                    and champion.bundle is not None) else "online"
+            row = next(d for d in DECISIONS if d.family == family and d.primary)
+            provenance = self.engine.answer_provenance(row.name)
+            answering = provenance.variant
             entry: dict[str, Any] = {
-                "decision": FAMILY_DECISIONS[family],
-                "source": answering,
+                "decision": row.name,
+                "decisions": [d.name for d in DECISIONS if d.family == family],
+                "source": provenance.source,
+                "variant": answering,
+                "version": provenance.version,
                 "champion": None if champion is None else champion.describe(),
-                "version": champion.version if answering == "batch" and champion else
-                f"online-{self.engine.learned}",
-                "metrics": champion.metrics if champion else {},
+                "metrics": champion.metrics if champion and answering == "batch" else {},
                 "trained_at": champion.trained_at if champion else None,
             }
-            if champion is not None and answering == "online":
-                entry["why_online"] = _ONLINE_ONLY[family]
+            if answering != "batch":
+                why = plugin_class(row.plugin).why_online
+                entry["why_online"] = why or ("no batch champion is registered" if champion is None
+                                              else "the champion cannot rank")
+                if champion is not None:
+                    entry["champion_metrics"] = champion.metrics
             families[family] = entry
         return {"families": families,
                 "online": {**self.engine.status(), "registry": self.online_registry},

@@ -11,7 +11,9 @@ exact. Each policy learns only from the outcomes of its own picks (bandit
 feedback); the model policy also reads the health probes, which every
 deployment has.
 
-Policies: ``model`` (:class:`predictor.select.Selector`), ``ewma`` (the
+Policies: ``served`` (the select decision exactly as the service builds it:
+the engine's selector with its cooldowns, the default weights and the
+default exploration; reported as ``model`` too), ``ewma`` (the
 lowest per-(server, tool) moving-average latency of its own observations,
 unseen servers first), ``random``, ``round_robin``.
 
@@ -29,15 +31,16 @@ from typing import Any
 
 import numpy as np
 
+from predictor.api.select import DEFAULT_WEIGHTS, SelectRequest
+from predictor.data.schema import parse_record
 from predictor.data.simulator import CATALOG, CallContext, Simulator
-from predictor.select import Selector, SelectRequest
+from predictor.engine import Engine
 
-__all__ = ["CLOSED_LOOP_WEIGHTS", "run_closed_loop"]
+__all__ = ["POLICIES", "run_closed_loop"]
 
-#: The closed loop scores latency and success only, so cost carries no weight here.
-CLOSED_LOOP_WEIGHTS = {"capability": 0.3, "performance": 0.5, "cost": 0.0, "reliability": 0.15,
-                       "availability": 0.05}
-POLICIES = ("model", "ewma", "random", "round_robin")
+POLICIES = ("served", "model", "ewma", "random", "round_robin")
+#: The exploration rate a select request gets when it does not set one.
+SERVED_EXPLORE = SelectRequest.model_fields["explore"].default
 
 
 class _Ewma:
@@ -55,25 +58,25 @@ class _Ewma:
             latency - old)
 
 
-def run_closed_loop(n_calls: int, *, seed: int = 0, explore: float = 0.05,
+def run_closed_loop(n_calls: int, *, seed: int = 0,
                     progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run ``n_calls`` first-attempt calls through every policy; return the report."""
     progress = progress or (lambda message: None)
     sim = Simulator(seed=seed)
     world = sim.world
-    selector = Selector(weights=CLOSED_LOOP_WEIGHTS, seed=seed)
+    engine = Engine(seed=seed)  # the served select decision, with its cooldowns
     ewma = _Ewma()
     rng = random.Random(f"closed-loop-{seed}")
     turn: dict[str, int] = {}
-    results: dict[str, list[tuple[float, bool]]] = {p: [] for p in (*POLICIES, "oracle")}
+    results: dict[str, list[tuple[float, bool, float]]] = {
+        p: [] for p in (*POLICIES, "oracle")}
     explored = 0
     calls = 0
     for record in sim.records(10 * n_calls + 1000):
         if calls >= n_calls:
             break
         if record.get("kind") == "health":
-            selector.observe_health(record["server"], reachable=record["reachable"],
-                                    queue_depth=record.get("queue_depth"))
+            engine.learn([parse_record(record)])
             continue
         if record.get("attempt", 1) != 1:
             continue
@@ -93,33 +96,39 @@ def run_closed_loop(n_calls: int, *, seed: int = 0, explore: float = 0.05,
             for s in candidates
         }
 
-        answer = selector.select(SelectRequest(task_type=task, candidates=candidates,
-                                               tool=tool, explore=explore))
+        answer = engine.select(SelectRequest(task_type=task, candidates=candidates, tool=tool))
         explored += answer.explored
         k = turn.get(task, 0)
         turn[task] = k + 1
         picks = {
-            "model": answer.ranking[0].server,
+            "served": answer.ranking[0].server,
             "ewma": ewma.pick(candidates, tool),
             "random": rng.choice(candidates),
             "round_robin": candidates[k % len(candidates)],
         }
         for policy, server in picks.items():
             out = outcomes[server]
-            results[policy].append((out["latency_ms"], out["success"]))
+            results[policy].append((out["latency_ms"], out["success"], out["cost_usd"]))
+        results["model"].append(results["served"][-1])
         best = min(candidates,
                    key=lambda s: (not outcomes[s]["success"], outcomes[s]["latency_ms"]))
-        results["oracle"].append((outcomes[best]["latency_ms"], outcomes[best]["success"]))
-        # Each policy learns from its own pick only.
-        out = outcomes[picks["model"]]
-        selector.observe_call(ts, picks["model"], task, latency_ms=out["latency_ms"],
-                              success=out["success"], error_type=out["error_type"],
-                              concurrency=concurrency[picks["model"]], cost_usd=out["cost_usd"])
+        results["oracle"].append((outcomes[best]["latency_ms"], outcomes[best]["success"],
+                                  outcomes[best]["cost_usd"]))
+        # Each policy learns from its own pick only; the served one as the service
+        # would, from the telemetry record of its call.
+        server = picks["served"]
+        out = outcomes[server]
+        engine.learn([parse_record({
+            "ts": ts, "server": server, "tool": tool, "task_type": task,
+            "latency_ms": out["latency_ms"], "success": out["success"],
+            "error_type": out["error_type"], "concurrency": concurrency[server],
+            "cost_usd": out["cost_usd"]})])
         ewma.learn(picks["ewma"], tool, outcomes[picks["ewma"]]["latency_ms"])
         if calls % 10_000 == 0:
             progress(f"closed loop: {calls} calls")
     mean_latency = {p: float(np.mean([r[0] for r in v])) for p, v in results.items()}
     success = {p: float(np.mean([r[1] for r in v])) for p, v in results.items()}
+    cost = {p: float(np.mean([r[2] for r in v])) for p, v in results.items()}
     oracle = mean_latency["oracle"]
     return {
         "events": calls,
@@ -129,9 +138,13 @@ def run_closed_loop(n_calls: int, *, seed: int = 0, explore: float = 0.05,
             "decisions": calls,
             "mean_latency_ms": {p: round(v, 2) for p, v in mean_latency.items()},
             "success_rate": {p: round(v, 4) for p, v in success.items()},
+            "mean_cost_usd": {p: round(v, 6) for p, v in cost.items()},
+            "latency_per_success_ms": {p: round(mean_latency[p] / max(success[p], 1e-9), 2)
+                                       for p in results},
             "regret_ms": {p: round(mean_latency[p] - oracle, 2) for p in POLICIES},
             "explored_pct": round(100.0 * explored / max(calls, 1), 2),
-            "weights": CLOSED_LOOP_WEIGHTS,
+            "weights": dict(DEFAULT_WEIGHTS),
+            "explore": SERVED_EXPLORE,
         },
     }
 

@@ -9,8 +9,9 @@ its own on a schedule and when it stops.
 
 Each version is a pyfunc (:class:`OnlineFamilyModel`) whose ``predict``
 answers the family's decision for each row of a DataFrame of requests
-(columns: the fields of the decision's request model; see
-:data:`ONLINE_DECISIONS`), with one JSON answer per row. Its tags say
+(columns: the fields of the decision's request model: the family's primary
+decision in :data:`predictor.decisions.DECISIONS`), with one JSON answer per
+row. Its tags say
 which snapshot it belongs to (``checkpoint``), the store its cursor counts
 in (``store_id``) and the cursor itself, so :func:`load_online` only ever
 assembles parts of one snapshot.
@@ -28,32 +29,14 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-from predictor.engine import FAMILY_PARTS, Engine
+from predictor.decisions import online_families, primary
+from predictor.engine import Engine
 from predictor.training.pyfunc import pip_requirements, row_fields
 
-__all__ = ["ONLINE_DECISIONS", "OnlineFamilyModel", "load_online", "online_model_name",
+__all__ = ["OnlineFamilyModel", "load_online", "online_model_name",
            "register_online"]
 
 log = logging.getLogger(__name__)
-
-#: The decision each online family answers in its pyfunc: (engine method, request model).
-ONLINE_DECISIONS: dict[str, tuple[str, str]] = {
-    "performance": ("select", "predictor.select:SelectRequest"),
-    "resources": ("allocate", "predictor.allocate:AllocateRequest"),
-    "cache": ("preload", "predictor.preload:PreloadRequest"),
-    "load": ("scale", "predictor.scale:ScaleRequest"),
-    "risk": ("assess_risk", "predictor.risk:RiskRequest"),
-}
-
-#: One request per family for the registered input example.
-_EXAMPLES: dict[str, dict[str, Any]] = {
-    "performance": {"task_type": "search", "candidates": ["a", "b"], "explore": 0.0},
-    "resources": {"phases": [{"phase": "fetch", "tool": "search", "calls": 2}]},
-    "cache": {"recent": ["k1"], "budget_keys": 2},
-    "load": {"server": "a", "current_replicas": 2, "capacity_per_replica": 10.0},
-    "risk": {"server": "a"},
-}
-
 
 def online_model_name(family: str) -> str:
     """The registered name of a family's online checkpoints.
@@ -62,13 +45,6 @@ def online_model_name(family: str) -> str:
     'predictor-load-online'
     """
     return f"predictor-{family}-online"
-
-
-def _request_model(family: str) -> type:
-    import importlib
-
-    module, name = ONLINE_DECISIONS[family][1].split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 class OnlineFamilyModel(mlflow.pyfunc.PythonModel):
@@ -82,15 +58,15 @@ class OnlineFamilyModel(mlflow.pyfunc.PythonModel):
         self.engine = Engine.from_parts({self.family: part}, meta.get("engine_progress"))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # type: ignore[no-untyped-def]
-        method, _ = ONLINE_DECISIONS[self.family]
-        request_model = _request_model(self.family)
+        decision = primary(self.family)
+        request_model = decision.request
         answers = []
         for i, row in enumerate(pd.DataFrame(model_input).to_dict("records")):
             try:
                 request = request_model.model_validate(row_fields(row))
             except ValueError as err:
                 raise ValueError(f"row {i}: {err}") from err
-            answers.append(getattr(self.engine, method)(request).model_dump_json())
+            answers.append(self.engine.answer(decision.name, request).model_dump_json())
         return pd.DataFrame({"answer": answers})
 
 
@@ -127,7 +103,7 @@ def register_online(engine: Engine, *, source: str,
             mlflow.log_metrics({"learned": float(progress["learned"]),
                                 "cursor": float(progress["cursor"])})
             for family, path in paths.items():
-                example = pd.DataFrame([_EXAMPLES[family]])
+                example = pd.DataFrame([primary(family).example])
                 probe = OnlineFamilyModel()
                 probe.family = family
                 probe.engine = Engine.from_parts({family: _part_of(engine, family)}, progress)
@@ -147,7 +123,7 @@ def register_online(engine: Engine, *, source: str,
 
 
 def _part_of(engine: Engine, family: str) -> dict[str, Any]:
-    return {attr: getattr(engine, attr) for attr in FAMILY_PARTS[family]}
+    return engine.part(family)
 
 
 def load_online(tracking_uri: str) -> tuple[Engine, dict[str, Any]] | None:
@@ -162,7 +138,7 @@ def load_online(tracking_uri: str) -> tuple[Engine, dict[str, Any]] | None:
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     by_checkpoint: dict[str, dict[str, Any]] = {}
-    for family in FAMILY_PARTS:
+    for family in online_families():
         try:
             found = client.search_model_versions(f"name = '{online_model_name(family)}'")
         except mlflow.exceptions.MlflowException:
@@ -172,7 +148,7 @@ def load_online(tracking_uri: str) -> tuple[Engine, dict[str, Any]] | None:
             if checkpoint:
                 by_checkpoint.setdefault(checkpoint, {})[family] = version
     complete = [versions for versions in by_checkpoint.values()
-                if set(versions) == set(FAMILY_PARTS)]
+                if set(versions) == set(online_families())]
     if not complete:
         return None
     newest = max(complete, key=lambda v: max(int(x.creation_timestamp) for x in v.values()))

@@ -28,8 +28,9 @@ def test_reload_swaps_in_a_new_risk_champion(tmp_path, sim_records):
         models = _wait_registry(client)
         assert models["registry"]["state"] == "loaded"
         assert models["families"]["risk"] == {
-            "decision": "risk", "source": "online", "champion": None,
-            "version": "online-0", "metrics": {}, "trained_at": None}
+            "decision": "risk", "decisions": ["risk", "recover", "cooldown"],
+            "source": "prior", "variant": "online", "version": "0", "champion": None,
+            "metrics": {}, "trained_at": None, "why_online": "no batch champion is registered"}
         client.post("/v1/telemetry", json=sim_records).raise_for_status()
         assert client.app.state.service.wait_learned(30)
         server = sim_records[0]["server"]

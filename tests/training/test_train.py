@@ -169,12 +169,12 @@ def test_online_state_is_registered_and_resumed(trained):
     candidates = sorted({r["server"] for r in records if r.get("task_type") == task})
     pick = SelectRequest(task_type=task, candidates=candidates, explore=0)
     assert engine.select(pick).ranking == direct.select(pick).ranking
-    assert engine.recoverer.selector is engine.selector
+    assert engine.plugin("recover").selector is engine.plugin("select")
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     model = mlflow.pyfunc.load_model(f"models:/predictor-risk-online/{first.online['risk']}")
     answer = json.loads(model.predict(pd.DataFrame([{"server": server}]))["answer"][0])
-    expected = direct.assess_risk(RiskRequest(server=server))
+    expected = direct.risk(RiskRequest(server=server))
     assert answer["failure_probability"] == pytest.approx(expected.failure_probability)
     assert answer["source"] == expected.source == "online"

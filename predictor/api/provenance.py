@@ -10,16 +10,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-__all__ = ["Provenance"]
+__all__ = [
+    "Provenance",
+]
 
 
 class Provenance(BaseModel):
-    family: Literal["performance", "resources", "cache", "load", "risk", "context"]
-    variant: Literal["online", "batch", "rule"]
-    version: str
-    source: Literal["online", "batch", "prior"]
+    family: str = Field(description="model family: performance, resources, cache, load, risk, "
+                                    "or context / workflow for rule-based decisions")
+    variant: Literal["online", "batch", "rule"] = Field(description="which variant answered")
+    version: str = Field(description="online: records learned; batch: registry version")
+    source: Literal["online", "batch", "prior", "rule"] = Field(
+        description="prior: nothing learned yet; rule: computed by fixed rules")
 
     @classmethod
     def of(cls, family: str, *, observations: int, learned: bool | None = None,

@@ -1,0 +1,48 @@
+"""Request and answer of the bottlenecks decision (light: pydantic only)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from predictor.api.provenance import Provenance
+
+__all__ = [
+    "BottlenecksRequest",
+    "BottlenecksResponse",
+    "Finding",
+    "Thresholds",
+]
+
+
+class Thresholds(BaseModel):
+    latency_p95_ms: float = Field(default=2000.0, gt=0)
+    throughput_per_min: float = Field(default=50.0, ge=0)
+    memory_pct: float = Field(default=80.0, ge=0, le=100)
+    cpu_pct: float = Field(default=70.0, ge=0, le=100)
+
+
+class BottlenecksRequest(BaseModel):
+    now: float | None = Field(default=None,
+                              description="epoch seconds the window ends at; default: the "
+                                          "latest telemetry time")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+
+class Finding(BaseModel):
+    server: str
+    tool: str | None
+    metric: Literal["latency_p95_ms", "throughput_per_min", "memory_pct", "cpu_pct"]
+    value: float
+    threshold: float
+    when: Literal["now", "forecast"]
+    action: Literal["reroute", "scale", "preload"]
+    severity: float
+
+
+class BottlenecksResponse(BaseModel):
+    findings: list[Finding]
+    drift_alarms: dict[str, int]
+    window_s: float
+    model: Provenance

@@ -1,0 +1,51 @@
+"""Request and answer of the recover decision (light: pydantic only)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from predictor.api.provenance import Provenance
+
+__all__ = [
+    "RecoverRequest",
+    "RecoverResponse",
+    "Strategy",
+    "StrategyOption",
+]
+
+Strategy = Literal["retry", "fallback", "degrade", "abort"]
+
+
+class RecoverRequest(BaseModel):
+    error_type: str = Field(min_length=1)
+    server: str = Field(min_length=1)
+    attempt: int = Field(default=1, ge=1, description="the attempt that just failed")
+    elapsed_ms: float = Field(default=0.0, ge=0, description="time spent on this call so far")
+    candidates: list[str] = Field(default_factory=list,
+                                  description="servers able to take the call instead")
+    task_type: str | None = Field(default=None,
+                                  description="lets the selector rank the fallback servers")
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    budget_ms: float = Field(default=30_000.0, gt=0)
+    min_attempt_ms: float = Field(default=1_000.0, ge=0,
+                                  description="time another attempt needs at the least")
+
+
+class StrategyOption(BaseModel):
+    strategy: Strategy
+    success: float
+    allowed: bool
+    why_not: str | None = None
+
+
+class RecoverResponse(BaseModel):
+    strategy: Strategy
+    backoff_ms: float | None = None
+    fallback_server: str | None = None
+    expected_success: float
+    options: list[StrategyOption]
+    source: Literal["online", "prior"]
+    reason: str
+    model: Provenance
