@@ -61,26 +61,6 @@ __all__ = [
 _Z = {0.5: 0.6745, 0.8: 1.2816, 0.9: 1.6449, 0.95: 1.96}
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 @dataclass
 class _Moments:
     n: float = 0.0
@@ -138,12 +118,20 @@ class Allocator(DecisionPlugin):
             return prior_mean, prior_var, False
         return m.mean, m.var(prior_var), True
 
-    def _phase(self, spec: PhaseSpec, z: float) -> PhaseEstimate:
-        n = spec.calls
-        mu, s2, learned = self._law(spec.tool, "log_duration")
+    def duration(self, tool: str, calls: int = 1, coverage: float = 0.8) -> tuple[Estimate, bool]:
+        """Duration of ``calls`` calls of ``tool`` with its interval, and whether it is learned."""
+        with self._lock:
+            return self._duration(tool, calls, _Z[coverage])
+
+    def _duration(self, tool: str, n: int, z: float) -> tuple[Estimate, bool]:
+        mu, s2, learned = self._law(tool, "log_duration")
         call_mean = math.exp(mu + s2 / 2)
         call_var = (math.exp(s2) - 1) * math.exp(2 * mu + s2)
-        duration = _interval(n * call_mean, n * call_var, z)
+        return _interval(n * call_mean, n * call_var, z), learned
+
+    def _phase(self, spec: PhaseSpec, z: float) -> PhaseEstimate:
+        n = spec.calls
+        duration, learned = self._duration(spec.tool, n, z)
         t_mean, t_var, t_learned = self._law(spec.tool, "tokens")
         m_mean, m_var, _ = self._law(spec.tool, "memory_mb")
         c_mean, c_var, _ = self._law(spec.tool, "cpu_pct")

@@ -107,7 +107,7 @@ class Engine(LockedState):
             if key not in self.plugins:
                 self.plugins[key] = plugin_class(key).build(capabilities=self.capabilities,
                                                             seed=self.seed)
-        for plugin in self.plugins.values():
+        for plugin in list(self.plugins.values()):
             for attr, key in plugin.needs.items():
                 if key not in self.plugins:
                     self.plugins[key] = plugin_class(key).build(

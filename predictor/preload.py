@@ -69,11 +69,12 @@ class Preloader(DecisionPlugin):
     def learn_call(self, record: CallRecord) -> None:
         if record.cache_key is not None:
             self.observe(record.cache_key, record.epoch)
-            self.recent.append(record.cache_key)
 
     def observe(self, key: str, ts: float) -> None:
+        """Learn one access to ``key`` at ``ts``."""
         with self._lock:
             self.model.learn_one(key, ts)
+            self.recent.append(key)
             self.observations += 1
 
     def preload(self, req: PreloadRequest) -> PreloadResponse:

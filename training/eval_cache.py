@@ -8,9 +8,12 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from predictor.api.preload import PreloadRequest
 from predictor.models.cache import AccessModel
 from predictor.models.caching import PredictiveCache, belady_hit_ratio, lru_hit_ratio
+from predictor.preload import Preloader
 from predictor.training.metrics import rounded
+from predictor.training.served import served_engine
 
 __all__ = ["CACHE_GRID", "evaluate_cache", "tune_cache"]
 
@@ -84,5 +87,45 @@ def evaluate_cache(calls: pd.DataFrame, train: np.ndarray, test: np.ndarray,
                                      else 0.0),
         "settings": settings,
     }
+    served = _served(train_keys, ts[train & has_key], test_keys, test_ts, size)
+    section["hit_ratio"]["served"] = rounded(served.hit_ratio)
+    section["served_preloads"] = served.preloads
+    section["served_preload_precision"] = rounded(
+        served.preload_hits / served.preloads if served.preloads else 0.0)
+    section["variant"] = "online"
+    section["variant_why"] = ("preload answers from the online access model, which learns "
+                              "every access; the cache around it is a segmented LRU with "
+                              "default shares (the settings above are tuned for 'predictive' "
+                              "only)")
     plot_data = {"keys": test_keys, "ts": test_ts, "size": size, "model": before_test}
     return section, {"access_model": model, "settings": settings, "plot": plot_data}
+
+
+class _ServedPreloads:
+    """The preload decision as a cache's access model: it learns each access and proposes
+    what ``POST /v1/preload`` would, with the request's defaults."""
+
+    def __init__(self, preloader: Preloader) -> None:
+        self.preloader = preloader
+
+    def learn_one(self, key: str, ts: float) -> None:
+        self.preloader.observe(key, ts)
+
+    def predict_next(self, key: str, k: int) -> list[tuple[str, float]]:
+        answer = self.preloader.preload(PreloadRequest(budget_keys=k))
+        return [(chosen.key, chosen.probability) for chosen in answer.keys]
+
+
+def _served(train_keys: list[str], train_ts: np.ndarray, test_keys: list[str],
+            test_ts: np.ndarray, size: int) -> PredictiveCache:
+    """A cache of ``size`` keys that preloads what the served preload decision proposes.
+
+    The decision learns every training access first, then drives the cache
+    over the test accesses, learning each as it happens (as the service does).
+    """
+    preloader = served_engine(("preload",)).plugin("preload")
+    for key, t in zip(train_keys, train_ts, strict=True):
+        preloader.observe(key, float(t))
+    min_probability = PreloadRequest.model_fields["min_probability"].default
+    return _replay(_ServedPreloads(preloader), test_keys, test_ts, size,
+                   threshold=min_probability)

@@ -9,6 +9,7 @@ from river import drift
 from predictor.models.delay import LabelDelay, finish_time
 from predictor.models.features import CallFeaturizer
 from predictor.models.performance import BatchPerformance, OnlinePerformance
+from predictor.select import Selector
 from predictor.training.metrics import auc, mae, rounded
 
 __all__ = ["AFTER_DRIFT_S", "evaluate_performance"]
@@ -129,4 +130,6 @@ def evaluate_performance(calls: pd.DataFrame, history: pd.DataFrame, train: np.n
         }
     plot_data = {"latency_true": lat_true, "latency_pred": pred.latency_p50_ms,
                  "success_true": ok_true, "success_prob": pred.success}
+    section["variant"] = "online"
+    section["variant_why"] = Selector.why_online
     return section, {"featurizer": featurizer, "batch": batch, "plot": plot_data}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from predictor.data.frame import frame_records
 from predictor.models.delay import LabelDelay, finish_time
 from predictor.models.features import CallFeaturizer
 from predictor.models.resources import TARGETS, BatchResources, OnlineResources
 from predictor.training.metrics import mae, rounded
+from predictor.training.served import replay, served_engine
 
 __all__ = ["evaluate_resources"]
 
@@ -73,4 +75,29 @@ def evaluate_resources(calls: pd.DataFrame, history: pd.DataFrame, train: np.nda
             "batch": rounded(mae(truth_other, pred[name]), 3),
             "group_mean": rounded(mae(truth_other, _group_mean(calls, col, train, test)), 3),
         }
+    served, inside = _served(calls, test)
+    section["duration_mae_ms"]["served"] = rounded(mae(truth, served), 2)
+    section["interval_coverage_80_served"] = rounded(inside)
+    section["variant"] = "online"
+    section["variant_why"] = ("allocate answers from per-tool laws learned online: a workflow "
+                              "spec has no call history, which the batch model needs")
     return section, {"featurizer": featurizer, "batch": batch}
+
+
+def _served(calls: pd.DataFrame, test: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """The allocate decision, replayed: each test call's expected duration as one call of its
+    tool, and the share of test calls inside the 80 % interval it gives."""
+    engine = served_engine(("allocate",))
+    allocator = engine.plugin("allocate")
+    expected = np.full(int(test.sum()), np.nan)
+    hits = []
+    k = 0
+    for position, call in replay(engine, frame_records(calls)):
+        if not test[position]:
+            continue
+        estimate, _ = allocator.duration(call.tool, 1, 0.8)
+        expected[k] = estimate.expected
+        k += 1
+        if call.latency_ms is not None:
+            hits.append(estimate.low <= call.latency_ms <= estimate.high)
+    return expected, float(np.mean(hits)) if hits else None

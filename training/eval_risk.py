@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from predictor.api.risk import RiskRequest
+from predictor.data.frame import frame_records
 from predictor.models.delay import LabelDelay, finish_time
 from predictor.models.risk import (
     RISK_FEATURES,
@@ -14,8 +16,27 @@ from predictor.models.risk import (
     threshold_score,
 )
 from predictor.training.metrics import auc, pr_auc, rounded
+from predictor.training.served import replay, served_engine
 
-__all__ = ["evaluate_risk"]
+__all__ = ["can_rank", "evaluate_risk", "validation_slice"]
+
+
+def validation_slice(ts: np.ndarray, train: np.ndarray, share: float = 0.2) -> np.ndarray:
+    """The last ``share`` of the training part's time span: where variants are chosen.
+
+    >>> validation_slice(np.arange(10.0), np.arange(10) < 6).nonzero()[0].tolist()
+    [4, 5]
+    """
+    if not train.any():
+        return train.copy()
+    start, end = ts[train].min(), ts[train].max()
+    return train & (ts >= end - share * (end - start))
+
+
+def can_rank(model: BatchRisk, y: np.ndarray, p: np.ndarray) -> bool:
+    """Whether a fitted risk model ranks at all: not the base rate, and better than chance."""
+    score = auc(y, p)
+    return model.model_ is not None and score is not None and score > 0.5
 
 
 def _matrix(calls: pd.DataFrame, history: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
@@ -50,8 +71,14 @@ def _recovery(calls: pd.DataFrame, train: np.ndarray, test: np.ndarray) -> dict 
 
 
 def evaluate_risk(calls: pd.DataFrame, history: pd.DataFrame, train: np.ndarray,
-                  test: np.ndarray) -> tuple[dict, dict]:
-    """The ``risk`` section: ROC and PR AUC of the failure probability on test calls."""
+                  test: np.ndarray, frame: pd.DataFrame | None = None) -> tuple[dict, dict]:
+    """The ``risk`` section: ROC and PR AUC of the failure probability on test calls.
+
+    The variant that answers (``variant``) is chosen on the validation slice
+    of the training part: the batch model, fitted on the rest of it, answers
+    when it can rank and beats the online model's ROC AUC there; ``model``
+    reports that variant, and ``served`` the risk decision replayed with it.
+    """
     failed = 1.0 - calls["success"].to_numpy(float)
     if np.nansum(failed[test]) < 5 or np.nansum(failed[train]) < 5:
         return {"reason": "fewer than 5 failed calls on one side of the time split"}, {}
@@ -59,7 +86,11 @@ def evaluate_risk(calls: pd.DataFrame, history: pd.DataFrame, train: np.ndarray,
     model = BatchRisk().fit(X[train], failed[train])
     p_batch = model.predict_proba(X[test])
     online = OnlineRisk()
+    ts_all = calls["ts"].to_numpy(float)
+    valid = validation_slice(ts_all, train)
+    early = train & ~valid
     p_online = []
+    p_online_valid = []
     delay: LabelDelay = LabelDelay()
     ts = calls["ts"].to_numpy(float)
     lat = calls["latency_ms"].to_numpy(float)
@@ -69,6 +100,8 @@ def evaluate_risk(calls: pd.DataFrame, history: pd.DataFrame, train: np.ndarray,
         x = dict(zip(names, row, strict=True))
         if test[i]:
             p_online.append(online.predict_proba_one(x)[True])
+        elif valid[i]:
+            p_online_valid.append(online.predict_proba_one(x)[True])
         delay.add(finish_time(ts[i], lat[i]), (x, bool(failed[i])))
     hist = history.loc[calls.index[test]]
     # The 2000 ms rule applies to the server's recent latency (history is kept raw;
@@ -77,13 +110,20 @@ def evaluate_risk(calls: pd.DataFrame, history: pd.DataFrame, train: np.ndarray,
                             hist["probe_mem"].to_numpy(float), hist["probe_cpu"].to_numpy(float))
     recent = hist["srv_recent_error_rate"].fillna(0.0).to_numpy(float)
     y = failed[test]
-    best_auc = max(v for v in (auc(y, p_batch), auc(y, p_online)) if v is not None)
+    variant, why = _choose_variant(X, failed, early, valid, p_online_valid)
+    p_served = _served(frame if frame is not None else calls, calls, test,
+                       model if variant == "batch" else None)
+    chosen = p_batch if variant == "batch" else p_online
     section = {
-        "roc_auc": {"model": rounded(best_auc), "batch": rounded(auc(y, p_batch)),
-                    "online": rounded(auc(y, p_online)), "thresholds": rounded(auc(y, rules)),
+        "variant": variant,
+        "variant_why": why,
+        "roc_auc": {"model": rounded(auc(y, chosen)), "batch": rounded(auc(y, p_batch)),
+                    "online": rounded(auc(y, p_online)), "served": rounded(auc(y, p_served)),
+                    "thresholds": rounded(auc(y, rules)),
                     "recent_error_rate": rounded(auc(y, recent))},
-        "pr_auc": {"model": rounded(max(pr_auc(y, p_batch) or 0, pr_auc(y, p_online) or 0)),
+        "pr_auc": {"model": rounded(pr_auc(y, chosen)),
                    "batch": rounded(pr_auc(y, p_batch)), "online": rounded(pr_auc(y, p_online)),
+                   "served": rounded(pr_auc(y, p_served)),
                    "thresholds": rounded(pr_auc(y, rules)),
                    "recent_error_rate": rounded(pr_auc(y, recent))},
         "failure_rate": rounded(float(np.nanmean(y))),
@@ -94,3 +134,45 @@ def evaluate_risk(calls: pd.DataFrame, history: pd.DataFrame, train: np.ndarray,
         section["recovery"] = recovery
     return section, {"risk": model}
 
+
+
+def _choose_variant(X: np.ndarray, failed: np.ndarray, early: np.ndarray, valid: np.ndarray,
+                    p_online_valid: list[float]) -> tuple[str, str]:
+    """``("batch" | "online", why)``, decided on the validation slice of the training part."""
+    y_valid = failed[valid]
+    if np.nansum(failed[early]) < 5 or np.nansum(y_valid) < 1:
+        return "online", "too few failures to fit and check a batch model before the test part"
+    candidate = BatchRisk().fit(X[early], failed[early])
+    p_batch = candidate.predict_proba(X[valid])
+    online_auc = auc(y_valid, p_online_valid)
+    if not can_rank(candidate, y_valid, p_batch):
+        return "online", "the batch model cannot rank on the validation slice"
+    batch_auc = auc(y_valid, p_batch)
+    if online_auc is not None and batch_auc is not None and online_auc >= batch_auc:
+        return "online", (f"validation ROC AUC online {online_auc:.3f} >= batch "
+                          f"{batch_auc:.3f}")
+    return "batch", (f"validation ROC AUC batch {batch_auc:.3f} > online "
+                     f"{online_auc if online_auc is None else round(online_auc, 3)}")
+
+
+def _served(frame: pd.DataFrame, calls: pd.DataFrame, test: np.ndarray,
+            batch: BatchRisk | None) -> np.ndarray:
+    """The risk decision replayed: its failure probability at the start of each test call.
+
+    It learns every call once finished and every probe, as the service does,
+    and answers from ``batch`` when that variant was chosen (as the service
+    does with a registered champion).
+    """
+    engine = served_engine(("risk",))
+    assessor = engine.plugin("risk")
+    if batch is not None:
+        assessor.use_batch(batch, "evaluation")
+    wanted = set(calls.index[test])
+    index = frame.index.to_numpy()
+    out = []
+    for position, call in replay(engine, frame_records(frame)):
+        if int(index[position]) in wanted:
+            answer = assessor.assess(RiskRequest(server=call.server, tool=call.tool,
+                                                 ts=call.epoch))
+            out.append(answer.failure_probability)
+    return np.array(out, dtype=float)

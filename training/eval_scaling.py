@@ -170,6 +170,9 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
         "mean_replicas": {"predictive": rounded(mean_p, 3), "reactive": rounded(mean_r, 3),
                           **decision["mean_replicas"]},
         "decision_quantile": decision["quantile"],
+        "variant": "online",
+        "variant_why": "scale answers from the per-server online forecaster, which learns every "
+                       "window; 'served' is the decision at its default quantile",
         "forecast_mae": {"batch": rounded(mae(y, mean_fc), 3),
                          "online": rounded(mae(y, online_fc), 3),
                          "last_value": rounded(mae(y, test_feats["lag1"].to_numpy(float)), 3)},
@@ -218,6 +221,8 @@ def _evaluate_decision(counts: pd.DataFrame, caps: dict, hpa: dict, window_s: fl
     figures = {name: _score(load[test], replicas[k, test], 1.0)
                for name, k in (("decision", quantiles.index(default)),
                                ("decision_matched_cost", matched))}
+    # 'served' is the decision as a request with the defaults gets it.
+    figures["served"] = figures["decision"]
     return {"underprovisioned_pct": {name: rounded(under, 2)
                                      for name, (under, _) in figures.items()},
             "mean_replicas": {name: rounded(mean, 3) for name, (_, mean) in figures.items()},

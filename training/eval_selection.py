@@ -17,7 +17,17 @@ probes, via :class:`predictor.models.history.History`):
   latency-based routers do (servers not yet seen are tried first);
 * ``random``: uniform among the candidates;
 * ``best_fixed``: per task type, the one server with the lowest mean latency
-  over the test part, in hindsight.
+  over the test part, in hindsight;
+* ``served``: the select decision as the service builds it (the engine's
+  selector with its cooldowns, the seed's weights, the default exploration),
+  replayed over the whole log: it learns every call once it has finished
+  and every health probe, as ``predictor serve`` does.
+
+A failed call counts against success and costs its latency, or the seed's
+30 s timeout when the log has none. ``mean_cost_usd`` is the mean logged
+cost of each policy's decisions, where the log has costs. ``all_rounds``
+scores ``served``, ``ewma`` and ``random`` over every round, training part
+included.
 """
 
 from __future__ import annotations
@@ -28,14 +38,20 @@ import random
 import numpy as np
 import pandas as pd
 
+from predictor.api.select import DEFAULT_WEIGHTS, SelectRequest
+from predictor.data.frame import frame_records
+from predictor.models.delay import LabelDelay, finish_time
 from predictor.models.features import CallFeaturizer
 from predictor.models.history import History
 from predictor.models.performance import BatchPerformance
 from predictor.training.metrics import rounded
+from predictor.training.served import replay, served_engine
 
-__all__ = ["MAX_CANDIDATES", "evaluate_selection"]
+__all__ = ["MAX_CANDIDATES", "TIMEOUT_MS", "evaluate_selection"]
 
 MAX_CANDIDATES = 10
+#: What a failed call without a recorded latency costs (the seed's 30 s timeout).
+TIMEOUT_MS = 30_000.0
 
 
 def _candidate_frame(calls: pd.DataFrame, frame: pd.DataFrame, candidates: dict[str, list[str]],
@@ -80,13 +96,19 @@ def evaluate_selection(calls: pd.DataFrame, frame: pd.DataFrame, history: pd.Dat
         servers = sorted(counts.droplevel(0).index[:MAX_CANDIDATES])
         if len(servers) > 1:
             candidates[task_type] = servers
-    has_latency = calls["latency_ms"].notna().to_numpy()
-    eligible = test & task.isin(list(candidates)).to_numpy() & has_latency
+    # A call can be scored when its latency is known or it failed (a failure costs its
+    # latency, or the timeout).
+    scorable = (calls["latency_ms"].notna() | (calls["success"] == 0.0)).to_numpy()
+    eligible = test & task.isin(list(candidates)).to_numpy() & scorable
     # Only calls whose logged server is a candidate can ever match a pick.
     eligible &= np.array([s in candidates.get(t, ()) for t, s in
                           zip(calls["task_type"], calls["server"], strict=True)])
     if not candidates or eligible.sum() < 20:
         return {"reason": "no task_type served by several servers with latency in both parts"}, {}
+    rounds = scorable & task.isin(list(candidates)).to_numpy() & np.array(
+        [s in candidates.get(t, ()) for t, s in zip(calls["task_type"], calls["server"],
+                                                     strict=True)])
+    served_picks, all_rounds = _replay_served(frame, calls, candidates, rounds, seed)
     hist_names = list(history.columns)
     featurizer = CallFeaturizer(spec_only=True).fit(calls[train], history)
     X = featurizer.transform(calls, history)
@@ -112,25 +134,82 @@ def evaluate_selection(calls: pd.DataFrame, frame: pd.DataFrame, history: pd.Dat
             ewma_pick[idx] = (key, server)
     rng = random.Random(seed)
     test_calls = calls[eligible]
-    mean_by = test_calls.groupby(["task_type", "server"])["latency_ms"].mean()
+    latency = test_calls["latency_ms"].fillna(TIMEOUT_MS)
+    mean_by = test_calls.assign(latency_ms=latency).groupby(
+        ["task_type", "server"])["latency_ms"].mean()
     best_fixed = {t: mean_by.loc[t].idxmin() for t in candidates if t in mean_by.index}
-    rewards: dict[str, list[tuple[float, float]]] = {p: [] for p in ("model", "ewma", "random",
-                                                                      "best_fixed")}
-    for idx, task_type, server, lat, ok in zip(test_calls.index, test_calls["task_type"],
-                                               test_calls["server"], test_calls["latency_ms"],
-                                               test_calls["success"], strict=True):
-        picks = {"model": model_pick[idx][1], "ewma": ewma_pick[idx][1],
-                 "random": rng.choice(candidates[task_type]),
+    rewards: dict[str, list[tuple[float, float, float]]] = {
+        p: [] for p in ("served", "model", "ewma", "random", "best_fixed")}
+    for idx, task_type, server, lat, ok, cost in zip(
+            test_calls.index, test_calls["task_type"], test_calls["server"], latency,
+            test_calls["success"], test_calls["cost_usd"], strict=True):
+        picks = {"served": served_picks[idx], "model": model_pick[idx][1],
+                 "ewma": ewma_pick[idx][1], "random": rng.choice(candidates[task_type]),
                  "best_fixed": best_fixed.get(task_type)}
         for policy, pick in picks.items():
             if pick == server:
-                rewards[policy].append((lat, ok))
-    section = {
+                rewards[policy].append((lat, ok, cost))
+    section = {**_figures(rewards, with_cost=calls["cost_usd"].notna().any()),
+               "weights": dict(DEFAULT_WEIGHTS), "variant": "online",
+               "explore": SelectRequest.model_fields["explore"].default,
+               "candidates": {t: len(s) for t, s in candidates.items()},
+               "all_rounds": _figures(all_rounds, with_cost=calls["cost_usd"].notna().any())}
+    return section, {"selection_model": model, "featurizer": featurizer}
+
+
+def _figures(rewards: dict[str, list[tuple[float, float, float]]], *, with_cost: bool) -> dict:
+    """Decisions, mean latency, success rate (and mean cost) of each policy's matched picks."""
+    figures = {
         "decisions": {p: len(r) for p, r in rewards.items()},
         "mean_latency_ms": {p: rounded(float(np.mean([r[0] for r in v])), 2) if v else None
                             for p, v in rewards.items()},
         "success_rate": {p: rounded(float(np.nanmean([r[1] for r in v]))) if v else None
                          for p, v in rewards.items()},
-        "candidates": {t: len(s) for t, s in candidates.items()},
     }
-    return section, {"selection_model": model, "featurizer": featurizer}
+    if with_cost:
+        figures["mean_cost_usd"] = {
+            p: rounded(float(np.nanmean(costs)), 6) if v and not np.isnan(costs).all() else None
+            for p, v in rewards.items() for costs in [np.array([r[2] for r in v], dtype=float)]}
+    return figures
+
+
+def _replay_served(frame: pd.DataFrame, calls: pd.DataFrame, candidates: dict[str, list[str]],
+                   rounds: np.ndarray, seed: int
+                   ) -> tuple[dict[int, str], dict[str, list[tuple[float, float, float]]]]:
+    """The served select decision's pick at every scorable round, and every round's rewards.
+
+    Returns the served pick per call index, and the matched rewards of
+    ``served``, ``ewma`` and ``random`` over all rounds (training part included).
+    """
+    engine = served_engine(("select",))
+    scored = set(calls.index[rounds])
+    picks: dict[int, str] = {}
+    rewards: dict[str, list[tuple[float, float, float]]] = {"served": [], "ewma": [],
+                                                            "random": []}
+    ewma: dict[tuple[str, str], float] = {}
+    finished: LabelDelay[tuple[str, str, float]] = LabelDelay()
+    rng = random.Random(f"all-rounds-{seed}")
+    index = frame.index.to_numpy()
+    for position, call in replay(engine, frame_records(frame)):
+        ts = call.epoch
+        for key, lat in finished.ready(ts):
+            old = ewma.get(key)
+            ewma[key] = lat if old is None else old + 0.2 * (lat - old)
+        idx = int(index[position])
+        latency = call.latency_ms
+        if latency is not None:
+            finished.add(finish_time(ts, latency), ((call.server, call.tool), latency))
+        if idx not in scored:
+            continue
+        options = candidates[call.task_type]
+        pick = engine.select(SelectRequest(task_type=call.task_type, candidates=options,
+                                           tool=call.tool)).ranking[0].server
+        picks[idx] = pick
+        cost = math.nan if call.cost_usd is None else call.cost_usd
+        reward = (TIMEOUT_MS if latency is None else latency, float(bool(call.success)), cost)
+        ewma_pick = min(options, key=lambda s: ewma.get((s, call.tool), -math.inf))
+        for policy, chosen in (("served", pick), ("ewma", ewma_pick),
+                               ("random", rng.choice(options))):
+            if chosen == call.server:
+                rewards[policy].append(reward)
+    return picks, rewards

@@ -108,7 +108,7 @@ def evaluate_frame(frame: pd.DataFrame, *, rejected: int = 0, cache_size: int | 
         "resources": lambda: evaluate_resources(calls, history, train, test),
         "cache": lambda: evaluate_cache(calls, train, test, cache_size),
         "scaling": lambda: evaluate_scaling(calls, split.cut, window_s, capacity),
-        "risk": lambda: evaluate_risk(calls, history, train, test),
+        "risk": lambda: evaluate_risk(calls, history, train, test, frame),
     }
     jobs = n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
     # Costliest first, so two workers finish together (measured on the simulation).

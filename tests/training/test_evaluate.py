@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from predictor.api.select import DEFAULT_WEIGHTS
 from predictor.data.frame import records_to_frame
 from predictor.data.schema import parse_record
 from predictor.data.simulator import Simulator
@@ -24,14 +25,23 @@ def test_report_has_the_contract_shape(sim_report):
         assert "reason" not in r[family], (family, r[family])
     assert set(r["performance"]["latency_mae_ms"]) == {"batch", "online", "ewma", "global_mean"}
     assert set(r["performance"]["success_auc"]) >= {"batch", "online", "ewma"}
-    assert set(r["selection"]["mean_latency_ms"]) == {"model", "ewma", "random", "best_fixed"}
-    assert set(r["resources"]["duration_mae_ms"]) == {"batch", "online", "group_mean"}
-    assert set(r["cache"]["hit_ratio"]) == {"predictive", "lru", "belady"}
+    assert set(r["selection"]["mean_latency_ms"]) == {"served", "model", "ewma", "random",
+                                                      "best_fixed"}
+    assert set(r["selection"]["all_rounds"]["mean_latency_ms"]) == {"served", "ewma", "random"}
+    assert r["selection"]["weights"] == DEFAULT_WEIGHTS
+    assert set(r["resources"]["duration_mae_ms"]) == {"batch", "online", "group_mean", "served"}
+    assert 0.0 <= r["resources"]["interval_coverage_80_served"] <= 1.0
+    assert set(r["cache"]["hit_ratio"]) == {"predictive", "lru", "belady", "served"}
     for figure in ("underprovisioned_pct", "mean_replicas"):
         assert set(r["scaling"][figure]) == {"predictive", "reactive", "decision",
-                                             "decision_matched_cost"}
+                                             "decision_matched_cost", "served"}
+        assert r["scaling"][figure]["served"] == r["scaling"][figure]["decision"]
     assert r["scaling"]["decision_quantile"]["decision"] == 0.9
-    assert set(r["risk"]["roc_auc"]) >= {"model", "thresholds", "recent_error_rate"}
+    assert set(r["risk"]["roc_auc"]) >= {"model", "served", "thresholds", "recent_error_rate"}
+    for family in ("performance", "selection", "resources", "cache", "scaling", "risk"):
+        assert r[family]["variant"] in ("online", "batch"), family
+    chosen = r["risk"]["variant"]
+    assert r["risk"]["roc_auc"]["model"] == r["risk"]["roc_auc"][chosen]
     json.dumps(r)  # serializable as it stands
 
 
@@ -47,6 +57,9 @@ def test_models_beat_their_baselines_on_the_simulation(sim_report):
     assert r["model"] > max(r["thresholds"], r["recent_error_rate"])
     s = sim_report["selection"]["mean_latency_ms"]
     assert s["model"] < s["random"]
+    assert s["served"] < s["random"]
+    assert sim_report["cache"]["hit_ratio"]["served"] > c["lru"]
+    assert r["served"] > max(r["thresholds"], r["recent_error_rate"])
     d = sim_report["resources"]["duration_mae_ms"]
     assert d["batch"] < d["group_mean"]
 

@@ -1,0 +1,64 @@
+"""Replay a log through the decisions exactly as the service builds them.
+
+:func:`served_engine` builds a :class:`predictor.engine.Engine` with the
+served defaults (the same plug-in classes, parameters and seed as
+``predictor serve``), restricted to the decisions a family's evaluation asks
+so that the replay learns only what those decisions need. :func:`replay`
+walks the records in time order and yields each call *before* the engine
+learns it: the caller asks the engine what it would have answered then. A
+call is learned once its outcome is known (``ts + latency_ms``, label
+delay); a health probe as soon as it is taken. Decisions that learn only
+inputs known at a call's start (preload learns ``cache_key``) replay with
+``delay=False``.
+
+>>> from predictor.data.schema import parse_record
+>>> records = [parse_record({"ts": float(t), "server": "a", "tool": "q", "latency_ms": 1500.0})
+...            for t in range(3)]
+>>> engine = served_engine(("scale",))
+>>> [(i, engine.learned) for i, _ in replay(engine, records)]
+[(0, 0), (1, 0), (2, 1)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from predictor.data.schema import CallRecord, Record
+from predictor.decisions import DECISIONS
+from predictor.engine import Engine
+from predictor.models.delay import LabelDelay, finish_time
+
+__all__ = ["SERVED_SEED", "replay", "served_engine"]
+
+#: The seed ``predictor serve`` uses by default (``Settings.seed``).
+SERVED_SEED = 0
+
+
+def served_engine(names: Sequence[str], *, seed: int = SERVED_SEED) -> Engine:
+    """An engine with the served defaults answering the decisions ``names``."""
+    return Engine(seed=seed, decisions=tuple(d for d in DECISIONS if d.name in names))
+
+
+def replay(engine: Engine, records: Sequence[Record], *,
+           delay: bool = True) -> Iterator[tuple[int, CallRecord]]:
+    """Yield ``(position, call)`` in order; the engine learns each record after it is asked.
+
+    With ``delay`` a call is learned when it finishes (before the first call
+    that starts later); without, right after it is yielded.
+    """
+    pending: LabelDelay[Record] = LabelDelay()
+    for position, record in enumerate(records):
+        ts = record.epoch
+        if delay:
+            ready = list(pending.ready(ts))
+            if ready:
+                engine.learn(ready)
+        if not isinstance(record, CallRecord):
+            engine.learn([record])
+            continue
+        yield position, record
+        if delay:
+            latency = record.latency_ms
+            pending.add(finish_time(ts, float("nan") if latency is None else latency), record)
+        else:
+            engine.learn([record])
