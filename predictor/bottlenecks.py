@@ -141,7 +141,9 @@ class BottleneckFinder(DecisionPlugin):
                 if rate < limits.throughput_per_min <= old_rate:
                     add(server, tool, "throughput_per_min", rate, limits.throughput_per_min,
                         "now", "scale", higher_is_worse=False)
-            for server, (_, cpu, mem) in self._probes.items():
+            for server, (probed, cpu, mem) in self._probes.items():
+                if not start <= probed <= now:
+                    continue  # a probe outside the window says nothing about "now"
                 if not math.isnan(cpu) and cpu > limits.cpu_pct:
                     add(server, None, "cpu_pct", cpu, limits.cpu_pct, "now", "scale")
                 if not math.isnan(mem) and mem > limits.memory_pct:
@@ -149,8 +151,14 @@ class BottleneckFinder(DecisionPlugin):
             alarms = {server: sum(1 for ts in times if ts >= start)
                       for server, times in self._alarms.items()}
         findings.sort(key=lambda f: -f.severity)
-        return BottlenecksResponse(findings=findings,
-                                   drift_alarms={k: v for k, v in alarms.items() if v},
-                                   window_s=self.window_s,
-                                   model=Provenance.of("performance",
-                                                       observations=self.observations))
+        drifts = {k: v for k, v in alarms.items() if v}
+        if drifts and not findings:
+            source = "online"  # only the drift detectors have something to say
+        else:
+            source = "rule" if findings or self.observations else "prior"
+        return BottlenecksResponse(findings=findings, drift_alarms=drifts,
+                                   window_s=self.window_s, source=source,
+                                   model=Provenance(family="performance", variant="rule",
+                                                    version=str(self.observations),
+                                                    source="rule" if self.observations
+                                                    else "prior"))

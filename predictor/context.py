@@ -1,10 +1,13 @@
 """The reduce_context decision: which context items to keep under a token budget.
 
-Relevance is the TF-IDF cosine similarity between the query and each item
-(word unigrams and bigrams, fitted on the items and the query), scaled so
-that the most relevant item scores 1; items below ``threshold`` (default
-0.7) are dropped, near-duplicates (cosine >= ``duplicate_threshold`` with a
-more relevant kept item) are dropped, and the rest are kept in order of
+Relevance is absolute, from 0 to 1: the share of the query's words (English
+stop words aside) that an item contains, each word weighted by its inverse
+document frequency over the items, so rare words count more. An item with
+every query word scores 1, whatever the other items; one sharing a single
+common word of a five-word query scores about 0.2. Items below
+``threshold`` (the seed's 0.7) are dropped, near-duplicates (TF-IDF cosine
+of word unigrams and bigrams >= ``duplicate_threshold`` with a more
+relevant kept item) are dropped, and the rest are kept in order of
 relevance while they fit the budget (default 4,000 tokens). Token counts
 are the item's own when given, else estimated at four characters a token.
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 from predictor.api.context import ContextItem, DroppedItem, KeptItem, ReduceRequest, ReduceResponse
 from predictor.plugin import DecisionPlugin
@@ -37,18 +40,24 @@ __all__ = [
 ]
 
 
-
-
-
-
-
-
-
-
-
-
 def _tokens(item: ContextItem) -> int:
     return item.tokens if item.tokens is not None else math.ceil(len(item.text) / 4)
+
+
+def _coverage(query: str, texts: list[str]) -> np.ndarray:
+    """IDF-weighted share of the query's words each text contains (0 to 1)."""
+    words = CountVectorizer(stop_words="english", binary=True)
+    try:
+        present = words.fit_transform([query, *texts]).tocsc()
+    except ValueError:  # nothing but stop words
+        return np.zeros(len(texts))
+    asked = present[0].nonzero()[1]
+    if not len(asked):
+        return np.zeros(len(texts))
+    df = np.asarray(present[1:].sum(axis=0)).ravel()
+    idf = np.log((1 + len(texts)) / (1 + df)) + 1.0  # scikit-learn's smoothed idf
+    weights = idf[asked]
+    return np.asarray(present[1:][:, asked] @ weights).ravel() / weights.sum()
 
 
 def reduce_context(req: ReduceRequest) -> ReduceResponse:
@@ -57,15 +66,13 @@ def reduce_context(req: ReduceRequest) -> ReduceResponse:
     before = sum(_tokens(i) for i in items)
     if not items:
         return ReduceResponse(kept=[], dropped=[], tokens_before=0, tokens_after=0)
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    texts = [i.text for i in items]
+    relevance = _coverage(req.query, texts)
     try:
-        matrix = vectorizer.fit_transform([req.query, *(i.text for i in items)])
-        sims = (matrix[1:] @ matrix[0].T).toarray().ravel()
-        pairwise = (matrix[1:] @ matrix[1:].T).toarray()
-    except ValueError:  # nothing but stop words or empty texts: nothing is relevant
-        sims, pairwise = np.zeros(len(items)), np.eye(len(items))
-    top = sims.max()
-    relevance = sims / top if top > 0 else sims
+        matrix = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
+        pairwise = (matrix @ matrix.T).toarray()
+    except ValueError:  # empty texts: nothing duplicates anything
+        pairwise = np.eye(len(items))
     kept: list[KeptItem] = []
     kept_index: list[int] = []
     dropped: list[DroppedItem] = []
@@ -90,7 +97,7 @@ def reduce_context(req: ReduceRequest) -> ReduceResponse:
 
 
 class ContextReducer(DecisionPlugin):
-    """The reduce_context decision as a plug-in: TF-IDF per request, nothing learned."""
+    """The reduce_context decision as a plug-in: fixed rules per request, nothing learned."""
 
     family = "context"
     stateful = False

@@ -92,7 +92,9 @@ class Preloader(DecisionPlugin):
                 for candidate, p in self.model.predict_next(key, k=max(limit, 1) * 2):
                     if candidate not in skip:
                         scores[candidate] = max(scores.get(candidate, 0.0), weight * p)
-            learned = self.observations > 0
+            # Learned: the model knows one of these accesses, or proposed something for them
+            # (strides learned on other keys); a key never seen gets no learned answer.
+            learned = bool(scores) or any(self.model.access_count(k) for k in recent)
             observations = self.observations
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
         chosen = [PreloadKey(key=k, probability=round(p, 4)) for k, p in ranked
@@ -100,4 +102,5 @@ class Preloader(DecisionPlugin):
         rate = sum(k.probability for k in chosen) / len(chosen) if chosen else 0.0
         return PreloadResponse(keys=chosen, estimated_hit_rate=round(rate, 4),
                                source="online" if learned else "prior",
-                               model=Provenance.of("cache", observations=observations))
+                               model=Provenance.of("cache", observations=observations,
+                                                   learned=learned))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from collections.abc import Iterable, Sequence
 from statistics import NormalDist
 from typing import Literal
 
@@ -40,6 +41,7 @@ __all__ = [
     "ScaleRequest",
     "ScaleResponse",
     "Scaler",
+    "recommendations",
     "step_replicas",
 ]
 
@@ -78,18 +80,17 @@ def _interpolated(ordered: SortedWindow[float], q: float) -> float:
     return ordered[low] + (position - low) * (ordered[high] - ordered[low])
 
 
-def step_replicas(current: int, desired: int, past: deque[int], min_replicas: int = 1,
+def step_replicas(current: int, desired: int, past: Iterable[int], min_replicas: int = 1,
                   max_replicas: int = 1_000_000) -> tuple[int, list[str]]:
     """The replicas to run from those ``desired``, and which rules limited them.
 
     Up at most x1.5 (at least one replica), down only to the highest of the
     ``past`` recommendations (HPA's scale-down stabilization), within
-    ``[min_replicas, max_replicas]``; ``desired`` is then appended to ``past``.
+    ``[min_replicas, max_replicas]``.
 
-    >>> past = deque([8, 3], maxlen=5)
-    >>> step_replicas(10, 2, past), list(past)
-    ((8, ['stabilization']), [8, 3, 2])
-    >>> step_replicas(4, 20, past)
+    >>> step_replicas(10, 2, [8, 3])
+    (8, ['stabilization'])
+    >>> step_replicas(4, 20, [8, 3])
     (6, ['max step up'])
     """
     limited: list[str] = []
@@ -97,15 +98,31 @@ def step_replicas(current: int, desired: int, past: deque[int], min_replicas: in
     step_cap = max(current + 1, math.floor(current * MAX_STEP_UP))
     if replicas > step_cap:
         replicas, limited = step_cap, [*limited, "max step up"]
-    if replicas < current and past and max(past) > replicas:
-        replicas = min(current, max(past))
+    floor = max(past, default=0)
+    if replicas < current and floor > replicas:
+        replicas = min(current, floor)
         limited.append("stabilization")
-    past.append(desired)
     if replicas > max_replicas:
         replicas, limited = max_replicas, [*limited, "max_replicas"]
     if replicas < min_replicas:
         replicas, limited = min_replicas, [*limited, "min_replicas"]
     return replicas, limited
+
+
+def recommendations(loads: Sequence[float], per_replica: float, windows: int) -> list[int]:
+    """The replicas the load of each of the last ``windows`` windows needed.
+
+    These are the recommendations a scale-down must respect: the decision
+    never scales below what the load of the last ``windows`` windows (300 s at
+    the default 60 s windows, HPA's stabilization) needed. They come from
+    observed load, not from earlier answers, so asking changes nothing.
+
+    >>> recommendations([30.0, 7.0, 0.0], per_replica=7.0, windows=2)
+    [1, 1]
+    >>> recommendations([30.0, 7.0, 0.0], per_replica=7.0, windows=5)
+    [5, 1, 1]
+    """
+    return [max(1, math.ceil(load / per_replica)) for load in loads[-windows:]]
 
 
 class Scaler(DecisionPlugin):
@@ -116,7 +133,7 @@ class Scaler(DecisionPlugin):
     window_s
         Length of a load window in seconds.
     stabilization
-        Windows of recommendations a scale-down must respect.
+        Windows whose load a scale-down must respect (5 of 60 s: HPA's 300 s).
     """
 
     def __init__(self, *, window_s: float = 60.0, stabilization: int = 5) -> None:
@@ -126,7 +143,6 @@ class Scaler(DecisionPlugin):
         self._counts: dict[str, deque[float]] = {}
         self._current: dict[str, tuple[int, float]] = {}  # server -> (window index, count)
         self._models: dict[str, OnlineLoad] = {}
-        self._recommended: dict[str, deque[int]] = {}
         self._errors: dict[str, SortedWindow[float]] = {}
         self._lock = threading.Lock()
 
@@ -225,7 +241,10 @@ class Scaler(DecisionPlugin):
                 req.server, req.recent_load, (req.quantile,), fallback)
             desired = max(1, math.ceil(upper / (req.capacity_per_replica
                                                 * req.target_utilization)))
-            past = self._recommended.setdefault(req.server, deque(maxlen=self.stabilization))
+            past = recommendations(list(req.recent_load if req.recent_load is not None
+                                        else self._counts.get(req.server, ())),
+                                   req.capacity_per_replica * req.target_utilization,
+                                   self.stabilization)
             replicas, limited = step_replicas(req.current_replicas, desired, past,
                                               req.min_replicas, req.max_replicas)
         return ScaleResponse(

@@ -303,6 +303,7 @@ class Selector(DecisionPlugin):
                 "factors": {"capability": round(capability, 4), "performance": round(perf, 4),
                             "cost": round(cost_factor, 4),
                             "reliability": round(reliability, 4), "availability": available},
+                "source": "online" if (server, req.task_type) in self._arms else "prior",
                 "predicted": {"latency_p50_ms": round(p50, 1), "latency_p95_ms": round(p95, 1),
                               "success": round(success, 4),
                               "cost_usd": None if math.isnan(cost) else cost}})
@@ -311,10 +312,10 @@ class Selector(DecisionPlugin):
         return ranked
 
     def _answer(self, req: SelectRequest, ranking: list[dict], explored: bool) -> SelectResponse:
-        seen = any((s, req.task_type) in self._arms for s in req.candidates)
         # One validation of the whole answer is much cheaper than a model per candidate.
+        # The answer's source is its pick's.
         return SelectResponse.model_validate({
-            "ranking": ranking, "explored": explored, "source": "online" if seen else "prior",
+            "ranking": ranking, "explored": explored, "source": ranking[0]["source"],
             "model_version": f"online-{self.observations}"})
 
     def select(self, req: SelectRequest) -> SelectResponse:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import numpy as np
 import pandas as pd
 
 from predictor.models.load import FEATURES, BatchLoad, OnlineLoad, load_features, window_counts
-from predictor.scale import Scaler, ScaleRequest, step_replicas
+from predictor.scale import Scaler, ScaleRequest, recommendations, step_replicas
 from predictor.training.metrics import mae, rounded
 
 __all__ = ["evaluate_scaling", "predictive_replicas", "reactive_replicas"]
@@ -246,7 +245,6 @@ def _decision_replicas(series: pd.Series, capacity: float, window_s: float,
     server = str(series.name)
     per_replica = capacity * TARGET_UTILIZATION
     current = [1] * len(quantiles)
-    past = [deque(maxlen=scaler.stabilization) for _ in quantiles]
     counts = series.to_numpy(float)
     out = np.full((len(quantiles), len(counts)), np.nan)
     for w, count in enumerate(counts):
@@ -254,9 +252,11 @@ def _decision_replicas(series: pd.Series, capacity: float, window_s: float,
             scaler.observe_window(server, count)
             continue
         _, uppers, _ = scaler.forecast(server, quantiles)
+        past = recommendations(counts[max(0, w - scaler.stabilization):w], per_replica,
+                               scaler.stabilization)
         for k, upper in enumerate(uppers):
             desired = max(1, math.ceil(upper / per_replica))
-            current[k], _ = step_replicas(current[k], desired, past[k])
+            current[k], _ = step_replicas(current[k], desired, past)
             out[k, w] = current[k]
         scaler.observe_window(server, count)
     return out

@@ -39,10 +39,16 @@ class Finding(BaseModel):
     when: Literal["now", "forecast"]
     action: Literal["reroute", "scale", "preload"]
     severity: float
+    source: Literal["rule"] = Field(default="rule", description="a fixed threshold on the "
+                                    "window's figures (forecast: their growth extrapolated)")
 
 
 class BottlenecksResponse(BaseModel):
     findings: list[Finding]
-    drift_alarms: dict[str, int]
+    drift_alarms: dict[str, int] = Field(description="per server, drift alarms in the window "
+                                         "from its online ADWIN detector of latency")
     window_s: float
+    source: Literal["rule", "online", "prior"] = Field(
+        default="rule", description="rule: findings from fixed thresholds; online: drift "
+        "alarms only; prior: nothing observed in the window")
     model: Provenance

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 __all__ = [
@@ -44,3 +46,5 @@ class ReduceResponse(BaseModel):
     dropped: list[DroppedItem]
     tokens_before: int
     tokens_after: int
+    source: Literal["rule"] = Field(default="rule", description="computed by fixed rules "
+                                    "(word coverage, TF-IDF duplicates, budget)")

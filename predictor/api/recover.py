@@ -27,8 +27,11 @@ class RecoverRequest(BaseModel):
                                   description="servers able to take the call instead")
     task_type: str | None = Field(default=None,
                                   description="lets the selector rank the fallback servers")
-    max_attempts: int = Field(default=3, ge=1, le=10)
-    budget_ms: float = Field(default=30_000.0, gt=0)
+    max_attempts: int = Field(default=4, ge=1, le=10,
+                              description="attempts in all: the first try and at most 3 "
+                                          "retries or fallbacks (the seed's maxRetries 3)")
+    budget_ms: float = Field(default=30_000.0, gt=0,
+                             description="time the whole call may take (the seed's 30 s)")
     min_attempt_ms: float = Field(default=1_000.0, ge=0,
                                   description="time another attempt needs at the least")
 

@@ -64,6 +64,9 @@ class RankedServer(BaseModel):
     score: float
     factors: Factors
     predicted: Predicted
+    source: Literal["online", "prior"] = Field(
+        default="prior", description="online: this server's figures on this task type are "
+        "learned; prior: nothing is known of it yet")
 
 
 class SelectResponse(BaseModel):
@@ -71,5 +74,6 @@ class SelectResponse(BaseModel):
 
     ranking: list[RankedServer]
     explored: bool
-    source: Literal["online", "batch", "prior"]
+    source: Literal["online", "batch", "prior"] = Field(
+        description="where the first-ranked server's figures come from (each entry says its own)")
     model_version: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -17,10 +17,16 @@ __all__ = [
 
 class ValidateRequest(BaseModel):
     calls: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
-    max_duration_ms: float | None = Field(default=None, ge=0)
-    min_success_rate: float | None = Field(default=0.95, ge=0, le=1)
-    max_memory_mb: float | None = Field(default=None, ge=0)
-    max_tokens: int | None = Field(default=None, ge=0)
+    max_duration_ms: float | None = Field(
+        default=300_000.0, ge=0, description="wall time from the first call's start to the "
+        "last call's end (the seed's 300,000 ms); null skips the check")
+    min_success_rate: float | None = Field(default=0.95, ge=0, le=1,
+                                           description="share of calls that succeeded")
+    max_memory_mb: float | None = Field(default=512.0, ge=0,
+                                        description="peak mem_mb of any call (the seed's 512)")
+    max_tokens: int | None = Field(default=50_000, ge=0,
+                                   description="input plus output tokens of all calls "
+                                               "(the seed's 50,000)")
 
     @field_validator("calls")
     @classmethod
@@ -38,11 +44,14 @@ class ValidateRequest(BaseModel):
 class Check(BaseModel):
     name: str
     expected: float
-    actual: float | None
-    met: bool
+    actual: float | None = Field(description="null when no call recorded the figure")
+    met: bool | None = Field(description="null (unknown) when no call recorded the figure")
 
 
 class ValidateResponse(BaseModel):
     checks: list[Check]
-    all_met: bool
+    all_met: bool = Field(description="every check whose figure is known was met")
+    unknown: list[str] = Field(default_factory=list,
+                               description="checks no call recorded a figure for")
     calls: int
+    source: Literal["rule"] = Field(default="rule", description="computed by fixed rules")

@@ -35,3 +35,15 @@ def test_throughput_drop_and_drift_alarm():
     metrics = {f.metric for f in answer.findings}
     assert "throughput_per_min" in metrics
     assert answer.drift_alarms.get("a", 0) >= 1
+
+
+def test_a_probe_older_than_the_window_is_not_a_finding_now():
+    from predictor.bottlenecks import BottleneckFinder
+
+    finder = BottleneckFinder()
+    finder.observe_health(0.0, "old", cpu_pct=99.0, mem_pct=99.0)
+    finder.observe_health(9_900.0, "fresh", cpu_pct=95.0)
+    answer = finder.find(10_000.0)
+    assert {(f.server, f.metric) for f in answer.findings} == {("fresh", "cpu_pct")}
+    assert all(f.source == "rule" and f.when == "now" for f in answer.findings)
+    assert answer.source == "rule"

@@ -42,3 +42,13 @@ def test_empty_and_stop_word_inputs():
     assert reduce_context(ReduceRequest(query="x", items=[])).kept == []
     answer = reduce_context(ReduceRequest(query="the", items=[ContextItem(id="a", text="a")]))
     assert answer.kept == [] and answer.dropped[0].relevance == 0.0
+
+
+def test_relevance_is_absolute_so_one_shared_word_is_not_enough():
+    answer = reduce_context(ReduceRequest(query="retry after rate limit", items=[
+        ContextItem(id="button", text="the retry button"),
+        ContextItem(id="weather", text="Weather is fine today")]))
+    assert answer.kept == []
+    relevance = {d.id: d.relevance for d in answer.dropped}
+    assert 0.2 < relevance["button"] < 0.3 and relevance["weather"] == 0.0
+    assert answer.source == "rule"

@@ -27,3 +27,14 @@ def test_budget_in_megabytes_and_cached_keys_are_respected():
     answer = preloader.preload(PreloadRequest(recent=["intro"], budget_keys=10, budget_mb=1.5,
                                               key_size_mb=1.0, cached=["setup"]))
     assert [k.key for k in answer.keys] == ["usage"]
+
+
+def test_a_key_never_seen_gets_a_prior_answer():
+    from predictor.preload import Preloader, PreloadRequest
+
+    preloader = Preloader()
+    for t, key in enumerate(["a", "b", "c"] * 10):
+        preloader.observe(key, float(t))
+    assert preloader.preload(PreloadRequest(recent=["a"])).source == "online"
+    unseen = preloader.preload(PreloadRequest(recent=["zzz"]))
+    assert unseen.source == "prior" and unseen.keys == []

@@ -50,9 +50,12 @@ def test_fallback_goes_to_the_best_alternative():
     assert answer.fallback_server == "c"
 
 
-def test_at_most_three_attempts_and_thirty_seconds():
+def test_at_most_three_retries_and_thirty_seconds():
     decider = Recoverer()
-    last = decider.recover(RecoverRequest(error_type="timeout", server="a", attempt=3,
+    third = decider.recover(RecoverRequest(error_type="timeout", server="a", attempt=3,
+                                           candidates=["a", "b"]))
+    assert third.strategy in ("retry", "fallback")
+    last = decider.recover(RecoverRequest(error_type="timeout", server="a", attempt=4,
                                           candidates=["a", "b"]))
     assert last.strategy in ("degrade", "abort")
     late = decider.recover(RecoverRequest(error_type="tool_error", server="a", attempt=1,

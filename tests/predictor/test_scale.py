@@ -25,18 +25,28 @@ def test_steps_up_at_most_one_and_a_half():
     assert answer.limited_by == ["max step up"]
 
 
-def test_scales_down_only_after_stabilization():
+def test_scales_down_only_once_the_busy_window_is_out_of_the_stabilization_window():
     scaler = Scaler(stabilization=3)
-    high = ScaleRequest(server="a", current_replicas=10, capacity_per_replica=10,
+    # A busy window two windows ago (60 calls need 9 replicas at 70 % of 10) holds the
+    # scale-down; once it is more than 3 windows old, the decision scales down.
+    held = ScaleRequest(server="a", current_replicas=10, capacity_per_replica=10,
+                        recent_load=[60.0, 5.0, 5.0])
+    first = scaler.scale(held)
+    assert first.replicas == 9 and "stabilization" in first.limited_by
+    later = ScaleRequest(server="a", current_replicas=9, capacity_per_replica=10,
+                         recent_load=[60.0, 5.0, 5.0, 5.0])
+    assert scaler.scale(later).replicas < 9
+
+
+def test_asking_changes_nothing():
+    scaler = Scaler(stabilization=3)
+    busy = ScaleRequest(server="a", current_replicas=2, capacity_per_replica=10,
                         recent_load=[60.0] * 3)
-    assert scaler.scale(high).replicas >= 10
-    low = ScaleRequest(server="a", current_replicas=10, capacity_per_replica=10,
-                       recent_load=[5.0] * 3)
-    first = scaler.scale(low)
-    assert first.replicas == 10 and "stabilization" in first.limited_by
-    for _ in range(3):
-        last = scaler.scale(low)
-    assert last.replicas < 10
+    quiet = ScaleRequest(server="a", current_replicas=10, capacity_per_replica=10,
+                         recent_load=[5.0] * 3)
+    before = scaler.scale(quiet)
+    scaler.scale(busy)
+    assert scaler.scale(quiet) == before and before.replicas < 10
 
 
 def test_learns_the_load_from_telemetry_windows():

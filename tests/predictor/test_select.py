@@ -92,3 +92,14 @@ def test_greedy_answer_is_memoized_until_the_state_changes():
     explored = [a for a in answers if a.explored]
     assert explored and all(a.ranking[0].server == "a" for a in explored)
     assert all(a is second for a in answers if not a.explored)
+
+
+def test_each_candidate_says_whether_it_is_known():
+    selector = Selector(seed=0)
+    for i in range(20):
+        selector.observe_call(float(i), "known", "search", latency_ms=100.0, success=True)
+    answer = selector.select(SelectRequest(task_type="search", candidates=["new", "known"],
+                                           explore=0.0))
+    sources = {r.server: r.source for r in answer.ranking}
+    assert sources == {"known": "online", "new": "prior"}
+    assert answer.source == sources[answer.ranking[0].server]

@@ -27,10 +27,23 @@ def test_reports_each_expectation_with_its_figure():
     assert answer.all_met is False
 
 
-def test_default_success_expectation_is_095():
+def test_seed_defaults_hold():
     answer = validate_workflow(ValidateRequest(calls=CALLS))
-    assert [c.name for c in answer.checks] == ["min_success_rate"]
-    assert not answer.all_met
+    checks = {c.name: c for c in answer.checks}
+    assert {name: c.expected for name, c in checks.items()} == {
+        "max_duration_ms": 300_000.0, "min_success_rate": 0.95, "max_memory_mb": 512.0,
+        "max_tokens": 50_000}
+    assert not checks["min_success_rate"].met and not checks["max_memory_mb"].met
+    assert checks["max_duration_ms"].met and checks["max_tokens"].met
+    assert not answer.all_met and answer.source == "rule"
+
+
+def test_an_unrecorded_figure_is_unknown_not_unmet():
+    calls = [{"ts": 0, "server": "s", "tool": "a", "latency_ms": 10}]
+    answer = validate_workflow(ValidateRequest(calls=calls))
+    checks = {c.name: c for c in answer.checks}
+    assert checks["max_memory_mb"].met is None and checks["max_tokens"].met is None
+    assert answer.unknown == ["max_memory_mb", "max_tokens"] and answer.all_met
 
 
 def test_bad_call_is_named_by_index_and_field():
