@@ -459,6 +459,8 @@ class Service:
                 self.registry_state = f"error: {type(err).__name__}: {err}"
                 raise
             risk = champions.get("risk")
+            if risk is not None and risk.bundle is not None and risk.bundle.model.model_ is None:
+                risk = None  # a base-rate champion never answers (registered by older versions)
             # One assignment each: a request sees the old set or the new one, never a mix.
             self.engine.plugin("risk").use_batch(
                 None if risk is None or risk.bundle is None else risk.bundle.model,

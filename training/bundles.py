@@ -116,6 +116,15 @@ class RiskBundle:
                     pred["failure_probability"].to_numpy()[mask])
         return None if score is None else 1.0 - score
 
+    def why_not_champion(self, loss: float | None) -> str | None:
+        """Why this model must not answer (it cannot rank), or ``None``."""
+        if self.model.model_ is None:
+            return (f"too few failures to fit: it answers the base rate "
+                    f"{self.model.base_rate_:.4f} for every call")
+        if loss is None or loss >= 0.5:
+            return "it ranks failures no better than chance on the holdout"
+        return None
+
 
 @dataclass
 class LoadBundle:

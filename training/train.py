@@ -244,8 +244,12 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
                     registered_model_name=name, pip_requirements=pip,
                 )
                 outcome.version = str(info.registered_model_version)
-                promoted, why, old = _decide(promote, name, outcome.loss, frame,
-                                             split.test_mask, client)
+                unfit = getattr(bundle, "why_not_champion", lambda loss: None)(outcome.loss)
+                if unfit is not None:  # a model that cannot rank is never the champion
+                    promoted, why, old = False, f"cannot be champion: {unfit}", None
+                else:
+                    promoted, why, old = _decide(promote, name, outcome.loss, frame,
+                                                 split.test_mask, client)
                 outcome.promoted, outcome.reason, outcome.champion_loss = promoted, why, old
                 if promoted:
                     client.set_registered_model_alias(name, "champion", outcome.version)

@@ -56,3 +56,18 @@ def test_online_estimators_pass_river_checks():
 
     for model in (OnlineRisk(), OnlineResources(), OnlineLoad(), OnlinePerformance()):
         checks.check_estimator(model)
+
+
+def test_a_risk_model_that_cannot_rank_is_never_champion():
+    from predictor.training.bundles import RiskBundle
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    few = np.zeros(300)
+    few[:6] = 1.0  # six failures: the model falls back to the base rate
+    base_rate = RiskBundle(BatchRisk().fit(X, few))
+    assert "base rate 0.0200" in base_rate.why_not_champion(0.1)
+    failed = (X[:, 0] > 1.0).astype(float)
+    ranking = RiskBundle(BatchRisk().fit(X, failed))
+    assert ranking.why_not_champion(0.2) is None
+    assert "no better than chance" in ranking.why_not_champion(0.5)
