@@ -88,7 +88,8 @@ class Recoverer(DecisionPlugin):
                 self.stats.learn_one(error_type, recovery, bool(recovered))
 
     def _backoff(self, req: RecoverRequest) -> float:
-        base = self.base_backoff_ms * 2 ** (req.attempt - 1)
+        # Capped doubling: past 2**20 the back-off exceeds any budget anyway.
+        base = self.base_backoff_ms * 2.0 ** min(req.attempt - 1, 20)
         if req.error_type == "rate_limit":
             base *= 2  # rate limits need the window to pass
         return round(base * self._rng.uniform(0.5, 1.5), 1)

@@ -21,16 +21,17 @@ Strategy = Literal["retry", "fallback", "degrade", "abort"]
 class RecoverRequest(BaseModel):
     error_type: str = Field(min_length=1)
     server: str = Field(min_length=1)
-    attempt: int = Field(default=1, ge=1, description="the attempt that just failed")
-    elapsed_ms: float = Field(default=0.0, ge=0, description="time spent on this call so far")
-    candidates: list[str] = Field(default_factory=list,
+    attempt: int = Field(default=1, ge=1, le=100, description="the attempt that just failed")
+    elapsed_ms: float = Field(default=0.0, ge=0, le=86_400_000.0,
+                              description="time spent on this call so far")
+    candidates: list[str] = Field(default_factory=list, max_length=1000,
                                   description="servers able to take the call instead")
     task_type: str | None = Field(default=None,
                                   description="lets the selector rank the fallback servers")
     max_attempts: int = Field(default=4, ge=1, le=10,
                               description="attempts in all: the first try and at most 3 "
                                           "retries or fallbacks (the seed's maxRetries 3)")
-    budget_ms: float = Field(default=30_000.0, gt=0,
+    budget_ms: float = Field(default=30_000.0, gt=0, le=86_400_000.0,
                              description="time the whole call may take (the seed's 30 s)")
     min_attempt_ms: float = Field(default=1_000.0, ge=0,
                                   description="time another attempt needs at the least")

@@ -63,3 +63,11 @@ def test_at_most_three_retries_and_thirty_seconds():
     assert late.strategy in ("degrade", "abort")
     with pytest.raises(ValidationError):
         RecoverRequest(error_type="timeout", server="a", attempt=0)
+
+
+def test_a_huge_attempt_number_is_refused_and_the_largest_allowed_one_is_cheap():
+    with pytest.raises(ValidationError, match="attempt"):
+        RecoverRequest(error_type="timeout", server="a", attempt=908831145461796480)
+    answer = Recoverer().recover(RecoverRequest(error_type="timeout", server="a", attempt=100,
+                                                max_attempts=10))
+    assert answer.strategy in ("degrade", "abort")
