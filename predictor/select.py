@@ -61,6 +61,7 @@ from predictor.api.select import (
     SelectResponse,
 )
 from predictor.data.schema import CallRecord, HealthRecord
+from predictor.models.arms import ArmStats
 from predictor.plugin import DecisionPlugin
 
 __all__ = [
@@ -92,30 +93,15 @@ _FAILURE_FLOOR = 0.01
 
 
 @dataclass
-class _Arm:
-    """What is known of one server on one task type."""
-
-    level: float = math.log(PRIOR_LATENCY_MS)
-    slope: float = 0.0
-    var: float = PRIOR_LOG_SD**2  # residual variance of log latency
-    n: float = 0.0  # discounted number of latency observations
-    ok: float = 0.0  # discounted successes
-    fail: float = 0.0  # discounted failures
-    cost: float = math.nan
-
-
-@dataclass
 class _Server:
-    ok: float = 0.0
-    fail: float = 0.0
+    """What the selector tracks of a server besides its estimates: load and availability."""
+
     load: float = 0.0
     reachable: bool = True
     connect_failures: int = 0
 
 
-# What is assumed of an unseen arm or server (read only).
-_PRIOR_ARM = _Arm()
-_PRIOR_SERVER = _Server()
+_PRIOR_SERVER = _Server()  # what is assumed of an unseen server (read only)
 
 
 class Selector(DecisionPlugin):
@@ -144,7 +130,9 @@ class Selector(DecisionPlugin):
         self.weights = dict(weights or DEFAULT_WEIGHTS)
         self.discount = discount
         self.step = step
-        self._arms: dict[tuple[str, str], _Arm] = {}
+        #: The estimator behind the answers: latency, success, cost per (server, task type).
+        self.stats = ArmStats(discount=discount, step=step, prior_latency_ms=PRIOR_LATENCY_MS,
+                              prior_log_sd=PRIOR_LOG_SD)
         self._servers: dict[str, _Server] = {}
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -205,33 +193,14 @@ class Selector(DecisionPlugin):
             srv = self._server(server)
             if concurrency is not None and not math.isnan(concurrency):
                 srv.load = float(concurrency)
-            arm = self._arms.get((server, task))
-            if arm is None:
-                arm = self._arms[(server, task)] = _Arm()
-            d = self.discount
             if success is not None:
-                arm.ok, arm.fail = d * arm.ok + success, d * arm.fail + (not success)
-                srv.ok, srv.fail = d * srv.ok + success, d * srv.fail + (not success)
                 srv.connect_failures = (srv.connect_failures + 1
                                         if error_type == "connection" else 0)
                 if success:
                     srv.reachable = True
-            # Failed calls' latency says little about a successful call's: learn from
-            # successes (and from failures only while nothing else is known).
-            if latency_ms is not None and not math.isnan(latency_ms) and (
-                success is not False or arm.n == 0
-            ):
-                y = math.log1p(latency_ms)
-                load = srv.load / 10.0
-                err = y - (arm.level + arm.slope * load)
-                eta = max(self.step, 1.0 / (arm.n + 1.0))
-                arm.level += eta * err
-                arm.slope += 0.5 * eta * err * load / (1.0 + load * load)
-                arm.var += 0.05 * (err * err - arm.var)
-                arm.n = d * arm.n + 1.0
-            if cost_usd is not None and not math.isnan(cost_usd):
-                arm.cost = cost_usd if math.isnan(arm.cost) else arm.cost + 0.1 * (
-                    cost_usd - arm.cost)
+            self.stats.learn_one({"server": server, "task_type": task, "load": srv.load},
+                                 {"latency_ms": latency_ms, "success": success,
+                                  "cost_usd": cost_usd})
 
     # --- deciding ---------------------------------------------------------
     def _capability_prior(self, server: str, task: str) -> float:
@@ -240,21 +209,18 @@ class Selector(DecisionPlugin):
         return 0.9 if task in self.capabilities.get(server, ()) else 0.3
 
     def _estimate(self, server: str, task: str, sample: bool) -> tuple[float, ...]:
-        arm = self._arms.get((server, task)) or _PRIOR_ARM
         srv = self._servers.get(server) or _PRIOR_SERVER
-        mean_log = arm.level + arm.slope * srv.load / 10.0
-        sd = math.sqrt(max(arm.var, 1e-4))
-        prior = self._capability_prior(server, task)
-        a, b = arm.ok + 5 * prior, arm.fail + 5 * (1 - prior)
-        ra, rb = srv.ok + 4.75, srv.fail + 0.25
-        capability, reliability = a / (a + b), ra / (ra + rb)
+        est = self.stats.predict_one({"server": server, "task_type": task, "load": srv.load,
+                                      "capability_prior": self._capability_prior(server, task)})
+        mean_log, sd = est["log_mean"], est["log_sd"]
+        capability, reliability = est["success"], est["reliability"]
         if sample:
             # Thompson draws. The Beta posteriors (at least 5 pseudo-counts) are drawn
             # from their normal approximation: one gauss() instead of two gamma
             # variates each, which keeps an exploring select as cheap as a greedy one.
             gauss = self._rng.gauss
-            mean_log = gauss(mean_log, sd / math.sqrt(arm.n + 1.0))
-            n, rn = a + b, ra + rb
+            mean_log = gauss(mean_log, sd / math.sqrt(est["latency_n"] + 1.0))
+            n, rn = est["success_n"], est["reliability_n"]
             capability = min(1.0, max(0.0, gauss(capability, math.sqrt(
                 capability * (1 - capability) / (n + 1)))))
             reliability = min(1.0, max(0.0, gauss(reliability, math.sqrt(
@@ -264,7 +230,7 @@ class Selector(DecisionPlugin):
         available = 1.0 if srv.reachable and srv.connect_failures < 3 else 0.0
         if self.cooldowns is not None and self.cooldowns.cooling(server):
             available = 0.0
-        return p50, p95, capability, reliability, available, arm.cost
+        return p50, p95, capability, reliability, available, est["cost_usd"]
 
     def _scored(self, req: SelectRequest, sample: bool) -> list[tuple[float, str, tuple]]:
         """(score, server, (performance, cost factor, estimate)) of every candidate."""
@@ -303,7 +269,7 @@ class Selector(DecisionPlugin):
                 "factors": {"capability": round(capability, 4), "performance": round(perf, 4),
                             "cost": round(cost_factor, 4),
                             "reliability": round(reliability, 4), "availability": available},
-                "source": "online" if (server, req.task_type) in self._arms else "prior",
+                "source": "online" if self.stats.knows(server, req.task_type) else "prior",
                 "predicted": {"latency_p50_ms": round(p50, 1), "latency_p95_ms": round(p95, 1),
                               "success": round(success, 4),
                               "cost_usd": None if math.isnan(cost) else cost}})

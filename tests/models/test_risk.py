@@ -50,11 +50,13 @@ def test_online_risk_predicts_before_learning_and_learns():
 def test_online_estimators_pass_river_checks():
     from river import checks
 
+    from predictor.models.arms import ArmStats
     from predictor.models.load import OnlineLoad
     from predictor.models.performance import OnlinePerformance
     from predictor.models.resources import OnlineResources
 
-    for model in (OnlineRisk(), OnlineResources(), OnlineLoad(), OnlinePerformance()):
+    for model in (OnlineRisk(), OnlineResources(), OnlineLoad(), OnlinePerformance(),
+                  ArmStats()):
         checks.check_estimator(model)
 
 
