@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
 
 from predictor.api.allocate import (
     AdjustRequest,
@@ -42,6 +41,7 @@ from predictor.api.allocate import (
 )
 from predictor.api.provenance import Provenance
 from predictor.data.schema import CallRecord
+from predictor.models.laws import ToolLaws
 from predictor.plugin import DecisionPlugin
 
 __all__ = [
@@ -61,33 +61,13 @@ __all__ = [
 _Z = {0.5: 0.6745, 0.8: 1.2816, 0.9: 1.6449, 0.95: 1.96}
 
 
-@dataclass
-class _Moments:
-    n: float = 0.0
-    mean: float = 0.0
-    m2: float = 0.0
-
-    def add(self, x: float) -> None:
-        self.n += 1
-        delta = x - self.mean
-        self.mean += delta / self.n
-        self.m2 += delta * (x - self.mean)
-
-    def var(self, prior: float) -> float:
-        # Shrink towards the prior spread until there are enough observations.
-        return (self.m2 + 5 * prior) / (self.n + 5 - 1) if self.n else prior
-
-
-_PRIORS = {"log_duration": (math.log(1000.0), 1.0), "tokens": (500.0, 500.0**2),
-           "memory_mb": (100.0, 100.0**2), "cpu_pct": (20.0, 15.0**2)}
-
-
 class Allocator(DecisionPlugin):
     """Per-tool resource laws learned from telemetry; thread-safe."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._stats: dict[str, dict[str, _Moments]] = {}
+        #: The estimator behind the answers: per-tool laws of duration, tokens, memory, CPU.
+        self.laws = ToolLaws()
         self._lock = threading.Lock()
 
     family = "resources"
@@ -104,19 +84,8 @@ class Allocator(DecisionPlugin):
     def observe(self, tool: str, *, latency_ms: float | None = None, tokens: float | None = None,
                 mem_mb: float | None = None, cpu_pct: float | None = None) -> None:
         with self._lock:
-            stats = self._stats.setdefault(tool, {k: _Moments() for k in _PRIORS})
-            for key, value in (("log_duration", None if latency_ms is None
-                                else math.log1p(latency_ms)),
-                               ("tokens", tokens), ("memory_mb", mem_mb), ("cpu_pct", cpu_pct)):
-                if value is not None and math.isfinite(value):
-                    stats[key].add(value)
-
-    def _law(self, tool: str, key: str) -> tuple[float, float, bool]:
-        prior_mean, prior_var = _PRIORS[key]
-        m = self._stats.get(tool, {}).get(key)
-        if m is None or m.n == 0:
-            return prior_mean, prior_var, False
-        return m.mean, m.var(prior_var), True
+            self.laws.learn_one({"tool": tool}, {"latency_ms": latency_ms, "tokens": tokens,
+                                                 "mem_mb": mem_mb, "cpu_pct": cpu_pct})
 
     def duration(self, tool: str, calls: int = 1, coverage: float = 0.8) -> tuple[Estimate, bool]:
         """Duration of ``calls`` calls of ``tool`` with its interval, and whether it is learned."""
@@ -124,7 +93,7 @@ class Allocator(DecisionPlugin):
             return self._duration(tool, calls, _Z[coverage])
 
     def _duration(self, tool: str, n: int, z: float) -> tuple[Estimate, bool]:
-        mu, s2, learned = self._law(tool, "log_duration")
+        mu, s2, learned = self.laws.law(tool, "log_duration")
         call_mean = math.exp(mu + s2 / 2)
         call_var = (math.exp(s2) - 1) * math.exp(2 * mu + s2)
         return _interval(n * call_mean, n * call_var, z), learned
@@ -132,9 +101,9 @@ class Allocator(DecisionPlugin):
     def _phase(self, spec: PhaseSpec, z: float) -> PhaseEstimate:
         n = spec.calls
         duration, learned = self._duration(spec.tool, n, z)
-        t_mean, t_var, t_learned = self._law(spec.tool, "tokens")
-        m_mean, m_var, _ = self._law(spec.tool, "memory_mb")
-        c_mean, c_var, _ = self._law(spec.tool, "cpu_pct")
+        t_mean, t_var, t_learned = self.laws.law(spec.tool, "tokens")
+        m_mean, m_var, _ = self.laws.law(spec.tool, "memory_mb")
+        c_mean, c_var, _ = self.laws.law(spec.tool, "cpu_pct")
         return PhaseEstimate(
             phase=spec.phase, duration_ms=duration, tokens=_interval(n * t_mean, n * t_var, z),
             memory_mb=_interval(m_mean, m_var, z),
@@ -145,7 +114,7 @@ class Allocator(DecisionPlugin):
         z = _Z[req.coverage]
         with self._lock:
             phases = [self._phase(spec, z) for spec in req.phases]
-            observations = int(sum(s["log_duration"].n for s in self._stats.values()))
+            observations = self.laws.durations_learned()
         learned = any(p.source == "online" for p in phases)
         return AllocateResponse(phases=phases, total=_total(phases, z), coverage=req.coverage,
                                 source="online" if learned else "prior",

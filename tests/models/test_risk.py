@@ -51,12 +51,13 @@ def test_online_estimators_pass_river_checks():
     from river import checks
 
     from predictor.models.arms import ArmStats
+    from predictor.models.laws import ToolLaws
     from predictor.models.load import OnlineLoad
     from predictor.models.performance import OnlinePerformance
     from predictor.models.resources import OnlineResources
 
     for model in (OnlineRisk(), OnlineResources(), OnlineLoad(), OnlinePerformance(),
-                  ArmStats()):
+                  ArmStats(), ToolLaws()):
         checks.check_estimator(model)
 
 
