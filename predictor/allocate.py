@@ -96,7 +96,13 @@ class Allocator(DecisionPlugin):
         mu, s2, learned = self.laws.law(tool, "log_duration")
         call_mean = math.exp(mu + s2 / 2)
         call_var = (math.exp(s2) - 1) * math.exp(2 * mu + s2)
-        return _interval(n * call_mean, n * call_var, z), learned
+        # The sum of n log-normal durations, itself close to log-normal (Fenton-Wilkinson):
+        # its interval is skewed like the durations, not symmetric around the mean.
+        mean, var = n * call_mean, n * call_var
+        sigma2 = math.log1p(var / mean**2)
+        centre, sigma = math.log(mean) - sigma2 / 2, math.sqrt(sigma2)
+        return Estimate(expected=round(mean, 3), low=round(math.exp(centre - z * sigma), 3),
+                        high=round(math.exp(centre + z * sigma), 3)), learned
 
     def _phase(self, spec: PhaseSpec, z: float) -> PhaseEstimate:
         n = spec.calls

@@ -106,7 +106,7 @@ def register_online(engine: Engine, *, source: str,
                 example = pd.DataFrame([primary(family).example])
                 probe = OnlineFamilyModel()
                 probe.family = family
-                probe.engine = Engine.from_parts({family: _part_of(engine, family)}, progress)
+                probe.engine = Engine.from_parts({family: engine.part(family)}, progress)
                 signature = infer_signature(example, probe.predict(None, example))
                 info = mlflow.pyfunc.log_model(
                     name=f"{family}-online", python_model=OnlineFamilyModel(),
@@ -120,10 +120,6 @@ def register_online(engine: Engine, *, source: str,
                     client.set_model_version_tag(online_model_name(family), version, key, value)
                 versions[family] = version
     return versions
-
-
-def _part_of(engine: Engine, family: str) -> dict[str, Any]:
-    return engine.part(family)
 
 
 def load_online(tracking_uri: str) -> tuple[Engine, dict[str, Any]] | None:
