@@ -130,12 +130,14 @@ class RiskAssessor(DecisionPlugin):
             else req.ts
         with self._lock:
             features = self.history.features(now, req.server, req.tool or "")
+            x = _x(features, math.nan if req.concurrency is None else float(req.concurrency),
+                   math.nan if req.attempt is None else float(req.attempt))
             batch = self.batch
             if batch is None:
-                p = self.model.predict_proba_one(_x(features))[True]
+                p = self.model.predict_proba_one(x)[True]
                 learned = len(self.model._seen) == 2
         if batch is not None:
-            row = np.array([list(_x(features).values())], dtype=float)
+            row = np.array([list(x.values())], dtype=float)
             p, learned = float(batch[0].predict_proba(row)[0]), True
         prevent = p > req.threshold
         suggestion = "none"

@@ -173,6 +173,7 @@ def _served(frame: pd.DataFrame, calls: pd.DataFrame, test: np.ndarray,
     for position, call in replay(engine, frame_records(frame)):
         if int(index[position]) in wanted:
             answer = assessor.assess(RiskRequest(server=call.server, tool=call.tool,
-                                                 ts=call.epoch))
+                                                 ts=call.epoch, concurrency=call.concurrency,
+                                                 attempt=call.attempt))
             out.append(answer.failure_probability)
     return np.array(out, dtype=float)
