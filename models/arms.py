@@ -83,6 +83,7 @@ class ArmStats(base.MultiTargetRegressor):
         self.cost_alpha = cost_alpha
         self._arms: dict[tuple[Any, Any], _Arm] = {}
         self._servers: dict[Any, list[float]] = {}  # server -> [successes, failures]
+        self._unseen = self._prior()  # read only: what an arm never seen answers
 
     @staticmethod
     def _key(x: dict) -> tuple[Any, Any]:
@@ -123,6 +124,19 @@ class ArmStats(base.MultiTargetRegressor):
             arm.cost = cost if math.isnan(arm.cost) else arm.cost + self.cost_alpha * (
                 cost - arm.cost)
 
+    def posterior(self, server: Any, task_type: Any, load: float = 0.0,
+                  capability_prior: float = 0.7) -> tuple[float, ...]:
+        """``(log_mean, log_sd, latency_n, a, b, ra, rb, cost)`` of an arm at ``load``.
+
+        ``a, b`` are the Beta parameters of its success, ``ra, rb`` those of its
+        server's reliability; the selector draws Thompson samples from them.
+        """
+        arm = self._arms.get((server, task_type or "*")) or self._unseen
+        ok, fail = self._servers.get(server, (0.0, 0.0))
+        return (arm.level + arm.slope * load / 10.0, math.sqrt(max(arm.var, 1e-4)), arm.n,
+                arm.ok + 5 * capability_prior, arm.fail + 5 * (1 - capability_prior),
+                ok + 4.75, fail + 0.25, arm.cost)
+
     def predict_one(self, x: dict) -> dict[str, float]:
         """Estimates and posterior parameters of the arm ``x`` names (its prior if unseen).
 
@@ -130,19 +144,14 @@ class ArmStats(base.MultiTargetRegressor):
         ``success``/``success_n`` and ``reliability``/``reliability_n`` are Beta
         posterior means and total pseudo-counts.
         """
-        arm = self._arms.get(self._key(x)) or self._prior()
-        load = (_number(x.get("load")) or 0.0) / 10.0
-        log_mean = arm.level + arm.slope * load
-        log_sd = math.sqrt(max(arm.var, 1e-4))
         prior = _number(x.get("capability_prior"))
-        prior = 0.7 if prior is None else prior
-        a, b = arm.ok + 5 * prior, arm.fail + 5 * (1 - prior)
-        ok, fail = self._servers.get(x.get("server"), (0.0, 0.0))
-        ra, rb = ok + 4.75, fail + 0.25
+        log_mean, log_sd, n, a, b, ra, rb, cost = self.posterior(
+            x.get("server"), x.get("task_type"), _number(x.get("load")) or 0.0,
+            0.7 if prior is None else prior)
         p50 = max(math.expm1(log_mean), 0.0)
         return {"latency_p50_ms": p50,
                 "latency_p95_ms": max(math.expm1(log_mean + 1.645 * log_sd), p50),
-                "log_mean": log_mean, "log_sd": log_sd, "latency_n": arm.n,
+                "log_mean": log_mean, "log_sd": log_sd, "latency_n": n,
                 "success": a / (a + b), "success_n": a + b,
                 "reliability": ra / (ra + rb), "reliability_n": ra + rb,
-                "cost_usd": arm.cost}
+                "cost_usd": cost}

@@ -24,7 +24,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from scipy import sparse
+from sklearn.feature_extraction.text import (
+    ENGLISH_STOP_WORDS,
+    CountVectorizer,
+    TfidfTransformer,
+)
 
 from predictor.api.context import ContextItem, DroppedItem, KeptItem, ReduceRequest, ReduceResponse
 from predictor.plugin import DecisionPlugin
@@ -44,20 +49,20 @@ def _tokens(item: ContextItem) -> int:
     return item.tokens if item.tokens is not None else math.ceil(len(item.text) / 4)
 
 
-def _coverage(query: str, texts: list[str]) -> np.ndarray:
-    """IDF-weighted share of the query's words each text contains (0 to 1)."""
-    words = CountVectorizer(stop_words="english", binary=True)
-    try:
-        present = words.fit_transform([query, *texts]).tocsc()
-    except ValueError:  # nothing but stop words
-        return np.zeros(len(texts))
-    asked = present[0].nonzero()[1]
-    if not len(asked):
-        return np.zeros(len(texts))
-    df = np.asarray(present[1:].sum(axis=0)).ravel()
-    idf = np.log((1 + len(texts)) / (1 + df)) + 1.0  # scikit-learn's smoothed idf
-    weights = idf[asked]
-    return np.asarray(present[1:][:, asked] @ weights).ravel() / weights.sum()
+def _coverage(counts: sparse.csr_matrix, terms: np.ndarray) -> np.ndarray:
+    """IDF-weighted share of the query's words (row 0) each item (other rows) contains.
+
+    Words are the unigrams among ``terms`` that are not English stop words.
+    """
+    asked = [j for j in counts[0].nonzero()[1]
+             if " " not in terms[j] and terms[j] not in ENGLISH_STOP_WORDS]
+    items = counts[1:]
+    if not asked or items.shape[0] == 0:
+        return np.zeros(items.shape[0])
+    present = (items[:, asked] > 0).astype(float)
+    df = np.asarray(present.sum(axis=0)).ravel()
+    idf = np.log((1 + items.shape[0]) / (1 + df)) + 1.0  # scikit-learn's smoothed idf
+    return np.asarray(present @ idf).ravel() / idf.sum()
 
 
 def reduce_context(req: ReduceRequest) -> ReduceResponse:
@@ -66,13 +71,15 @@ def reduce_context(req: ReduceRequest) -> ReduceResponse:
     before = sum(_tokens(i) for i in items)
     if not items:
         return ReduceResponse(kept=[], dropped=[], tokens_before=0, tokens_after=0)
-    texts = [i.text for i in items]
-    relevance = _coverage(req.query, texts)
+    words = CountVectorizer(ngram_range=(1, 2))
     try:
-        matrix = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
+        counts = words.fit_transform([req.query, *(i.text for i in items)]).tocsr()
+    except ValueError:  # empty texts: nothing is relevant, nothing duplicates anything
+        relevance, pairwise = np.zeros(len(items)), np.eye(len(items))
+    else:
+        relevance = _coverage(counts, words.get_feature_names_out())
+        matrix = TfidfTransformer(sublinear_tf=True).fit_transform(counts[1:])
         pairwise = (matrix @ matrix.T).toarray()
-    except ValueError:  # empty texts: nothing duplicates anything
-        pairwise = np.eye(len(items))
     kept: list[KeptItem] = []
     kept_index: list[int] = []
     dropped: list[DroppedItem] = []

@@ -210,17 +210,16 @@ class Selector(DecisionPlugin):
 
     def _estimate(self, server: str, task: str, sample: bool) -> tuple[float, ...]:
         srv = self._servers.get(server) or _PRIOR_SERVER
-        est = self.stats.predict_one({"server": server, "task_type": task, "load": srv.load,
-                                      "capability_prior": self._capability_prior(server, task)})
-        mean_log, sd = est["log_mean"], est["log_sd"]
-        capability, reliability = est["success"], est["reliability"]
+        mean_log, sd, latency_n, a, b, ra, rb, cost = self.stats.posterior(
+            server, task, srv.load, self._capability_prior(server, task))
+        capability, reliability = a / (a + b), ra / (ra + rb)
         if sample:
             # Thompson draws. The Beta posteriors (at least 5 pseudo-counts) are drawn
             # from their normal approximation: one gauss() instead of two gamma
             # variates each, which keeps an exploring select as cheap as a greedy one.
             gauss = self._rng.gauss
-            mean_log = gauss(mean_log, sd / math.sqrt(est["latency_n"] + 1.0))
-            n, rn = est["success_n"], est["reliability_n"]
+            mean_log = gauss(mean_log, sd / math.sqrt(latency_n + 1.0))
+            n, rn = a + b, ra + rb
             capability = min(1.0, max(0.0, gauss(capability, math.sqrt(
                 capability * (1 - capability) / (n + 1)))))
             reliability = min(1.0, max(0.0, gauss(reliability, math.sqrt(
@@ -230,7 +229,7 @@ class Selector(DecisionPlugin):
         available = 1.0 if srv.reachable and srv.connect_failures < 3 else 0.0
         if self.cooldowns is not None and self.cooldowns.cooling(server):
             available = 0.0
-        return p50, p95, capability, reliability, available, est["cost_usd"]
+        return p50, p95, capability, reliability, available, cost
 
     def _scored(self, req: SelectRequest, sample: bool) -> list[tuple[float, str, tuple]]:
         """(score, server, (performance, cost factor, estimate)) of every candidate."""
