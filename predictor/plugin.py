@@ -74,7 +74,11 @@ class DecisionPlugin(LockedState):
 
     # --- learning ------------------------------------------------------------------
     def learn(self, record: Record) -> None:
-        """Learn from one telemetry record (a call or a health probe)."""
+        """Learn from one telemetry record (a call or a health probe).
+
+        Plug-ins implement :meth:`learn_call` and :meth:`learn_health` rather than
+        this: the engine calls those directly and keeps ``clock`` itself.
+        """
         ts = record.epoch
         if not ts < self.clock:
             self.clock = ts
