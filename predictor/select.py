@@ -6,7 +6,8 @@ less is better, as the best figure over this one's, so the seed's weights
 trade comparable things:
 
 * **capability** (.35): how well the server does this task type: the
-  lowest failure rate among the candidates over this one's (each plus 1 %),
+  lowest failure rate among the candidates over this one's (each plus 2 %,
+  the resolution of success counts that forget at 0.98 a call),
   from the discounted success rate on the task, shrunk towards a prior (0.9
   for a server declared capable in configuration, 0.7 when nothing is known);
 * **performance** (.25): the shortest expected time to a success among the
@@ -77,9 +78,6 @@ __all__ = [
 PRIOR_LATENCY_MS = 500.0
 PRIOR_LOG_SD = 1.0
 _MEMO_SIZE = 1024
-#: Added to failure rates before they are compared, so that 0.1 % against 0.2 % is
-#: not read as "twice as reliable" (noise at the top of the scale).
-_FAILURE_FLOOR = 0.01
 
 
 
@@ -242,6 +240,10 @@ class Selector(DecisionPlugin):
         to_success = {s: (e[0] + 1.0) / max(e[2], 0.05) for s, e in est.items()}
         quickest = min(to_success.values())
         least_failing = min(1.0 - e[2] for e in est.values())
+        # Failure rates are compared above the resolution of the discounted success counts
+        # (one failure in the 1 / (1 - discount) calls they remember, 2 % by default), so
+        # that 0.1 % against 0.2 % is not read as "twice as reliable".
+        floor = 1.0 - self.discount
         costs = [e[5] for e in est.values() if not math.isnan(e[5])]
         cheapest = min(costs) if costs else math.nan
         no_cost = math.isnan(cheapest)
@@ -249,7 +251,7 @@ class Selector(DecisionPlugin):
         for server, e in est.items():
             _, _, success, reliability, available, cost = e
             perf = quickest / to_success[server]
-            capability = (least_failing + _FAILURE_FLOOR) / (1.0 - success + _FAILURE_FLOOR)
+            capability = (least_failing + floor) / (1.0 - success + floor)
             cost_factor = 1.0 if no_cost or math.isnan(cost) else 1.0 / (
                 1.0 + math.log((cost + 1e-6) / (cheapest + 1e-6)))
             score = (w_cap * capability + w_perf * perf + w_cost * cost_factor
