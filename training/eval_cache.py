@@ -93,10 +93,9 @@ def evaluate_cache(calls: pd.DataFrame, train: np.ndarray, test: np.ndarray,
     section["served_preload_precision"] = rounded(
         served.preload_hits / served.preloads if served.preloads else 0.0)
     section["variant"] = "online"
-    section["variant_why"] = ("preload answers from the online access model, which learns "
-                              "every access; the cache around it is a segmented LRU with "
-                              "default shares (the settings above are tuned for 'predictive' "
-                              "only)")
+    section["variant_why"] = (f"{Preloader.why_online}; the cache around it is a segmented "
+                              "LRU with default shares (the settings above are tuned for "
+                              "'predictive' only)")
     plot_data = {"keys": test_keys, "ts": test_ts, "size": size, "model": before_test}
     return section, {"access_model": model, "settings": settings, "plot": plot_data}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from predictor.allocate import Allocator
 from predictor.data.frame import frame_records
 from predictor.models.delay import LabelDelay, finish_time
 from predictor.models.features import CallFeaturizer
@@ -79,8 +80,7 @@ def evaluate_resources(calls: pd.DataFrame, history: pd.DataFrame, train: np.nda
     section["duration_mae_ms"]["served"] = rounded(mae(truth, served), 2)
     section["interval_coverage_80_served"] = rounded(inside)
     section["variant"] = "online"
-    section["variant_why"] = ("allocate answers from per-tool laws learned online: a workflow "
-                              "spec has no call history, which the batch model needs")
+    section["variant_why"] = Allocator.why_online
     return section, {"featurizer": featurizer, "batch": batch}
 
 

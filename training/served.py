@@ -7,9 +7,7 @@ so that the replay learns only what those decisions need. :func:`replay`
 walks the records in time order and yields each call *before* the engine
 learns it: the caller asks the engine what it would have answered then. A
 call is learned once its outcome is known (``ts + latency_ms``, label
-delay); a health probe as soon as it is taken. Decisions that learn only
-inputs known at a call's start (preload learns ``cache_key``) replay with
-``delay=False``.
+delay); a health probe as soon as it is taken.
 
 >>> from predictor.data.schema import parse_record
 >>> records = [parse_record({"ts": float(t), "server": "a", "tool": "q", "latency_ms": 1500.0})
@@ -39,26 +37,20 @@ def served_engine(names: Sequence[str], *, seed: int = SERVED_SEED) -> Engine:
     return Engine(seed=seed, decisions=tuple(d for d in DECISIONS if d.name in names))
 
 
-def replay(engine: Engine, records: Sequence[Record], *,
-           delay: bool = True) -> Iterator[tuple[int, CallRecord]]:
+def replay(engine: Engine, records: Sequence[Record]) -> Iterator[tuple[int, CallRecord]]:
     """Yield ``(position, call)`` in order; the engine learns each record after it is asked.
 
-    With ``delay`` a call is learned when it finishes (before the first call
-    that starts later); without, right after it is yielded.
+    A call is learned when it finishes, before the first call that starts later.
     """
     pending: LabelDelay[Record] = LabelDelay()
     for position, record in enumerate(records):
         ts = record.epoch
-        if delay:
-            ready = list(pending.ready(ts))
-            if ready:
-                engine.learn(ready)
+        ready = list(pending.ready(ts))
+        if ready:
+            engine.learn(ready)
         if not isinstance(record, CallRecord):
             engine.learn([record])
             continue
         yield position, record
-        if delay:
-            latency = record.latency_ms
-            pending.add(finish_time(ts, float("nan") if latency is None else latency), record)
-        else:
-            engine.learn([record])
+        latency = record.latency_ms
+        pending.add(finish_time(ts, float("nan") if latency is None else latency), record)
