@@ -5,9 +5,11 @@ it can rebuild the leak-free history features it was trained with. Every
 bundle has
 
 * ``predict(frame)``: one output row per call of the frame, and
-* ``loss(frame, test)``: its primary error on the calls (or windows, or
+* ``loss(frame, test, history=None)``: its primary error on the calls (or windows, or
   accesses) of ``frame`` selected by the boolean mask ``test``, lower is
   better. Promotion compares two bundles' losses on the same holdout.
+  ``history``, when given, is the frame's history features already computed
+  (:func:`predictor.models.history.call_features`), so a job computes them once.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ def _calls(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["kind"] == "call"]
 
 
+def _history(frame: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame:
+    """The calls' history features: the ones given (computed once per job), or computed."""
+    return call_features(frame) if history is None else history
+
+
 def _call_mask(frame: pd.DataFrame, test: np.ndarray) -> np.ndarray:
     """``test`` (over every record of ``frame``) restricted to its calls."""
     return test[(frame["kind"] == "call").to_numpy()]
@@ -49,17 +56,18 @@ class PerformanceBundle:
     family: str = "performance"
     metric: str = "latency_mae_ms"
 
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
         calls = _calls(frame)
-        X = self.featurizer.transform(calls, call_features(frame))
+        X = self.featurizer.transform(calls, _history(frame, history))
         pred = self.model.predict(X)
         return pd.DataFrame({"latency_p50_ms": pred.latency_p50_ms,
                              "latency_p95_ms": pred.latency_p95_ms,
                              "success": pred.success, "output_tokens": pred.output_tokens,
                              "cost_usd": pred.cost_usd}, index=calls.index)
 
-    def loss(self, frame: pd.DataFrame, test: np.ndarray) -> float | None:
-        calls, pred = _calls(frame), self.predict(frame)
+    def loss(self, frame: pd.DataFrame, test: np.ndarray,
+             history: pd.DataFrame | None = None) -> float | None:
+        calls, pred = _calls(frame), self.predict(frame, history)
         mask = _call_mask(frame, test)
         truth = calls["latency_ms"].to_numpy(float)[mask]
         if not np.isnan(truth).all():
@@ -75,9 +83,9 @@ class ResourcesBundle:
     family: str = "resources"
     metric: str = "duration_mae_ms"
 
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
         calls = _calls(frame)
-        history = call_features(frame)[self.featurizer.history_columns_]
+        history = _history(frame, history)[self.featurizer.history_columns_]
         X = self.featurizer.transform(calls, history)
         out = pd.DataFrame(self.model.predict(X), index=calls.index)
         band = self.model.interval(X)
@@ -85,8 +93,9 @@ class ResourcesBundle:
             out["duration_low_ms"], out["duration_high_ms"] = band
         return out
 
-    def loss(self, frame: pd.DataFrame, test: np.ndarray) -> float | None:
-        calls, pred = _calls(frame), self.predict(frame)
+    def loss(self, frame: pd.DataFrame, test: np.ndarray,
+             history: pd.DataFrame | None = None) -> float | None:
+        calls, pred = _calls(frame), self.predict(frame, history)
         if "duration_ms" not in pred:
             return None
         mask = _call_mask(frame, test)
@@ -100,17 +109,18 @@ class RiskBundle:
     family: str = "risk"
     metric: str = "1 - roc_auc"
 
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
         calls = _calls(frame)
-        history = call_features(frame)
+        history = _history(frame, history)
         X = np.column_stack([history.loc[calls.index, list(RISK_FEATURES)].to_numpy(float),
                              calls["concurrency"].to_numpy(float),
                              calls["attempt"].to_numpy(float)])
         return pd.DataFrame({"failure_probability": self.model.predict_proba(X)},
                             index=calls.index)
 
-    def loss(self, frame: pd.DataFrame, test: np.ndarray) -> float | None:
-        calls, pred = _calls(frame), self.predict(frame)
+    def loss(self, frame: pd.DataFrame, test: np.ndarray,
+             history: pd.DataFrame | None = None) -> float | None:
+        calls, pred = _calls(frame), self.predict(frame, history)
         mask = _call_mask(frame, test)
         score = auc(1 - calls["success"].to_numpy(float)[mask],
                     pred["failure_probability"].to_numpy()[mask])
@@ -147,7 +157,8 @@ class LoadBundle:
                              "load": feats["y"].to_numpy(), "forecast": mean,
                              "forecast_upper": upper})
 
-    def loss(self, frame: pd.DataFrame, test: np.ndarray) -> float | None:
+    def loss(self, frame: pd.DataFrame, test: np.ndarray,
+             history: pd.DataFrame | None = None) -> float | None:
         cut = float(frame["ts"].to_numpy(float)[test].min()) if test.any() else np.inf
         pred = self.predict(frame)
         rows = pred["window_start"].to_numpy(float) >= cut
@@ -174,7 +185,8 @@ class CacheBundle:
             rows.append({"next_keys": str(model.predict_next(key, k))})
         return pd.DataFrame(rows, index=calls.index)
 
-    def loss(self, frame: pd.DataFrame, test: np.ndarray) -> float | None:
+    def loss(self, frame: pd.DataFrame, test: np.ndarray,
+             history: pd.DataFrame | None = None) -> float | None:
         calls = _calls(frame)
         mask = _call_mask(frame, test) & calls["cache_key"].notna().to_numpy()
         keys = list(calls["cache_key"].to_numpy(object)[mask])
@@ -187,31 +199,12 @@ class CacheBundle:
         return 1.0 - cache.hit_ratio
 
 
-def _performance(art: dict) -> PerformanceBundle | None:
-    return PerformanceBundle(art["featurizer"], art["batch"]) if "batch" in art else None
-
-
-def _resources(art: dict) -> ResourcesBundle | None:
-    return ResourcesBundle(art["featurizer"], art["batch"]) if "batch" in art else None
-
-
-def _risk(art: dict) -> RiskBundle | None:
-    return RiskBundle(art["risk"]) if "risk" in art else None
-
-
-def _load(art: dict) -> LoadBundle | None:
-    return LoadBundle(art["load"], art["window_s"]) if "load" in art else None
-
-
-def _cache(art: dict) -> CacheBundle | None:
-    return CacheBundle(art["access_model"], art["settings"]) if "access_model" in art else None
-
-
-#: family -> (evaluation section holding its artifacts, bundle builder)
+#: Registered family -> the report section (and evaluation fit) it comes from. Each fit's
+#: ``bundle`` is the bundle registered as ``predictor-<family>``.
 BUNDLES = {
-    "performance": ("performance", _performance),
-    "resources": ("resources", _resources),
-    "cache": ("cache", _cache),
-    "load": ("scaling", _load),
-    "risk": ("risk", _risk),
+    "performance": "performance",
+    "resources": "resources",
+    "cache": "cache",
+    "load": "scaling",
+    "risk": "risk",
 }

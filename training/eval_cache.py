@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import copy
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from predictor.api.preload import PreloadRequest
 from predictor.models.cache import AccessModel
 from predictor.models.caching import PredictiveCache, belady_hit_ratio, lru_hit_ratio
 from predictor.preload import Preloader
+from predictor.training.bundles import CacheBundle
+from predictor.training.features import Features, Options, Unsupported
 from predictor.training.metrics import rounded
 from predictor.training.served import served_engine
 
-__all__ = ["CACHE_GRID", "evaluate_cache", "tune_cache"]
+__all__ = ["CACHE_GRID", "CacheFit", "fit_cache", "score_cache", "tune_cache"]
 
 #: Settings of the predictive cache tried on the validation slice of the training part.
 CACHE_GRID = {
@@ -59,21 +61,47 @@ def tune_cache(keys: list[str], ts: np.ndarray) -> tuple[dict, AccessModel]:
     return best, model
 
 
-def evaluate_cache(calls: pd.DataFrame, train: np.ndarray, test: np.ndarray,
-                   cache_size: int | None = None) -> tuple[dict, dict]:
-    """The ``cache`` section of the report."""
-    has_key = calls["cache_key"].notna().to_numpy()
+@dataclass(frozen=True)
+class CacheFit:
+    """The access model after the training accesses, and the cache settings tuned on them."""
+
+    model: AccessModel
+    settings: dict
+
+    @property
+    def bundle(self) -> CacheBundle:
+        """What training registers as ``predictor-cache``."""
+        return CacheBundle(self.model, self.settings)
+
+
+def _accesses(features: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keys, ts, has_key) over the calls."""
+    calls = features.calls
+    return (calls["cache_key"].to_numpy(object), calls["ts"].to_numpy(float),
+            calls["cache_key"].notna().to_numpy())
+
+
+def fit_cache(features: Features, options: Options | None = None) -> CacheFit:
+    """Tune the predictive cache's settings and learn the access model on the training part."""
+    keys, ts, has_key = _accesses(features)
+    train, test = features.train, features.test
     if has_key[test].sum() < 10 or has_key[train].sum() < 10:
-        return {"reason": "too few cache_key accesses on one side of the time split"}, {}
-    ts = calls["ts"].to_numpy(float)
-    keys = calls["cache_key"].to_numpy(object)
+        raise Unsupported("too few cache_key accesses on one side of the time split")
+    settings, model = tune_cache(list(keys[train & has_key]), ts[train & has_key])
+    return CacheFit(model, settings)
+
+
+def score_cache(features: Features, fit: CacheFit, options: Options | None = None
+                ) -> tuple[dict, dict]:
+    """The ``cache`` section of the report, and the data of its plot."""
+    keys, ts, has_key = _accesses(features)
+    train, test = features.train, features.test
     train_keys = list(keys[train & has_key])
     test_keys = list(keys[test & has_key])
     test_ts = ts[test & has_key]
-    size = cache_size or max(1, round(0.05 * len(set(test_keys))))
-    settings, model = tune_cache(train_keys, ts[train & has_key])
-    before_test = copy.deepcopy(model)
-    cache = _replay(model, test_keys, test_ts, size, **settings)
+    size = (options or Options()).cache_size or max(1, round(0.05 * len(set(test_keys))))
+    settings = fit.settings
+    cache = _replay(copy.deepcopy(fit.model), test_keys, test_ts, size, **settings)
     section = {
         "cache_size": size,
         "hit_ratio": {
@@ -96,8 +124,9 @@ def evaluate_cache(calls: pd.DataFrame, train: np.ndarray, test: np.ndarray,
     section["variant_why"] = (f"{Preloader.why_online}; the cache around it is a segmented "
                               "LRU with default shares (the settings above are tuned for "
                               "'predictive' only)")
-    plot_data = {"keys": test_keys, "ts": test_ts, "size": size, "model": before_test}
-    return section, {"access_model": model, "settings": settings, "plot": plot_data}
+    plot_data = {"keys": test_keys, "ts": test_ts, "size": size, "model": fit.model,
+                 "settings": settings}
+    return section, plot_data
 
 
 class _ServedPreloads:

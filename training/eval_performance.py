@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 from river import drift
@@ -10,9 +13,11 @@ from predictor.models.delay import LabelDelay, finish_time
 from predictor.models.features import CallFeaturizer
 from predictor.models.performance import BatchPerformance, OnlinePerformance
 from predictor.select import Selector
+from predictor.training.bundles import PerformanceBundle
+from predictor.training.features import Features, Options, Unsupported
 from predictor.training.metrics import auc, mae, rounded
 
-__all__ = ["AFTER_DRIFT_S", "evaluate_performance"]
+__all__ = ["AFTER_DRIFT_S", "PerformanceFit", "fit_performance", "score_performance"]
 
 #: Test calls within this many seconds after a drift alarm on their server are
 #: scored again on their own, to show how each variant copes with change.
@@ -60,21 +65,52 @@ def _online_predictions(featurizer: CallFeaturizer, X: np.ndarray, calls: pd.Dat
     return out
 
 
-def evaluate_performance(calls: pd.DataFrame, history: pd.DataFrame, train: np.ndarray,
-                         test: np.ndarray) -> tuple[dict, dict]:
-    """The ``performance`` section of the report, and the fitted models."""
+@dataclass(frozen=True)
+class PerformanceFit:
+    """The fitted batch performance model, and its feature matrix over every call."""
+
+    #: What only scoring reads: dropped once scored (see ``run_family``).
+    WORKSPACE: ClassVar[tuple[str, ...]] = ("X",)
+
+    featurizer: CallFeaturizer
+    model: BatchPerformance
+    X: np.ndarray
+
+    @property
+    def bundle(self) -> PerformanceBundle:
+        """What training registers as ``predictor-performance``."""
+        return PerformanceBundle(self.featurizer, self.model)
+
+
+def _targets(calls: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {name: calls[name].to_numpy(float)
+            for name in ("latency_ms", "success", "output_tokens", "cost_usd")}
+
+
+def fit_performance(features: Features, options: Options | None = None) -> PerformanceFit:
+    """Fit the batch model on the training calls."""
+    calls, history, train, test = (features.calls, features.history, features.train,
+                                   features.test)
     if not train.any() or not test.any():
-        return {"reason": "the log has no calls on one side of the time split"}, {}
+        raise Unsupported("the log has no calls on one side of the time split")
     featurizer = CallFeaturizer().fit(calls[train], history)
     X = featurizer.transform(calls, history)
-    y = {name: calls[name].to_numpy(float)
-         for name in ("latency_ms", "success", "output_tokens", "cost_usd")}
+    y = _targets(calls)
     batch = BatchPerformance(categorical=featurizer.categorical_mask).fit(
         X[train], latency_ms=y["latency_ms"][train], success=y["success"][train],
         output_tokens=y["output_tokens"][train], cost_usd=y["cost_usd"][train],
         feature_names=featurizer.feature_names_,
     )
-    pred = batch.predict(X[test])
+    return PerformanceFit(featurizer, batch, X)
+
+
+def score_performance(features: Features, fit: PerformanceFit, options: Options | None = None
+                      ) -> tuple[dict, dict]:
+    """The ``performance`` section of the report, and the data of its plots."""
+    calls, history, train, test = (features.calls, features.history, features.train,
+                                   features.test)
+    featurizer, X, y = fit.featurizer, fit.X, _targets(calls)
+    pred = fit.model.predict(X[test])
     online = _online_predictions(featurizer, X, calls, test)
     hist = history.loc[calls.index[test]]
     section: dict = {}
@@ -132,4 +168,4 @@ def evaluate_performance(calls: pd.DataFrame, history: pd.DataFrame, train: np.n
                  "success_true": ok_true, "success_prob": pred.success}
     section["variant"] = "online"
     section["variant_why"] = Selector.why_online
-    return section, {"featurizer": featurizer, "batch": batch, "plot": plot_data}
+    return section, plot_data

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 
@@ -10,10 +13,12 @@ from predictor.data.frame import frame_records
 from predictor.models.delay import LabelDelay, finish_time
 from predictor.models.features import CallFeaturizer
 from predictor.models.resources import TARGETS, BatchResources, OnlineResources
+from predictor.training.bundles import ResourcesBundle
+from predictor.training.features import Features, Options, Unsupported
 from predictor.training.metrics import mae, rounded
 from predictor.training.served import replay, served_engine
 
-__all__ = ["evaluate_resources"]
+__all__ = ["ResourcesFit", "fit_resources", "score_resources"]
 
 _HISTORY = ["hist_latency", "hist_output_tokens", "hist_calls"]
 
@@ -25,20 +30,46 @@ def _group_mean(calls: pd.DataFrame, column: str, train: np.ndarray,
     return calls[test]["tool"].map(means).fillna(overall).to_numpy(float)
 
 
-def evaluate_resources(calls: pd.DataFrame, history: pd.DataFrame, train: np.ndarray,
-                       test: np.ndarray) -> tuple[dict, dict]:
-    """The ``resources`` section: batch, online and ``group_mean`` on the test part."""
+@dataclass(frozen=True)
+class ResourcesFit:
+    """The fitted batch resources model, and its feature matrix over every call."""
+
+    #: What only scoring reads: dropped once scored (see ``run_family``).
+    WORKSPACE: ClassVar[tuple[str, ...]] = ("X",)
+
+    featurizer: CallFeaturizer
+    model: BatchResources
+    X: np.ndarray
+
+    @property
+    def bundle(self) -> ResourcesBundle:
+        """What training registers as ``predictor-resources``."""
+        return ResourcesBundle(self.featurizer, self.model)
+
+
+def fit_resources(features: Features, options: Options | None = None) -> ResourcesFit:
+    """Fit the batch model (and its 80 % interval) on the training calls."""
+    calls, train, test = features.calls, features.train, features.test
     duration = calls["latency_ms"].to_numpy(float)
     if np.isnan(duration[train]).all() or np.isnan(duration[test]).all():
-        return {"reason": "no latency_ms (durations) on both sides of the time split"}, {}
-    hist = history[_HISTORY]
+        raise Unsupported("no latency_ms (durations) on both sides of the time split")
+    hist = features.history[_HISTORY]
     featurizer = CallFeaturizer(spec_only=True).fit(calls[train], hist)
     X = featurizer.transform(calls, hist)
-    ts = calls["ts"].to_numpy(float)
     targets = {name: calls[col].to_numpy(float)[train] for name, col in TARGETS.items()}
     # The newest quarter of the (time-ordered) training rows calibrates the interval.
     batch = BatchResources(categorical=featurizer.categorical_mask).fit(
         X[train], targets, base_column=featurizer.feature_names_.index("hist_latency"))
+    return ResourcesFit(featurizer, batch, X)
+
+
+def score_resources(features: Features, fit: ResourcesFit, options: Options | None = None
+                    ) -> tuple[dict, None]:
+    """The ``resources`` section: batch, online, served and ``group_mean`` on the test part."""
+    calls, train, test = features.calls, features.train, features.test
+    featurizer, batch, X = fit.featurizer, fit.model, fit.X
+    duration = calls["latency_ms"].to_numpy(float)
+    ts = calls["ts"].to_numpy(float)
     pred = batch.predict(X[test])
     online = OnlineResources()
     online_pred = []
@@ -81,7 +112,7 @@ def evaluate_resources(calls: pd.DataFrame, history: pd.DataFrame, train: np.nda
     section["interval_coverage_80_served"] = rounded(inside)
     section["variant"] = "online"
     section["variant_why"] = Allocator.why_online
-    return section, {"featurizer": featurizer, "batch": batch}
+    return section, None
 
 
 def _served(calls: pd.DataFrame, test: np.ndarray) -> tuple[np.ndarray, float | None]:

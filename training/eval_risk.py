@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 
@@ -15,10 +19,14 @@ from predictor.models.risk import (
     RecoveryStats,
     threshold_score,
 )
+from predictor.training.bundles import RiskBundle
+from predictor.training.features import Features, Options, Unsupported
 from predictor.training.metrics import auc, pr_auc, rounded
 from predictor.training.served import replay, served_engine
 
-__all__ = ["can_rank", "evaluate_risk", "validation_slice"]
+__all__ = ["RiskFit", "can_rank", "fit_risk", "score_risk", "validation_slice"]
+
+_NAMES = [*RISK_FEATURES, "concurrency", "attempt"]
 
 
 def validation_slice(ts: np.ndarray, train: np.ndarray, share: float = 0.2) -> np.ndarray:
@@ -40,7 +48,7 @@ def can_rank(model: BatchRisk, y: np.ndarray, p: np.ndarray) -> bool:
 
 
 def _matrix(calls: pd.DataFrame, history: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-    names = [*RISK_FEATURES, "concurrency", "attempt"]
+    names = list(_NAMES)
     hist = history.loc[calls.index, list(RISK_FEATURES)]
     X = np.column_stack([hist.to_numpy(float), calls["concurrency"].to_numpy(float),
                          calls["attempt"].to_numpy(float)])
@@ -70,39 +78,87 @@ def _recovery(calls: pd.DataFrame, train: np.ndarray, test: np.ndarray) -> dict 
     }
 
 
-def evaluate_risk(calls: pd.DataFrame, history: pd.DataFrame, train: np.ndarray,
-                  test: np.ndarray, frame: pd.DataFrame | None = None) -> tuple[dict, dict]:
-    """The ``risk`` section: ROC and PR AUC of the failure probability on test calls.
+@dataclass
+class RiskFit:
+    """The batch risk model, the online one after the training calls, and which answers.
 
-    The variant that answers (``variant``) is chosen on the validation slice
-    of the training part: the batch model, fitted on the rest of it, answers
-    when it can rank and beats the online model's ROC AUC there; ``model``
-    reports that variant, and ``served`` the risk decision replayed with it.
+    ``online`` has learned every training call that had finished before the
+    first test call; ``pending`` holds the rest (label delay), so scoring
+    carries on exactly where fitting stopped.
     """
-    failed = 1.0 - calls["success"].to_numpy(float)
-    if np.nansum(failed[test]) < 5 or np.nansum(failed[train]) < 5:
-        return {"reason": "fewer than 5 failed calls on one side of the time split"}, {}
-    X, names = _matrix(calls, history)
-    model = BatchRisk().fit(X[train], failed[train])
-    p_batch = model.predict_proba(X[test])
-    online = OnlineRisk()
-    ts_all = calls["ts"].to_numpy(float)
-    valid = validation_slice(ts_all, train)
-    early = train & ~valid
-    p_online = []
-    p_online_valid = []
-    delay: LabelDelay = LabelDelay()
-    ts = calls["ts"].to_numpy(float)
-    lat = calls["latency_ms"].to_numpy(float)
-    for i, row in enumerate(X):
+
+    #: What only scoring reads: dropped once scored (see ``run_family``).
+    WORKSPACE: ClassVar[tuple[str, ...]] = ("X", "failed", "online", "pending")
+
+    model: BatchRisk
+    X: np.ndarray
+    failed: np.ndarray
+    variant: str
+    why: str
+    online: OnlineRisk
+    pending: LabelDelay
+    first_test: int
+
+    @property
+    def bundle(self) -> RiskBundle:
+        """What training registers as ``predictor-risk``."""
+        return RiskBundle(self.model)
+
+
+
+def _online_pass(online: OnlineRisk, delay: LabelDelay, X: np.ndarray, failed: np.ndarray,
+                 ts: np.ndarray, lat: np.ndarray, rows: range, scored: np.ndarray) -> list[float]:
+    """Learn ``rows`` prequentially (with label delay); the probabilities at ``scored`` rows."""
+    out = []
+    for i in rows:
         for x_done, y_done in delay.ready(ts[i]):
             online.learn_one(x_done, y_done)
-        x = dict(zip(names, row, strict=True))
-        if test[i]:
-            p_online.append(online.predict_proba_one(x)[True])
-        elif valid[i]:
-            p_online_valid.append(online.predict_proba_one(x)[True])
+        x = dict(zip(_NAMES, X[i], strict=True))
+        if scored[i]:
+            out.append(online.predict_proba_one(x)[True])
         delay.add(finish_time(ts[i], lat[i]), (x, bool(failed[i])))
+    return out
+
+
+def fit_risk(features: Features, options: Options | None = None) -> RiskFit:
+    """Fit the batch model, run the online one over the training part, choose the variant.
+
+    The variant that answers is chosen on the validation slice of the
+    training part: the batch model, fitted on the rest of it, answers when it
+    can rank and beats the online model's ROC AUC there.
+    """
+    calls, train, test = features.calls, features.train, features.test
+    failed = 1.0 - calls["success"].to_numpy(float)
+    if np.nansum(failed[test]) < 5 or np.nansum(failed[train]) < 5:
+        raise Unsupported("fewer than 5 failed calls on one side of the time split")
+    X, _ = _matrix(calls, features.history)
+    model = BatchRisk().fit(X[train], failed[train])
+    ts = calls["ts"].to_numpy(float)
+    valid = validation_slice(ts, train)
+    online, delay = OnlineRisk(), LabelDelay()
+    # The split is by time over time-ordered calls: the test calls are the last ones.
+    first_test = int(np.argmax(test))
+    p_online_valid = _online_pass(online, delay, X, failed, ts,
+                                  calls["latency_ms"].to_numpy(float), range(first_test), valid)
+    variant, why = _choose_variant(X, failed, train & ~valid, valid, p_online_valid)
+    return RiskFit(model, X, failed, variant, why, online, delay, first_test)
+
+
+def score_risk(features: Features, fit: RiskFit, options: Options | None = None
+               ) -> tuple[dict, None]:
+    """The ``risk`` section: ROC and PR AUC of the failure probability on test calls.
+
+    ``model`` reports the variant the fit chose, and ``served`` the risk
+    decision replayed with it.
+    """
+    calls, history, test = features.calls, features.history, features.test
+    X, failed, model, variant, why = fit.X, fit.failed, fit.model, fit.variant, fit.why
+    p_batch = model.predict_proba(X[test])
+    # Scoring learns on: work on a copy so the fit stays what was fitted.
+    online, delay = copy.deepcopy(fit.online), copy.deepcopy(fit.pending)
+    p_online = _online_pass(online, delay, X, failed, calls["ts"].to_numpy(float),
+                            calls["latency_ms"].to_numpy(float),
+                            range(fit.first_test, len(calls)), test)
     hist = history.loc[calls.index[test]]
     # The 2000 ms rule applies to the server's recent latency (history is kept raw;
     # log-scaling happens only in the featurizer).
@@ -110,9 +166,7 @@ def evaluate_risk(calls: pd.DataFrame, history: pd.DataFrame, train: np.ndarray,
                             hist["probe_mem"].to_numpy(float), hist["probe_cpu"].to_numpy(float))
     recent = hist["srv_recent_error_rate"].fillna(0.0).to_numpy(float)
     y = failed[test]
-    variant, why = _choose_variant(X, failed, early, valid, p_online_valid)
-    p_served = _served(frame if frame is not None else calls, calls, test,
-                       model if variant == "batch" else None)
+    p_served = _served(features.frame, calls, test, model if variant == "batch" else None)
     chosen = p_batch if variant == "batch" else p_online
     section = {
         "variant": variant,
@@ -129,11 +183,10 @@ def evaluate_risk(calls: pd.DataFrame, history: pd.DataFrame, train: np.ndarray,
         "failure_rate": rounded(float(np.nanmean(y))),
         "online_drifts": online.drifts,
     }
-    recovery = _recovery(calls, train, test)
+    recovery = _recovery(calls, features.train, test)
     if recovery is not None:
         section["recovery"] = recovery
-    return section, {"risk": model}
-
+    return section, None
 
 
 def _choose_variant(X: np.ndarray, failed: np.ndarray, early: np.ndarray, valid: np.ndarray,

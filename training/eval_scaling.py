@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from predictor.models.load import FEATURES, BatchLoad, OnlineLoad, load_features, window_counts
 from predictor.scale import Scaler, ScaleRequest, recommendations, step_replicas
+from predictor.training.bundles import LoadBundle
+from predictor.training.features import Features, Options, Unsupported
 from predictor.training.metrics import mae, rounded
 
-__all__ = ["evaluate_scaling", "predictive_replicas", "reactive_replicas"]
+__all__ = ["ScalingFit", "fit_scaling", "predictive_replicas", "reactive_replicas",
+           "score_scaling"]
 
 TARGET_UTILIZATION = 0.7
 MAX_STEP_UP = 1.5
@@ -96,17 +100,40 @@ def _score(loads: np.ndarray, replicas: np.ndarray, capacity: float) -> tuple[fl
     return under, float(np.mean(replicas))
 
 
-def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
-                     capacity: float | None = None) -> tuple[dict, dict]:
-    """The ``scaling`` section: per-server windows, aggregated over servers.
+@dataclass(frozen=True)
+class ScalingFit:
+    """Per-server load windows, the load forecaster fitted on the training windows, and the
+    headroom and per-replica capacities calibrated there."""
+
+    model: BatchLoad
+    window_s: float
+    requested_window_s: float
+    counts: pd.DataFrame
+    feats: pd.DataFrame
+    caps: dict
+    headroom: float
+    stabilization: int
+    train_windows: np.ndarray
+    calibration_cut: float
+
+    @property
+    def bundle(self) -> LoadBundle:
+        """What training registers as ``predictor-load``."""
+        return LoadBundle(self.model, self.window_s)
+
+
+def fit_scaling(features: Features, options: Options | None = None) -> ScalingFit:
+    """Count per-server windows and fit the forecaster and its headroom on the training part.
 
     A log whose span holds more than :data:`MAX_WINDOWS` windows (years of
     sparse events) is counted in the smallest coarser window of
     :data:`WINDOW_LADDER` that fits, and the report says which. Only the
     :data:`MAX_SERVERS` busiest servers are scaled.
     """
+    options = options or Options()
+    calls, cut, capacity = features.calls, features.split.cut, options.capacity
     ts, servers = calls["ts"].to_numpy(float), calls["server"].to_numpy(object)
-    requested = window_s
+    requested = window_s = options.window_s
     span = float(ts.max() - ts.min()) if len(ts) else 0.0
     for candidate in (window_s, *(w for w in WINDOW_LADDER if w > window_s)):
         window_s = candidate
@@ -117,7 +144,7 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
     counts = window_counts(ts[keep], servers[keep], window_s, start=float(ts.min()))
     train_windows = counts.index < cut
     if train_windows.sum() < 12 or (~train_windows).sum() < 3:
-        return {"reason": f"fewer than 12 training or 3 test windows of {window_s:g} s"}, {}
+        raise Unsupported(f"fewer than 12 training or 3 test windows of {window_s:g} s")
     feats = load_features(counts, window_s)
     in_train = feats.index < cut
     # Calibrate the headroom on the last quarter of the training windows, with a
@@ -135,6 +162,18 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
     stabilization = stabilization_windows(window_s)
     headroom = _calibrate(calibrator, feats[cal_rows], caps, stabilization)
     model = BatchLoad().fit(feats[in_train])
+    return ScalingFit(model, window_s, requested, counts, feats, caps, headroom, stabilization,
+                      train_windows, float(cal_cut))
+
+
+def score_scaling(features: Features, fit: ScalingFit, options: Options | None = None
+                  ) -> tuple[dict, pd.DataFrame]:
+    """The ``scaling`` section (per-server windows, aggregated over servers) and its plot data."""
+    model, window_s, requested, counts, feats, caps, headroom, stabilization = (
+        fit.model, fit.window_s, fit.requested_window_s, fit.counts, fit.feats, fit.caps,
+        fit.headroom, fit.stabilization)
+    train_windows, cal_cut = fit.train_windows, fit.calibration_cut
+    in_train = feats.index < features.split.cut
     test_feats = feats[~in_train]
     mean_fc, upper_fc = model.predict(test_feats)
     online_fc = _online_forecasts(feats, ~in_train)
@@ -181,7 +220,7 @@ def evaluate_scaling(calls: pd.DataFrame, cut: float, window_s: float = 60.0,
     }
     totals = pd.DataFrame({"y": y, "mean": mean_fc, "upper": upper_fc},
                           index=test_feats.index).groupby(level=0).sum()
-    return section, {"load": model, "headroom": headroom, "plot": totals, "window_s": window_s}
+    return section, totals
 
 
 def _evaluate_decision(counts: pd.DataFrame, caps: dict, hpa: dict, window_s: float,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -44,10 +45,11 @@ from predictor.models.delay import LabelDelay, finish_time
 from predictor.models.features import CallFeaturizer
 from predictor.models.history import History
 from predictor.models.performance import BatchPerformance
+from predictor.training.features import Features, Options, Unsupported
 from predictor.training.metrics import rounded
 from predictor.training.served import replay, served_engine
 
-__all__ = ["MAX_CANDIDATES", "TIMEOUT_MS", "evaluate_selection"]
+__all__ = ["MAX_CANDIDATES", "TIMEOUT_MS", "SelectionFit", "fit_selection", "score_selection"]
 
 MAX_CANDIDATES = 10
 #: What a failed call without a recorded latency costs (the seed's 30 s timeout).
@@ -83,33 +85,47 @@ def _candidate_frame(calls: pd.DataFrame, frame: pd.DataFrame, candidates: dict[
     return cand, hist, owners
 
 
-def evaluate_selection(calls: pd.DataFrame, frame: pd.DataFrame, history: pd.DataFrame,
-                       train: np.ndarray, test: np.ndarray, seed: int = 0) -> tuple[dict, dict]:
-    """The ``selection`` section of the report (replay method)."""
-    task = calls["task_type"]
-    known = calls[train & task.notna().to_numpy()]
-    # Candidates: the servers that served the task type in training, at most the
-    # MAX_CANDIDATES busiest (a routing decision weighs a handful, not hundreds).
+@dataclass(frozen=True)
+class SelectionFit:
+    """The candidate servers of each task type, the rounds and test calls to replay, and the
+    batch model that scores candidates (the ``model`` policy)."""
+
+    candidates: dict[str, list[str]]
+    rounds: np.ndarray
+    eligible: np.ndarray
+    featurizer: CallFeaturizer
+    model: BatchPerformance
+    bundle: None = None  # nothing is registered: ``performance`` is the registered model
+
+
+def _candidates(calls: pd.DataFrame, train: np.ndarray) -> dict[str, list[str]]:
+    """The servers that served each task type in training, at most the MAX_CANDIDATES busiest
+    (a routing decision weighs a handful, not hundreds)."""
+    known = calls[train & calls["task_type"].notna().to_numpy()]
     served = known.groupby("task_type")["server"].value_counts()
     candidates = {}
     for task_type, counts in served.groupby(level=0):
         servers = sorted(counts.droplevel(0).index[:MAX_CANDIDATES])
         if len(servers) > 1:
             candidates[task_type] = servers
+    return candidates
+
+
+def fit_selection(features: Features, options: Options | None = None) -> SelectionFit:
+    """Find the candidates and the scorable rounds; fit the ``model`` policy's batch model."""
+    calls, history, train, test = (features.calls, features.history, features.train,
+                                   features.test)
+    task = calls["task_type"]
+    candidates = _candidates(calls, train)
     # A call can be scored when its latency is known or it failed (a failure costs its
-    # latency, or the timeout).
+    # latency, or the timeout); only calls whose logged server is a candidate can match.
     scorable = (calls["latency_ms"].notna() | (calls["success"] == 0.0)).to_numpy()
-    eligible = test & task.isin(list(candidates)).to_numpy() & scorable
-    # Only calls whose logged server is a candidate can ever match a pick.
-    eligible &= np.array([s in candidates.get(t, ()) for t, s in
-                          zip(calls["task_type"], calls["server"], strict=True)])
-    if not candidates or eligible.sum() < 20:
-        return {"reason": "no task_type served by several servers with latency in both parts"}, {}
     rounds = scorable & task.isin(list(candidates)).to_numpy() & np.array(
-        [s in candidates.get(t, ()) for t, s in zip(calls["task_type"], calls["server"],
-                                                     strict=True)])
-    served_picks, all_rounds = _replay_served(frame, calls, candidates, rounds, seed)
-    hist_names = list(history.columns)
+        [s in candidates.get(t, ()) for t, s in zip(task, calls["server"], strict=True)],
+        dtype=bool)
+    eligible = test & rounds
+    if not candidates or eligible.sum() < 20:
+        raise Unsupported("no task_type served by several servers with latency in both parts")
     featurizer = CallFeaturizer(spec_only=True).fit(calls[train], history)
     X = featurizer.transform(calls, history)
     y = {n: calls[n].to_numpy(float) for n in ("latency_ms", "success", "output_tokens",
@@ -118,6 +134,17 @@ def evaluate_selection(calls: pd.DataFrame, frame: pd.DataFrame, history: pd.Dat
         X[train], latency_ms=y["latency_ms"][train], success=y["success"][train],
         output_tokens=y["output_tokens"][train], cost_usd=y["cost_usd"][train],
         feature_names=featurizer.feature_names_)
+    return SelectionFit(candidates, rounds, eligible, featurizer, model)
+
+
+def score_selection(features: Features, fit: SelectionFit, options: Options | None = None,
+                    seed: int = 0) -> tuple[dict, None]:
+    """The ``selection`` section of the report (replay method)."""
+    calls, frame, history = features.calls, features.frame, features.history
+    candidates, rounds, eligible = fit.candidates, fit.rounds, fit.eligible
+    featurizer, model = fit.featurizer, fit.model
+    served_picks, all_rounds = _replay_served(frame, calls, candidates, rounds, seed)
+    hist_names = list(history.columns)
     test_index = set(calls.index[eligible])
     cand, cand_hist, owners = _candidate_frame(calls, frame, candidates, test_index)
     cand_hist.columns = hist_names
@@ -154,7 +181,7 @@ def evaluate_selection(calls: pd.DataFrame, frame: pd.DataFrame, history: pd.Dat
                "explore": SelectRequest.model_fields["explore"].default,
                "candidates": {t: len(s) for t, s in candidates.items()},
                "all_rounds": _figures(all_rounds, with_cost=calls["cost_usd"].notna().any())}
-    return section, {"selection_model": model, "featurizer": featurizer}
+    return section, None
 
 
 def _figures(rewards: dict[str, list[tuple[float, float, float]]], *, with_cost: bool) -> dict:

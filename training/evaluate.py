@@ -15,6 +15,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +26,44 @@ from joblib import Parallel, delayed
 from predictor.data.frame import records_to_frame
 from predictor.data.readers import ReadSummary, read_records
 from predictor.data.schema import Record
-from predictor.models.history import call_features
-from predictor.training.eval_cache import evaluate_cache
-from predictor.training.eval_performance import evaluate_performance
-from predictor.training.eval_resources import evaluate_resources
-from predictor.training.eval_risk import evaluate_risk
-from predictor.training.eval_scaling import evaluate_scaling
-from predictor.training.eval_selection import evaluate_selection
-from predictor.training.split import TimeSplit
+from predictor.training.eval_cache import fit_cache, score_cache
+from predictor.training.eval_performance import fit_performance, score_performance
+from predictor.training.eval_resources import fit_resources, score_resources
+from predictor.training.eval_risk import fit_risk, score_risk
+from predictor.training.eval_scaling import fit_scaling, score_scaling
+from predictor.training.eval_selection import fit_selection, score_selection
+from predictor.training.features import Features, Options, Unsupported
 
-__all__ = ["Evaluation", "evaluate_frame", "evaluate_log", "load_log", "load_records"]
+__all__ = ["STEPS", "Evaluation", "FamilyRun", "evaluate_features", "evaluate_frame",
+           "evaluate_log", "load_log", "load_records", "run_family"]
 
 log = logging.getLogger(__name__)
 
 FAMILIES = ("performance", "selection", "resources", "cache", "scaling", "risk")
 
 
+@dataclass
 class Evaluation:
-    """A finished evaluation: the contract report and the fitted models behind it."""
+    """A finished evaluation: the contract report, each family's fit and its plot data.
 
-    def __init__(self, report: dict[str, Any], artifacts: dict[str, dict[str, Any]]) -> None:
-        self.report = report
-        self.artifacts = artifacts
+    Attributes
+    ----------
+    report
+        DESIGN's evaluation report.
+    features
+        The features every step read.
+    fits
+        Family -> its fit (``PerformanceFit``, ``ResourcesFit``, ...); a family
+        the log cannot support has none. Each fit's ``bundle`` is what training
+        registers (``None`` where nothing is).
+    plots
+        Family -> the data of its plots.
+    """
+
+    report: dict[str, Any]
+    features: Features | None = None
+    fits: dict[str, Any] = field(default_factory=dict)
+    plots: dict[str, Any] = field(default_factory=dict)
 
 
 def load_records(paths: str | Path | list, summary: ReadSummary | None = None) -> list[Record]:
@@ -63,14 +80,94 @@ def load_log(paths: str | Path | list, summary: ReadSummary | None = None) -> pd
     return records_to_frame(load_records(paths, summary))
 
 
-def _guarded(name: str, run: Callable[[], tuple[dict, dict]]) -> tuple[str, dict, dict, float]:
+#: family -> (fit step, score step). A fit step raises :class:`Unsupported` when the log
+#: cannot support the family; a score step takes the fit and returns (section, plot data).
+STEPS: dict[str, tuple[Callable[..., Any], Callable[..., tuple[dict, Any]]]] = {
+    "performance": (fit_performance, score_performance),
+    "selection": (fit_selection, score_selection),
+    "resources": (fit_resources, score_resources),
+    "cache": (fit_cache, score_cache),
+    "scaling": (fit_scaling, score_scaling),
+    "risk": (fit_risk, score_risk),
+}
+
+
+@dataclass
+class FamilyRun:
+    """What one family's fit and score steps produced, and how long each took."""
+
+    family: str
+    section: dict[str, Any]
+    fit: Any = None
+    plot: Any = None
+    fit_s: float = 0.0
+    score_s: float = 0.0
+
+
+def run_family(family: str, features: Features, options: Options) -> FamilyRun:
+    """Fit, then score, one family; a family that fails is reported, not raised.
+
+    An unexpected error in either step becomes the section's ``reason`` (with
+    the error), so one family cannot sink the others on an odd log.
+    """
+    fit_step, score_step = STEPS[family]
     start = time.perf_counter()
     try:
-        section, artifacts = run()
-    except Exception as err:  # a family must not sink the others on an odd log
-        log.error("%s failed:\n%s", name, traceback.format_exc())
-        section, artifacts = {"reason": f"evaluation failed: {type(err).__name__}: {err}"}, {}
-    return name, section, artifacts, time.perf_counter() - start
+        fit = fit_step(features, options)
+    except Unsupported as why:
+        return FamilyRun(family, {"reason": str(why)}, fit_s=time.perf_counter() - start)
+    except Exception as err:
+        log.error("%s failed to fit:\n%s", family, traceback.format_exc())
+        return FamilyRun(family, {"reason": f"evaluation failed: {type(err).__name__}: {err}"},
+                         fit_s=time.perf_counter() - start)
+    fitted = time.perf_counter()
+    try:
+        section, plot = score_step(features, fit, options)
+    except Exception as err:
+        log.error("%s failed to score:\n%s", family, traceback.format_exc())
+        section, plot = {"reason": f"evaluation failed: {type(err).__name__}: {err}"}, None
+    # What only scoring needed (feature matrices over every call) is not sent back.
+    fit = replace(fit, **dict.fromkeys(getattr(fit, "WORKSPACE", ())))
+    return FamilyRun(family, section, fit, plot, fitted - start, time.perf_counter() - fitted)
+
+
+def evaluate_features(features: Features, options: Options | None = None, *,
+                      progress: Callable[[str], None] | None = None,
+                      n_jobs: int | None = None) -> Evaluation:
+    """Fit and score every family on computed features (see :func:`evaluate_frame`)."""
+    options = options or Options()
+    progress = progress or (lambda message: None)
+    report: dict[str, Any] = {
+        "events": len(features.frame),
+        "train_events": int(features.split.train_mask.sum()),
+        "test_events": int(features.split.test_mask.sum()),
+        "rejected": features.rejected,
+    }
+    evaluation = Evaluation(report, features)
+    if features.calls.empty:
+        for family in FAMILIES:
+            report[family] = {"reason": "the log has no calls"}
+        return evaluation
+    jobs = n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
+    # Costliest first, so two workers finish together (measured on the simulation).
+    order = ["performance", "cache", "resources", "selection", "scaling", "risk"]
+    progress(f"evaluating {', '.join(order)} in {jobs} process{'es' if jobs > 1 else ''}")
+    if jobs > 1:
+        done = Parallel(n_jobs=jobs, return_as="generator_unordered")(
+            delayed(run_family)(family, features, options) for family in order)
+    else:
+        done = (run_family(family, features, options) for family in order)
+    for run in done:
+        report[run.family] = run.section
+        if run.fit is not None:
+            evaluation.fits[run.family] = run.fit
+        if run.plot is not None:
+            evaluation.plots[run.family] = run.plot
+        progress(f"{run.family}: fitted in {run.fit_s:.1f} s, scored in {run.score_s:.1f} s")
+    # The contract's order, whatever order the workers finished in.
+    evaluation.report = {key: report[key] for key in report if key not in FAMILIES}
+    evaluation.report.update({family: report[family] for family in FAMILIES})
+    return evaluation
 
 
 def evaluate_frame(frame: pd.DataFrame, *, rejected: int = 0, cache_size: int | None = None,
@@ -79,53 +176,16 @@ def evaluate_frame(frame: pd.DataFrame, *, rejected: int = 0, cache_size: int | 
                    n_jobs: int | None = None) -> Evaluation:
     """Evaluate every family on a time-ordered telemetry frame.
 
-    The families are independent (each seeds its own randomness), so they run
-    in ``n_jobs`` worker processes (default: up to 2, one per core here); the
-    report is the same whatever ``n_jobs``.
+    The steps: features once (:class:`Features`), then per family its fit and
+    its score. The families are independent (each seeds its own randomness),
+    so they run in ``n_jobs`` worker processes (default: up to 2, one per core
+    here); the report is the same whatever ``n_jobs``.
     """
     progress = progress or (lambda message: None)
-    frame = frame.reset_index(drop=True)
-    split = TimeSplit.of(frame)
-    is_call = (frame["kind"] == "call").to_numpy()
-    report: dict[str, Any] = {
-        "events": len(frame),
-        "train_events": int(split.train_mask.sum()),
-        "test_events": int(split.test_mask.sum()),
-        "rejected": rejected,
-    }
-    artifacts: dict[str, dict[str, Any]] = {}
-    calls = frame[is_call]
-    if calls.empty:
-        for family in FAMILIES:
-            report[family] = {"reason": "the log has no calls"}
-        return Evaluation(report, artifacts)
-    train, test = split.train_mask[is_call], split.test_mask[is_call]
     progress("history features")
-    history = call_features(frame)
-    runs: dict[str, Callable[[], tuple[dict, dict]]] = {
-        "performance": lambda: evaluate_performance(calls, history, train, test),
-        "selection": lambda: evaluate_selection(calls, frame, history, train, test),
-        "resources": lambda: evaluate_resources(calls, history, train, test),
-        "cache": lambda: evaluate_cache(calls, train, test, cache_size),
-        "scaling": lambda: evaluate_scaling(calls, split.cut, window_s, capacity),
-        "risk": lambda: evaluate_risk(calls, history, train, test, frame),
-    }
-    jobs = n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
-    # Costliest first, so two workers finish together (measured on the simulation).
-    order = ["performance", "cache", "resources", "selection", "scaling", "risk"]
-    progress(f"evaluating {', '.join(order)} in {jobs} process{'es' if jobs > 1 else ''}")
-    if jobs > 1:
-        done = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-            delayed(_guarded)(family, runs[family]) for family in order)
-    else:
-        done = (_guarded(family, runs[family]) for family in order)
-    for family, section, found, seconds in done:
-        report[family], artifacts[family] = section, found
-        progress(f"{family}: done in {seconds:.1f} s")
-    # The contract's order, whatever order the workers finished in.
-    ordered = {key: report[key] for key in report if key not in FAMILIES}
-    ordered.update({family: report[family] for family in FAMILIES})
-    return Evaluation(ordered, {family: artifacts[family] for family in FAMILIES})
+    features = Features.of(frame, rejected)
+    return evaluate_features(features, Options(cache_size, window_s, capacity),
+                             progress=progress, n_jobs=n_jobs)
 
 
 def evaluate_log(paths: str | Path | list, **options: Any) -> Evaluation:

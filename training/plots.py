@@ -93,15 +93,15 @@ def write_plots(evaluation: Evaluation, folder: str | Path) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path | None] = []
-    perf = evaluation.artifacts.get("performance", {}).get("plot")
+    perf = evaluation.plots.get("performance")
     if perf is not None:
         written.append(_latency(perf, folder / "latency_predicted_vs_actual.png"))
         written.append(_calibration(perf, folder / "success_calibration.png"))
-    cache = evaluation.artifacts.get("cache", {})
-    if "plot" in cache:
-        written.append(_hit_ratio(cache["plot"], folder / "cache_hit_ratio_vs_size.png",
+    cache = evaluation.plots.get("cache")
+    if cache is not None:
+        written.append(_hit_ratio(cache, folder / "cache_hit_ratio_vs_size.png",
                                   cache["settings"]))
-    scaling = evaluation.artifacts.get("scaling", {})
-    if "plot" in scaling:
-        written.append(_forecast(scaling["plot"], folder / "load_forecast.png"))
+    scaling = evaluation.plots.get("scaling")
+    if scaling is not None:
+        written.append(_forecast(scaling, folder / "load_forecast.png"))
     return [p for p in written if p is not None]

@@ -1,17 +1,26 @@
 """``predictor train``: logs in, registered models out, one MLflow run per job.
 
-The job reads and validates the logs, evaluates every family exactly as
-``predictor evaluate`` does (time-ordered split, models against baselines),
-and records it all in MLflow: a parent run with the input dataset (source,
-digest, event count, time span), parameters and the evaluation plots, and a
-child run per family with every metric of its report section, its plots,
-and its batch model logged as a pyfunc (:class:`predictor.training.pyfunc.FamilyModel`)
-registered as ``predictor-<family>``.
+The job is a chain of steps, each handing a typed result to the next:
 
-Promotion is its own step: the alias ``champion`` moves to the new version
-only when the new model's loss on this job's holdout (the newest data) is
-lower than the current champion's on the same holdout; ``--promote
-always|never`` overrides. The child run records the decision and why.
+1. **features** (:class:`predictor.training.features.Features`): the logs read,
+   validated and split in time, history features computed once;
+2. **fit**, per family: its models fitted on the training part (a typed fit
+   such as ``PerformanceFit``, whose ``bundle`` is what gets registered);
+3. **score**, per family: the fit, the served decision and the baselines on
+   the test part, as ``predictor evaluate`` reports them;
+4. **register** (:func:`register`), per family: a child run with every metric
+   of its report section and its plots, and its bundle logged as a pyfunc
+   (:class:`predictor.training.pyfunc.FamilyModel`) registered as
+   ``predictor-<family>``;
+5. **promote** (:func:`promote`): its own child run. The alias ``champion``
+   moves to the new version only when the new model can rank (where that
+   applies) and its loss on this job's holdout (the newest data) is lower
+   than the current champion's on the same holdout; ``--promote
+   always|never`` overrides.
+
+The parent run holds the input dataset (source, digest, event count, time
+span), parameters and the evaluation plots. Every run carries the tag
+``predictor.step`` (``train``, ``register``, ``promote``).
 """
 
 from __future__ import annotations
@@ -29,10 +38,11 @@ import pandas as pd
 from predictor.data.frame import records_to_frame
 from predictor.data.readers import ReadSummary
 from predictor.training.bundles import BUNDLES
-from predictor.training.evaluate import Evaluation, evaluate_frame, load_records
-from predictor.training.split import TimeSplit
+from predictor.training.evaluate import Evaluation, evaluate_features, load_records
+from predictor.training.features import Features
 
-__all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "TrainResult", "train", "train_steps"]
+__all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "Registered", "TrainResult", "promote",
+           "register", "train", "train_steps"]
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +119,8 @@ def _input_example(frame: pd.DataFrame, rows: int = 20) -> pd.DataFrame:
     return example.dropna(axis=1, how="all").reset_index(drop=True)
 
 
-def _decide(promote: str, name: str, loss: float | None, frame: pd.DataFrame,
-            test: np.ndarray, client) -> tuple[bool, str, float | None]:
+def _decide(promote: str, name: str, loss: float | None, features: Features,
+            client) -> tuple[bool, str, float | None]:
     import mlflow
 
     if promote == "never":
@@ -125,7 +135,8 @@ def _decide(promote: str, name: str, loss: float | None, frame: pd.DataFrame,
         return False, "the new model has no holdout loss on this log", None
     champion = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     try:
-        old = champion.unwrap_python_model().bundle.loss(frame, test)
+        old = champion.unwrap_python_model().bundle.loss(
+            features.frame, features.split.test_mask, features.history)
     except Exception as err:  # an incompatible champion should not block training
         log.warning("champion of %s could not be scored: %s", name, err)
         return True, f"the champion could not be scored on this holdout ({err})", None
@@ -140,27 +151,140 @@ def train_steps(families: Sequence[str] | None = None, online: bool = True) -> i
     """How many progress messages :func:`train` sends (at most), for a progress bar.
 
     Reading, history features, the evaluation's start and one message per
-    evaluated family, plots, two per trained family (one if skipped), and
-    three for the online state.
+    evaluated family, plots, three per trained family (registering, its
+    version, its promotion; two if skipped), and three for the online state.
 
     >>> train_steps()
-    23
+    28
     """
-    return 4 + 6 + 2 * len(families or BUNDLES) + (3 if online else 0)
+    return 4 + 6 + 3 * len(families or BUNDLES) + (3 if online else 0)
+
+
+@dataclass(frozen=True)
+class Registered:
+    """One family's registration step: its model version and its loss on the holdout."""
+
+    family: str
+    run_id: str
+    bundle: Any
+    version: str | None
+    loss: float | None
+    reason: str = ""
+
+
+def register(family: str, evaluation: Evaluation, plots: Sequence[Path], folder: Path,
+             example: pd.DataFrame, pip: list[str]) -> Registered:
+    """The register step: one child run with the family's figures, its model registered.
+
+    The child run (tag ``predictor.step=register``) holds every metric of the
+    family's report section and its plots; the fitted bundle is logged as a
+    pyfunc and registered as ``predictor-<family>``. Nothing moves an alias
+    here: that is :func:`promote`'s.
+    """
+    import mlflow
+    from mlflow.models import ModelSignature, infer_signature
+
+    from predictor.models.persistence import save
+    from predictor.training.pyfunc import FamilyModel, frame_from_pandas
+
+    features = evaluation.features
+    section_name = BUNDLES[family]
+    section = evaluation.report.get(section_name, {})
+    fit = evaluation.fits.get(section_name)
+    bundle = getattr(fit, "bundle", None)
+    with mlflow.start_run(run_name=family, nested=True) as run:
+        mlflow.set_tags({"family": family, "predictor.step": "register"})
+        mlflow.log_dict(section, f"{section_name}.json")
+        metrics = _flatten(section)
+        if metrics:
+            mlflow.log_metrics(metrics)
+        for plot in plots:
+            if _plot_family(plot.name) == family:
+                mlflow.log_artifact(str(plot), artifact_path="plots")
+        if bundle is None:
+            reason = section.get("reason", "no model for this log")
+            mlflow.set_tag("skipped", reason)
+            return Registered(family, run.info.run_id, None, None, None, reason)
+        loss = bundle.loss(features.frame, features.split.test_mask, features.history)
+        if loss is not None:
+            mlflow.log_metric("holdout_loss", loss)
+        ts = features.frame["ts"]
+        train_mask = features.split.train_mask
+        path = save(bundle, folder / family, family=family, variant="batch",
+                    training_span=(float(ts[train_mask].min()), float(ts[train_mask].max())),
+                    metrics=metrics,
+                    features=getattr(getattr(bundle, "featurizer", None), "feature_names_",
+                                     None))
+        output = bundle.predict(frame_from_pandas(example))
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=FamilyModel(),
+            artifacts={"bundle": str(path), "metadata": str(path.with_suffix(".json"))},
+            signature=ModelSignature(inputs=_input_schema(),
+                                     outputs=infer_signature(example, output).outputs),
+            input_example=example, registered_model_name=f"predictor-{family}",
+            pip_requirements=pip,
+        )
+        version = str(info.registered_model_version)
+        mlflow.set_tags({"loss": bundle.metric, "model_version": version})
+    return Registered(family, run.info.run_id, bundle, version, loss)
+
+
+def promote(registered: Sequence[Registered], features: Features, policy: str,
+            client) -> list[FamilyOutcome]:
+    """The promote step: move each family's ``champion`` alias, or say why not.
+
+    Runs as its own child run (tag ``predictor.step=promote``) with one tag
+    per family (``promoted.<family>``, ``promotion_reason.<family>``); each
+    family's register run is tagged with the same decision. A model that
+    cannot rank is never the champion; otherwise ``policy`` decides
+    (``if-better``: a lower loss than the champion's on this job's holdout).
+    """
+    import mlflow
+
+    outcomes: list[FamilyOutcome] = []
+    with mlflow.start_run(run_name="promote", nested=True):
+        mlflow.set_tags({"predictor.step": "promote", "promote": policy})
+        for entry in registered:
+            outcome = FamilyOutcome(entry.family, entry.version, loss=entry.loss,
+                                    reason=entry.reason)
+            outcomes.append(outcome)
+            if entry.bundle is None:
+                continue
+            name = f"predictor-{entry.family}"
+            unfit = getattr(entry.bundle, "why_not_champion", lambda loss: None)(entry.loss)
+            if unfit is not None:  # a model that cannot rank is never the champion
+                promoted, why, old = False, f"cannot be champion: {unfit}", None
+            else:
+                promoted, why, old = _decide(policy, name, entry.loss, features, client)
+            outcome.promoted, outcome.reason, outcome.champion_loss = promoted, why, old
+            if promoted:
+                client.set_registered_model_alias(name, "champion", entry.version)
+            decision = {"promoted": str(promoted).lower(), "promotion_reason": why[:5000]}
+            mlflow.set_tags({f"{key}.{entry.family}": value for key, value in decision.items()})
+            client.set_tag(entry.run_id, "promoted", decision["promoted"])
+            client.set_tag(entry.run_id, "promotion_reason", decision["promotion_reason"])
+            if old is not None:
+                mlflow.log_metric(f"champion_holdout_loss.{entry.family}", old)
+                client.log_metric(entry.run_id, "champion_holdout_loss", old)
+        mlflow.log_dict({o.family: o.__dict__ for o in outcomes}, "promotion.json")
+    return outcomes
 
 
 def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
           tracking_uri: str | None = None, experiment: str = "predictor",
           promote: str = "if-better", online: bool = True,
           progress: Callable[[str], None] | None = None) -> TrainResult:
-    """Train, evaluate, log, register and promote; see the module docstring."""
+    """Train, evaluate, log, register and promote; see the module docstring.
+
+    The steps hand typed results on: :class:`Features` (once), each family's
+    fit and score (:func:`predictor.training.evaluate.evaluate_features`),
+    :func:`register` per family, then :func:`promote`.
+    """
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.models import ModelSignature, infer_signature
 
-    from predictor.models.persistence import save
     from predictor.training.plots import write_plots
-    from predictor.training.pyfunc import FamilyModel, frame_from_pandas, pip_requirements
+    from predictor.training.pyfunc import pip_requirements
 
     if promote not in PROMOTE_CHOICES:
         raise ValueError(f"promote must be one of {PROMOTE_CHOICES}, got {promote!r}")
@@ -168,6 +292,7 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
     unknown = set(chosen) - set(BUNDLES)
     if unknown:
         raise ValueError(f"unknown families {sorted(unknown)}; known: {list(BUNDLES)}")
+    policy = promote
     progress = progress or (lambda message: None)
     # The registry follows the tracking store, whatever an earlier caller set globally.
     mlflow.set_tracking_uri(tracking_uri or DEFAULT_TRACKING_URI)
@@ -181,13 +306,14 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
     frame = records_to_frame(records).reset_index(drop=True)
     if frame.empty:
         raise ValueError("the logs hold no valid record")
-    split = TimeSplit.of(frame)
-    evaluation = evaluate_frame(frame, rejected=summary.rejected, progress=progress)
+    progress("history features")
+    features = Features.of(frame, summary.rejected)
+    evaluation = evaluate_features(features, progress=progress)
     report = evaluation.report
     pip = pip_requirements()
     example = _input_example(frame)
-    outcomes: list[FamilyOutcome] = []
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name="train") as parent:
+        mlflow.set_tag("predictor.step", "train")
         table = frame.drop(columns=["attrs"])
         dataset = mlflow.data.from_pandas(table, source=", ".join(str(p) for p in logs),
                                           name="telemetry")
@@ -197,76 +323,34 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
             "logs": ", ".join(str(p) for p in logs)[:500], "events": len(frame),
             "rejected": summary.rejected, "train_events": report["train_events"],
             "test_events": report["test_events"], "span_start": pd.Timestamp(ts.min(), unit="s"),
-            "span_end": pd.Timestamp(ts.max(), unit="s"), "split_cut": split.cut,
-            "families": ",".join(chosen), "promote": promote,
+            "span_end": pd.Timestamp(ts.max(), unit="s"), "split_cut": features.split.cut,
+            "families": ",".join(chosen), "promote": policy,
         })
         progress("plots")
         plots = write_plots(evaluation, Path(tmp) / "plots")
         for plot in plots:
             mlflow.log_artifact(str(plot), artifact_path="plots")
         mlflow.log_dict(report, "evaluation.json")
+        registered = []
         for family in chosen:
-            section_name, build = BUNDLES[family]
-            section = report.get(section_name, {})
-            outcome = FamilyOutcome(family)
-            with mlflow.start_run(run_name=family, nested=True):
-                mlflow.set_tag("family", family)
-                mlflow.log_dict(section, f"{section_name}.json")
-                metrics = _flatten(section)
-                if metrics:
-                    mlflow.log_metrics(metrics)
-                for plot in plots:
-                    if _plot_family(plot.name) == family:
-                        mlflow.log_artifact(str(plot), artifact_path="plots")
-                bundle = build({**evaluation.artifacts.get(section_name, {})})
-                if bundle is None:
-                    outcome.reason = section.get("reason", "no model for this log")
-                    mlflow.set_tag("skipped", outcome.reason)
-                    outcomes.append(outcome)
-                    progress(f"{family}: skipped ({outcome.reason})")
-                    continue
-                progress(f"{family}: logging model")
-                outcome.loss = bundle.loss(frame, split.test_mask)
-                path = save(bundle, Path(tmp) / family, family=family, variant="batch",
-                            training_span=(float(ts[split.train_mask].min()),
-                                           float(ts[split.train_mask].max())),
-                            metrics=metrics,
-                            features=getattr(getattr(bundle, "featurizer", None),
-                                             "feature_names_", None))
-                output = bundle.predict(frame_from_pandas(example))
-                name = f"predictor-{family}"
-                info = mlflow.pyfunc.log_model(
-                    name="model", python_model=FamilyModel(),
-                    artifacts={"bundle": str(path), "metadata": str(path.with_suffix(".json"))},
-                    signature=ModelSignature(inputs=_input_schema(),
-                                             outputs=infer_signature(example, output).outputs),
-                    input_example=example,
-                    registered_model_name=name, pip_requirements=pip,
-                )
-                outcome.version = str(info.registered_model_version)
-                unfit = getattr(bundle, "why_not_champion", lambda loss: None)(outcome.loss)
-                if unfit is not None:  # a model that cannot rank is never the champion
-                    promoted, why, old = False, f"cannot be champion: {unfit}", None
-                else:
-                    promoted, why, old = _decide(promote, name, outcome.loss, frame,
-                                                 split.test_mask, client)
-                outcome.promoted, outcome.reason, outcome.champion_loss = promoted, why, old
-                if promoted:
-                    client.set_registered_model_alias(name, "champion", outcome.version)
-                if outcome.loss is not None:
-                    mlflow.log_metric("holdout_loss", outcome.loss)
-                if old is not None:
-                    mlflow.log_metric("champion_holdout_loss", old)
-                mlflow.set_tags({"promoted": str(promoted).lower(), "promotion_reason": why,
-                                 "loss": bundle.metric, "model_version": outcome.version})
-                outcomes.append(outcome)
-                progress(f"{family}: version {outcome.version}, "
-                         f"{'promoted' if promoted else 'not promoted'}: {why}")
-        mlflow.log_dict({o.family: o.__dict__ for o in outcomes}, "promotion.json")
+            progress(f"{family}: registering")
+            entry = register(family, evaluation, plots, Path(tmp), example, pip)
+            registered.append(entry)
+            progress(f"{family}: " + (f"version {entry.version}" if entry.version
+                                      else f"skipped ({entry.reason})"))
+        outcomes = promote_step(registered, features, policy, client)
+        for outcome in outcomes:
+            if outcome.version:
+                progress(f"{outcome.family}: {'promoted' if outcome.promoted else 'kept'}: "
+                         f"{outcome.reason}")
         result = TrainResult(parent.info.run_id, evaluation, outcomes)
         if online:
             result.online = _register_online(records, progress)
         return result
+
+
+#: :func:`train`'s ``promote`` argument shadows the step inside it.
+promote_step = promote
 
 
 def _register_online(records: list, progress: Callable[[str], None]) -> dict[str, str]:

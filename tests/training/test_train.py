@@ -46,7 +46,12 @@ def test_first_training_registers_and_promotes_every_family(trained):
         version = client.get_model_version_by_alias(f"predictor-{outcome.family}", "champion")
         assert str(version.version) == outcome.version
     runs = mlflow.search_runs(experiment_names=["t"])
-    assert len(runs) == 7  # the job, one child per family and the online checkpoint
+    # The job, one child per family, the promotion step and the online checkpoint.
+    assert len(runs) == 8
+    steps = runs["tags.predictor.step"].value_counts().to_dict()
+    assert steps == {"train": 1, "register": 5, "promote": 1}
+    promotion = runs[runs["tags.predictor.step"] == "promote"].iloc[0]
+    assert promotion["tags.promoted.risk"] == "true"
     parent = client.get_run(first.run_id)
     assert parent.inputs.dataset_inputs[0].dataset.name == "telemetry"
     assert int(parent.data.params["events"]) == 14_000

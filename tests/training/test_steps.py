@@ -1,0 +1,63 @@
+"""Training's steps hand typed results on: features once, fit, score."""
+
+from __future__ import annotations
+
+import pytest
+
+from predictor.data.frame import records_to_frame
+from predictor.data.schema import parse_record
+from predictor.data.simulator import Simulator
+from predictor.training.bundles import PerformanceBundle, RiskBundle
+from predictor.training.eval_performance import PerformanceFit, fit_performance
+from predictor.training.evaluate import evaluate_features, run_family
+from predictor.training.features import Features, Options, Unsupported
+
+
+@pytest.fixture(scope="module")
+def features() -> Features:
+    records = sorted(map(parse_record, Simulator(seed=4).records(6000)), key=lambda r: r.epoch)
+    return Features.of(records_to_frame(records))
+
+
+def test_features_are_computed_once_and_split_the_calls(features):
+    assert len(features.history) == len(features.calls)
+    assert (features.train ^ features.test).all()
+    # The split is by time: every test call starts after every training call.
+    ts = features.calls["ts"].to_numpy()
+    assert ts[features.train].max() < ts[features.test].min()
+
+
+def test_a_fit_is_typed_and_carries_the_bundle_training_registers(features):
+    fit = fit_performance(features)
+    assert isinstance(fit, PerformanceFit)
+    assert isinstance(fit.bundle, PerformanceBundle)
+    assert fit.X.shape[0] == len(features.calls)
+    loss = fit.bundle.loss(features.frame, features.split.test_mask, features.history)
+    assert loss == pytest.approx(fit.bundle.loss(features.frame, features.split.test_mask))
+
+
+def test_a_family_run_drops_its_workspace_and_keeps_the_model(features):
+    run = run_family("risk", features, Options())
+    assert "roc_auc" in run.section
+    assert run.fit.X is None and run.fit.online is None
+    assert isinstance(run.fit.bundle, RiskBundle)
+    assert run.section["variant"] == run.fit.variant
+
+
+def test_a_log_that_cannot_support_a_family_says_why(features):
+    no_keys = Features.of(features.frame.assign(cache_key=None))
+    run = run_family("cache", no_keys, Options())
+    assert run.fit is None
+    assert run.section == {"reason": "too few cache_key accesses on one side of the time split"}
+    with pytest.raises(Unsupported):
+        from predictor.training.eval_cache import fit_cache
+
+        fit_cache(no_keys)
+
+
+def test_evaluation_holds_one_fit_per_supported_family(features):
+    evaluation = evaluate_features(features, n_jobs=1)
+    supported = {f for f, section in evaluation.report.items()
+                 if isinstance(section, dict) and "reason" not in section}
+    assert set(evaluation.fits) == supported
+    assert evaluation.fits["selection"].bundle is None
