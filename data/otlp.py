@@ -65,7 +65,11 @@ def _value(value: Mapping[str, Any]) -> Any:
         if key in value:
             return value[key]
     if "intValue" in value:
-        return int(value["intValue"])  # OTLP JSON sends 64-bit ints as strings
+        try:  # OTLP JSON sends 64-bit ints as strings
+            number = int(value["intValue"])
+        except (TypeError, ValueError, OverflowError):
+            return None
+        return number if -(2**63) <= number < 2**64 else None
     return None  # arrays, kvlists and bytes carry nothing a call record uses
 
 
@@ -84,13 +88,25 @@ def _is_call(name: str, attrs: Mapping[str, Any]) -> bool:
             or "tools/call " in name)
 
 
+def _object(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (a malformed part carries nothing)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _nanos(span: Mapping[str, Any], key: str) -> int:
     try:
-        return int(span[key])
+        value = int(span[key])
     except KeyError:
         raise RecordError(key, "missing") from None
     except (TypeError, ValueError):
-        raise RecordError(key, f"not an integer: {span[key]!r}") from None
+        raise RecordError(key, f"not an integer: {str(span[key])[:40]!r}") from None
+    if not 0 <= value < 2**64:  # OTLP's fixed64
+        raise RecordError(key, "outside 0 .. 2^64 - 1 nanoseconds")
+    return value
 
 
 def _span_record(span: Mapping[str, Any], resource: Mapping[str, Any],
@@ -109,7 +125,7 @@ def _span_record(span: Mapping[str, Any], resource: Mapping[str, Any],
     start, end = _nanos(span, "startTimeUnixNano"), _nanos(span, "endTimeUnixNano")
     if end < start:
         raise RecordError("endTimeUnixNano", "ends before it starts")
-    status = span.get("status") or {}
+    status = _object(span.get("status"))
     error_type = attrs.get("error.type")
     if error_type is None and status.get("code") in _STATUS_ERROR:
         error_type = "error"
@@ -145,9 +161,9 @@ def spans_to_raw_records(body: Any, server_map: Mapping[str, str] | None = None)
         if not isinstance(resource_spans, dict):
             batch.errors.append((f"resourceSpans[{r}]", RecordError("record", "not an object")))
             continue
-        resource = _attributes((resource_spans.get("resource") or {}).get("attributes"))
-        for s, scope in enumerate(resource_spans.get("scopeSpans") or []):
-            for i, span in enumerate((scope or {}).get("spans") or []):
+        resource = _attributes(_object(resource_spans.get("resource")).get("attributes"))
+        for s, scope in enumerate(_list(resource_spans.get("scopeSpans"))):
+            for i, span in enumerate(_list(_object(scope).get("spans"))):
                 where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
                 if not isinstance(span, dict):
                     batch.errors.append((where, RecordError("record", "not an object")))

@@ -161,6 +161,10 @@ _CALL = TypeAdapter(CallRecord)
 _HEALTH = TypeAdapter(HealthRecord)
 
 
+#: Longest serialized unknown (nested) field a record may carry into ``attrs``.
+MAX_UNKNOWN_CHARS = 65_536
+
+
 def _move_unknown_to_attrs(raw: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
     unknown = raw.keys() - known
     if not unknown:
@@ -175,8 +179,15 @@ def _move_unknown_to_attrs(raw: dict[str, Any], known: frozenset[str]) -> dict[s
         if value is None:
             continue  # an unknown field set to null carries nothing
         if isinstance(value, dict | list):
-            # Unknown nested values are kept, serialized, rather than dropped.
-            value = orjson.dumps(value).decode()
+            # Unknown nested values are kept, serialized, rather than dropped; a value
+            # JSON cannot hold again (nested past orjson's 254 levels) or too large to
+            # be worth storing rejects its record alone, never the batch.
+            try:
+                value = orjson.dumps(value).decode()
+            except orjson.JSONEncodeError as err:
+                raise RecordError(key, f"unknown field not storable: {err}") from None
+            if len(value) > MAX_UNKNOWN_CHARS:
+                raise RecordError(key, f"unknown field over {MAX_UNKNOWN_CHARS} characters")
         attrs.setdefault(key, value)
     out["attrs"] = attrs
     return out

@@ -26,14 +26,16 @@ import orjson
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from starlette.routing import Route
 
 from predictor import __version__
+from predictor.api.base import MAX_DURATION_MS, MAX_EPOCH_S
 from predictor.bottlenecks import BottlenecksRequest, BottlenecksResponse, Thresholds
-from predictor.data.schema import RecordError
+from predictor.data.schema import CallRecord, HealthRecord, RecordError
 from predictor.serving.catalog import CATALOG, Decision
+from predictor.serving.errors import ERROR_RESPONSES, ErrorBody, validation_error
 from predictor.serving.mcp_server import build_mcp_server
 from predictor.serving.metrics import Metrics
 from predictor.serving.service import IngestReport, IngestResult, QueueFull, Service
@@ -65,6 +67,10 @@ class _Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["path"] == "/mcp":
+            # The MCP app is mounted at /mcp/; without this, /mcp answers a 307 that
+            # some clients (the MCP Inspector) do not follow with their POST.
+            scope = {**scope, "path": "/mcp/", "raw_path": b"/mcp/"}
         started = time.perf_counter()
         status = [500]
         limit = self.max_body_bytes
@@ -165,6 +171,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
     app = FastAPI(title="predictor", version=__version__, lifespan=lifespan,
                   summary="Learned decisions for MCP workflows, from their telemetry.")
     app.state.service = service
+    app.add_exception_handler(RequestValidationError, validation_error)
 
     def require_token(request: Request) -> None:
         if token is not None and not _token_ok(request.headers.get("authorization"), token):
@@ -183,7 +190,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
         state = await run_in_threadpool(service.readiness)
         return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": "Prometheus text exposition format 0.0.4"}})
     async def prometheus_metrics() -> Response:
         """Prometheus text exposition."""
         body, content_type = metrics.render()
@@ -212,14 +221,25 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
         return _json(report, 422 if failed else 200)
 
     ingest_doc = {"requestBody": {"required": True, "content": {_JSON: {"schema": {
-        "type": "array", "items": {"type": "object"},
-        "description": "telemetry records (kind call or health); {\"records\": [...]} also works",
+        "type": "array", "items": {"anyOf": [{"$ref": "#/components/schemas/CallRecord"},
+                                             {"$ref": "#/components/schemas/HealthRecord"}]},
+        "description": "telemetry records (kind call or health; fields other than these are "
+                       "kept in attrs); {\"records\": [...]} also works",
     }}}}}
+    ingest_errors = {
+        400: {"model": ErrorBody, "description": "the body is not JSON"},
+        413: {"model": ErrorBody, "description": "body over the configured size limit"},
+        422: {"description": "no valid record (the report names each rejection), or not a "
+                             "list of records (detail says why)",
+              "content": {_JSON: {"schema": {"anyOf": [
+                  {"$ref": "#/components/schemas/IngestReport"},
+                  {"$ref": "#/components/schemas/ErrorBody"}]}}}},
+        429: {"model": ErrorBody, "description": "learning queue full; retry after Retry-After"},
+    }
 
     @app.post("/v1/telemetry", tags=["ingestion"], response_model=IngestReport,
               dependencies=[Depends(require_token)], openapi_extra=ingest_doc,
-              responses={422: {"description": "no valid record, or not a list of records"},
-                         429: {"description": "learning queue full; retry after Retry-After"}})
+              responses=ingest_errors)
     async def telemetry(request: Request) -> Response:
         """Ingest a batch of telemetry records: durable before the reply, learned online."""
         return await _ingest(request, service.ingest)
@@ -228,7 +248,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
               dependencies=[Depends(require_token)],
               openapi_extra={"requestBody": {"required": True, "content": {_JSON: {"schema": {
                   "type": "object", "description": "OTLP/HTTP JSON ExportTraceServiceRequest"}}}}},
-              responses={429: {"description": "learning queue full; retry after Retry-After"}})
+              responses=ingest_errors)
     async def traces(request: Request) -> Response:
         """Ingest OTLP/HTTP JSON spans; MCP tools/call spans become call records."""
         return await _ingest(request, service.ingest_otlp)
@@ -243,7 +263,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
                           methods=["POST"], response_model=decision.response,
                           summary=decision.summary.split(":")[0].split(",")[0],
                           description=decision.summary, tags=["decisions"],
-                          name=decision.name)
+                          name=decision.name, responses=ERROR_RESPONSES)
         if decision.name == "select":
             # The hottest route is matched first, as a plain Starlette route: it
             # skips FastAPI's dependency solving (the endpoint reads its own body)
@@ -253,19 +273,26 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
                                               include_in_schema=False))
             plain_paths[endpoint] = decision.path
 
-    @app.get("/v1/bottlenecks", tags=["decisions"], response_model=BottlenecksResponse)
+    @app.get("/v1/bottlenecks", tags=["decisions"], response_model=BottlenecksResponse,
+             responses=ERROR_RESPONSES)
     async def bottlenecks(
-        now: float | None = Query(None, description="window end, epoch s; default: latest "
-                                                    "telemetry time"),
-        latency_p95_ms: float = Query(2000.0, gt=0),
-        throughput_per_min: float = Query(50.0, ge=0),
+        now: float | None = Query(None, ge=0, le=MAX_EPOCH_S,
+                                  description="window end, epoch s; default: latest "
+                                              "telemetry time"),
+        latency_p95_ms: float = Query(2000.0, gt=0, le=MAX_DURATION_MS),
+        throughput_per_min: float = Query(50.0, ge=0, le=1e12),
         memory_pct: float = Query(80.0, ge=0, le=100),
         cpu_pct: float = Query(70.0, ge=0, le=100),
     ) -> Response:
         """Servers and tools that breach, or are forecast to breach, the alert thresholds."""
-        request = BottlenecksRequest(now=now, thresholds=Thresholds(
-            latency_p95_ms=latency_p95_ms, throughput_per_min=throughput_per_min,
-            memory_pct=memory_pct, cpu_pct=cpu_pct))
+        try:
+            request = BottlenecksRequest(now=now, thresholds=Thresholds(
+                latency_p95_ms=latency_p95_ms, throughput_per_min=throughput_per_min,
+                memory_pct=memory_pct, cpu_pct=cpu_pct))
+        except ValidationError as err:  # the query's bounds are the model's; this is a guard
+            raise RequestValidationError(
+                [{**e, "loc": ("query", *e["loc"])} for e in err.errors(include_url=False)]
+            ) from None
         answer = await run_in_threadpool(service.engine.answer, "bottlenecks", request)
         metrics.decisions.labels(decision="bottlenecks", source=answer.model.source).inc()
         return _json(answer)
@@ -342,6 +369,10 @@ def _document_requests(app: FastAPI, decisions: tuple[Decision, ...]) -> None:
             return app.openapi_schema
         schema = default_openapi()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for record in (CallRecord, HealthRecord):  # the ingestion routes' items
+            body = record.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(body.pop("$defs", {}))
+            components[record.__name__] = body
         for decision in decisions:
             if decision.http != "POST":
                 continue

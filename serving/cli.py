@@ -25,6 +25,24 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from predictor import __version__
+
+        typer.echo(f"predictor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Print the version and exit.")] = False,
+) -> None:
+    """Learn from MCP tool-call telemetry and answer routing, scaling, caching and recovery
+    questions."""
+
+
 @app.command()
 def simulate(
     events: Annotated[
@@ -79,6 +97,14 @@ def ingest(
         typer.echo(orjson.dumps(summary.as_dict()).decode())
     else:
         _print_ingest_summary(summary, db)
+    if summary.accepted == 0:
+        from predictor.data.schema import CALL_FIELDS, HEALTH_FIELDS
+
+        typer.echo("error: no record accepted. Each record needs ts (RFC 3339 or epoch "
+                   "seconds) and server, and a call also tool; known fields: "
+                   f"{', '.join(sorted((CALL_FIELDS | HEALTH_FIELDS) - {'attrs'}))} "
+                   "(others are kept in attrs)", err=True)
+        raise typer.Exit(1)
 
 
 def _print_ingest_summary(summary, db: Path) -> None:  # type: ignore[no-untyped-def]
@@ -277,9 +303,6 @@ def main() -> None:  # pragma: no cover - console entry
     app()
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
-
 
 @app.command()
 def serve(
@@ -317,7 +340,17 @@ def mcp(
         help="MLflow registry to load champions from (default sqlite:///mlflow.db if present)."
     )] = None,
 ) -> None:
-    """Serve the MCP tools over stdio (logs go to stderr)."""
+    """Serve the MCP tools over stdio (logs go to stderr).
+
+    Tools are listed at once; the state loads behind them. On stdin closing or
+    SIGTERM it learns what is queued and writes a checkpoint, then exits
+    (the online registry is written by ``predictor serve``, not here: a
+    client kills a stdio server that takes more than a couple of seconds).
+    """
+    import os
+    import signal
+    import threading
+
     from predictor.serving.logs import configure_logging
     from predictor.serving.mcp_server import build_mcp_server
     from predictor.serving.service import Service
@@ -327,8 +360,36 @@ def mcp(
     settings = Settings(**overrides)
     configure_logging(settings.log_level)
     service = Service(settings)
-    service.start()
+    # Serve first, then resume state: a client lists tools while a checkpoint or the
+    # registry loads (decisions answer from priors until then, and say so).
+    starting = threading.Thread(target=service.start, name="predictor-start", daemon=True)
+    starting.start()
+
+    stopped = threading.Lock()
+
+    def shut_down() -> None:
+        with stopped:  # once, whichever of SIGTERM and stdin's end comes first
+            if service.store is not None or starting.is_alive():
+                starting.join()
+                service.stop(register=False)
+
+    def terminate(signum: int, frame: object) -> None:
+        # The stdio loop waits on a blocking read of stdin that no exception
+        # interrupts: checkpoint from a thread, then leave.
+        def leave() -> None:
+            shut_down()
+            os._exit(0)
+
+        threading.Thread(target=leave, name="predictor-sigterm").start()
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         build_mcp_server(service).run("stdio")
+    except KeyboardInterrupt:
+        pass
     finally:
-        service.stop()
+        shut_down()
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m predictor.serving.cli
+    sys.exit(app())

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +114,8 @@ class Service:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.store: SQLiteEventStore | None = None
-        self.engine = Engine(settings.capabilities or None, seed=settings.seed,
-                             decisions=decisions)
+        self._engine: Engine | None = None  # built on first use: it imports the models
+        self._engine_lock = threading.Lock()
         self.champions: dict[str, Champion] = {}
         self.registry_uri: str | None = None
         self.registry_state = "not loaded"
@@ -126,6 +127,7 @@ class Service:
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._caught_up = threading.Event()
+        self._started = threading.Event()
         self._learner: threading.Thread | None = None
         self._checkpointed_cursor = -1
         self._registered_cursor = -1
@@ -135,6 +137,22 @@ class Service:
         self.online_registry: dict[str, Any] = {"state": "not used"}
         self._learn_rate = 10_000.0  # records per second, measured as the learner runs
         self.started_at = time.time()
+
+    @property
+    def engine(self) -> Engine:
+        """The engine that answers: the resumed one once started, priors before that."""
+        engine = self._engine
+        if engine is None:
+            with self._engine_lock:
+                if self._engine is None:
+                    self._engine = Engine(self.settings.capabilities or None,
+                                          seed=self.settings.seed, decisions=self.decisions)
+                engine = self._engine
+        return engine
+
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        self._engine = engine
 
     # --- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -162,18 +180,24 @@ class Service:
                              daemon=True).start()
         else:
             self.registry_state = "disabled"
+        self._started.set()
         log.info("started", extra={"event": "start", "db": str(self.settings.db),
                                    "cursor": self.engine.cursor})
 
-    def stop(self) -> None:
-        """Learn what is queued, checkpoint, and close the store."""
+    def stop(self, register: bool = True) -> None:
+        """Learn what is queued, checkpoint, and close the store.
+
+        ``register=False`` skips registering the online state in MLflow (slow
+        to start; the local checkpoint holds it all anyway).
+        """
         self._stop.set()
         if self._learner is not None:
             self._learner.join(timeout=120)
         if self.store is not None:
             self.checkpoint()
             try:
-                self.register_online()
+                if register:
+                    self.register_online()
             except Exception as err:  # the local checkpoint holds it all anyway
                 log.error("online checkpoint not registered: %s", err)
             self.store.close()
@@ -363,7 +387,10 @@ class Service:
     def _store(self, records: list[Record], result: IngestResult, via: str) -> IngestResult:
         if not records:
             return result
-        assert self.store is not None, "service not started"
+        # A service starting in the background (``predictor mcp``) stores once it has started.
+        self._started.wait(timeout=60)
+        if self.store is None:
+            raise RuntimeError("the service is not started: nothing was stored")
         self._reserve(len(records))
         try:
             with self._ingest_lock:  # ids reach the queue in the order they were given
@@ -409,6 +436,23 @@ class Service:
         with self.ingestion():
             return self._ingest_otlp(body)
 
+    def _admit(self, record: Record, now: float) -> Record:
+        """``record``, unless it starts in the future (past ``future_tolerance_s``).
+
+        One such record would move the engine's clock for good, and every
+        decision that answers "now" with it; it is rejected (``ts`` named) or,
+        with ``future_policy="clamp"``, stored at the service's clock with the
+        time it claimed in ``attrs.claimed_ts``.
+        """
+        ahead = record.epoch - now
+        if ahead <= self.settings.future_tolerance_s:
+            return record
+        if self.settings.future_policy == "reject":
+            raise RecordError("ts", f"{ahead:.0f} s in the future (tolerance "
+                                    f"{self.settings.future_tolerance_s:g} s): a wrong clock?")
+        attrs = {**(record.attrs or {}), "claimed_ts": record.ts.isoformat()}
+        return record.model_copy(update={"ts": datetime.fromtimestamp(now, UTC), "attrs": attrs})
+
     def _ingest(self, raw: Any) -> IngestResult:
         if isinstance(raw, dict) and "records" in raw:
             raw = raw["records"]
@@ -416,9 +460,10 @@ class Service:
             raise RecordError("body", "expected a JSON array of telemetry records")
         result = IngestResult(received=len(raw))
         records: list[Record] = []
+        now = time.time()
         for index, item in enumerate(raw):
             try:
-                records.append(parse_record(item))
+                records.append(self._admit(parse_record(item), now))
             except RecordError as err:
                 result.reject(index, err)
         self.metrics.rejected.labels(via="telemetry").inc(result.rejected)
@@ -431,9 +476,10 @@ class Service:
         for where, err in batch.errors:
             result.reject(where, err)
         records: list[Record] = []
+        now = time.time()
         for where, raw in batch.records:
             try:
-                records.append(parse_record(raw))
+                records.append(self._admit(parse_record(raw), now))
             except RecordError as err:
                 result.reject(where, err)
         self.metrics.rejected.labels(via="traces").inc(result.rejected)

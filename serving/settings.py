@@ -14,7 +14,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -69,6 +69,13 @@ class Settings(BaseSettings):
         default_factory=dict, description="server -> task types it declares it serves")
     server_map: dict[str, str] = Field(
         default_factory=dict, description="OTLP server.address / service.name -> server id")
+    future_tolerance_s: float = Field(
+        default=300.0, ge=0, le=86_400.0 * 365,
+        description="a record starting further than this past the service's clock is from "
+        "the future: a wrong clock or a forged record; it would move every 'now' for good")
+    future_policy: Literal["reject", "clamp"] = Field(
+        default="reject", description="what to do with a record from the future: reject it "
+        "(named, field ts) or clamp its ts to the service's clock")
     seed: int = 0
     log_level: str = "INFO"
     access_log: bool = False

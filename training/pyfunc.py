@@ -43,9 +43,25 @@ def row_fields(row: dict[str, Any]) -> dict[str, Any]:
     for key, value in row.items():
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
-        # numpy scalars and arrays (a DataFrame's cells) become Python values and lists.
-        fields[key] = value.tolist() if hasattr(value, "tolist") else value
+        fields[key] = _plain(value)
     return fields
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays (a DataFrame's cells), at any depth, as Python values and lists:
+    requests validate strictly, and ``numpy.int64`` is not an ``int``.
+
+    >>> import numpy as np
+    >>> _plain({"phases": [{"calls": np.int64(2)}], "share": np.float32(0.5)})
+    {'phases': [{'calls': 2}], 'share': 0.5}
+    """
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 def frame_from_pandas(records: pd.DataFrame) -> pd.DataFrame:

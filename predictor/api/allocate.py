@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from predictor.api.base import MAX_DURATION_MS, MAX_TOKENS, Integral, Name, RequestModel
 from predictor.api.provenance import Provenance
 
 __all__ = [
@@ -22,13 +23,13 @@ __all__ = [
 ]
 
 
-class PhaseSpec(BaseModel):
-    phase: str = Field(min_length=1)
-    tool: str = Field(min_length=1)
-    calls: int = Field(default=1, ge=1, le=100_000)
+class PhaseSpec(RequestModel):
+    phase: Name
+    tool: Name
+    calls: Annotated[int, Field(ge=1, le=100_000), Integral] = Field(default=1)
 
 
-class AllocateRequest(BaseModel):
+class AllocateRequest(RequestModel):
     phases: list[PhaseSpec] = Field(min_length=1, max_length=1000)
     coverage: Literal[0.5, 0.8, 0.9, 0.95] = 0.8
 
@@ -59,15 +60,16 @@ class AllocateResponse(BaseModel):
     model: Provenance
 
 
-class Usage(BaseModel):
-    duration_ms: float | None = Field(default=None, ge=0)
-    tokens: float | None = Field(default=None, ge=0)
-    memory_mb: float | None = Field(default=None, ge=0)
+class Usage(RequestModel):
+    duration_ms: float | None = Field(default=None, ge=0, le=MAX_DURATION_MS)
+    tokens: float | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    memory_mb: float | None = Field(default=None, ge=0, le=1e9)
     cpu_pct: float | None = Field(default=None, ge=0, le=100)
 
 
 class AdjustRequest(AllocateRequest):
-    actual: dict[str, Usage] = Field(description="phase -> what it used, for finished phases")
+    actual: dict[Name, Usage] = Field(max_length=1000,
+                                      description="phase -> what it used, for finished phases")
 
 
 class Deviation(BaseModel):

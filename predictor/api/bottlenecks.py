@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from predictor.api.base import MAX_DURATION_MS, MAX_EPOCH_S, RequestModel
 from predictor.api.provenance import Provenance
 
 __all__ = [
@@ -16,15 +17,15 @@ __all__ = [
 ]
 
 
-class Thresholds(BaseModel):
-    latency_p95_ms: float = Field(default=2000.0, gt=0)
-    throughput_per_min: float = Field(default=50.0, ge=0)
+class Thresholds(RequestModel):
+    latency_p95_ms: float = Field(default=2000.0, gt=0, le=MAX_DURATION_MS)
+    throughput_per_min: float = Field(default=50.0, ge=0, le=1e12)
     memory_pct: float = Field(default=80.0, ge=0, le=100)
     cpu_pct: float = Field(default=70.0, ge=0, le=100)
 
 
-class BottlenecksRequest(BaseModel):
-    now: float | None = Field(default=None,
+class BottlenecksRequest(RequestModel):
+    now: float | None = Field(default=None, ge=0, le=MAX_EPOCH_S,
                               description="epoch seconds the window ends at; default: the "
                                           "latest telemetry time")
     thresholds: Thresholds = Field(default_factory=Thresholds)
@@ -38,7 +39,7 @@ class Finding(BaseModel):
     threshold: float
     when: Literal["now", "forecast"]
     action: Literal["reroute", "scale", "preload"]
-    severity: float
+    severity: float | None
     source: Literal["rule"] = Field(default="rule", description="a fixed threshold on the "
                                     "window's figures (forecast: their growth extrapolated)")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
+
+from predictor.api.base import MAX_NAME, MAX_TOKENS, Integral, RequestModel
 
 __all__ = [
     "ContextItem",
@@ -15,16 +17,16 @@ __all__ = [
 ]
 
 
-class ContextItem(BaseModel):
-    id: str
-    text: str
-    tokens: int | None = Field(default=None, ge=0)
+class ContextItem(RequestModel):
+    id: str = Field(max_length=MAX_NAME)
+    text: str = Field(max_length=1_000_000)
+    tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS), Integral] | None = Field(default=None)
 
 
-class ReduceRequest(BaseModel):
-    query: str = Field(min_length=1)
+class ReduceRequest(RequestModel):
+    query: str = Field(min_length=1, max_length=100_000)
     items: list[ContextItem] = Field(max_length=10_000)
-    budget_tokens: int = Field(default=4000, ge=0)
+    budget_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS), Integral] = Field(default=4000)
     threshold: float = Field(default=0.7, ge=0, le=1)
     duplicate_threshold: float = Field(default=0.9, gt=0, le=1)
 

@@ -6,17 +6,18 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from predictor.api.base import MAX_EPOCH_S, Name, RequestModel
 from predictor.api.provenance import Provenance
 
 __all__ = ["CooldownRequest", "CooldownResponse", "ServerCooldown"]
 
 
-class CooldownRequest(BaseModel):
+class CooldownRequest(RequestModel):
     """Which of these servers to keep out of routing now, and until when."""
 
-    servers: list[str] = Field(min_length=1, max_length=1000,
+    servers: list[Name] = Field(min_length=1, max_length=1000,
                                description="the servers to check")
-    now: float | None = Field(default=None, ge=0, le=1e11,
+    now: float | None = Field(default=None, ge=0, le=MAX_EPOCH_S,
                               description="epoch seconds; default: the latest telemetry time")
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
 
+from predictor.api.base import MAX_DURATION_MS, Integral, Name, RequestModel
 from predictor.api.provenance import Provenance
 
 __all__ = [
@@ -14,16 +17,16 @@ __all__ = [
 ]
 
 
-class Operation(BaseModel):
-    id: str = Field(min_length=1)
-    depends_on: list[str] = Field(default_factory=list)
-    tool: str | None = None
-    duration_ms: float | None = Field(default=None, ge=0)
+class Operation(RequestModel):
+    id: Name
+    depends_on: list[Name] = Field(default_factory=list, max_length=1000)
+    tool: Name | None = None
+    duration_ms: float | None = Field(default=None, ge=0, le=MAX_DURATION_MS)
 
 
-class PlanRequest(BaseModel):
+class PlanRequest(RequestModel):
     operations: list[Operation] = Field(max_length=10_000)
-    max_batch: int = Field(default=10, ge=1, le=1000)
+    max_batch: Annotated[int, Field(ge=1, le=1000), Integral] = Field(default=10)
 
 
 class Batch(BaseModel):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from predictor.api.base import MAX_DURATION_MS, Integral, Name, RequestModel
 from predictor.api.provenance import Provenance
 
 __all__ = [
@@ -18,22 +19,23 @@ __all__ = [
 Strategy = Literal["retry", "fallback", "degrade", "abort"]
 
 
-class RecoverRequest(BaseModel):
-    error_type: str = Field(min_length=1)
-    server: str = Field(min_length=1)
-    attempt: int = Field(default=1, ge=1, le=100, description="the attempt that just failed")
-    elapsed_ms: float = Field(default=0.0, ge=0, le=86_400_000.0,
+class RecoverRequest(RequestModel):
+    error_type: Name
+    server: Name
+    attempt: Annotated[int, Field(ge=1, le=100), Integral] = Field(
+        default=1, description="the attempt that just failed")
+    elapsed_ms: float = Field(default=0.0, ge=0, le=MAX_DURATION_MS,
                               description="time spent on this call so far")
-    candidates: list[str] = Field(default_factory=list, max_length=1000,
+    candidates: list[Name] = Field(default_factory=list, max_length=1000,
                                   description="servers able to take the call instead")
-    task_type: str | None = Field(default=None,
+    task_type: Name | None = Field(default=None,
                                   description="lets the selector rank the fallback servers")
-    max_attempts: int = Field(default=4, ge=1, le=10,
+    max_attempts: Annotated[int, Field(ge=1, le=10), Integral] = Field(default=4,
                               description="attempts in all: the first try and at most 3 "
                                           "retries or fallbacks (the seed's maxRetries 3)")
-    budget_ms: float = Field(default=30_000.0, gt=0, le=86_400_000.0,
+    budget_ms: float = Field(default=30_000.0, gt=0, le=MAX_DURATION_MS,
                              description="time the whole call may take (the seed's 30 s)")
-    min_attempt_ms: float = Field(default=1_000.0, ge=0,
+    min_attempt_ms: float = Field(default=1_000.0, ge=0, le=MAX_DURATION_MS,
                                   description="time another attempt needs at the least")
 
 

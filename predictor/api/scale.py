@@ -2,41 +2,44 @@
 
 from __future__ import annotations
 
-import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from predictor.api.base import Integral, Name, RequestModel
 from predictor.api.provenance import Provenance
 
+#: Most replicas a request may state or get.
+MAX_REPLICAS = 100_000
+
 __all__ = [
+    "MAX_REPLICAS",
     "Forecast",
     "ScaleRequest",
     "ScaleResponse",
 ]
 
 
-class ScaleRequest(BaseModel):
-    server: str = Field(min_length=1)
-    current_replicas: int = Field(ge=1)
-    capacity_per_replica: float = Field(gt=0, description="calls one replica serves per window")
-    min_replicas: int = Field(default=1, ge=1)
-    max_replicas: int = Field(default=100, ge=1)
-    target_utilization: float = Field(default=0.7, gt=0, le=1)
+class ScaleRequest(RequestModel):
+    server: Name
+    current_replicas: Annotated[int, Field(ge=1, le=MAX_REPLICAS), Integral]
+    capacity_per_replica: float = Field(ge=1e-3, le=1e12,
+                                        description="calls one replica serves per window")
+    min_replicas: Annotated[int, Field(ge=1, le=MAX_REPLICAS), Integral] = Field(default=1)
+    max_replicas: Annotated[int, Field(ge=1, le=MAX_REPLICAS), Integral] = Field(default=100)
+    target_utilization: float = Field(default=0.7, ge=0.01, le=1)
     quantile: float = Field(
         default=0.9, gt=0, lt=1,
         description="quantile of the next window's load to provision for; lower costs fewer "
                     "replicas and risks more under-provisioned windows")
-    recent_load: list[float] | None = Field(
-        default=None, description="calls per window, oldest first; default: from telemetry")
+    recent_load: list[Annotated[float, Field(ge=0, le=1e12)]] | None = Field(
+        default=None, max_length=10_000,
+        description="calls per window, oldest first; default: from telemetry")
 
     @model_validator(mode="after")
     def _bounds(self) -> ScaleRequest:
         if self.min_replicas > self.max_replicas:
             raise ValueError("min_replicas is above max_replicas")
-        if self.recent_load is not None and any(v < 0 or not math.isfinite(v)
-                                                for v in self.recent_load):
-            raise ValueError("recent_load must hold finite counts >= 0")
         return self
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
+
+from predictor.api.base import MAX_TOKENS, Integral, Name, RequestModel
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -16,19 +17,24 @@ __all__ = [
     "SelectResponse",
 ]
 
+#: The factors a selection weighs.
+Factor = Literal["capability", "performance", "cost", "reliability", "availability"]
+
 #: The seed's factor weights, which the service answers with unless a request sets its own.
 DEFAULT_WEIGHTS = {"capability": 0.35, "performance": 0.25, "cost": 0.20, "reliability": 0.15,
                    "availability": 0.05}
 
 
-class SelectRequest(BaseModel):
+class SelectRequest(RequestModel):
     """``POST /v1/select`` request (DESIGN contract)."""
 
-    task_type: str = Field(min_length=1)
-    candidates: list[str] = Field(min_length=1, max_length=1000)
-    tool: str | None = None
-    input_tokens: int | None = Field(default=None, ge=0)
-    weights: dict[str, float] | None = None
+    task_type: Name
+    candidates: list[Name] = Field(min_length=1, max_length=1000)
+    tool: Name | None = None
+    input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS), Integral] | None = Field(default=None)
+    weights: dict[Factor, Annotated[float, Field(ge=0, le=1e6)]] | None = Field(
+        default=None, max_length=len(DEFAULT_WEIGHTS),
+        description="factor -> weight, for the factors to weigh otherwise than the seed does")
     explore: float = Field(default=0.1, ge=0.0, le=1.0)
 
     @field_validator("weights")
@@ -39,8 +45,6 @@ class SelectRequest(BaseModel):
         unknown = set(value) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown factors {sorted(unknown)}; known: {list(DEFAULT_WEIGHTS)}")
-        if any(w < 0 or not math.isfinite(w) for w in value.values()):
-            raise ValueError("weights must be finite and >= 0")
         return value
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from predictor.api.base import Integral, RequestModel
 from predictor.data.schema import CallRecord, RecordError, parse_record
 
 __all__ = [
@@ -15,16 +16,16 @@ __all__ = [
 ]
 
 
-class ValidateRequest(BaseModel):
+class ValidateRequest(RequestModel):
     calls: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
     max_duration_ms: float | None = Field(
-        default=300_000.0, ge=0, description="wall time from the first call's start to the "
-        "last call's end (the seed's 300,000 ms); null skips the check")
+        default=300_000.0, ge=0, le=1e12, description="wall time from the first call's start to "
+        "the last call's end (the seed's 300,000 ms); null skips the check")
     min_success_rate: float | None = Field(default=0.95, ge=0, le=1,
                                            description="share of calls that succeeded")
-    max_memory_mb: float | None = Field(default=512.0, ge=0,
+    max_memory_mb: float | None = Field(default=512.0, ge=0, le=1e9,
                                         description="peak mem_mb of any call (the seed's 512)")
-    max_tokens: int | None = Field(default=50_000, ge=0,
+    max_tokens: Annotated[int, Field(ge=0, le=10**15), Integral] | None = Field(default=50_000,
                                    description="input plus output tokens of all calls "
                                                "(the seed's 50,000)")
 

@@ -1,0 +1,224 @@
+"""Hostile input gets a 4xx naming the field and costs nothing accepted; first contact works."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from predictor import __version__
+from predictor.engine import Engine
+from predictor.serving.app import create_app
+from predictor.serving.settings import Settings
+
+
+def _settings(tmp_path, **overrides) -> Settings:
+    return Settings(db=tmp_path / "p.db", state_dir=tmp_path / "state", load_champions=False,
+                    **overrides)
+
+
+@pytest.fixture()
+def client(tmp_path):
+    with TestClient(create_app(_settings(tmp_path))) as test_client:
+        yield test_client
+
+
+HOSTILE = {
+    "scale tiny capacity": ("/v1/scale", b'{"server":"a","current_replicas":1,'
+                                         b'"capacity_per_replica":5e-324}',
+                            "capacity_per_replica"),
+    "scale zero utilization": ("/v1/scale", b'{"server":"a","current_replicas":1,'
+                                            b'"capacity_per_replica":10,'
+                                            b'"target_utilization":1e-300}',
+                               "target_utilization"),
+    "invalid utf-8": ("/v1/select", b"\xff\xfe", "body"),
+    "NaN explore": ("/v1/select", b'{"task_type":"s","candidates":["a"],"explore":NaN}',
+                    "explore"),
+    "Infinity weight": ("/v1/select", b'{"task_type":"s","candidates":["a","b"],'
+                                      b'"weights":{"performance":Infinity}}',
+                        "weights.performance"),
+    "unknown factor": ("/v1/select", b'{"task_type":"s","candidates":["a"],'
+                                     b'"weights":{"luck":1}}', "weights.luck"),
+    "false as a number": ("/v1/select", b'{"task_type":"s","candidates":["a"],"explore":false}',
+                          "explore"),
+    "text as an integer": ("/v1/plan", b'{"operations":[],"max_batch":"3"}', "max_batch"),
+    "preload tiny key size": ("/v1/preload", b'{"recent":["k1"],"key_size_mb":1e-320}',
+                              "key_size_mb"),
+    "recover huge attempt": ("/v1/recover", b'{"error_type":"timeout","server":"a",'
+                                            b'"attempt":908831145461796480}', "attempt"),
+    "huge recent load": ("/v1/scale", b'{"server":"a","current_replicas":1,'
+                                      b'"capacity_per_replica":1,"recent_load":[1e308]}',
+                         "recent_load.0"),
+    "name too long": ("/v1/risk", b'{"server":"' + b"s" * 600 + b'"}', "server"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_input_gets_a_422_naming_the_field(client, case):
+    path, body, field = HOSTILE[case]
+    reply = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert reply.status_code == 422, reply.text
+    assert field in [error["field"] for error in reply.json()["detail"]]
+    # The service keeps answering.
+    assert client.post("/v1/select", json={"task_type": "s", "candidates": ["a"]}).status_code \
+        == 200
+
+
+def test_an_integral_float_is_an_integer(client):
+    reply = client.post("/v1/plan", json={"operations": [{"id": "a"}], "max_batch": 3.0})
+    assert reply.status_code == 200, reply.text
+
+
+def test_an_unstorable_unknown_field_costs_only_its_record(client, sim_records):
+    deep: dict = {"x": 1}
+    for _ in range(300):
+        deep = {"x": deep}
+    batch = [dict(sim_records[0], deep=deep), sim_records[1], sim_records[2]]
+    reply = client.post("/v1/telemetry", content=json.dumps(batch),
+                        headers={"content-type": "application/json"})
+    assert reply.status_code == 200, reply.text
+    report = reply.json()
+    assert (report["accepted"], report["rejected"]) == (2, 1)
+    assert report["errors"][0]["field"] == "deep"
+
+
+OTLP_HOSTILE = [
+    {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [
+        {"name": "MCP send tools/call x", "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+         "attributes": [{"key": "server.address", "value": {"intValue": None}}]}]}]}]},
+    {"resourceSpans": [{"resource": "nope", "scopeSpans": "nope"}]},
+    {"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"name": "MCP send tools/call x", "startTimeUnixNano": "1",
+         "endTimeUnixNano": "1" + "0" * 320, "status": "bad",
+         "attributes": [{"key": "server.address", "value": {"stringValue": "s"}}]}]}]}]},
+]
+
+
+@pytest.mark.parametrize("body", OTLP_HOSTILE)
+def test_malformed_otlp_is_refused_not_a_server_error(client, body):
+    reply = client.post("/v1/traces", json=body)
+    assert reply.status_code in (200, 422), reply.text
+    assert reply.json()["accepted"] == 0
+
+
+def test_a_record_from_the_future_is_rejected_by_name(client, sim_records):
+    future = dict(sim_records[0], ts=time.time() + 10 * 86_400)
+    reply = client.post("/v1/telemetry", json=[future, sim_records[1]])
+    report = reply.json()
+    assert (report["accepted"], report["rejected"]) == (1, 1)
+    assert report["errors"][0]["field"] == "ts"
+    service = client.app.state.service
+    assert service.wait_learned(30)
+    assert service.engine.clock < time.time() + 300
+
+
+def test_clamped_records_keep_the_time_they_claimed(tmp_path, sim_records):
+    settings = _settings(tmp_path, future_policy="clamp")
+    claimed = time.time() + 10 * 86_400
+    with TestClient(create_app(settings)) as client:
+        reply = client.post("/v1/telemetry", json=[dict(sim_records[0], ts=claimed)])
+        assert reply.json()["accepted"] == 1
+        service = client.app.state.service
+        assert service.wait_learned(30)
+        assert service.engine.clock < time.time() + 300
+        (record,) = [rec for _, rec in service.store.read_since(0, 10)]
+    assert record.epoch <= time.time()
+    assert record.attrs["claimed_ts"].startswith(time.strftime("%Y", time.gmtime(claimed)))
+
+
+def test_mcp_answers_at_its_path_without_a_redirect(client):
+    reply = client.post(
+        "http://127.0.0.1:8000/mcp", headers={"accept": "application/json, text/event-stream"},
+        json={"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                         "clientInfo": {"name": "test", "version": "1"}}},
+        follow_redirects=False)
+    assert reply.status_code == 200, reply.text
+    assert "predictor" in reply.text
+
+
+def test_openapi_documents_what_is_accepted_and_refused(client):
+    schema = client.get("/openapi.json").json()
+    text = json.dumps(schema)
+    # Bounds appear as JSON Schema keywords, never as pydantic's raw names.
+    assert not re.search(r'"(ge|le|gt|lt)": ', text)
+    for path in ("/v1/select", "/v1/scale", "/v1/recover"):
+        responses = schema["paths"][path]["post"]["responses"]
+        assert {"413", "422"} <= set(responses)
+    assert set(schema["paths"]["/v1/telemetry"]["post"]["responses"]) >= {"400", "413", "422",
+                                                                          "429"}
+    assert "text/plain" in schema["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    select = schema["components"]["schemas"]["SelectRequest"]["properties"]
+    assert select["explore"]["maximum"] == 1.0
+
+
+def _predictor() -> str:
+    exe = shutil.which("predictor") or os.path.join(os.path.dirname(sys.executable), "predictor")
+    assert os.path.exists(exe)
+    return exe
+
+
+def test_version_and_python_dash_m():
+    done = subprocess.run([_predictor(), "--version"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == f"predictor {__version__}"
+    done = subprocess.run([sys.executable, "-m", "predictor.serving.cli", "serve", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "--port" in done.stdout
+
+
+def test_ingest_fails_when_nothing_is_accepted_and_says_what_it_expects(tmp_path):
+    log = tmp_path / "bad.jsonl"
+    log.write_text('{"time": 1, "host": "a"}\n{"when": 2}\n')
+    done = subprocess.run([_predictor(), "ingest", str(log), "--db", str(tmp_path / "p.db")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "no record accepted" in done.stderr and "latency_ms" in done.stderr
+
+
+def _rpc(proc: subprocess.Popen, message: dict) -> None:
+    proc.stdin.write(orjson.dumps(message) + b"\n")
+    proc.stdin.flush()
+
+
+def _reply(proc: subprocess.Popen, wanted: int) -> dict:
+    while True:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read().decode()[-2000:]
+        message = orjson.loads(line)
+        if message.get("id") == wanted:
+            return message
+
+
+def test_predictor_mcp_checkpoints_what_it_learned_on_sigterm(tmp_path, sim_records):
+    env = dict(os.environ, PREDICTOR_DB=str(tmp_path / "p.db"),
+               PREDICTOR_STATE_DIR=str(tmp_path / "state"), PREDICTOR_LOAD_CHAMPIONS="false")
+    proc = subprocess.Popen([_predictor(), "mcp"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        _rpc(proc, {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                    "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                               "clientInfo": {"name": "test", "version": "1"}}})
+        _reply(proc, 1)
+        _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        _rpc(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                    "params": {"name": "report_telemetry",
+                               "arguments": {"records": sim_records[:500]}}})
+        answer = _reply(proc, 2)
+        assert answer["result"]["structuredContent"]["accepted"] == 500
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+    latest = (tmp_path / "state" / "LATEST").read_text().strip()
+    engine = Engine.load(tmp_path / "state" / latest)
+    assert engine.cursor == 500
