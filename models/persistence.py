@@ -1,27 +1,37 @@
-"""Save and load fitted models with joblib, beside metadata that vouches for them.
+"""Save and load fitted models with joblib, beside signed metadata that vouches for them.
 
 ``save`` writes ``NAME.joblib`` and ``NAME.json``; the metadata records the
 family, variant (online or batch), library versions, feature list,
-training span, metrics and the artifact's sha256. ``load`` refuses an
-artifact whose hash does not match its metadata, and warns when the library
-versions differ from the running ones.
+training span, metrics, the artifact's sha256, and an HMAC-SHA256 of all of
+that under the signing key (:func:`signing_key`). ``load`` refuses an
+artifact whose metadata is not signed with the running key, or whose hash
+does not match it, before anything is unpickled; it warns when the library
+versions differ from the running ones. Both files are written atomically
+(a temporary file, fsynced, renamed), so a crash leaves the old pair or the
+new one, never half of either.
 
-joblib files are pickles: load only artifacts this project wrote (a model
-registry, a checkpoint folder), never a file a client sent.
+joblib files are pickles: the signature is what lets a loader trust one.
+Anyone who can write the folder can replace the files and recompute a
+sha256, but cannot sign without the key, which lives elsewhere
+(``PREDICTOR_SIGNING_KEY``, or a file only its owner reads). Machines that
+share artifacts (a registry, a learner and its replicas) share the key.
 
 >>> import tempfile
 >>> folder = tempfile.mkdtemp()
 >>> path = save({"weights": [1, 2]}, f"{folder}/m", family="load", variant="batch")
 >>> obj, meta = load(path)
->>> obj, meta["family"], len(meta["sha256"])
-({'weights': [1, 2]}, 'load', 64)
+>>> obj, meta["family"], len(meta["sha256"]), len(meta["signature"])
+({'weights': [1, 2]}, 'load', 64, 64)
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 import platform
+import secrets
 import warnings
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -31,7 +41,7 @@ from typing import Any
 import joblib
 
 __all__ = ["FORMAT", "ArtifactIntegrityError", "IncompatibleArtifactError", "library_versions",
-           "load", "save"]
+           "load", "save", "signing_key", "write_atomically"]
 
 #: Layout of what is pickled. 2: one ``predictor`` package (``predictor.models``, ...) and
 #: decision plug-ins; artifacts of format 1 name modules that no longer exist.
@@ -59,6 +69,69 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def _key_file() -> Path:
+    configured = os.environ.get("PREDICTOR_SIGNING_KEY_FILE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "predictor" / "signing.key"
+
+
+def signing_key() -> bytes:
+    """The key that signs and verifies artifacts.
+
+    ``PREDICTOR_SIGNING_KEY`` (any text) when set; else the file
+    ``PREDICTOR_SIGNING_KEY_FILE`` or ``~/.config/predictor/signing.key``,
+    created with 32 random bytes, readable by its owner only, on first use.
+    """
+    given = os.environ.get("PREDICTOR_SIGNING_KEY")
+    if given:
+        return given.encode()
+    path = _key_file()
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first
+        return bytes.fromhex(path.read_text().strip())
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return bytes.fromhex(path.read_text().strip())
+
+
+def _signature(meta: dict[str, Any]) -> str:
+    body = json.dumps({k: v for k, v in meta.items() if k != "signature"}, sort_keys=True,
+                      default=str).encode()
+    return hmac.new(signing_key(), body, hashlib.sha256).hexdigest()
+
+
+def write_atomically(path: Path, write: Any) -> None:
+    """Write ``path`` through ``write(temporary_path)``, fsync it, then rename it into place.
+
+    A reader sees the old file or the new one, and after a crash the new one
+    is whole or absent.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename itself survives a crash
+    finally:
+        os.close(fd)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -75,7 +148,7 @@ def save(obj: Any, path: str | Path, *, family: str, variant: str,
     base = base.with_suffix("") if base.suffix in (".joblib", ".json") else base
     base.parent.mkdir(parents=True, exist_ok=True)
     artifact = base.with_name(base.name + ".joblib")
-    joblib.dump(obj, artifact, compress=3)
+    write_atomically(artifact, lambda tmp: joblib.dump(obj, tmp, compress=3))
     meta = {
         "format": FORMAT,
         "family": family,
@@ -92,7 +165,10 @@ def save(obj: Any, path: str | Path, *, family: str, variant: str,
         "sha256": _sha256(artifact),
         **(extra or {}),
     }
-    artifact.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=str))
+    meta = json.loads(json.dumps(meta, default=str))  # what is signed is what is read back
+    meta["signature"] = _signature(meta)
+    write_atomically(artifact.with_suffix(".json"),
+                     lambda tmp: tmp.write_text(json.dumps(meta, indent=2)))
     return artifact
 
 
@@ -105,6 +181,14 @@ def load(path: str | Path) -> tuple[Any, dict[str, Any]]:
     if not meta_path.exists():
         raise ArtifactIntegrityError(f"{artifact}: no metadata file {meta_path.name} beside it")
     meta = json.loads(meta_path.read_text())
+    signature = meta.get("signature")
+    if not isinstance(signature, str) or not hmac.compare_digest(signature, _signature(meta)):
+        raise ArtifactIntegrityError(
+            f"{artifact}: its metadata is {'not signed' if signature is None else 'signed'} "
+            f"{'' if signature is None else 'with another key '}(key: PREDICTOR_SIGNING_KEY "
+            f"or {_key_file()}); refusing to unpickle it. Artifacts written before 0.3 or on "
+            "a machine with another key: retrain ('predictor train'), or delete the "
+            "checkpoint folder and let 'predictor serve' relearn from its event store")
     actual = _sha256(artifact)
     if actual != meta.get("sha256"):
         raise ArtifactIntegrityError(

@@ -15,12 +15,14 @@ service without one starts fast.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-__all__ = ["REGISTERED_FAMILIES", "Champion", "load_champions", "resolve_tracking_uri"]
+__all__ = ["REGISTERED_FAMILIES", "Champion", "keep_serving", "load_champions", "redact",
+           "resolve_tracking_uri"]
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +42,58 @@ class Champion:
     metrics: dict[str, float] = field(default_factory=dict)
     bundle: Any = None
     error: str | None = None
+    #: A newer champion that failed to load (version, why) while this one kept serving.
+    refused: dict[str, str] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "run_id": self.run_id,
-                "trained_at": self.trained_at, "metrics": self.metrics, "error": self.error}
+                "trained_at": self.trained_at, "metrics": self.metrics, "error": self.error,
+                "refused": self.refused}
+
+
+def keep_serving(new: dict[str, Champion], old: dict[str, Champion]) -> dict[str, Champion]:
+    """``new``, except that a champion that failed to load leaves the one before it serving.
+
+    The refused version and why are kept on whichever champion stays, for ``/v1/models``.
+
+    >>> ok = Champion("risk", "predictor-risk", "3", None, None, bundle=object())
+    >>> bad = Champion("risk", "predictor-risk", "4", None, None, error="tampered")
+    >>> kept = keep_serving({"risk": bad}, {"risk": ok})["risk"]
+    >>> kept.version, kept.refused
+    ('3', {'version': '4', 'why': 'tampered'})
+    """
+    out = dict(new)
+    for family, champion in new.items():
+        if champion.bundle is not None or champion.error is None:
+            continue
+        refused = {"version": champion.version, "why": champion.error}
+        before = old.get(family)
+        if before is not None and before.bundle is not None:
+            out[family] = replace(before, refused=refused)
+            log.error("champion %s v%s refused (%s); v%s keeps serving", champion.name,
+                      champion.version, champion.error, before.version)
+        else:
+            champion.refused = refused
+    return out
+
+
+def redact(uri: str | None) -> str | None:
+    """``uri`` without its credentials (user, password, query tokens), for display.
+
+    >>> redact("postgresql://admin:s3cret@db:5432/mlflow?sslmode=require&password=x")
+    'postgresql://***@db:5432/mlflow'
+    >>> redact("sqlite:///mlflow.db")
+    'sqlite:///mlflow.db'
+    """
+    if uri is None:
+        return None
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc and not parts.query:
+        return uri
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    return f"{parts.scheme}://{netloc}{parts.path}"
 
 
 def resolve_tracking_uri(configured: str | None, workdir: Path | None = None) -> str | None:

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,9 +45,12 @@ from predictor.data.schema import Record, RecordError, parse_record
 from predictor.data.store import SQLiteEventStore
 from predictor.decisions import DECISIONS, Decision, online_families, plugin_class
 from predictor.engine import Engine
+from predictor.models.persistence import write_atomically
 from predictor.serving.champions import (
     Champion,
+    keep_serving,
     load_champions,
+    redact,
     resolve_tracking_uri,
 )
 from predictor.serving.metrics import Metrics
@@ -211,8 +214,12 @@ class Service:
     def _restore(self) -> Engine:
         latest = self._latest()
         if latest.exists():
-            path = self.settings.state_dir / latest.read_text().strip()
+            name = latest.read_text().strip()
+            path = self.settings.state_dir / name
             try:
+                # LATEST names a checkpoint in this folder, nothing else (no "../", no path).
+                if not re.fullmatch(r"engine-\d+", name):
+                    raise ValueError(f"LATEST names {name[:80]!r}, not a checkpoint here")
                 engine = Engine.load(path)
                 log.info("resumed", extra={"event": "resume", "checkpoint": path.name,
                                            "cursor": engine.cursor})
@@ -277,9 +284,7 @@ class Service:
         state.mkdir(parents=True, exist_ok=True)
         name = f"engine-{engine.cursor}"
         path = engine.save(state / name)
-        tmp = state / "LATEST.tmp"
-        tmp.write_text(name)
-        os.replace(tmp, self._latest())
+        write_atomically(self._latest(), lambda tmp: tmp.write_text(name))
         for old in state.glob("engine-*"):
             if old.name not in (f"{name}.joblib", f"{name}.json"):
                 old.unlink(missing_ok=True)
@@ -500,9 +505,11 @@ class Service:
                 self.registry_state = "no registry (answers from online models and priors)"
                 return self.models()
             try:
-                champions = load_champions(uri)
+                champions = keep_serving(load_champions(uri), self.champions)
             except Exception as err:
-                self.registry_state = f"error: {type(err).__name__}: {err}"
+                # Credentials in a URI inside the message are not shown.
+                message = re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", str(err))
+                self.registry_state = f"error: {type(err).__name__}: {message}"
                 raise
             risk = champions.get("risk")
             if risk is not None and risk.bundle is not None and risk.bundle.model.model_ is None:
@@ -555,8 +562,11 @@ class Service:
                     entry["champion_metrics"] = champion.metrics
             families[family] = entry
         return {"families": families,
-                "online": {**self.engine.status(), "registry": self.online_registry},
-                "registry": {"uri": self.registry_uri, "state": self.registry_state}}
+                "online": {**self.engine.status(),
+                           "registry": {**self.online_registry,
+                                        **({"uri": redact(self.online_registry["uri"])}
+                                           if "uri" in self.online_registry else {})}},
+                "registry": {"uri": redact(self.registry_uri), "state": self.registry_state}}
 
     # --- health -------------------------------------------------------------
     def readiness(self) -> dict[str, Any]:

@@ -52,3 +52,24 @@ def test_reload_swaps_in_a_new_risk_champion(tmp_path, sim_records):
         assert 0.0 <= answer["failure_probability"] <= 1.0
         assert 'predictor_model_version{family="risk",variant="batch"} 1.0' in client.get(
             "/metrics").text
+
+        # A newer champion whose artifact was tampered with is refused; v1 keeps serving.
+        train([log], tracking_uri=uri, experiment="serving", families=["risk"],
+              promote="always", online=False)
+        import mlflow
+        from mlflow import MlflowClient
+
+        mlflow.set_tracking_uri(uri)
+        source = MlflowClient(tracking_uri=uri).get_model_version_download_uri(
+            "predictor-risk", "2")
+        from pathlib import Path
+        from urllib.parse import urlparse
+
+        stored = Path(urlparse(source).path) if source.startswith("file:") else Path(source)
+        bundle = next(stored.rglob("*.joblib"))
+        bundle.write_bytes(bundle.read_bytes() + b"tampered")
+        reloaded = client.post("/v1/models/reload").json()["families"]["risk"]
+        assert reloaded["version"] == "1" and reloaded["source"] == "batch"
+        assert reloaded["champion"]["refused"]["version"] == "2"
+        assert "sha256" in reloaded["champion"]["refused"]["why"]
+        assert client.post("/v1/risk", json={"server": server}).json()["model"]["version"] == "1"

@@ -222,3 +222,21 @@ def test_predictor_mcp_checkpoints_what_it_learned_on_sigterm(tmp_path, sim_reco
     latest = (tmp_path / "state" / "LATEST").read_text().strip()
     engine = Engine.load(tmp_path / "state" / latest)
     assert engine.cursor == 500
+
+
+def test_latest_never_leaves_the_state_folder(tmp_path, sim_records):
+    settings = _settings(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        client.post("/v1/telemetry", json=sim_records[:300]).raise_for_status()
+        assert client.app.state.service.wait_learned(30)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    checkpoint = next((tmp_path / "state").glob("engine-*.joblib"))
+    for suffix in (".joblib", ".json"):  # a signed checkpoint, but outside the folder
+        (outside / f"engine-1{suffix}").write_bytes(checkpoint.with_suffix(suffix).read_bytes())
+    (tmp_path / "state" / "LATEST").write_text("../elsewhere/engine-1")
+    with TestClient(create_app(settings)) as client:
+        service = client.app.state.service
+        assert service.wait_learned(30)
+        # Refused: relearned from the store instead, every record once.
+        assert service.engine.cursor == 300 and service.engine.learned == 300
