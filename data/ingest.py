@@ -76,6 +76,15 @@ def _is_jsonl_file(log: str | Path | io.BytesIO) -> bool:
 def ingest_files(
     logs: Sequence[str | Path], db: str | Path, *, strict: bool = False, batch: int = 10_000
 ) -> ReadSummary:
-    """Read ``logs`` into the SQLite store at ``db``."""
+    """Read ``logs`` into the SQLite store at ``db``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a log is missing; checked first, so no store is created for nothing.
+    """
+    for log in logs:
+        if str(log) != "-" and not Path(log).exists():
+            raise FileNotFoundError(f"no such file: {log}")
     with SQLiteEventStore(db) as store:
         return ingest_into(store, logs, strict=strict, batch=batch)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -39,6 +40,7 @@ from predictor.data.frame import records_to_frame
 from predictor.data.schema import Record, parse_record, record_to_json
 
 __all__ = [
+    "DuplicateBatch",
     "EventStore",
     "MemoryEventStore",
     "SQLiteEventStore",
@@ -79,9 +81,16 @@ class EventStore(Protocol):
         ...
 
     def append_batch(
-        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
+        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None,
+        *, batch_key: str | None = None, reply: bytes = b"",
     ) -> tuple[int, int] | None:
-        """Like :meth:`append`; return the (consecutive) ids of the first and last record."""
+        """Like :meth:`append`; return the (consecutive) ids of the first and last record.
+
+        With ``batch_key``, the batch is stored at most once: ``reply`` (what
+        the first ingestion answered) is kept with the key in the same
+        transaction, and a batch with a key already stored raises
+        :class:`DuplicateBatch` holding that reply, storing nothing.
+        """
         ...
 
     def last_id(self) -> int:
@@ -126,12 +135,25 @@ class _FrameMixin:
         return records_to_frame(self.read(start, end, server, tool, kind))  # type: ignore[attr-defined]
 
 
+class DuplicateBatch(Exception):
+    """A batch with this key was stored before: nothing was stored again.
+
+    ``reply`` is what the first ingestion of the batch answered.
+    """
+
+    def __init__(self, key: str, reply: bytes) -> None:
+        super().__init__(f"batch {key!r} was stored before")
+        self.key = key
+        self.reply = reply
+
+
 class MemoryEventStore(_FrameMixin):
     """An in-memory :class:`EventStore` for tests; same semantics, no durability."""
 
     def __init__(self) -> None:
         self.store_id = uuid.uuid4().hex
         self._records: list[tuple[float, int, Record]] = []
+        self._batches: dict[str, bytes] = {}
         self._seq = 0
         self._lock = threading.Lock()
 
@@ -141,12 +163,17 @@ class MemoryEventStore(_FrameMixin):
         return len(records) if self.append_batch(records, sources) else 0
 
     def append_batch(
-        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
+        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None,
+        *, batch_key: str | None = None, reply: bytes = b"",
     ) -> tuple[int, int] | None:
         """Add ``records``; return the ids given to the first and the last (``None`` if empty)."""
         if not records:
             return None
         with self._lock:
+            if batch_key is not None:
+                if batch_key in self._batches:
+                    raise DuplicateBatch(batch_key, self._batches[batch_key])
+                self._batches[batch_key] = reply
             first = self._seq + 1
             for rec in records:
                 self._seq += 1
@@ -206,6 +233,12 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 CREATE INDEX IF NOT EXISTS events_server_ts ON events (server, ts);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+    key     TEXT PRIMARY KEY,
+    reply   BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batches_created ON batches (created);
 """
 
 
@@ -222,8 +255,10 @@ class SQLiteEventStore(_FrameMixin):
         The database file; created with its parent folder when missing.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, batch_key_retention_s: float = 86_400.0) -> None:
         self.path = Path(path)
+        self.batch_key_retention_s = batch_key_retention_s
+        self._pruned_at = 0.0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn = self._connect()
@@ -251,12 +286,15 @@ class SQLiteEventStore(_FrameMixin):
         return len(records) if self.append_batch(records, sources) else 0
 
     def append_batch(
-        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
+        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None,
+        *, batch_key: str | None = None, reply: bytes = b"",
     ) -> tuple[int, int] | None:
         """Durably add ``records``; return the ids of the first and the last (``None`` if empty).
 
         One batch is one transaction under the writer lock, so its ids are
-        consecutive.
+        consecutive. With ``batch_key``, see :meth:`EventStore.append_batch`:
+        keys are kept ``batch_key_retention_s`` (a day by default), so the
+        table of keys stays bounded.
         """
         if sources is None:
             sources = [None] * len(records)
@@ -270,19 +308,23 @@ class SQLiteEventStore(_FrameMixin):
                     text if text is not None else record_to_json(rec),
                 )
                 for rec, text in zip(records, sources, strict=True)
-            ]
+            ],
+            batch_key, reply,
         )
 
     def append_rows(self, rows: Sequence[StoreRow]) -> int:
         """Durably add rows already validated (see :data:`StoreRow`)."""
         return len(rows) if self._insert(rows) else 0
 
-    def _insert(self, rows: Sequence[StoreRow]) -> tuple[int, int] | None:
+    def _insert(self, rows: Sequence[StoreRow], batch_key: str | None = None,
+                reply: bytes = b"") -> tuple[int, int] | None:
         if not rows:
             return None
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                if batch_key is not None:
+                    self._remember(batch_key, reply)  # raises DuplicateBatch, storing nothing
                 self._conn.executemany(
                     "INSERT INTO events (ts, kind, server, tool, record) VALUES (?, ?, ?, ?, ?)",
                     rows,
@@ -293,6 +335,19 @@ class SQLiteEventStore(_FrameMixin):
                 raise
             self._conn.execute("COMMIT")
         return last - len(rows) + 1, last
+
+    def _remember(self, batch_key: str, reply: bytes) -> None:
+        """Inside the write transaction: record ``batch_key`` or raise :class:`DuplicateBatch`."""
+        now = time.time()
+        if now - self._pruned_at > 60.0:  # forget keys past their retention, once a minute
+            self._conn.execute("DELETE FROM batches WHERE created < ?",
+                               (now - self.batch_key_retention_s,))
+            self._pruned_at = now
+        found = self._conn.execute("SELECT reply FROM batches WHERE key = ?",
+                                   (batch_key,)).fetchone()
+        if found is not None:
+            raise DuplicateBatch(batch_key, bytes(found[0]))
+        self._conn.execute("INSERT INTO batches VALUES (?, ?, ?)", (batch_key, reply, now))
 
     def writable(self) -> bool:
         """Whether the store can take a write now (takes and releases the write lock)."""

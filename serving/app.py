@@ -10,7 +10,8 @@ before the reply. The MCP server of :mod:`predictor.serving.mcp_server` is mount
 ``/mcp`` (streamable HTTP).
 
 With ``api_token`` set, ingestion, ``/v1/models/reload`` and ``/mcp`` need
-``Authorization: Bearer <token>``; bodies over ``max_body_bytes`` get 413.
+``Authorization: Bearer <token>``, and with ``auth="all"`` every ``/v1`` route
+does; bodies over ``max_body_bytes`` get 413.
 """
 
 from __future__ import annotations
@@ -57,11 +58,14 @@ class _Guard:
     """Pure ASGI middleware: body size limit and Prometheus request metrics."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int,
-                 paths: dict[Any, str] | None = None) -> None:
+                 paths: dict[Any, str] | None = None, token: str | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.paths = paths or {}  # endpoint -> route path, for plain routes
+        #: With ``auth="all"``: the token every /v1 route needs (the routes that always
+        #: need it check it themselves as well).
+        self.token = token
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -73,6 +77,17 @@ class _Guard:
             scope = {**scope, "path": "/mcp/", "raw_path": b"/mcp/"}
         started = time.perf_counter()
         status = [500]
+        if self.token is not None and scope["path"].startswith("/v1/"):
+            header = dict(scope.get("headers", ())).get(b"authorization", b"")
+            if not _token_ok(header.decode("latin-1"), self.token):
+                status[0] = 401
+                body = b'{"detail":"missing or wrong bearer token"}'
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"www-authenticate", b"Bearer")]})
+                await send({"type": "http.response.body", "body": body})
+                self._observe(scope, 401, started)
+                return
         limit = self.max_body_bytes
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
@@ -199,19 +214,21 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
         return Response(body, media_type=content_type)
 
     # --- ingestion ---------------------------------------------------------------
-    async def _ingest(request: Request, ingest: Callable[[Any], IngestResult]) -> Response:
+    async def _ingest(request: Request, ingest: Callable[..., IngestResult]) -> Response:
         with service.ingestion():
             return await _ingest_body(request, ingest)
 
-    async def _ingest_body(request: Request, ingest: Callable[[Any], IngestResult]) -> Response:
+    async def _ingest_body(request: Request, ingest: Callable[..., IngestResult]) -> Response:
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError as err:
             raise HTTPException(400, f"body is not JSON: {err}") from None
+        batch_id = request.headers.get("idempotency-key")
         try:
-            result = await run_in_threadpool(ingest, body)
+            result = await run_in_threadpool(ingest, body, batch_id)
         except RecordError as err:
-            raise HTTPException(422, f"{err.field}: {err.reason}") from None
+            field = "Idempotency-Key" if err.field == "batch_id" and batch_id else err.field
+            raise HTTPException(422, f"{field}: {err.reason}") from None
         except QueueFull as err:
             return JSONResponse({"detail": str(err), "pending_records": err.pending},
                                 status_code=429, headers={"Retry-After": str(err.retry_after)})
@@ -226,6 +243,12 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
         "description": "telemetry records (kind call or health; fields other than these are "
                        "kept in attrs); {\"records\": [...]} also works",
     }}}}}
+    ingest_doc["parameters"] = [{
+        "name": "Idempotency-Key", "in": "header", "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        "description": "a batch id: a retried batch (after a lost reply) is stored once and "
+                       "answered as the first time, with replayed true (kept a day); "
+                       "{\"batch_id\": ..., \"records\": [...]} in the body works too"}]
     ingest_errors = {
         400: {"model": ErrorBody, "description": "the body is not JSON"},
         413: {"model": ErrorBody, "description": "body over the configured size limit"},
@@ -247,7 +270,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
     @app.post("/v1/traces", tags=["ingestion"], response_model=IngestReport,
               dependencies=[Depends(require_token)],
               openapi_extra={"requestBody": {"required": True, "content": {_JSON: {"schema": {
-                  "type": "object", "description": "OTLP/HTTP JSON ExportTraceServiceRequest"}}}}},
+                  "type": "object", "description": "OTLP/HTTP JSON ExportTraceServiceRequest"}}}},
+                  "parameters": ingest_doc["parameters"]},
               responses=ingest_errors)
     async def traces(request: Request) -> Response:
         """Ingest OTLP/HTTP JSON spans; MCP tools/call spans become call records."""
@@ -314,7 +338,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
     _document_requests(app, decisions)
     app.mount("/mcp", _RequireToken(mcp_app, token))
     app.add_middleware(_Guard, metrics=metrics, max_body_bytes=settings.max_body_bytes,
-                       paths=plain_paths)
+                       paths=plain_paths, token=token if settings.auth == "all" else None)
     return app
 
 

@@ -317,6 +317,8 @@ def serve(
     )] = None,
 ) -> None:
     """Serve the HTTP API and, at /mcp, the MCP server (settings: PREDICTOR_*, PREDICTOR_CONFIG)."""
+    import socket
+
     import uvicorn
 
     from predictor.serving.app import create_app
@@ -327,9 +329,22 @@ def serve(
                                    ("tracking_uri", tracking_uri)) if v is not None}
     settings = Settings(**overrides)
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower(), access_log=settings.access_log,
-                loop="uvloop", http="httptools", log_config=None, timeout_graceful_shutdown=30)
+    # Bind before anything else: a taken port fails here, before a store or a state
+    # folder is created, and uvicorn serves on this very socket (no race for the port).
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as err:
+        sock.close()
+        typer.echo(f"error: cannot listen on {settings.host}:{settings.port}: {err.strerror}",
+                   err=True)
+        raise typer.Exit(2) from None
+    config = uvicorn.Config(create_app(settings), log_level=settings.log_level.lower(),
+                            access_log=settings.access_log, loop="uvloop", http="httptools",
+                            log_config=None, timeout_graceful_shutdown=30)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @app.command()

@@ -23,6 +23,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from predictor import __version__
+from predictor.api.telemetry import MAX_BATCH_ID
 from predictor.data.schema import RecordError
 from predictor.serving.catalog import CATALOG, Decision
 from predictor.serving.service import IngestReport, QueueFull, Service
@@ -84,12 +85,17 @@ def build_mcp_server(service: Service, decisions: tuple[Decision, ...] = CATALOG
 
     def report_telemetry(
         records: Annotated[list[dict[str, Any]], Field(
+            max_length=100_000,
             description="telemetry records (DESIGN's schema: kind call or health)")],
+        batch_id: Annotated[str | None, Field(
+            min_length=1, max_length=MAX_BATCH_ID,
+            description="optional: a retried batch with the same id is stored once and "
+                        "answered as the first time (replayed true)")] = None,
     ) -> IngestReport:
         """Store telemetry records durably and teach the online models; invalid records are
         reported by index and field, the valid ones kept."""
         try:
-            return IngestReport.of(service.ingest(records))
+            return IngestReport.of(service.ingest(records, batch_id))
         except (RecordError, QueueFull) as err:
             raise ToolError(f"report_telemetry: {err}") from None
 

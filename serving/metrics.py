@@ -40,6 +40,9 @@ class Metrics:
                                 ["via"], registry=r)
         self.rejected = Counter("predictor_records_rejected", "records rejected as invalid",
                                 ["via"], registry=r)
+        self.replayed = Counter("predictor_ingest_replayed",
+                                "retried batches (a batch id seen before) answered, not stored",
+                                registry=r)
         self.throttled = Counter("predictor_ingest_throttled",
                                  "ingest batches refused because the learning queue was full",
                                  registry=r)

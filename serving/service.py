@@ -34,15 +34,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from predictor.api.telemetry import IngestError, IngestReport
+from predictor.api.telemetry import MAX_BATCH_ID, IngestError, IngestReport
 from predictor.data.otlp import spans_to_raw_records
 from predictor.data.schema import Record, RecordError, parse_record
-from predictor.data.store import SQLiteEventStore
+from predictor.data.store import DuplicateBatch, SQLiteEventStore
 from predictor.decisions import DECISIONS, Decision, online_families, plugin_class
 from predictor.engine import Engine
 from predictor.models.persistence import write_atomically
@@ -66,6 +66,16 @@ _LEARN_CHUNK = 50  # records learned between two looks at the ingestion path
 _YIELD_S = 0.1  # the longest the learner waits for ingestion, per chunk
 
 
+def _batch_id(value: Any) -> str | None:
+    """A client's batch id, checked: 1 to 200 printable characters, or ``None``."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_BATCH_ID \
+            or not value.isprintable():
+        raise RecordError("batch_id", f"a batch id is 1 to {MAX_BATCH_ID} printable characters")
+    return value
+
+
 class QueueFull(RuntimeError):
     """More records wait to be learned than the queue holds; retry after ``retry_after`` s."""
 
@@ -85,6 +95,8 @@ class IngestResult:
     skipped: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     ids: tuple[int, int] | None = None
+    #: The batch id was seen before: this is the first ingestion's answer, nothing was stored.
+    replayed: bool = False
 
     def reject(self, where: int | str, err: RecordError) -> None:
         self.rejected += 1
@@ -389,7 +401,8 @@ class Service:
             self._pending -= n
             self.metrics.queue.set(self._pending)
 
-    def _store(self, records: list[Record], result: IngestResult, via: str) -> IngestResult:
+    def _store(self, records: list[Record], result: IngestResult, via: str,
+               batch_id: str | None = None) -> IngestResult:
         if not records:
             return result
         # A service starting in the background (``predictor mcp``) stores once it has started.
@@ -397,11 +410,20 @@ class Service:
         if self.store is None:
             raise RuntimeError("the service is not started: nothing was stored")
         self._reserve(len(records))
+        # What this batch answers, kept with its id so that a retry answers the same.
+        reply = IngestReport.of(replace(result, accepted=len(records))).model_dump_json().encode()
         try:
             with self._ingest_lock:  # ids reach the queue in the order they were given
-                ids = self.store.append_batch(records)
+                ids = self.store.append_batch(records, batch_key=batch_id, reply=reply)
                 assert ids is not None
                 self._queue.put((ids[0], ids[1], records))
+        except DuplicateBatch as seen:
+            self._release(len(records))
+            first = IngestReport.model_validate_json(seen.reply)
+            self.metrics.replayed.inc()
+            return IngestResult(received=first.received, accepted=first.accepted,
+                                rejected=first.rejected, skipped=first.skipped,
+                                errors=[e.model_dump() for e in first.errors], replayed=True)
         except BaseException:
             self._release(len(records))
             raise
@@ -423,8 +445,12 @@ class Service:
             with self._pending_lock:
                 self._ingesting -= 1
 
-    def ingest(self, raw: Any) -> IngestResult:
+    def ingest(self, raw: Any, batch_id: str | None = None) -> IngestResult:
         """Validate a batch of telemetry records, store the valid ones, queue them for learning.
+
+        With ``batch_id`` (or a ``batch_id`` beside ``records`` in the body),
+        a batch is stored once: a retry answers as the first ingestion did,
+        with ``replayed`` set.
 
         Raises
         ------
@@ -434,12 +460,12 @@ class Service:
             When the learning queue cannot take the batch; nothing was stored.
         """
         with self.ingestion():
-            return self._ingest(raw)
+            return self._ingest(raw, batch_id)
 
-    def ingest_otlp(self, body: Any) -> IngestResult:
+    def ingest_otlp(self, body: Any, batch_id: str | None = None) -> IngestResult:
         """Like :meth:`ingest`, for an OTLP/HTTP JSON trace export (errors name the span)."""
         with self.ingestion():
-            return self._ingest_otlp(body)
+            return self._ingest_otlp(body, batch_id)
 
     def _admit(self, record: Record, now: float) -> Record:
         """``record``, unless it starts in the future (past ``future_tolerance_s``).
@@ -458,9 +484,11 @@ class Service:
         attrs = {**(record.attrs or {}), "claimed_ts": record.ts.isoformat()}
         return record.model_copy(update={"ts": datetime.fromtimestamp(now, UTC), "attrs": attrs})
 
-    def _ingest(self, raw: Any) -> IngestResult:
+    def _ingest(self, raw: Any, batch_id: str | None = None) -> IngestResult:
         if isinstance(raw, dict) and "records" in raw:
+            batch_id = raw.get("batch_id", batch_id)
             raw = raw["records"]
+        batch_id = _batch_id(batch_id)
         if not isinstance(raw, list):
             raise RecordError("body", "expected a JSON array of telemetry records")
         result = IngestResult(received=len(raw))
@@ -472,9 +500,10 @@ class Service:
             except RecordError as err:
                 result.reject(index, err)
         self.metrics.rejected.labels(via="telemetry").inc(result.rejected)
-        return self._store(records, result, "telemetry")
+        return self._store(records, result, "telemetry", batch_id)
 
-    def _ingest_otlp(self, body: Any) -> IngestResult:
+    def _ingest_otlp(self, body: Any, batch_id: str | None = None) -> IngestResult:
+        batch_id = _batch_id(batch_id)
         batch = spans_to_raw_records(body, self.settings.server_map)
         result = IngestResult(received=len(batch.records) + len(batch.errors) + batch.skipped,
                               skipped=batch.skipped)
@@ -488,7 +517,7 @@ class Service:
             except RecordError as err:
                 result.reject(where, err)
         self.metrics.rejected.labels(via="traces").inc(result.rejected)
-        return self._store(records, result, "traces")
+        return self._store(records, result, "traces", batch_id)
 
     # --- champions ----------------------------------------------------------
     def _load_registry(self) -> None:

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     queue_max_records: int = Field(default=200_000, ge=1,
                                    description="records accepted but not yet learned, at most")
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    auth: Literal["writes", "all"] = Field(
+        default="writes", description="what the api_token guards: 'writes' (ingestion, "
+        "reload, /mcp) or 'all' (every /v1 route and /mcp; /healthz, /readyz and /metrics "
+        "stay open for probes and scrapers)")
     api_token: SecretStr | None = Field(default=None,
                                         description="bearer token for ingestion, reload and MCP")
     capabilities: dict[str, list[str]] = Field(

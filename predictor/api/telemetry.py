@@ -6,7 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-__all__ = ["IngestError", "IngestReport"]
+__all__ = ["MAX_BATCH_ID", "IngestError", "IngestReport"]
+
+#: Longest batch id (``Idempotency-Key``) a client may send.
+MAX_BATCH_ID = 200
 
 
 class IngestError(BaseModel):
@@ -23,10 +26,13 @@ class IngestReport(BaseModel):
     rejected: int
     skipped: int = Field(default=0, description="OTLP spans that are not tool calls")
     errors: list[IngestError] = Field(description="the first 100 rejections")
+    replayed: bool = Field(default=False, description="true when the batch id was seen before: "
+                           "nothing was stored again, and this is the first answer")
 
     @classmethod
     def of(cls, result: Any) -> IngestReport:
         """From a :class:`predictor.serving.service.IngestResult`."""
         return cls(received=result.received, accepted=result.accepted,
                    rejected=result.rejected, skipped=result.skipped,
-                   errors=[IngestError(**e) for e in result.errors])
+                   errors=[IngestError(**e) for e in result.errors],
+                   replayed=getattr(result, "replayed", False))

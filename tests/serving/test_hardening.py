@@ -240,3 +240,75 @@ def test_latest_never_leaves_the_state_folder(tmp_path, sim_records):
         assert service.wait_learned(30)
         # Refused: relearned from the store instead, every record once.
         assert service.engine.cursor == 300 and service.engine.learned == 300
+
+
+def test_a_retried_batch_is_stored_once_and_answered_the_same(client, sim_records):
+    batch = [*sim_records[:20], {"server": "s", "tool": "t"}]
+    headers = {"Idempotency-Key": "batch-0001"}
+    first = client.post("/v1/telemetry", json=batch, headers=headers)
+    again = client.post("/v1/telemetry", json=batch, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert (first.json()["accepted"], first.json()["replayed"]) == (20, False)
+    assert again.json() == {**first.json(), "replayed": True}
+    # The same id in the body, and a fresh id, behave alike.
+    body = {"batch_id": "batch-0002", "records": sim_records[20:30]}
+    assert client.post("/v1/telemetry", json=body).json()["accepted"] == 10
+    assert client.post("/v1/telemetry", json=body).json()["replayed"] is True
+    service = client.app.state.service
+    assert service.wait_learned(30)
+    assert service.store.count() == 30
+    assert "predictor_ingest_replayed_total 2.0" in client.get("/metrics").text
+
+
+def test_a_batch_id_is_bounded(client, sim_records):
+    reply = client.post("/v1/telemetry", json=sim_records[:2],
+                        headers={"Idempotency-Key": "x" * 201})
+    assert reply.status_code == 422 and "Idempotency-Key" in reply.json()["detail"]
+
+
+def test_batch_keys_survive_a_restart_and_expire(tmp_path, sim_records):
+    from predictor.data.schema import parse_record
+    from predictor.data.store import DuplicateBatch, SQLiteEventStore
+
+    records = [parse_record(r) for r in sim_records[:3]]
+    with SQLiteEventStore(tmp_path / "e.db") as store:
+        store.append_batch(records, batch_key="k", reply=b"first")
+    with SQLiteEventStore(tmp_path / "e.db") as store:
+        with pytest.raises(DuplicateBatch) as seen:
+            store.append_batch(records, batch_key="k", reply=b"second")
+        assert seen.value.reply == b"first" and store.count() == 3
+    with SQLiteEventStore(tmp_path / "e.db", batch_key_retention_s=0.0) as store:
+        time.sleep(0.01)
+        assert store.append_batch(records, batch_key="k") == (4, 6)  # forgotten: stored again
+
+
+def test_auth_all_guards_the_decisions_too(tmp_path):
+    settings = _settings(tmp_path, api_token="s3cret", auth="all")
+    with TestClient(create_app(settings)) as client:
+        ask = {"task_type": "s", "candidates": ["a"]}
+        assert client.post("/v1/select", json=ask).status_code == 401
+        assert client.get("/v1/models").status_code == 401
+        good = {"Authorization": "Bearer s3cret"}
+        assert client.post("/v1/select", json=ask, headers=good).status_code == 200
+        assert client.get("/healthz").status_code == 200
+    with TestClient(create_app(_settings(tmp_path, api_token="s3cret"))) as client:
+        assert client.post("/v1/select", json=ask).status_code == 200  # writes only
+
+
+def test_nothing_is_created_when_start_fails(tmp_path):
+    import socket
+
+    done = subprocess.run([_predictor(), "ingest", str(tmp_path / "missing.jsonl"),
+                           "--db", str(tmp_path / "p.db")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and not (tmp_path / "p.db").exists()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(os.environ, PREDICTOR_DB=str(tmp_path / "s.db"),
+                   PREDICTOR_STATE_DIR=str(tmp_path / "state"))
+        done = subprocess.run([_predictor(), "serve", "--port", str(port)], env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "cannot listen" in done.stderr
+    assert not (tmp_path / "s.db").exists() and not (tmp_path / "state").exists()
