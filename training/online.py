@@ -108,6 +108,7 @@ def register_online(engine: Engine, *, source: str,
                 probe.family = family
                 probe.engine = Engine.from_parts({family: engine.part(family)}, progress)
                 signature = infer_signature(example, probe.predict(None, example))
+                signature.inputs = _request_schema(primary(family).request)
                 info = mlflow.pyfunc.log_model(
                     name=f"{family}-online", python_model=OnlineFamilyModel(),
                     artifacts={"part": str(path), "metadata": str(path.with_suffix(".json"))},
@@ -120,6 +121,26 @@ def register_online(engine: Engine, *, source: str,
                     client.set_model_version_tag(online_model_name(family), version, key, value)
                 versions[family] = version
     return versions
+
+
+def _request_schema(request: type) -> Any:
+    """The pyfunc input schema of a decision's request: one column per field.
+
+    Text fields are strings; every other column takes any type, because a
+    DataFrame holds ``10`` as int64 where the request wants a number, and
+    MLflow will not turn int64 into double (the request model validates
+    each row anyway).
+    """
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    schema = request.model_json_schema()
+    required = set(schema.get("required", ()))
+    columns = []
+    for name, prop in schema["properties"].items():
+        types = {prop.get("type")} | {option.get("type") for option in prop.get("anyOf", ())}
+        text = types - {None, "null"} == {"string"}
+        columns.append(ColSpec("string" if text else AnyType(), name, required=name in required))
+    return Schema(columns)
 
 
 def load_online(tracking_uri: str) -> tuple[Engine, dict[str, Any]] | None:

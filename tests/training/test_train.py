@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 import json
 import socket
 import subprocess
@@ -183,3 +184,21 @@ def test_online_state_is_registered_and_resumed(trained):
     expected = direct.risk(RiskRequest(server=server))
     assert answer["failure_probability"] == pytest.approx(expected.failure_probability)
     assert answer["source"] == expected.source == "online"
+
+
+def test_the_readme_registry_snippets_run_where_train_wrote(trained, readme):
+    tmp, records, _, _ = trained
+    calls = [r for r in records if r.get("kind") != "health"][:20]
+    (tmp / "calls.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in calls))
+    snippets = [s for s in readme() if "mlflow.pyfunc.load_model" in s]
+    assert len(snippets) == 2
+    for snippet in snippets:
+        # The snippet ends with an expression: show what it gives.
+        tree = ast.parse(snippet)
+        tree.body[-1] = ast.Assign([ast.Name("out", ast.Store())], tree.body[-1].value,
+                                   lineno=0)
+        code = ast.unparse(ast.fix_missing_locations(tree)) + "\nprint(len(out))"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=300, cwd=tmp)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert int(done.stdout.split()[-1]) in (1, 20)
