@@ -36,8 +36,12 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
-import orjson
+# bench/http.py is named like the standard library's ``http``: keep this folder off the
+# import path so that ``import http.client`` (inside httpx) finds the real one.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+
+import httpx  # noqa: E402
+import orjson  # noqa: E402
 
 #: Records per ingestion batch.
 BATCH = 20
