@@ -97,6 +97,10 @@ class Engine(LockedState):
         self.clock = math.nan
         #: The event store whose ids ``cursor`` counts (``None``: not learned from a store).
         self.store_id: str | None = None
+        #: (last id, clock): the store's records up to that id and up to that time were
+        #: learned elsewhere (logs, another store) and are skipped. Kept in checkpoints,
+        #: so a first catch-up interrupted and resumed skips them still.
+        self.taken_as_learned: tuple[int, float] | None = None
         self._lock = threading.Lock()
         self._complete()
 

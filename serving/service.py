@@ -180,11 +180,13 @@ class Service:
                 # Learned elsewhere (logs, another store) up to its clock: the records
                 # this store already holds from before then count as learned, so
                 # a history loaded both ways is not learned twice.
-                self._learned_until = (self.store.last_id(), self.engine.clock)
+                self.engine.taken_as_learned = (self.store.last_id(), self.engine.clock)
                 log.warning("the checkpoint was not learned from this store: its records "
                             "up to the checkpoint's clock are taken as learned",
                             extra={"event": "other_store", "clock": self.engine.clock})
             self.engine.store_id = self.store.store_id
+        # A checkpoint taken during a first catch-up carries what it still has to skip.
+        self._learned_until = getattr(self.engine, "taken_as_learned", None)
         self._checkpointed_cursor = self.engine.cursor
         self._registered_cursor = self.engine.cursor
         self._learner = threading.Thread(target=self._learn_loop, name="predictor-learner",
@@ -343,6 +345,9 @@ class Service:
                 rows = [(i, r) for i, r in rows if i > old or r.epoch > clock]
             self._learn([record for _, record in rows], [i for i, _ in rows])
             self.engine.learn((), cursor=last)  # past the records taken as learned
+            if self._learned_until is not None and last >= self._learned_until[0]:
+                # Past every record taken as learned: from here on, each is learned once.
+                self._learned_until = self.engine.taken_as_learned = None
 
     def _learn_loop(self) -> None:
         try:

@@ -312,3 +312,53 @@ def test_nothing_is_created_when_start_fails(tmp_path):
                               capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "cannot listen" in done.stderr
     assert not (tmp_path / "s.db").exists() and not (tmp_path / "state").exists()
+
+
+def _resume_elsewhere_learned(tmp_path, sim_records, interrupt: bool, monkeypatch) -> int:
+    """Records learned after a first catch-up over a store that holds what a checkpoint
+    learned elsewhere (the first 4,000 records), interrupted once if ``interrupt``."""
+    import predictor.serving.service as service_module
+    from predictor.data.schema import parse_record
+    from predictor.data.store import SQLiteEventStore
+    from predictor.serving.service import Service
+
+    records = [parse_record(r) for r in sim_records]
+    elsewhere = Engine()
+    elsewhere.learn(records[:4000])
+    (tmp_path / "state").mkdir(parents=True)
+    elsewhere.save(tmp_path / "state" / "engine-0")
+    (tmp_path / "state" / "LATEST").write_text("engine-0")
+    with SQLiteEventStore(tmp_path / "p.db") as store:
+        store.append_batch(records)
+    settings = _settings(tmp_path)
+    if interrupt:
+        monkeypatch.setattr(service_module, "_CATCH_UP_CHUNK", 500)
+        first = Service(settings)
+        original = first._learn
+
+        def learn_then_stop(*args, **kwargs):  # the service is stopped mid catch-up
+            original(*args, **kwargs)
+            first._stop.set()
+
+        first._learn = learn_then_stop
+        first.start()
+        first.stop(register=False)
+        assert first.engine.cursor < len(records)  # it did stop part way
+        assert first.engine.taken_as_learned is not None
+        monkeypatch.setattr(first, "_learn", original)
+    service = Service(settings)
+    service.start()
+    try:
+        assert service.wait_learned(60)
+        assert service.engine.cursor == len(records)
+        return service.engine.learned
+    finally:
+        service.stop(register=False)
+
+
+def test_an_interrupted_first_catch_up_never_learns_a_record_twice(tmp_path, sim_records,
+                                                                  monkeypatch):
+    whole = _resume_elsewhere_learned(tmp_path / "a", sim_records, False, monkeypatch)
+    interrupted = _resume_elsewhere_learned(tmp_path / "b", sim_records, True, monkeypatch)
+    assert 4000 < whole < len(sim_records) + 4000
+    assert interrupted == whole
