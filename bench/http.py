@@ -16,8 +16,10 @@ healthz measured in the same run.
 Ingestion: ``--batches`` batches of 1,000 simulated records, encoded
 beforehand, posted by ``--ingest-clients`` concurrent clients (httpx threads
 in this process) honouring ``429 Retry-After``; it reports records per
-second acknowledged (durable) and how long until the online models had
-learned them all.
+second acknowledged (durable), how many the online models learned while
+the burst lasted (the learner must not starve), how far behind the store
+the learner was when it ended (in seconds of ingestion), and how long
+until the online models had learned them all.
 
 Needs wrk (``apt-get install wrk``).
 """
@@ -139,12 +141,18 @@ def ingest(base: str, records: list[dict], batch: int, clients: int) -> dict[str
         thread.join()
     acknowledged = time.perf_counter() - started
     with httpx.Client(base_url=base, timeout=60) as client:
+        # How far the learner was behind the store when the burst ended.
+        pending = client.get("/readyz").json().get("pending_records", 0)
         learned = acknowledged + wait_learned(client)
+    rate = len(records) / acknowledged
     return {"records": len(records), "batch": batch, "clients": clients,
             "acknowledged_s": round(acknowledged, 3),
-            "records_per_s": round(len(records) / acknowledged),
+            "records_per_s": round(rate),
             "throttled_batches": throttled[0], "all_learned_s": round(learned, 3),
-            "learned_per_s": round(len(records) / learned)}
+            "learned_per_s": round(len(records) / learned),
+            "learned_during_burst": len(records) - pending,
+            "learned_per_s_during_burst": round((len(records) - pending) / acknowledged),
+            "learner_lag_s_at_burst_end": round(pending / rate, 2)}
 
 
 def main() -> None:

@@ -126,16 +126,20 @@ def _print_ingest_summary(summary, db: Path) -> None:  # type: ignore[no-untyped
 @app.command()
 def summary(
     db: Annotated[Path, typer.Option(help="SQLite event store.")] = Path("predictor.db"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON: counts, "
+                                          "span, and per server calls, failures, success "
+                                          "rate and latency.")] = False,
 ) -> None:
     """Summarize what the event store holds, per server."""
     from predictor.data.store import SQLiteEventStore
-    from predictor.data.summary import summarize
+    from predictor.data.summary import summarize, summary_dict
 
     if not db.exists():
         typer.echo(f"error: no event store at {db}", err=True)
         raise typer.Exit(2)
     with SQLiteEventStore(db) as store:
-        typer.echo(summarize(store.frame()))
+        frame = store.frame()
+    typer.echo(orjson.dumps(summary_dict(frame)).decode() if as_json else summarize(frame))
 
 
 @app.command()

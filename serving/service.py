@@ -311,14 +311,17 @@ class Service:
     def _learn(self, records: list[Record], ids: list[int] | range) -> None:
         """Teach the engine ``records`` (store ids ``ids``), in chunks.
 
-        Ingestion comes first: while a batch is being stored, the learner
-        waits between chunks (at most :data:`_YIELD_S` per chunk), so a burst
-        is acknowledged at the store's speed and learned right after it. The
-        bounded queue caps how far learning may fall behind.
+        Ingestion and learning share the interpreter: while a batch is being
+        stored, the learner waits between chunks, but never longer than its
+        last chunk took to learn (and at most :data:`_YIELD_S`). A burst of
+        ingestion is acknowledged faster, and the learner still keeps at
+        least half its pace through it, so it is never starved. The bounded
+        queue caps how far learning may fall behind.
         """
+        elapsed = 0.0
         for start in range(0, len(records), _LEARN_CHUNK):
-            waited = 0.0
-            while self._ingesting and waited < _YIELD_S:
+            waited, patience = 0.0, min(_YIELD_S, elapsed)
+            while self._ingesting and waited < patience:
                 time.sleep(0.001)
                 waited += 0.001
             chunk = records[start:start + _LEARN_CHUNK]

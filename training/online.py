@@ -82,6 +82,8 @@ def register_online(engine: Engine, *, source: str,
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
+    from predictor.training.code import ONLINE_MODEL
+
     checkpoint = uuid.uuid4().hex[:12]
     versions: dict[str, str] = {}
     client = MlflowClient()
@@ -110,7 +112,7 @@ def register_online(engine: Engine, *, source: str,
                 signature = infer_signature(example, probe.predict(None, example))
                 signature.inputs = _request_schema(primary(family).request)
                 info = mlflow.pyfunc.log_model(
-                    name=f"{family}-online", python_model=OnlineFamilyModel(),
+                    name=f"{family}-online", python_model=ONLINE_MODEL,
                     artifacts={"part": str(path), "metadata": str(path.with_suffix(".json"))},
                     signature=signature, input_example=example,
                     registered_model_name=online_model_name(family),

@@ -185,7 +185,8 @@ def register(family: str, evaluation: Evaluation, plots: Sequence[Path], folder:
     from mlflow.models import ModelSignature, infer_signature
 
     from predictor.models.persistence import save
-    from predictor.training.pyfunc import FamilyModel, frame_from_pandas
+    from predictor.training.code import FAMILY_MODEL
+    from predictor.training.pyfunc import frame_from_pandas
 
     features = evaluation.features
     section_name = BUNDLES[family]
@@ -217,7 +218,7 @@ def register(family: str, evaluation: Evaluation, plots: Sequence[Path], folder:
                                      None))
         output = bundle.predict(frame_from_pandas(example))
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=FamilyModel(),
+            name="model", python_model=FAMILY_MODEL,
             artifacts={"bundle": str(path), "metadata": str(path.with_suffix(".json"))},
             signature=ModelSignature(inputs=_input_schema(),
                                      outputs=infer_signature(example, output).outputs),
