@@ -410,5 +410,55 @@ def mcp(
         shut_down()
 
 
+@app.command()
+def gateway(
+    config: Annotated[Path, typer.Option("--config", help="Gateway TOML: db, [[upstream]], "
+                                         "[[route]] (DESIGN's execution layer).")],
+    stdio: Annotated[bool, typer.Option("--stdio", help="Serve MCP over stdio instead of "
+                                        "HTTP.")] = False,
+    host: Annotated[str, typer.Option(help="Address to bind (HTTP).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (HTTP); the MCP endpoint is /mcp.")] = 8100,
+) -> None:
+    """Serve one MCP server in front of upstream MCP servers: routes, retries, fallbacks and
+    telemetry from the learned decisions."""
+    import asyncio
+    import socket
+
+    from pydantic import ValidationError
+
+    from predictor.serving.gateway import Gateway, http_app, serve_stdio
+    from predictor.serving.gateway_config import load_config
+    from predictor.serving.logs import configure_logging
+    from predictor.serving.service import Service
+    from predictor.serving.settings import Settings
+
+    try:
+        gateway_config = load_config(config)
+    except (OSError, ValueError, ValidationError) as err:
+        typer.echo(f"error: {config}: {err}", err=True)
+        raise typer.Exit(2) from None
+    settings = Settings(db=gateway_config.db)
+    configure_logging(settings.log_level)
+    core = Gateway(gateway_config, Service(settings))
+    if stdio:
+        asyncio.run(serve_stdio(core))
+        return
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        typer.echo(f"error: cannot listen on {host}:{port}: {err.strerror}", err=True)
+        raise typer.Exit(2) from None
+    server_config = uvicorn.Config(http_app(core, host), log_level=settings.log_level.lower(),
+                                   access_log=False, log_config=None,
+                                   timeout_graceful_shutdown=10)
+    uvicorn.Server(server_config).run(sockets=[sock])
+
+
 if __name__ == "__main__":  # pragma: no cover - python -m predictor.serving.cli
     sys.exit(app())

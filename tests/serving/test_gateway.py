@@ -1,0 +1,159 @@
+"""The gateway in front of real MCP servers (mcp-server-time from PyPI, installed by
+scripts/upstreams): routes, namespacing, failover when an upstream dies, telemetry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mcp import types
+from mcp.shared.exceptions import MCPError
+
+from predictor.serving.gateway_config import GatewayConfig, load_config
+from predictor.serving.upstream import classify_error, classify_text
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_config_names_every_provider_and_one_transport(tmp_path):
+    base = {"upstream": [{"name": "a", "command": ["x"]}]}
+    with pytest.raises(ValueError, match="unknown providers"):
+        GatewayConfig.model_validate({**base, "route": [{"tool": "t", "providers": ["a", "b"]}]})
+    with pytest.raises(ValueError, match="exactly one of command and url"):
+        GatewayConfig.model_validate({"upstream": [{"name": "a", "command": ["x"],
+                                                    "url": "http://h/mcp"}]})
+    (tmp_path / "g.toml").write_text('db = "gw.db"\n[[upstream]]\nname = "a"\n'
+                                     'url = "http://127.0.0.1:1/mcp"\n')
+    assert load_config(tmp_path / "g.toml").db == tmp_path / "gw.db"
+
+
+def test_failures_are_classified_from_what_mcp_returns():
+    assert classify_error(MCPError(-32602, "bad")) == "invalid_params"
+    assert classify_error(MCPError(-32603, "boom")) == "internal_error"
+    assert classify_error(MCPError(-32001, "slow")) == "timeout"
+    assert classify_error(MCPError(-32000, "Connection closed")) == "connection"
+    assert classify_error(TimeoutError()) == "timeout"
+    assert classify_error(ConnectionResetError()) == "connection"
+    assert classify_text("Error executing tool x: 1 validation error for xArguments") == \
+        "invalid_params"
+    assert classify_text("rate limit exceeded, retry later") == "rate_limit"
+    assert classify_text("Invalid timezone: 'No time zone found with key Mars'") == "tool_error"
+
+
+@pytest.fixture(scope="module")
+def time_server() -> str:
+    done = subprocess.run([str(ROOT / "scripts" / "upstreams")], capture_output=True,
+                          text=True, timeout=600)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/upstreams failed: {done.stderr[-1000:]}")
+    return str(Path(done.stdout.strip()) / "mcp-server-time" / "bin" / "mcp-server-time")
+
+
+def _predictor() -> str:
+    return shutil.which("predictor") or os.path.join(os.path.dirname(sys.executable),
+                                                     "predictor")
+
+
+def _children(pid: int, needle: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and needle.encode() in cmd:
+            found.append(int(entry))
+    return found
+
+
+def test_gateway_routes_fails_over_and_records_every_attempt(tmp_path, time_server):
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""db = "{tmp_path / 'gw.db'}"
+[[upstream]]
+name = "time-a"
+command = ["{time_server}", "--local-timezone", "UTC"]
+[[upstream]]
+name = "time-b"
+command = ["{time_server}", "--local-timezone", "Etc/UTC"]
+[[route]]
+tool = "get_current_time"
+providers = ["time-a", "time-b"]
+task_type = "time"
+""")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, PREDICTOR_STATE_DIR=str(tmp_path / "state"),
+               PREDICTOR_LOAD_CHAMPIONS="false", PREDICTOR_ONLINE_REGISTRY="false")
+    with open(tmp_path / "gw.log", "wb") as log:  # the child keeps its own copy of the fd
+        gateway = subprocess.Popen([_predictor(), "gateway", "--config", str(config), "--port",
+                                    str(port)], cwd=tmp_path, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=log)
+
+    async def drive() -> dict:
+        from mcp import Client
+
+        async with Client(f"http://127.0.0.1:{port}/mcp", read_timeout_seconds=60) as client:
+            names = sorted(t.name for t in (await client.list_tools()).tools)
+            answers: list[types.CallToolResult] = []
+            for _ in range(10):
+                answers.append(await client.call_tool("get_current_time", {"timezone": "UTC"}))
+            # Kill the upstream that served them (by its distinct timezone argument): the
+            # route must fail over to the other one.
+            from predictor.data.store import SQLiteEventStore
+
+            with SQLiteEventStore(tmp_path / "gw.db") as store:
+                served = [r.server for r in store.read()]
+            busy = max(set(served), key=served.count)
+            zone = {"time-a": b"UTC", "time-b": b"Etc/UTC"}[busy]
+            for pid in _children(gateway.pid, "mcp-server-time"):
+                if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[-2] == zone:
+                    os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(0.3)
+            for _ in range(10):
+                answers.append(await client.call_tool("get_current_time", {"timezone": "UTC"}))
+            converted = await client.call_tool(
+                "time-b__convert_time",
+                {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"})
+            return {"names": names, "answers": answers, "converted": converted}
+
+    try:
+        for _ in range(240):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.25)
+        result = asyncio.run(drive())
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=60)
+    assert result["names"] == ["get_current_time", "time-a__convert_time",
+                               "time-b__convert_time"]
+    assert not any(a.is_error for a in result["answers"])
+    assert "Asia/Tokyo" in result["converted"].content[0].text
+    summary = json.loads(subprocess.run(
+        [_predictor(), "summary", "--db", str(tmp_path / "gw.db"), "--json"],
+        capture_output=True, text=True, timeout=120, check=True).stdout)
+    servers = summary["servers"]
+    assert sum(s["calls"] - s["failures"] for s in servers.values()) == 21
+    from predictor.data.store import SQLiteEventStore
+
+    with SQLiteEventStore(tmp_path / "gw.db") as store:
+        failed = [r for r in store.read() if r.success is False]
+    # The call that met the dead upstream fell back and recovered.
+    assert failed and all(r.error_type == "connection" for r in failed)
+    assert failed[0].recovery == "fallback" and failed[0].recovered is True
+    assert {r.task_type for r in failed} == {"time"}
