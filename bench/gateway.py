@@ -13,6 +13,16 @@ gateway's event store before the answer. Rounds alternate the two paths
 (the machine is shared and noisy); the report gives each path's median and
 p99 per-call latency over all rounds and what the gateway adds, and peak
 resident memory (this process, and the largest child: the gateway).
+
+Learning in the call path (``--learning-calls``): two providers of one
+route, both ``bench/faulty_upstream.py`` instances set apart (a fast
+provider that fails a quarter of its calls beside a steady one; a fast and
+a slow reliable one), each run through a fresh gateway under each policy:
+``served`` (the select decision), ``ewma`` (lowest moving average latency
+of successful calls, skipping a provider whose last call failed) and
+``round_robin``. It reports the share of first attempts on the good
+provider after ``--warmup`` calls, the failures the client saw (after the
+gateway's recoveries) and the mean latency the client saw.
 """
 
 from __future__ import annotations
@@ -65,10 +75,80 @@ async def timed_calls(params: StdioServerParameters, calls: int) -> list[float]:
         return out
 
 
+#: Two providers of one route, as (name, faulty_upstream.py arguments), per scenario.
+SCENARIOS = {
+    # A fast provider that fails often beside a steady one: latency alone picks wrong.
+    "fast_but_flaky": [("steady", ["--latency-ms", "30", "--error-rate", "0.01"]),
+                       ("flaky", ["--latency-ms", "15", "--error-rate", "0.25"])],
+    # Two reliable providers, one three times slower: what latency routers are good at.
+    "slow_and_fast": [("fast", ["--latency-ms", "20", "--error-rate", "0.0"]),
+                      ("slow", ["--latency-ms", "60", "--error-rate", "0.0"])],
+}
+#: The provider a good policy should send calls to, per scenario.
+GOOD = {"fast_but_flaky": "steady", "slow_and_fast": "fast"}
+
+
+async def _drive(params: StdioServerParameters, calls: int) -> list[tuple[float, bool]]:
+    """(user-visible latency ms, success) of ``calls`` sequential calls through the gateway."""
+    out = []
+    async with Client(params, read_timeout_seconds=120) as client:
+        for i in range(calls):
+            started = time.perf_counter()
+            try:
+                result = await client.call_tool("lookup", {"query": f"q{i % 50}"})
+                ok = not result.is_error
+            except Exception:
+                ok = False
+            out.append(((time.perf_counter() - started) * 1000, ok))
+    return out
+
+
+def learning(calls: int, warmup: int, seed: int) -> dict:
+    """Each scenario under each policy: share of calls on the good provider after ``warmup``,
+    user-visible failures and mean latency."""
+    import sqlite3
+
+    faulty = str(ROOT / "bench" / "faulty_upstream.py")
+    report: dict = {}
+    for scenario, providers in SCENARIOS.items():
+        report[scenario] = {}
+        for policy in ("served", "ewma", "round_robin"):
+            folder = Path(tempfile.mkdtemp(prefix=f"predictor-bench-{policy}-"))
+            lines = [f'db = "{folder / "gw.db"}"', f'policy = "{policy}"']
+            for k, (name, argv) in enumerate(providers):
+                command = json.dumps([sys.executable, faulty, *argv, "--seed", str(seed + k)])
+                lines += ["[[upstream]]", f'name = "{name}"', f"command = {command}"]
+            names = json.dumps([name for name, _ in providers])
+            lines += ["[[route]]", 'tool = "lookup"', f"providers = {names}"]
+            (folder / "gateway.toml").write_text("\n".join(lines) + "\n")
+            env = {**os.environ, "PREDICTOR_STATE_DIR": str(folder / "state"),
+                   "PREDICTOR_LOAD_CHAMPIONS": "false", "PREDICTOR_ONLINE_REGISTRY": "false"}
+            params = StdioServerParameters(
+                command=_predictor(), env=env, cwd=str(folder),
+                args=["gateway", "--config", str(folder / "gateway.toml"), "--stdio"])
+            seen = asyncio.run(_drive(params, calls))
+            with sqlite3.connect(folder / "gw.db") as conn:
+                # First attempts only: where the policy sent each call.
+                picks = [row[0] for row in conn.execute(
+                    "SELECT server FROM events WHERE json_extract(record, '$.attempt') = 1 "
+                    "ORDER BY id")]
+            after = picks[warmup:]
+            report[scenario][policy] = {
+                "good_share_after_warmup": round(after.count(GOOD[scenario]) / len(after), 3),
+                "user_visible_failures": sum(not ok for _, ok in seen),
+                "mean_latency_ms": round(statistics.fmean(ms for ms, _ in seen), 2),
+            }
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--learning-calls", type=int, default=300,
+                        help="calls per policy and scenario in the learning part (0: skip)")
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     server = time_server()
@@ -101,6 +181,8 @@ def main() -> None:
         "added_median_ms": round(g["median_ms"] - d["median_ms"], 3),
         "added_p99_ms": round(g["p99_ms"] - d["p99_ms"], 3),
         "recorded_attempts": _recorded(folder / "gw.db"),
+        "learning": learning(args.learning_calls, args.warmup, args.seed)
+        if args.learning_calls else None,
         # ru_maxrss: KiB on Linux; children: the largest one that has exited (the gateway).
         "peak_rss_mb": {"bench": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                         "largest_child": round(

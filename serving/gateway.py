@@ -70,6 +70,10 @@ class Gateway:
         self.service = service
         self.upstreams = {u.name: Upstream(u) for u in config.upstream}
         self.tools: dict[str, GatewayTool] = {}
+        # State of the rule-based policies (``policy`` in the config), for comparisons.
+        self._turn = -1
+        self._ewma: dict[tuple[str, str], float] = {}
+        self._failed_last: dict[str, bool] = {}
 
     # --- lifecycle ----------------------------------------------------------
     async def start(self, timeout_s: float = 60.0) -> None:
@@ -121,6 +125,13 @@ class Gateway:
             return (left or list(entry.providers))[0]
         if len(ready) == 1:
             return ready[0]
+        if self.config.policy == "round_robin":
+            self._turn += 1
+            return ready[self._turn % len(ready)]
+        if self.config.policy == "ewma":
+            healthy = [p for p in ready if not self._failed_last.get(p)] or ready
+            # Unseen providers first (latency routers try them), then the fastest average.
+            return min(healthy, key=lambda p: self._ewma.get((p, entry.upstream_tool), -1.0))
         answer = self.service.engine.answer("select", SelectRequest(
             task_type=entry.task_type or entry.upstream_tool, candidates=ready,
             tool=entry.upstream_tool))
@@ -138,6 +149,7 @@ class Gateway:
         while True:
             outcome = await self.upstreams[server].call(entry.upstream_tool, arguments)
             attempts.append(outcome)
+            self._observe(outcome)
             if outcome.success:
                 break
             others = [p for p in entry.providers if p != server and self.upstreams[p].ready]
@@ -165,6 +177,15 @@ class Gateway:
         tried = "; ".join(f"{a.server}: {a.error_type} ({a.detail[:80]})" for a in attempts)
         raise MCPError(-32603, f"predictor gateway: {name} failed after {len(attempts)} "
                                f"attempt(s): {tried}")
+
+    def _observe(self, outcome: Outcome) -> None:
+        """What the rule-based policies remember (the served one learns from the store)."""
+        self._failed_last[outcome.server] = not outcome.success
+        if outcome.success:
+            key = (outcome.server, outcome.tool)
+            before = self._ewma.get(key)
+            self._ewma[key] = outcome.latency_ms if before is None \
+                else 0.7 * before + 0.3 * outcome.latency_ms
 
     async def _record(self, entry: GatewayTool, attempts: list[Outcome],
                       recoveries: list[str]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -67,6 +68,11 @@ class GatewayConfig(BaseModel):
                                                                 "records every attempt into")
     upstream: list[Upstream] = Field(min_length=1)
     route: list[Route] = Field(default_factory=list)
+    policy: Literal["served", "ewma", "round_robin"] = Field(
+        default="served", description="how a route picks its provider: the served select "
+        "decision, or a rule users run today (for comparison: 'ewma', the lowest moving "
+        "average latency of successful calls, skipping a provider whose last call failed; "
+        "'round_robin')")
 
     @model_validator(mode="after")
     def _known_providers(self) -> GatewayConfig:
