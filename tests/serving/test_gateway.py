@@ -157,3 +157,35 @@ task_type = "time"
     assert failed and all(r.error_type == "connection" for r in failed)
     assert failed[0].recovery == "fallback" and failed[0].recovered is True
     assert {r.task_type for r in failed} == {"time"}
+
+
+def test_rule_policies_pick_as_users_rules_do(tmp_path):
+    from predictor.serving.gateway import Gateway, GatewayTool
+    from predictor.serving.service import Service
+    from predictor.serving.settings import Settings
+    from predictor.serving.upstream import Outcome
+
+    def gateway(policy: str) -> tuple[Gateway, GatewayTool]:
+        config = GatewayConfig.model_validate({
+            "db": str(tmp_path / "g.db"), "policy": policy,
+            "upstream": [{"name": "a", "command": ["x"]}, {"name": "b", "command": ["x"]}],
+            "route": [{"tool": "t", "providers": ["a", "b"]}]})
+        core = Gateway(config, Service(Settings(db=tmp_path / "g.db")))
+        for upstream in core.upstreams.values():
+            upstream._ready.set()  # as if their sessions were up
+        entry = GatewayTool(types.Tool(name="t", input_schema={"type": "object"}), ("a", "b"),
+                            "t", "t")
+        return core, entry
+
+    async def picks(core: Gateway, entry: GatewayTool, n: int) -> list[str]:
+        return [await core._pick(entry, set()) for _ in range(n)]
+
+    core, entry = gateway("round_robin")
+    assert asyncio.run(picks(core, entry, 4)) == ["a", "b", "a", "b"]
+    core, entry = gateway("ewma")
+    assert asyncio.run(picks(core, entry, 1)) == ["a"]  # unseen first
+    core._observe(Outcome("a", "t", 0.0, 50.0, None, None))
+    core._observe(Outcome("b", "t", 0.0, 20.0, None, None))
+    assert asyncio.run(picks(core, entry, 1)) == ["b"]  # the lower average
+    core._observe(Outcome("b", "t", 0.0, 5.0, None, "tool_error"))
+    assert asyncio.run(picks(core, entry, 1)) == ["a"]  # b failed its last call
