@@ -16,9 +16,10 @@ Every ``--sample-s`` seconds it records the server's resident memory
 (``VmRSS`` of the process, from ``/proc``), and at the end reports the RSS
 at each quarter of the run and the growth rate over the last half, in
 MB per minute: a plateau is a last-half growth near 0. What may grow is
-bounded by settings (see the README: the event store on disk, batch ids
-kept a day, per-server and per-key state that stops growing once every
-server and key has been seen).
+bounded by settings (see the README): the event store on disk, batch ids
+kept a day, and in memory the preload decision's per-key state, up to
+``preload_max_keys`` keys (``--max-keys`` sets it for the soak, so that a
+run of minutes reaches the bound).
 """
 
 from __future__ import annotations
@@ -66,8 +67,10 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def _start(folder: Path, port: int) -> subprocess.Popen:
+def _start(folder: Path, port: int, max_keys: int | None) -> subprocess.Popen:
     env = {**os.environ, "PREDICTOR_LOAD_CHAMPIONS": "false", "PREDICTOR_ONLINE_REGISTRY": "false"}
+    if max_keys is not None:
+        env["PREDICTOR_PRELOAD_MAX_KEYS"] = str(max_keys)
     with open(folder / "serve.log", "wb") as log:
         proc = subprocess.Popen([_predictor(), "serve", "--port", str(port)], cwd=folder,
                                 env=env, stdout=subprocess.DEVNULL, stderr=log)
@@ -93,7 +96,7 @@ def _paced(rate: float, stop: threading.Event, send) -> None:  # type: ignore[no
         time.sleep(max(0.0, next_at - time.perf_counter()))
 
 
-def soak(minutes: float, rate: float, sample_s: float) -> dict:
+def soak(minutes: float, rate: float, sample_s: float, max_keys: int | None = None) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="predictor-soak-"))
     port = _free_port()
     batches_per_s = rate * 0.10
@@ -105,7 +108,7 @@ def soak(minutes: float, rate: float, sample_s: float) -> dict:
     calls = [r for r in map(orjson.loads, lines[:20_000]) if r.get("kind", "call") == "call"]
     servers = sorted({r["server"] for r in calls})
     task_types = sorted({r["task_type"] for r in calls if r.get("task_type")})
-    proc = _start(folder, port)
+    proc = _start(folder, port, max_keys)
     base = f"http://127.0.0.1:{port}"
     stop = threading.Event()
     errors: list[str] = []
@@ -150,7 +153,8 @@ def soak(minutes: float, rate: float, sample_s: float) -> dict:
             thread.join(timeout=30)
         proc.terminate()
         proc.wait(timeout=60)
-    return {"minutes": minutes, "rate_per_s": rate, "sent": sent, "errors": errors[:10],
+    return {"minutes": minutes, "rate_per_s": rate, "preload_max_keys": max_keys or "default",
+            "sent": sent, "errors": errors[:10],
             "error_count": len(errors), **summarize(samples), "samples": samples,
             "folder": str(folder)}
 
@@ -180,9 +184,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=80.0, help="requests per second in all")
     parser.add_argument("--sample-s", type=float, default=10.0)
+    parser.add_argument("--max-keys", type=int, default=None,
+                        help="the service's preload_max_keys (default: its own, 250,000)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    result = soak(args.minutes, args.rate, args.sample_s)
+    result = soak(args.minutes, args.rate, args.sample_s, args.max_keys)
     text = json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2)
     print(text)
     if args.out:

@@ -185,6 +185,8 @@ class Service:
                             "up to the checkpoint's clock are taken as learned",
                             extra={"event": "other_store", "clock": self.engine.clock})
             self.engine.store_id = self.store.store_id
+        # The memory bound of the one state that grows with the data (new cache keys).
+        self.engine.plugin("preload").model.max_keys = self.settings.preload_max_keys
         # A checkpoint taken during a first catch-up carries what it still has to skip.
         self._learned_until = getattr(self.engine, "taken_as_learned", None)
         self._checkpointed_cursor = self.engine.cursor

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     future_policy: Literal["reject", "clamp"] = Field(
         default="reject", description="what to do with a record from the future: reject it "
         "(named, field ts) or clamp its ts to the service's clock")
+    preload_max_keys: int = Field(
+        default=250_000, ge=1_000, le=100_000_000,
+        description="cache keys the preload decision remembers (counts and successors, about "
+        "1.7 KB each in memory); past it the least accessed half is forgotten: the bound on "
+        "the service's memory for a stream of ever new keys")
     seed: int = 0
     log_level: str = "INFO"
     access_log: bool = False

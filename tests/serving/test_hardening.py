@@ -362,3 +362,14 @@ def test_an_interrupted_first_catch_up_never_learns_a_record_twice(tmp_path, sim
     interrupted = _resume_elsewhere_learned(tmp_path / "b", sim_records, True, monkeypatch)
     assert 4000 < whole < len(sim_records) + 4000
     assert interrupted == whole
+
+
+def test_the_preload_memory_bound_is_a_setting(tmp_path, sim_records):
+    with TestClient(create_app(_settings(tmp_path, preload_max_keys=1_000))) as client:
+        model = client.app.state.service.engine.plugin("preload").model
+        assert model.max_keys == 1_000
+        records = [dict(r, cache_key=f"key-{i}") for i, r in enumerate(sim_records)
+                   if r.get("kind", "call") == "call"][:3_000]
+        client.post("/v1/telemetry", json=records).raise_for_status()
+        assert client.app.state.service.wait_learned(30)
+        assert len(model._seen) <= 1_000
