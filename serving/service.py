@@ -315,10 +315,10 @@ class Service:
 
         Ingestion and learning share the interpreter: while a batch is being
         stored, the learner waits between chunks, but never longer than its
-        last chunk took to learn (and at most :data:`_YIELD_S`). A burst of
-        ingestion is acknowledged faster, and the learner still keeps at
-        least half its pace through it, so it is never starved. The bounded
-        queue caps how far learning may fall behind.
+        last chunk took to learn (and at most :data:`_YIELD_S`): it spends at
+        least half its time learning, so a burst of ingestion never starves
+        it (the interpreter it shares still slows it; see the README's
+        figures). The bounded queue caps how far learning may fall behind.
         """
         elapsed = 0.0
         for start in range(0, len(records), _LEARN_CHUNK):
