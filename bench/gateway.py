@@ -23,6 +23,11 @@ of successful calls, skipping a provider whose last call failed) and
 ``round_robin``. It reports the share of first attempts on the good
 provider after ``--warmup`` calls, the failures the client saw (after the
 gateway's recoveries) and the mean latency the client saw.
+
+Providers crashing mid-run: two reliable providers under the served
+policy, once as they are and once exiting after every 100 and 130 calls
+they serve (the gateway restarts each with back-off); the failures the
+client saw and the latency it paid (median, p99, worst).
 """
 
 from __future__ import annotations
@@ -103,41 +108,69 @@ async def _drive(params: StdioServerParameters, calls: int) -> list[tuple[float,
     return out
 
 
-def learning(calls: int, warmup: int, seed: int) -> dict:
-    """Each scenario under each policy: share of calls on the good provider after ``warmup``,
-    user-visible failures and mean latency."""
+def _run(providers: list[tuple[str, list[str]]], policy: str, calls: int, seed: int
+         ) -> tuple[list[tuple[float, bool]], list[str], int]:
+    """``calls`` through a fresh gateway over ``providers`` (faulty_upstream.py instances):
+    what the client saw, the provider of each first attempt, and all attempts recorded."""
     import sqlite3
 
     faulty = str(ROOT / "bench" / "faulty_upstream.py")
+    folder = Path(tempfile.mkdtemp(prefix=f"predictor-bench-{policy}-"))
+    lines = [f'db = "{folder / "gw.db"}"', f'policy = "{policy}"']
+    for k, (name, argv) in enumerate(providers):
+        command = json.dumps([sys.executable, faulty, *argv, "--seed", str(seed + k)])
+        lines += ["[[upstream]]", f'name = "{name}"', f"command = {command}"]
+    names = json.dumps([name for name, _ in providers])
+    lines += ["[[route]]", 'tool = "lookup"', f"providers = {names}"]
+    (folder / "gateway.toml").write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "PREDICTOR_STATE_DIR": str(folder / "state"),
+           "PREDICTOR_LOAD_CHAMPIONS": "false", "PREDICTOR_ONLINE_REGISTRY": "false"}
+    params = StdioServerParameters(
+        command=_predictor(), env=env, cwd=str(folder),
+        args=["gateway", "--config", str(folder / "gateway.toml"), "--stdio"])
+    seen = asyncio.run(_drive(params, calls))
+    with sqlite3.connect(folder / "gw.db") as conn:
+        # First attempts only: where the policy sent each call.
+        picks = [row[0] for row in conn.execute(
+            "SELECT server FROM events WHERE json_extract(record, '$.attempt') = 1 ORDER BY id")]
+        attempts = int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    return seen, picks, attempts
+
+
+def learning(calls: int, warmup: int, seed: int) -> dict:
+    """Each scenario under each policy: share of calls on the good provider after ``warmup``,
+    user-visible failures and mean latency."""
     report: dict = {}
     for scenario, providers in SCENARIOS.items():
         report[scenario] = {}
         for policy in ("served", "ewma", "round_robin"):
-            folder = Path(tempfile.mkdtemp(prefix=f"predictor-bench-{policy}-"))
-            lines = [f'db = "{folder / "gw.db"}"', f'policy = "{policy}"']
-            for k, (name, argv) in enumerate(providers):
-                command = json.dumps([sys.executable, faulty, *argv, "--seed", str(seed + k)])
-                lines += ["[[upstream]]", f'name = "{name}"', f"command = {command}"]
-            names = json.dumps([name for name, _ in providers])
-            lines += ["[[route]]", 'tool = "lookup"', f"providers = {names}"]
-            (folder / "gateway.toml").write_text("\n".join(lines) + "\n")
-            env = {**os.environ, "PREDICTOR_STATE_DIR": str(folder / "state"),
-                   "PREDICTOR_LOAD_CHAMPIONS": "false", "PREDICTOR_ONLINE_REGISTRY": "false"}
-            params = StdioServerParameters(
-                command=_predictor(), env=env, cwd=str(folder),
-                args=["gateway", "--config", str(folder / "gateway.toml"), "--stdio"])
-            seen = asyncio.run(_drive(params, calls))
-            with sqlite3.connect(folder / "gw.db") as conn:
-                # First attempts only: where the policy sent each call.
-                picks = [row[0] for row in conn.execute(
-                    "SELECT server FROM events WHERE json_extract(record, '$.attempt') = 1 "
-                    "ORDER BY id")]
+            seen, picks, _ = _run(providers, policy, calls, seed)
             after = picks[warmup:]
             report[scenario][policy] = {
                 "good_share_after_warmup": round(after.count(GOOD[scenario]) / len(after), 3),
                 "user_visible_failures": sum(not ok for _, ok in seen),
                 "mean_latency_ms": round(statistics.fmean(ms for ms, _ in seen), 2),
             }
+    return report
+
+
+def crashes(calls: int, seed: int) -> dict:
+    """Two reliable 20 ms providers, served policy: as they are, and crashing (exiting)
+    after every 100 and 130 calls each serves, restarted by the gateway each time."""
+    steady = ["--latency-ms", "20", "--error-rate", "0.0"]
+    report = {}
+    for case, crash in (("no_crash", (0, 0)), ("crash_every_100_and_130", (100, 130))):
+        providers = [(name, [*steady, "--crash-after", str(after)])
+                     for name, after in zip(("a", "b"), crash, strict=True)]
+        seen, _, attempts = _run(providers, "served", calls, seed)
+        latencies = sorted(ms for ms, _ in seen)
+        report[case] = {
+            "user_visible_failures": sum(not ok for _, ok in seen),
+            "attempts_recorded": attempts,
+            "median_ms": round(statistics.median(latencies), 2),
+            "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 2),
+            "max_ms": round(latencies[-1], 2),
+        }
     return report
 
 
@@ -183,6 +216,7 @@ def main() -> None:
         "recorded_attempts": _recorded(folder / "gw.db"),
         "learning": learning(args.learning_calls, args.warmup, args.seed)
         if args.learning_calls else None,
+        "crashes": crashes(args.learning_calls, args.seed) if args.learning_calls else None,
         # ru_maxrss: KiB on Linux; children: the largest one that has exited (the gateway).
         "peak_rss_mb": {"bench": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                         "largest_child": round(
