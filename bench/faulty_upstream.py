@@ -20,16 +20,11 @@ import asyncio
 import math
 import os
 import random
-import sys
-from pathlib import Path
 
-# bench/http.py is named like the standard library's ``http``: keep this folder off the
-# import path so that ``import http.client`` finds the real one.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
-
-from mcp.server import MCPServer  # noqa: E402
-from mcp.server.mcpserver.exceptions import ToolError  # noqa: E402
-from mcp.types import ToolAnnotations  # noqa: E402
+import _support  # noqa: F401 - first: it keeps bench/http.py off the import path
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
 
 
 def build(latency_ms: float, jitter: float, error_rate: float, crash_after: int,

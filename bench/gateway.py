@@ -37,7 +37,6 @@ import asyncio
 import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -45,18 +44,10 @@ import tempfile
 import time
 from pathlib import Path
 
-# bench/http.py is named like the standard library's ``http``: keep this folder off the
-# import path so that ``import http.client`` finds the real one.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
-
-from mcp import Client  # noqa: E402
-from mcp.client.stdio import StdioServerParameters  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _predictor() -> str:
-    return shutil.which("predictor") or str(Path(sys.executable).with_name("predictor"))
+import _support  # noqa: F401 - first: it keeps bench/http.py off the import path
+from _support import ROOT, predictor_command
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
 
 
 def time_server() -> str:
@@ -126,7 +117,7 @@ def _run(providers: list[tuple[str, list[str]]], policy: str, calls: int, seed: 
     env = {**os.environ, "PREDICTOR_STATE_DIR": str(folder / "state"),
            "PREDICTOR_LOAD_CHAMPIONS": "false", "PREDICTOR_ONLINE_REGISTRY": "false"}
     params = StdioServerParameters(
-        command=_predictor(), env=env, cwd=str(folder),
+        command=predictor_command(), env=env, cwd=str(folder),
         args=["gateway", "--config", str(folder / "gateway.toml"), "--stdio"])
     seen = asyncio.run(_drive(params, calls))
     with sqlite3.connect(folder / "gw.db") as conn:
@@ -193,7 +184,7 @@ def main() -> None:
     env = {**os.environ, "PREDICTOR_STATE_DIR": str(folder / "state"),
            "PREDICTOR_LOAD_CHAMPIONS": "false", "PREDICTOR_ONLINE_REGISTRY": "false"}
     direct = StdioServerParameters(command=server, args=["--local-timezone", "UTC"])
-    through = StdioServerParameters(command=_predictor(),
+    through = StdioServerParameters(command=predictor_command(),
                                     args=["gateway", "--config", str(config), "--stdio"],
                                     env=env, cwd=str(folder))
     samples: dict[str, list[float]] = {"direct": [], "gateway": []}

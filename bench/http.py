@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,20 +38,12 @@ import threading
 import time
 from pathlib import Path
 
-# This file is named like the standard library's ``http``: keep its folder off
-# the import path so that ``import http.client`` (inside httpx) finds the real one.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
-
-import httpx  # noqa: E402
-import orjson  # noqa: E402
+import _support
+import httpx
+import orjson
+from _support import free_port, start_server
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wrk(url: str, seconds: float, connections: int, script: Path | None) -> dict[str, float]:
@@ -72,29 +62,6 @@ def wrk(url: str, seconds: float, connections: int, script: Path | None) -> dict
     return {"rps": rps, "p50_ms": pct["50"], "p99_ms": pct["99"]}
 
 
-def _predictor() -> str:
-    found = shutil.which("predictor")
-    return str(Path(found).resolve()) if found else str(Path(sys.executable).with_name(
-        "predictor"))
-
-
-def start_server(folder: Path, port: int) -> subprocess.Popen:
-    predictor = _predictor()
-    env = {**os.environ, "PREDICTOR_LOAD_CHAMPIONS": "false"}
-    with open(folder / "serve.log", "wb") as log:
-        proc = subprocess.Popen([predictor, "serve", "--port", str(port)], cwd=folder, env=env,
-                                stdout=subprocess.DEVNULL, stderr=log)
-    for _ in range(120):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    proc.kill()
-    raise RuntimeError(f"server did not start: {(folder / 'serve.log').read_text()[-500:]}")
-
-
 def wait_learned(client: httpx.Client, timeout: float = 600.0) -> float:
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
@@ -106,7 +73,7 @@ def wait_learned(client: httpx.Client, timeout: float = 600.0) -> float:
 
 def simulate(folder: Path, events: int, seed: int) -> list[dict]:
     path = folder / f"sim-{events}-{seed}.jsonl"
-    predictor = _predictor()
+    predictor = _support.predictor_command()
     subprocess.run([predictor, "simulate", "--events", str(events), "--seed", str(seed),
                     "--out", str(path)], check=True)
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]

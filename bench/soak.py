@@ -26,37 +26,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-# bench/http.py is named like the standard library's ``http``: keep this folder off the
-# import path so that ``import http.client`` (inside httpx) finds the real one.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
-
-import httpx  # noqa: E402
-import orjson  # noqa: E402
+import _support  # noqa: F401 - first: it keeps bench/http.py off the import path
+import httpx
+import orjson
+from _support import free_port, predictor_command, start_server
 
 #: Records per ingestion batch.
 BATCH = 20
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _predictor() -> str:
-    found = shutil.which("predictor")
-    return found or str(Path(sys.executable).with_name("predictor"))
 
 
 def rss_mb(pid: int) -> float:
@@ -65,24 +48,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def _start(folder: Path, port: int, max_keys: int | None) -> subprocess.Popen:
-    env = {**os.environ, "PREDICTOR_LOAD_CHAMPIONS": "false", "PREDICTOR_ONLINE_REGISTRY": "false"}
-    if max_keys is not None:
-        env["PREDICTOR_PRELOAD_MAX_KEYS"] = str(max_keys)
-    with open(folder / "serve.log", "wb") as log:
-        proc = subprocess.Popen([_predictor(), "serve", "--port", str(port)], cwd=folder,
-                                env=env, stdout=subprocess.DEVNULL, stderr=log)
-    for _ in range(240):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    proc.kill()
-    raise RuntimeError(f"server did not start: {(folder / 'serve.log').read_text()[-500:]}")
 
 
 def _paced(rate: float, stop: threading.Event, send) -> None:  # type: ignore[no-untyped-def]
@@ -98,17 +63,18 @@ def _paced(rate: float, stop: threading.Event, send) -> None:  # type: ignore[no
 
 def soak(minutes: float, rate: float, sample_s: float, max_keys: int | None = None) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="predictor-soak-"))
-    port = _free_port()
+    port = free_port()
     batches_per_s = rate * 0.10
     needed = int(batches_per_s * minutes * 60 * BATCH) + BATCH
     log = folder / "sim.jsonl"
-    subprocess.run([_predictor(), "simulate", "--events", str(needed), "--seed", "7",
+    subprocess.run([predictor_command(), "simulate", "--events", str(needed), "--seed", "7",
                     "--out", str(log)], check=True, stdout=subprocess.DEVNULL)
     lines = log.read_bytes().splitlines()  # posted as they are: no parsing in the client
     calls = [r for r in map(orjson.loads, lines[:20_000]) if r.get("kind", "call") == "call"]
     servers = sorted({r["server"] for r in calls})
     task_types = sorted({r["task_type"] for r in calls if r.get("task_type")})
-    proc = _start(folder, port, max_keys)
+    proc = start_server(folder, port, {} if max_keys is None
+                        else {"PREDICTOR_PRELOAD_MAX_KEYS": str(max_keys)})
     base = f"http://127.0.0.1:{port}"
     stop = threading.Event()
     errors: list[str] = []

@@ -1,0 +1,56 @@
+"""What the benchmark scripts share. Import it first, before httpx or mcp.
+
+``bench/http.py`` is named like the standard library's ``http``, and a
+script run as ``python bench/X.py`` has this folder first on its import
+path, where ``import http.client`` (inside httpx) would find it. Importing
+this module takes the folder off the path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent.resolve()
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+#: The repository's root folder.
+ROOT = HERE.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def predictor_command() -> str:
+    """The ``predictor`` entry point of the running environment."""
+    found = shutil.which("predictor")
+    return str(Path(found).resolve()) if found else str(Path(sys.executable).with_name(
+        "predictor"))
+
+
+def start_server(folder: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``predictor serve`` in ``folder`` (its own store, no registry), once it answers."""
+    import httpx
+
+    env = {**os.environ, "PREDICTOR_LOAD_CHAMPIONS": "false",
+           "PREDICTOR_ONLINE_REGISTRY": "false", **(env or {})}
+    with open(folder / "serve.log", "wb") as log:
+        proc = subprocess.Popen([predictor_command(), "serve", "--port", str(port)], cwd=folder,
+                                env=env, stdout=subprocess.DEVNULL, stderr=log)
+    for _ in range(240):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    proc.kill()
+    raise RuntimeError(f"server did not start: {(folder / 'serve.log').read_text()[-500:]}")
