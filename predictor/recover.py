@@ -110,6 +110,8 @@ class Recoverer(DecisionPlugin):
                     why_not = f"back-off {backoff:.0f} ms exceeds the {remaining:.0f} ms left"
                 elif strategy == "fallback" and not alternatives:
                     why_not = "no other candidate server"
+                elif strategy == "degrade" and req.degrade_available is False:
+                    why_not = "no degraded answer available"
                 elif strategy in ("retry", "fallback") and remaining < req.min_attempt_ms:
                     why_not = f"{max(remaining, 0):.0f} ms left of the budget"
                 options.append(StrategyOption(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -410,6 +410,21 @@ def mcp(
         shut_down()
 
 
+def _gateway_settings(db: Path) -> Any:
+    """A gateway's service settings: its store, and its state beside it (``<db>-state``).
+
+    A gateway and a ``predictor serve`` in one folder keep separate checkpoints, since
+    each one's cursor counts records of its own store. ``PREDICTOR_STATE_DIR`` overrides.
+    """
+    import os
+
+    from predictor.serving.settings import Settings
+
+    if "PREDICTOR_STATE_DIR" in os.environ:
+        return Settings(db=db)
+    return Settings(db=db, state_dir=db.with_name(f"{db.stem}-state"))
+
+
 @app.command()
 def gateway(
     config: Annotated[Path, typer.Option("--config", help="Gateway TOML: db, [[upstream]], "
@@ -430,14 +445,13 @@ def gateway(
     from predictor.serving.gateway_config import load_config
     from predictor.serving.logs import configure_logging
     from predictor.serving.service import Service
-    from predictor.serving.settings import Settings
 
     try:
         gateway_config = load_config(config)
     except (OSError, ValueError, ValidationError) as err:
         typer.echo(f"error: {config}: {err}", err=True)
         raise typer.Exit(2) from None
-    settings = Settings(db=gateway_config.db)
+    settings = _gateway_settings(gateway_config.db)
     configure_logging(settings.log_level)
     core = Gateway(gateway_config, Service(settings))
     if stdio:
@@ -458,6 +472,77 @@ def gateway(
                                    access_log=False, log_config=None,
                                    timeout_graceful_shutdown=10)
     uvicorn.Server(server_config).run(sockets=[sock])
+
+
+@app.command()
+def run(
+    workflow: Annotated[Path, typer.Argument(help="Workflow YAML: phases of steps (tool, "
+                                             "arguments, depends_on, context) and expectations.",
+                                             exists=True, dir_okay=False)],
+    config: Annotated[Path, typer.Option("--config", help="Gateway TOML whose upstreams serve "
+                                         "the steps' tools.")],
+    report: Annotated[Path | None, typer.Option("--report", help="Write the run's report "
+                                                "(JSON) here.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress lines.")] = False,
+) -> None:
+    """Run a workflow through the gateway core: allocate, plan, run, compare, re-plan, validate.
+
+    Exits 0 when every step succeeded and the expectations were met, 1 when a step failed,
+    2 on a bad workflow or config, 3 when the steps succeeded but an expectation was missed."""
+    import asyncio
+
+    from pydantic import ValidationError
+    from rich.console import Console
+
+    from predictor.serving.gateway import Gateway
+    from predictor.serving.gateway_config import load_config
+    from predictor.serving.logs import configure_logging
+    from predictor.serving.run_report import ProgressLine, render
+    from predictor.serving.runner import WorkflowRunner
+    from predictor.serving.service import Service
+    from predictor.serving.workflow import load_workflow
+
+    try:
+        gateway_config = load_config(config)
+        spec = load_workflow(workflow)
+    except (OSError, ValueError, ValidationError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    settings = _gateway_settings(gateway_config.db)
+    configure_logging(settings.log_level)
+    # The upstreams' own chatter goes to a file beside the store, not between the progress lines.
+    errlog_path = gateway_config.db.with_name(gateway_config.db.name + ".upstreams.log")
+    errlog_path.parent.mkdir(parents=True, exist_ok=True)
+    errlog = errlog_path.open("a")
+    core = Gateway(gateway_config, Service(settings), errlog)
+    progress = None if quiet else ProgressLine(Console(stderr=True))
+
+    async def go() -> dict:
+        await asyncio.to_thread(core.service.start)
+        try:
+            await core.start()
+            try:
+                return await WorkflowRunner(core, spec, progress).run()
+            finally:
+                await core.stop()
+        finally:
+            await asyncio.to_thread(core.service.stop, False)
+
+    try:
+        outcome = asyncio.run(go())
+    except ValueError as err:  # a step names a tool no upstream lists
+        typer.echo(f"error: {err} (upstreams' stderr: {errlog_path})", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        errlog.close()
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_bytes(orjson.dumps(outcome, option=orjson.OPT_INDENT_2) + b"\n")
+    render(outcome, Console(width=None if sys.stdout.isatty() else 120))
+    if outcome["steps_succeeded"] < outcome["steps_total"]:
+        raise typer.Exit(1)
+    if not outcome["success"]:
+        raise typer.Exit(3)
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m predictor.serving.cli

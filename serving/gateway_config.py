@@ -12,13 +12,16 @@
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["GatewayConfig", "Route", "Upstream", "load_config"]
+__all__ = ["Cache", "GatewayConfig", "Route", "Upstream", "expand", "load_config"]
 
 
 class Upstream(BaseModel):
@@ -36,6 +39,12 @@ class Upstream(BaseModel):
                                             "safe variables; stdio children inherit no others)")
     timeout_s: float = Field(default=30.0, gt=0, le=3600,
                              description="longest one call may take (the seed's 30 s)")
+    cwd: Path | None = Field(default=None, description="working directory of a stdio upstream "
+                             "(relative to the config file, created when missing; default: "
+                             "the config file's directory)")
+    cache_ttl_s: float | None = Field(default=None, ge=0, le=86_400, description="seconds a "
+                                      "cached answer of this upstream's read-only tools stays "
+                                      "fresh (default: the [cache] section's `ttl_s`)")
 
     @model_validator(mode="after")
     def _one_transport(self) -> Upstream:
@@ -59,6 +68,32 @@ class Route(BaseModel):
         return self.task_type or self.tool
 
 
+class Cache(BaseModel):
+    """The response cache of read-only tools and its prefetching (``[cache]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="cache answers of tools an upstream "
+                                                    "marks read-only (readOnlyHint)")
+    max_entries: int = Field(default=1024, ge=1, le=1_000_000, description="answers kept")
+    max_entry_kb: int = Field(default=256, ge=1, le=65_536,
+                              description="larger answers are not cached")
+    ttl_s: float = Field(default=0.0, ge=0, le=86_400,
+                         description="seconds an answer stays fresh (serves calls on its own, "
+                                     "and may be prefetched); past that it only serves as a "
+                                     "degraded answer. Default 0: read-only is not unchanging "
+                                     "(the current time, a file), so freshness is the user's "
+                                     "call, per upstream with `cache_ttl_s`")
+    prefetch_keys: int = Field(default=2, ge=0, le=100, description="after each call, at most "
+                               "this many answers the preload decision predicts next are "
+                               "fetched ahead (0: no prefetching)")
+    prefetch_min_probability: float = Field(default=0.2, ge=0, le=1, description="a predicted "
+                                            "key is prefetched only this likely or more")
+    server: str = Field(default="predictor-cache", min_length=1, max_length=200,
+                        description="telemetry `server` of calls the cache answered (they never "
+                                    "reached an upstream, so they must not teach its latency)")
+
+
 class GatewayConfig(BaseModel):
     """``predictor gateway --config FILE``."""
 
@@ -68,6 +103,7 @@ class GatewayConfig(BaseModel):
                                                                 "records every attempt into")
     upstream: list[Upstream] = Field(min_length=1)
     route: list[Route] = Field(default_factory=list)
+    cache: Cache = Field(default_factory=Cache)
     policy: Literal["served", "ewma", "round_robin"] = Field(
         default="served", description="how a route picks its provider: the served select "
         "decision, or a rule users run today (for comparison: 'ewma', the lowest moving "
@@ -86,10 +122,53 @@ class GatewayConfig(BaseModel):
         return self
 
 
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand(value: str, variables: Mapping[str, str]) -> str:
+    """``value`` with each ``${NAME}`` replaced from ``variables``; an unknown name is an error.
+
+    >>> expand("${UPSTREAMS}/bin/x", {"UPSTREAMS": "/opt/u"})
+    '/opt/u/bin/x'
+    """
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in variables:
+            raise ValueError(f"${{{name}}} is not set")
+        return variables[name]
+
+    return _VARIABLE.sub(one, value)
+
+
+def _expanded(raw: Any, variables: Mapping[str, str]) -> Any:
+    if isinstance(raw, str):
+        return expand(raw, variables)
+    if isinstance(raw, list):
+        return [_expanded(item, variables) for item in raw]
+    if isinstance(raw, dict):
+        return {key: _expanded(item, variables) for key, item in raw.items()}
+    return raw
+
+
 def load_config(path: str | Path) -> GatewayConfig:
-    """Read and validate a gateway TOML file (relative ``db`` is relative to the file)."""
-    path = Path(path)
-    config = GatewayConfig.model_validate(tomllib.loads(path.read_text()))
+    """Read and validate a gateway TOML file.
+
+    Strings may name environment variables as ``${NAME}``, and
+    ``${CONFIG_DIR}`` (the file's folder). Relative ``db`` and ``cwd`` are
+    relative to the file.
+    """
+    path = Path(path).resolve()
+    variables = {**os.environ, "CONFIG_DIR": str(path.parent)}
+    raw = tomllib.loads(path.read_text())
+    for section in ("upstream",):
+        for index, upstream in enumerate(raw.get(section, [])):
+            try:
+                raw[section][index] = _expanded(upstream, variables)
+            except ValueError as err:
+                raise ValueError(f"upstream {upstream.get('name', index)!r}: {err}") from None
+    config = GatewayConfig.model_validate(raw)
     if not config.db.is_absolute():
         config.db = path.parent / config.db
+    for upstream in config.upstream:
+        upstream.cwd = path.parent if upstream.cwd is None else path.parent / upstream.cwd
     return config

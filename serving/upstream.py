@@ -27,10 +27,10 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from mcp import Client, types
-from mcp.client.stdio import StdioServerParameters
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
 
 from predictor.serving.gateway_config import Upstream as UpstreamConfig
@@ -93,8 +93,9 @@ class Upstream:
 
     MAX_BACKOFF_S = 30.0
 
-    def __init__(self, config: UpstreamConfig) -> None:
+    def __init__(self, config: UpstreamConfig, errlog: TextIO | None = None) -> None:
         self.config = config
+        self.errlog = errlog  # where a stdio upstream's stderr goes (default: ours)
         self.name = config.name
         self.client: Client | None = None
         self.tools: list[types.Tool] = []
@@ -108,11 +109,18 @@ class Upstream:
     def ready(self) -> bool:
         return self._ready.is_set() and not self._broken.is_set()
 
-    def _target(self) -> StdioServerParameters | str:
+    def _target(self) -> Any:
         if self.config.url is not None:
             return self.config.url
         command, *args = self.config.command or []
-        return StdioServerParameters(command=command, args=args, env=self.config.env or None)
+        cwd = self.config.cwd
+        if cwd is not None:
+            cwd.mkdir(parents=True, exist_ok=True)
+        parameters = StdioServerParameters(command=command, args=args,
+                                           env=self.config.env or None, cwd=cwd)
+        if self.errlog is None:
+            return parameters
+        return stdio_client(parameters, errlog=self.errlog)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._supervise(), name=f"upstream-{self.name}")

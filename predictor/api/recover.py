@@ -37,6 +37,9 @@ class RecoverRequest(RequestModel):
                              description="time the whole call may take (the seed's 30 s)")
     min_attempt_ms: float = Field(default=1_000.0, ge=0, le=MAX_DURATION_MS,
                                   description="time another attempt needs at the least")
+    degrade_available: bool | None = Field(
+        default=None, description="whether a degraded answer (a cached one, however old) can "
+        "be served: false rules degrade out; null: unknown, the caller decides")
 
 
 class StrategyOption(BaseModel):

@@ -71,3 +71,16 @@ def test_a_huge_attempt_number_is_refused_and_the_largest_allowed_one_is_cheap()
     answer = Recoverer().recover(RecoverRequest(error_type="timeout", server="a", attempt=100,
                                                 max_attempts=10))
     assert answer.strategy in ("degrade", "abort")
+
+
+def test_degrade_needs_a_degraded_answer():
+    decider = Recoverer(seed=0)
+    request = dict(error_type="connection", server="a", attempt=4, candidates=[])
+    unknown = decider.recover(RecoverRequest(**request))
+    assert unknown.strategy == "degrade"  # the caller decides whether it has one
+    without = decider.recover(RecoverRequest(**request, degrade_available=False))
+    assert without.strategy == "abort"
+    option = next(o for o in without.options if o.strategy == "degrade")
+    assert not option.allowed and option.why_not == "no degraded answer available"
+    with_cache = decider.recover(RecoverRequest(**request, degrade_available=True))
+    assert with_cache.strategy == "degrade"

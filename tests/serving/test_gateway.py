@@ -178,7 +178,7 @@ def test_rule_policies_pick_as_users_rules_do(tmp_path):
         return core, entry
 
     async def picks(core: Gateway, entry: GatewayTool, n: int) -> list[str]:
-        return [await core._pick(entry, set()) for _ in range(n)]
+        return [await core._pick(entry, set(), frozenset(), []) for _ in range(n)]
 
     core, entry = gateway("round_robin")
     assert asyncio.run(picks(core, entry, 4)) == ["a", "b", "a", "b"]
