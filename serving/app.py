@@ -267,14 +267,44 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
         """Ingest a batch of telemetry records: durable before the reply, learned online."""
         return await _ingest(request, service.ingest)
 
+    async def _ingest_protobuf(request: Request) -> Response:
+        from predictor.data.otlp_protobuf import PROTOBUF, decode_traces, encode_response
+
+        with service.ingestion():
+            try:
+                body = await run_in_threadpool(decode_traces, await request.body())
+                result = await run_in_threadpool(service.ingest_otlp, body,
+                                                 request.headers.get("idempotency-key"))
+            except RecordError as err:
+                raise HTTPException(400, f"{err.field}: {err.reason}") from None
+            except QueueFull as err:
+                return JSONResponse({"detail": str(err), "pending_records": err.pending},
+                                    status_code=429,
+                                    headers={"Retry-After": str(err.retry_after)})
+        first = result.errors[0] if result.errors else None
+        message = f"{first['index']} {first['field']}: {first['reason']}" if first else ""
+        return Response(encode_response(result.rejected, message), media_type=PROTOBUF)
+
+    traces_errors = {**ingest_errors, 400: {"model": ErrorBody, "description": "the body is "
+                                            "not JSON, or not an OTLP protobuf export"}}
+
     @app.post("/v1/traces", tags=["ingestion"], response_model=IngestReport,
               dependencies=[Depends(require_token)],
-              openapi_extra={"requestBody": {"required": True, "content": {_JSON: {"schema": {
-                  "type": "object", "description": "OTLP/HTTP JSON ExportTraceServiceRequest"}}}},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  _JSON: {"schema": {"type": "object",
+                                     "description": "OTLP/HTTP JSON ExportTraceServiceRequest"}},
+                  "application/x-protobuf": {"schema": {
+                      "type": "string", "format": "binary",
+                      "description": "OTLP/HTTP protobuf ExportTraceServiceRequest (what "
+                                     "OpenTelemetry SDK exporters send); answered with a "
+                                     "protobuf ExportTraceServiceResponse whose "
+                                     "partial_success counts rejected spans"}}}},
                   "parameters": ingest_doc["parameters"]},
-              responses=ingest_errors)
+              responses=traces_errors)
     async def traces(request: Request) -> Response:
-        """Ingest OTLP/HTTP JSON spans; MCP tools/call spans become call records."""
+        """Ingest OTLP/HTTP spans (JSON or protobuf); MCP tools/call spans become call records."""
+        if request.headers.get("content-type", "").startswith("application/x-protobuf"):
+            return await _ingest_protobuf(request)
         return await _ingest(request, service.ingest_otlp)
 
     # --- decisions ---------------------------------------------------------------

@@ -158,6 +158,11 @@ class Gateway:
         self.cache: ResponseCache[types.CallToolResult] = ResponseCache(
             config.cache.max_entries, config.cache.ttl_s)
         self.counts: Counter[tuple[str, ...]] = Counter()
+        self.spans: Any = None
+        if config.otlp is not None:
+            from predictor.serving.gateway_spans import SpanExport
+
+            self.spans = SpanExport(config.otlp)
         self._recent: deque[str] = deque(maxlen=_RECENT_KEYS)
         self._known: OrderedDict[str, tuple[str, dict[str, Any] | None]] = OrderedDict()
         self._prefetching: set[asyncio.Task] = set()
@@ -185,6 +190,8 @@ class Gateway:
     async def stop(self) -> None:
         await self.drain()
         await asyncio.gather(*(u.stop() for u in self.upstreams.values()))
+        if self.spans is not None:
+            await asyncio.to_thread(self.spans.shutdown)
 
     def _table(self) -> dict[str, GatewayTool]:
         table: dict[str, GatewayTool] = {}
@@ -352,6 +359,8 @@ class Gateway:
                                             served_from == "stale_cache" or last.success,
                                             context)
         self.counts["call", "success" if report.success else "failure"] += 1
+        if self.spans is not None:
+            self.spans.call(entry.upstream_tool, report.records, served_from)
         if key is not None:
             self._prefetch_after(key)
         return report

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Cache", "GatewayConfig", "Route", "Upstream", "expand", "load_config"]
+__all__ = ["Cache", "GatewayConfig", "Otlp", "Route", "Upstream", "expand", "load_config"]
 
 
 class Upstream(BaseModel):
@@ -94,6 +94,20 @@ class Cache(BaseModel):
                                     "reached an upstream, so they must not teach its latency)")
 
 
+class Otlp(BaseModel):
+    """Export every attempt as an OpenTelemetry span over OTLP/HTTP (``[otlp]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: str = Field(min_length=1, max_length=2000, description="an OTLP/HTTP traces URL, "
+                          "e.g. http://127.0.0.1:4318/v1/traces (a collector) or "
+                          "http://127.0.0.1:8000/v1/traces (predictor serve)")
+    service_name: str = Field(default="predictor-gateway", min_length=1, max_length=200)
+    headers: dict[str, str] = Field(default_factory=dict, description="sent with each export "
+                                    "(e.g. authorization = \"Bearer ${TOKEN}\")")
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+
 class GatewayConfig(BaseModel):
     """``predictor gateway --config FILE``."""
 
@@ -104,6 +118,7 @@ class GatewayConfig(BaseModel):
     upstream: list[Upstream] = Field(min_length=1)
     route: list[Route] = Field(default_factory=list)
     cache: Cache = Field(default_factory=Cache)
+    otlp: Otlp | None = Field(default=None, description="span export (off by default)")
     policy: Literal["served", "ewma", "round_robin"] = Field(
         default="served", description="how a route picks its provider: the served select "
         "decision, or a rule users run today (for comparison: 'ewma', the lowest moving "
@@ -160,12 +175,16 @@ def load_config(path: str | Path) -> GatewayConfig:
     path = Path(path).resolve()
     variables = {**os.environ, "CONFIG_DIR": str(path.parent)}
     raw = tomllib.loads(path.read_text())
-    for section in ("upstream",):
-        for index, upstream in enumerate(raw.get(section, [])):
-            try:
-                raw[section][index] = _expanded(upstream, variables)
-            except ValueError as err:
-                raise ValueError(f"upstream {upstream.get('name', index)!r}: {err}") from None
+    for index, upstream in enumerate(raw.get("upstream", [])):
+        try:
+            raw["upstream"][index] = _expanded(upstream, variables)
+        except ValueError as err:
+            raise ValueError(f"upstream {upstream.get('name', index)!r}: {err}") from None
+    if "otlp" in raw:
+        try:
+            raw["otlp"] = _expanded(raw["otlp"], variables)
+        except ValueError as err:
+            raise ValueError(f"otlp: {err}") from None
     config = GatewayConfig.model_validate(raw)
     if not config.db.is_absolute():
         config.db = path.parent / config.db
