@@ -168,8 +168,9 @@ class Upstream:
             return Outcome(self.name, tool, started, 0.0, None, "connection",
                            "the upstream is not connected")
         try:
-            result = await asyncio.wait_for(client.call_tool(tool, arguments or {}),
-                                            self.config.timeout_s)
+            # A timeout scope, not wait_for: no extra task per call.
+            async with asyncio.timeout(self.config.timeout_s):
+                result = await client.call_tool(tool, arguments or {})
         except Exception as err:
             kind = classify_error(err)
             if kind == "connection":

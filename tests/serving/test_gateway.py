@@ -189,3 +189,33 @@ def test_rule_policies_pick_as_users_rules_do(tmp_path):
     assert asyncio.run(picks(core, entry, 1)) == ["b"]  # the lower average
     core._observe(Outcome("b", "t", 0.0, 5.0, None, "tool_error"))
     assert asyncio.run(picks(core, entry, 1)) == ["a"]  # b failed its last call
+
+
+def test_gateway_over_stdio_answers_concurrent_calls(tmp_path, time_server):
+    """``--stdio`` serves on the event loop's own pipes (no worker threads)."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'db = "{tmp_path / "gw.db"}"\n[[upstream]]\nname = "time"\n'
+                      f'command = ["{time_server}", "--local-timezone", "UTC"]\n')
+    env = dict(os.environ, PREDICTOR_STATE_DIR=str(tmp_path / "state"),
+               PREDICTOR_LOAD_CHAMPIONS="false", PREDICTOR_ONLINE_REGISTRY="false")
+
+    async def drive() -> tuple[list[str], list[str]]:
+        from mcp import Client
+        from mcp.client.stdio import StdioServerParameters
+
+        params = StdioServerParameters(command=_predictor(), env=env, cwd=str(tmp_path),
+                                       args=["gateway", "--config", str(config), "--stdio"])
+        async with Client(params, read_timeout_seconds=60) as client:
+            names = sorted(t.name for t in (await client.list_tools()).tools)
+            answers = await asyncio.gather(*(
+                client.call_tool("get_current_time", {"timezone": zone})
+                for zone in ("UTC", "Asia/Tokyo", "Europe/Paris")))
+        return names, [a.content[0].text for a in answers]
+
+    names, texts = asyncio.run(drive())
+    assert names == ["convert_time", "get_current_time"]
+    assert [json.loads(t)["timezone"] for t in texts] == ["UTC", "Asia/Tokyo", "Europe/Paris"]
+    from predictor.data.store import SQLiteEventStore
+
+    with SQLiteEventStore(tmp_path / "gw.db") as store:
+        assert sorted(r.tool for r in store.read()) == ["get_current_time"] * 3
