@@ -24,6 +24,15 @@ of successful calls, skipping a provider whose last call failed) and
 provider after ``--warmup`` calls, the failures the client saw (after the
 gateway's recoveries) and the mean latency the client saw.
 
+The response cache (``--cache-calls``): one read-only tool
+(``faulty_upstream.py``, 20 ms) read the way agents read documents: each
+session picks a chain of keys (Zipf over 25 chains of 4) and reads it in
+order with 30 ms of thinking between reads. Through ``predictor gateway``
+over HTTP, three ways: no cache, a cache (answers fresh 3 s), and the cache
+with prefetching from the preload decision; it reports the hit ratio and
+prefetch precision from the gateway's ``/metrics``, the calls that reached
+the upstream, and the latency the client saw.
+
 Providers crashing mid-run: two reliable providers under the served
 policy, once as they are and once exiting after every 100 and 130 calls
 they serve (the gateway restarts each with back-off); the failures the
@@ -165,6 +174,94 @@ def crashes(calls: int, seed: int) -> dict:
     return report
 
 
+def _metric(text: str, name: str) -> float:
+    """A sample's value from a Prometheus exposition (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def _read_chains(url: str, calls: int, seed: int) -> list[float]:
+    """``calls`` reads in sessions of chains (see the module docstring); latency of each."""
+    import random
+
+    from mcp import Client
+
+    rng = random.Random(seed)
+    chains = [[f"doc{c}-part{k}" for k in range(4)] for c in range(25)]
+    weights = [1 / (rank + 1) for rank in range(len(chains))]
+    latencies: list[float] = []
+    async with Client(url, read_timeout_seconds=60) as client:
+        while len(latencies) < calls:
+            for key in rng.choices(chains, weights)[0]:
+                started = time.perf_counter()
+                result = await client.call_tool("lookup", {"query": key})
+                latencies.append((time.perf_counter() - started) * 1000)
+                if result.is_error:
+                    raise RuntimeError(f"call failed: {result.content}")
+                await asyncio.sleep(0.03)
+    return latencies[:calls]
+
+
+def caching(calls: int, seed: int) -> dict:
+    """No cache, a cache, a cache with prefetching: hit ratio, precision, upstream calls."""
+    import httpx
+    from _support import free_port
+
+    faulty = str(ROOT / "bench" / "faulty_upstream.py")
+    report = {}
+    for case, cache in (("no_cache", "enabled = false"),
+                        ("cache", "ttl_s = 3\nprefetch_keys = 0"),
+                        ("cache_and_prefetch", "ttl_s = 3\nprefetch_keys = 2")):
+        folder = Path(tempfile.mkdtemp(prefix=f"predictor-bench-{case}-"))
+        command = json.dumps([sys.executable, faulty, "--latency-ms", "20", "--jitter", "0.1",
+                              "--seed", str(seed)])
+        (folder / "gateway.toml").write_text(
+            f'db = "{folder / "gw.db"}"\n[cache]\n{cache}\n'
+            f'[[upstream]]\nname = "docs"\ncommand = {command}\n')
+        port = free_port()
+        env = {**os.environ, "PREDICTOR_STATE_DIR": str(folder / "state"),
+               "PREDICTOR_LOAD_CHAMPIONS": "false", "PREDICTOR_ONLINE_REGISTRY": "false",
+               "PREDICTOR_LOG_LEVEL": "WARNING"}
+        with open(folder / "gateway.log", "wb") as log:
+            gateway = subprocess.Popen(
+                [predictor_command(), "gateway", "--config", str(folder / "gateway.toml"),
+                 "--port", str(port)], env=env, cwd=folder, stdout=subprocess.DEVNULL,
+                stderr=log)
+        try:
+            for _ in range(240):
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.25)
+            seen = asyncio.run(_read_chains(f"http://127.0.0.1:{port}/mcp", calls, seed))
+            time.sleep(0.5)
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        finally:
+            gateway.terminate()
+            gateway.wait(timeout=60)
+        upstream = sum(_metric(line, "predictor_gateway_attempts_total")
+                       for line in metrics.splitlines()
+                       if line.startswith("predictor_gateway_attempts_total"))
+        prefetches = sum(_metric(line, "predictor_gateway_prefetches_total")
+                         for line in metrics.splitlines()
+                         if line.startswith("predictor_gateway_prefetches_total"))
+        ordered = sorted(seen)
+        report[case] = {
+            "hit_ratio": round(_metric(metrics, "predictor_gateway_cache_hit_ratio"), 3),
+            "prefetch_precision": round(
+                _metric(metrics, "predictor_gateway_cache_prefetch_precision"), 3),
+            "upstream_calls": int(upstream + prefetches),
+            "prefetches": int(prefetches),
+            "mean_ms": round(statistics.fmean(seen), 2),
+            "median_ms": round(statistics.median(ordered), 2),
+            "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 2),
+        }
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=300)
@@ -172,6 +269,8 @@ def main() -> None:
     parser.add_argument("--learning-calls", type=int, default=300,
                         help="calls per policy and scenario in the learning part (0: skip)")
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--cache-calls", type=int, default=400,
+                        help="reads per case in the cache part (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -208,6 +307,7 @@ def main() -> None:
         "learning": learning(args.learning_calls, args.warmup, args.seed)
         if args.learning_calls else None,
         "crashes": crashes(args.learning_calls, args.seed) if args.learning_calls else None,
+        "cache": caching(args.cache_calls, args.seed) if args.cache_calls else None,
         # ru_maxrss: KiB on Linux; children: the largest one that has exited (the gateway).
         "peak_rss_mb": {"bench": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                         "largest_child": round(
