@@ -61,8 +61,8 @@ def passages(text: str, max_tokens: int = _PASSAGE_TOKENS) -> list[str]:
 
     >>> passages("a\\n\\nb")
     ['a', 'b']
-    >>> len(passages("line\\n" * 200, max_tokens=50))
-    5
+    >>> len(passages("line\\n" * 200, max_tokens=50))  # 2 tokens a line
+    8
     """
     pieces: list[str] = []
     for block in re.split(r"\n\s*\n", text):
