@@ -19,7 +19,7 @@ from pathlib import Path
 
 from predictor.data.parallel import ingest_jsonl_parallel
 from predictor.data.readers import ReadSummary, detect_format, read_records, read_sourced_records
-from predictor.data.store import EventStore, SQLiteEventStore, append_all
+from predictor.data.store import EventStore, SQLiteEventStore, append_all, open_store
 
 __all__ = ["ingest_files", "ingest_into"]
 
@@ -86,5 +86,5 @@ def ingest_files(
     for log in logs:
         if str(log) != "-" and not Path(log).exists():
             raise FileNotFoundError(f"no such file: {log}")
-    with SQLiteEventStore(db) as store:
+    with open_store(db) as store:
         return ingest_into(store, logs, strict=strict, batch=batch)

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 import pandas as pd
@@ -47,6 +47,7 @@ __all__ = [
     "StoreRow",
     "append_all",
     "open_store",
+    "store_exists",
 ]
 
 TimeBound = float | datetime | None
@@ -419,9 +420,29 @@ class SQLiteEventStore(_FrameMixin):
         self.close()
 
 
-def open_store(path: str | Path | None = None) -> SQLiteEventStore:
-    """Open the SQLite event store at ``path`` (default ``predictor.db`` here)."""
-    return SQLiteEventStore(path or "predictor.db")
+def open_store(target: str | Path | None = None) -> Any:
+    """Open the event store ``target`` names: a ``postgresql://`` URL, or a SQLite file.
+
+    A path, or ``sqlite:///path``, is the embedded SQLite store (default
+    ``predictor.db`` here); a ``postgresql://`` (or ``postgres://``) URL is
+    :class:`~predictor.data.pg_store.PostgresEventStore`.
+    """
+    if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
+        from predictor.data.pg_store import PostgresEventStore
+
+        return PostgresEventStore(target)
+    if isinstance(target, str) and target.startswith("sqlite:///"):
+        target = target[len("sqlite:///"):]
+    return SQLiteEventStore(target or "predictor.db")
+
+
+def store_exists(target: str | Path) -> bool:
+    """Whether ``target`` names a store that exists (a URL is taken to: connecting tells)."""
+    if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
+        return True
+    if isinstance(target, str) and target.startswith("sqlite:///"):
+        target = target[len("sqlite:///"):]
+    return Path(target).exists()
 
 
 def append_all(

@@ -67,7 +67,8 @@ def ingest(
     logs: Annotated[
         list[str], typer.Argument(help="JSONL, CSV or Parquet files (gzip ok), or - for stdin.")
     ],
-    db: Annotated[Path, typer.Option(help="SQLite event store.")] = Path("predictor.db"),
+    db: Annotated[str, typer.Option(help="Event store: a SQLite file, or a postgresql:// "
+                                    "URL.", envvar="PREDICTOR_DB")] = "predictor.db",
     strict: Annotated[
         bool,
         typer.Option("--strict", help="Exit non-zero and store nothing if any record is rejected."),
@@ -125,20 +126,26 @@ def _print_ingest_summary(summary, db: Path) -> None:  # type: ignore[no-untyped
 
 @app.command()
 def summary(
-    db: Annotated[Path, typer.Option(help="SQLite event store.")] = Path("predictor.db"),
+    db: Annotated[str, typer.Option(help="Event store: a SQLite file, or a postgresql:// "
+                                    "URL.", envvar="PREDICTOR_DB")] = "predictor.db",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON: counts, "
                                           "span, and per server calls, failures, success "
                                           "rate and latency.")] = False,
 ) -> None:
     """Summarize what the event store holds, per server."""
-    from predictor.data.store import SQLiteEventStore
+    from predictor.data.store import open_store, store_exists
     from predictor.data.summary import summarize, summary_dict
+    from predictor.serving.champions import redact
 
-    if not db.exists():
+    if not store_exists(db):
         typer.echo(f"error: no event store at {db}", err=True)
         raise typer.Exit(2)
-    with SQLiteEventStore(db) as store:
-        frame = store.frame()
+    try:
+        with open_store(db) as store:
+            frame = store.frame()
+    except Exception as err:  # a database that refuses the connection, say
+        typer.echo(f"error: {redact(db)}: {err}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(orjson.dumps(summary_dict(frame)).decode() if as_json else summarize(frame))
 
 
@@ -314,24 +321,39 @@ def serve(
                                                   "PREDICTOR_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000, or PREDICTOR_PORT).")
                     ] = None,
-    db: Annotated[Path | None, typer.Option(help="SQLite event store (default predictor.db).")
+    db: Annotated[str | None, typer.Option(help="Event store: a SQLite file (default "
+                                             "predictor.db) or a postgresql:// URL.")
                   ] = None,
     tracking_uri: Annotated[str | None, typer.Option(
         help="MLflow registry to load champions from (default sqlite:///mlflow.db if present)."
     )] = None,
+    role: Annotated[str | None, typer.Option(
+        help="all (default: ingest, learn, answer), learner (learn the shared PostgreSQL "
+             "store, publish the state; one is elected) or replica (ingest, answer from the "
+             "published state).")] = None,
 ) -> None:
     """Serve the HTTP API and, at /mcp, the MCP server (settings: PREDICTOR_*, PREDICTOR_CONFIG)."""
     import socket
 
     import uvicorn
+    from pydantic import ValidationError
 
     from predictor.serving.app import create_app
     from predictor.serving.logs import configure_logging
     from predictor.serving.settings import Settings
 
     overrides = {k: v for k, v in (("host", host), ("port", port), ("db", db),
-                                   ("tracking_uri", tracking_uri)) if v is not None}
-    settings = Settings(**overrides)
+                                   ("tracking_uri", tracking_uri), ("role", role))
+                 if v is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    if settings.role != "all" and not settings.shared_store:
+        typer.echo(f"error: --role {settings.role} needs the shared PostgreSQL store "
+                   "(--db or PREDICTOR_DB=postgresql://...)", err=True)
+        raise typer.Exit(2)
     configure_logging(settings.log_level)
     # Bind before anything else: a taken port fails here, before a store or a state
     # folder is created, and uvicorn serves on this very socket (no race for the port).

@@ -42,7 +42,7 @@ from typing import Any
 from predictor.api.telemetry import MAX_BATCH_ID, IngestError, IngestReport
 from predictor.data.otlp import spans_to_raw_records
 from predictor.data.schema import Record, RecordError, parse_record
-from predictor.data.store import DuplicateBatch, SQLiteEventStore
+from predictor.data.store import DuplicateBatch, open_store
 from predictor.decisions import DECISIONS, Decision, online_families, plugin_class
 from predictor.engine import Engine
 from predictor.models.persistence import write_atomically
@@ -105,6 +105,21 @@ class IngestResult:
 
 
 
+def _shown(db: object) -> str:
+    """The store's name for logs: a URL without its credentials."""
+    from predictor.serving.champions import redact
+
+    return str(redact(db) if isinstance(db, str) else db)
+
+
+def _publisher() -> str:
+    """Who publishes a state: host and process."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _when_due(last: float, interval_s: float, action: Callable[[], object],
               failure: str) -> float:
     """Run ``action`` if ``interval_s`` passed since ``last``; return when it last ran.
@@ -128,7 +143,7 @@ class Service:
         self.decisions = decisions
         self.settings = settings
         self.metrics = metrics or Metrics()
-        self.store: SQLiteEventStore | None = None
+        self.store: Any = None  # SQLiteEventStore or PostgresEventStore
         self._engine: Engine | None = None  # built on first use: it imports the models
         self._engine_lock = threading.Lock()
         self.champions: dict[str, Champion] = {}
@@ -148,6 +163,11 @@ class Service:
         self._registered_cursor = -1
         #: (last store id at start, clock): older records a resumed engine already knows.
         self._learned_until: tuple[int, float] | None = None
+        #: The published state a replica or standby answers from (0: none yet).
+        self.state_version = 0
+        self.state_info: dict[str, Any] = {}
+        self._leadership: Any = None
+        self.leading = False
         #: The newest online checkpoint registered or resumed from, for ``/v1/models``.
         self.online_registry: dict[str, Any] = {"state": "not used"}
         self._learn_rate = 10_000.0  # records per second, measured as the learner runs
@@ -172,7 +192,14 @@ class Service:
     # --- lifecycle ----------------------------------------------------------
     def start(self) -> None:
         """Open the store, resume the engine, start learning and load the champions."""
-        self.store = SQLiteEventStore(self.settings.db)
+        role = self.settings.role
+        if role != "all" and not self.settings.shared_store:
+            raise ValueError(f"--role {role} needs the shared PostgreSQL store "
+                             "(PREDICTOR_DB=postgresql://...); a SQLite store is one process's")
+        self.store = open_store(self.settings.db)
+        if role != "all":
+            self._start_shared()
+            return
         self.engine = self._restore()
         if self.engine.store_id != self.store.store_id:
             self.engine.cursor = 0
@@ -200,8 +227,109 @@ class Service:
         else:
             self.registry_state = "disabled"
         self._started.set()
-        log.info("started", extra={"event": "start", "db": str(self.settings.db),
+        log.info("started", extra={"event": "start", "db": _shown(self.settings.db),
                                    "cursor": self.engine.cursor})
+
+    def _start_shared(self) -> None:
+        """Learner or replica on the shared store: answer from the newest published state."""
+        from predictor.data.pg_store import Leadership
+
+        self._sync_state()
+        if self.settings.role == "learner":
+            self._leadership = Leadership(self.settings.db)  # type: ignore[arg-type]
+        self._learner = threading.Thread(target=self._follow_loop, name="predictor-follower",
+                                         daemon=True)
+        self._learner.start()
+        if self.settings.load_champions:
+            threading.Thread(target=self._load_registry, name="predictor-registry",
+                             daemon=True).start()
+        else:
+            self.registry_state = "disabled"
+        self._caught_up.set()  # a replica answers from what was published, never behind it
+        self._started.set()
+        log.info("started", extra={"event": "start", "db": _shown(self.settings.db),
+                                   "role": self.settings.role, "state": self.state_version})
+
+    def _sync_state(self) -> bool:
+        """Swap in the newest published state, if there is a newer one; True if swapped."""
+        from predictor.serving.roles import unpack_state
+
+        found = self.store.latest_state(self.state_version)
+        if found is None:
+            return False
+        try:
+            engine, header = unpack_state(found["state"])
+        except Exception as err:  # a state that does not verify is never loaded
+            log.error("published state %s refused: %s", found["version"], err)
+            self.state_version = found["version"]  # and not tried again
+            return False
+        engine.plugin("preload").model.max_keys = self.settings.preload_max_keys
+        self.engine = engine  # one reference swap: every answer sees one whole state
+        self.state_version = found["version"]
+        self.state_info = {"version": found["version"], "cursor": found["cursor"],
+                           "learned": found["learned"], "publisher": found["publisher"],
+                           "created": found["created"], "bytes": len(found["state"]),
+                           "raw_bytes": found["raw_bytes"],
+                           "loaded": time.time(), **{k: header[k] for k in ("store_id",)}}
+        self.metrics.model_version.labels(family="all", variant="online").set(engine.learned)
+        return True
+
+    def publish_state(self) -> int | None:
+        """Publish the engine for replicas, if it learned since the last publication."""
+        from predictor.serving.roles import pack_state
+
+        engine = self.engine
+        if self.state_info.get("cursor") == engine.cursor and self.state_version:
+            return None
+        engine.store_id = self.store.store_id
+        packed, raw = pack_state(engine, publisher=_publisher())
+        version = self.store.publish_state(packed, cursor=engine.cursor,
+                                           learned=engine.learned, raw_bytes=raw,
+                                           publisher=_publisher())
+        self.state_version = version
+        self.state_info = {"version": version, "cursor": engine.cursor,
+                           "learned": engine.learned, "publisher": _publisher(),
+                           "created": time.time(), "bytes": len(packed), "raw_bytes": raw}
+        log.info("state published", extra={"event": "publish", "version": version,
+                                           "cursor": engine.cursor, "bytes": len(packed),
+                                           "raw_bytes": raw})
+        return version
+
+    def _follow_loop(self) -> None:
+        """Learner: elected, learn the shared stream and publish; else, as replicas, sync."""
+        interval = self.settings.sync_interval_s
+        last_publish = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                lead = self._leadership is not None and (
+                    self._leadership.still_held() or self._leadership.try_acquire())
+                if lead and not self.leading:
+                    self._sync_state()  # go on from the newest state any leader published
+                    self.leading = True
+                    log.warning("elected learner", extra={"event": "elected",
+                                                          "cursor": self.engine.cursor})
+                elif not lead and self.leading:
+                    self.leading = False
+                    log.error("leadership lost: standing by", extra={"event": "standby"})
+                if lead:
+                    self._catch_up()
+                    last_publish = _when_due(last_publish, interval, self.publish_state,
+                                             "state not published")
+                    self._stop.wait(0.2)
+                else:
+                    self._sync_state()
+                    self._stop.wait(min(interval, 1.0) if self._leadership else interval)
+            except Exception:  # the database went away for a while: try again
+                log.exception("following the shared store failed")
+                self._stop.wait(1.0)
+        if self.leading:
+            try:
+                self._catch_up(until=self.store.last_id())
+                self.publish_state()
+            except Exception:
+                log.exception("last state not published")
+        if self._leadership is not None:
+            self._leadership.release()
 
     def stop(self, register: bool = True) -> None:
         """Learn what is queued, checkpoint, and close the store.
@@ -213,9 +341,10 @@ class Service:
         if self._learner is not None:
             self._learner.join(timeout=120)
         if self.store is not None:
-            self.checkpoint()
+            if self.settings.role == "all":  # shared roles keep their state in the store
+                self.checkpoint()
             try:
-                if register:
+                if register and (self.settings.role == "all" or self.leading):
                     self.register_online()
             except Exception as err:  # the local checkpoint holds it all anyway
                 log.error("online checkpoint not registered: %s", err)
@@ -419,23 +548,25 @@ class Service:
         self._started.wait(timeout=60)
         if self.store is None:
             raise RuntimeError("the service is not started: nothing was stored")
-        self._reserve(len(records))
+        shared = self.settings.role != "all"  # the learner follows the store, not a queue
+        self._reserve(0 if shared else len(records))
         # What this batch answers, kept with its id so that a retry answers the same.
         reply = IngestReport.of(replace(result, accepted=len(records))).model_dump_json().encode()
         try:
             with self._ingest_lock:  # ids reach the queue in the order they were given
                 ids = self.store.append_batch(records, batch_key=batch_id, reply=reply)
                 assert ids is not None
-                self._queue.put((ids[0], ids[1], records))
+                if not shared:
+                    self._queue.put((ids[0], ids[1], records))
         except DuplicateBatch as seen:
-            self._release(len(records))
+            self._release(0 if shared else len(records))
             first = IngestReport.model_validate_json(seen.reply)
             self.metrics.replayed.inc()
             return IngestResult(received=first.received, accepted=first.accepted,
                                 rejected=first.rejected, skipped=first.skipped,
                                 errors=[e.model_dump() for e in first.errors], replayed=True)
         except BaseException:
-            self._release(len(records))
+            self._release(0 if shared else len(records))
             raise
         result.accepted, result.ids = len(records), ids
         self.metrics.ingested.labels(via=via).inc(len(records))
@@ -619,4 +750,10 @@ class Service:
             checks["store"] = False
             checks["store_error"] = str(err)
         ready = all(checks[k] for k in ("online_models", "registry", "store"))
-        return {"ready": ready, "checks": checks, "pending_records": self._pending}
+        state: dict[str, Any] = {"ready": ready, "checks": checks,
+                                 "pending_records": self._pending, "role": self.settings.role}
+        if self.settings.role == "learner":
+            state["leader"] = self.leading
+        if self.settings.role != "all":
+            state["state"] = self.state_info or None
+        return state

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -47,7 +47,15 @@ class Settings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="address to bind; loopback unless told")
     port: int = Field(default=8000, ge=0, le=65535)
-    db: Path = Field(default=Path("predictor.db"), description="SQLite event store")
+    db: Path | str = Field(default=Path("predictor.db"), description="event store: a SQLite "
+                           "file (or sqlite:///path), or a postgresql:// URL (shared by "
+                           "replicas and learners)")
+    role: Literal["all", "learner", "replica"] = Field(
+        default="all", description="all: ingest, learn and answer (one process); learner: "
+        "learn from the shared PostgreSQL store and publish the state (one elected, others "
+        "stand by); replica: ingest into the shared store and answer from the published state")
+    sync_interval_s: float = Field(default=5.0, gt=0, le=3600, description="how often a "
+                                   "learner publishes its state and a replica loads the newest")
     state_dir: Path = Field(default=Path("predictor-state"),
                             description="online model checkpoints")
     tracking_uri: str | None = Field(
@@ -88,6 +96,19 @@ class Settings(BaseSettings):
     seed: int = 0
     log_level: str = "INFO"
     access_log: bool = False
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _store_target(cls, value: object) -> object:
+        """A URL stays a string (a Path would fold its ``//``); anything else is a path."""
+        if isinstance(value, str) and not value.startswith(("postgresql://", "postgres://")):
+            return Path(value.removeprefix("sqlite:///"))
+        return value
+
+    @property
+    def shared_store(self) -> bool:
+        """Whether the store is PostgreSQL (the one roles other than ``all`` need)."""
+        return isinstance(self.db, str)
 
     @classmethod
     def settings_customise_sources(

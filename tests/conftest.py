@@ -39,3 +39,33 @@ def readme_snippets(language: str = "python") -> list[str]:
 def readme():
     """:func:`readme_snippets`, for tests (test modules do not import conftest)."""
     return readme_snippets
+
+
+#: Where the PostgreSQL tests find a server (the machine's, trust auth).
+PG_BASE = __import__("os").environ.get("PREDICTOR_PG_BASE",
+                                       "postgresql://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture()
+def pg_url():
+    """A fresh PostgreSQL database for one test (dropped after it); skipped without a server.
+
+    CI sets ``PREDICTOR_REQUIRE_POSTGRES=1``: there, no server is a failure, not a skip.
+    """
+    import os
+    import uuid
+
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(f"{PG_BASE}/postgres", autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as err:
+        if os.environ.get("PREDICTOR_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"no PostgreSQL at {PG_BASE} (PREDICTOR_REQUIRE_POSTGRES=1): {err}")
+        pytest.skip(f"no PostgreSQL reachable at {PG_BASE}: {err}")
+    name = f"predictor_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{PG_BASE}/{name}"
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
