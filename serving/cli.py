@@ -215,6 +215,10 @@ def train(
                                          "the logs and register it as "
                                          "predictor-<family>-online.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+    cluster: Annotated[str | None, typer.Option(help="Run the families' fits and evaluations "
+                                                "on a cluster: local (a Dask LocalCluster), "
+                                                "tcp://host:port (a Dask scheduler) or "
+                                                "ray://host:port (Ray).")] = None,
 ) -> None:
     """Train every family from logs, log the run to MLflow, register and promote models."""
     from rich.console import Console
@@ -228,7 +232,7 @@ def train(
         with _StepBar(train_steps(family, online), quiet) as bar:
             result = run_training(logs, families=family, tracking_uri=tracking_uri,
                                   experiment=experiment, promote=promote, online=online,
-                                  progress=bar)
+                                  progress=bar, cluster=cluster)
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None

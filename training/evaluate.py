@@ -26,6 +26,7 @@ from joblib import Parallel, delayed
 from predictor.data.frame import records_to_frame
 from predictor.data.readers import ReadSummary, read_records
 from predictor.data.schema import Record
+from predictor.training.cluster import cluster_backend
 from predictor.training.eval_cache import fit_cache, score_cache
 from predictor.training.eval_performance import fit_performance, score_performance
 from predictor.training.eval_resources import fit_resources, score_resources
@@ -133,8 +134,11 @@ def run_family(family: str, features: Features, options: Options) -> FamilyRun:
 
 def evaluate_features(features: Features, options: Options | None = None, *,
                       progress: Callable[[str], None] | None = None,
-                      n_jobs: int | None = None) -> Evaluation:
-    """Fit and score every family on computed features (see :func:`evaluate_frame`)."""
+                      n_jobs: int | None = None, cluster: str | None = None) -> Evaluation:
+    """Fit and score every family on computed features (see :func:`evaluate_frame`).
+
+    ``cluster`` runs the families on a cluster (:mod:`predictor.training.cluster`).
+    """
     options = options or Options()
     progress = progress or (lambda message: None)
     report: dict[str, Any] = {
@@ -148,16 +152,19 @@ def evaluate_features(features: Features, options: Options | None = None, *,
         for family in FAMILIES:
             report[family] = {"reason": "the log has no calls"}
         return evaluation
-    jobs = n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
     # Costliest first, so two workers finish together (measured on the simulation).
     order = ["performance", "cache", "resources", "selection", "scaling", "risk"]
-    progress(f"evaluating {', '.join(order)} in {jobs} process{'es' if jobs > 1 else ''}")
-    if jobs > 1:
-        done = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-            delayed(run_family)(family, features, options) for family in order)
-    else:
-        done = (run_family(family, features, options) for family in order)
-    for run in done:
+    with cluster_backend(cluster) as where:
+        jobs = len(order) if cluster else n_jobs if n_jobs is not None \
+            else min(2, os.cpu_count() or 1)
+        progress(f"evaluating {', '.join(order)} on {where}"
+                 + ("" if cluster else f" in {jobs} process{'es' if jobs > 1 else ''}"))
+        if jobs > 1:
+            runs = list(Parallel(n_jobs=jobs, return_as="generator_unordered")(
+                delayed(run_family)(family, features, options) for family in order))
+        else:
+            runs = [run_family(family, features, options) for family in order]
+    for run in runs:
         report[run.family] = run.section
         if run.fit is not None:
             evaluation.fits[run.family] = run.fit

@@ -274,7 +274,8 @@ def promote(registered: Sequence[Registered], features: Features, policy: str,
 def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
           tracking_uri: str | None = None, experiment: str = "predictor",
           promote: str = "if-better", online: bool = True,
-          progress: Callable[[str], None] | None = None) -> TrainResult:
+          progress: Callable[[str], None] | None = None,
+          cluster: str | None = None) -> TrainResult:
     """Train, evaluate, log, register and promote; see the module docstring.
 
     The steps hand typed results on: :class:`Features` (once), each family's
@@ -309,7 +310,7 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
         raise ValueError("the logs hold no valid record")
     progress("history features")
     features = Features.of(frame, summary.rejected)
-    evaluation = evaluate_features(features, progress=progress)
+    evaluation = evaluate_features(features, progress=progress, cluster=cluster)
     report = evaluation.report
     pip = pip_requirements()
     example = _input_example(frame)
