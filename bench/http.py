@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import statistics
 import subprocess
@@ -41,25 +40,7 @@ from pathlib import Path
 import _support
 import httpx
 import orjson
-from _support import free_port, start_server
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def wrk(url: str, seconds: float, connections: int, script: Path | None) -> dict[str, float]:
-    """One wrk run: requests per second, p50 and p99 in milliseconds."""
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
-    if script is not None:
-        cmd[1:1] = ["-s", str(script)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    pct = {}
-    for label, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
-        pct[label] = float(value) * _UNITS[unit]
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if non2xx:
-        raise RuntimeError(f"{url}: {non2xx.group(1)} error responses\n{out}")
-    return {"rps": rps, "p50_ms": pct["50"], "p99_ms": pct["99"]}
+from _support import free_port, start_server, wrk
 
 
 def wait_learned(client: httpx.Client, timeout: float = 600.0) -> float:
