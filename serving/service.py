@@ -270,6 +270,8 @@ class Service:
                            "learned": found["learned"], "publisher": found["publisher"],
                            "created": found["created"], "bytes": len(found["state"]),
                            "raw_bytes": found["raw_bytes"],
+                           "compression_ratio": round(found["raw_bytes"]
+                                                      / max(len(found["state"]), 1), 2),
                            "loaded": time.time(), **{k: header[k] for k in ("store_id",)}}
         self.metrics.model_version.labels(family="all", variant="online").set(engine.learned)
         return True
@@ -289,7 +291,8 @@ class Service:
         self.state_version = version
         self.state_info = {"version": version, "cursor": engine.cursor,
                            "learned": engine.learned, "publisher": _publisher(),
-                           "created": time.time(), "bytes": len(packed), "raw_bytes": raw}
+                           "created": time.time(), "bytes": len(packed), "raw_bytes": raw,
+                           "compression_ratio": round(raw / max(len(packed), 1), 2)}
         log.info("state published", extra={"event": "publish", "version": version,
                                            "cursor": engine.cursor, "bytes": len(packed),
                                            "raw_bytes": raw})

@@ -69,6 +69,7 @@ def test_replicas_answer_from_what_the_elected_learner_learned(pg_url, tmp_path,
         assert leader.readiness()["leader"] is True and other.readiness()["leader"] is False
         info = replica.state_info
         assert info["learned"] == 1500 and 0 < info["bytes"] < info["raw_bytes"]
+        assert info["compression_ratio"] == round(info["raw_bytes"] / info["bytes"], 2) > 1
         # The leader stops (as if killed): the standby takes over from the published state.
         leader.stop(register=False)
         assert _wait(lambda: other.leading)
