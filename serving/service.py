@@ -757,6 +757,9 @@ class Service:
                                  "pending_records": self._pending, "role": self.settings.role}
         if self.settings.role == "learner":
             state["leader"] = self.leading
+            if self.leading:  # how far learning is behind the shared store, in records
+                state["learned_cursor"] = self.engine.cursor
+                state["behind_records"] = max(0, self.store.last_id() - self.engine.cursor)
         if self.settings.role != "all":
             state["state"] = self.state_info or None
         return state
