@@ -114,7 +114,10 @@ class WorkflowRunner:
     def _upstream_tool(self, step: Step) -> str:
         entry = self.gateway.tools.get(step.tool)
         if entry is None:
-            raise ValueError(f"step {step.id!r}: the gateway lists no tool {step.tool!r}")
+            down = [f"{name} ({upstream.last_error or 'not up'})"
+                    for name, upstream in self.gateway.upstreams.items() if not upstream.ready]
+            raise ValueError(f"step {step.id!r}: the gateway lists no tool {step.tool!r}"
+                             + (f"; upstreams not up: {', '.join(down)}" if down else ""))
         return entry.upstream_tool
 
     async def run(self) -> dict[str, Any]:

@@ -71,6 +71,25 @@ def classify_error(error: BaseException) -> str:
     return "connection"
 
 
+def _leaves(error: BaseException) -> list[BaseException]:
+    """The errors inside ``error`` (task groups wrap what went wrong in exception groups)."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def _cannot_start(error: BaseException) -> bool:
+    """Whether ``error`` says the program cannot be run at all (retrying will not help)."""
+    return any(isinstance(leaf, FileNotFoundError | PermissionError | NotADirectoryError)
+               for leaf in _leaves(error))
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost error, for a message."""
+    leaf = _leaves(error)[0]
+    return f"{type(leaf).__name__}: {leaf}"
+
+
 @dataclass
 class Outcome:
     """One attempt at one upstream."""
@@ -100,6 +119,11 @@ class Upstream:
         self.client: Client | None = None
         self.tools: list[types.Tool] = []
         self.restarts = 0
+        #: Why the last session ended or failed to start (None while up).
+        self.last_error: str | None = None
+        #: Set when the server cannot start at all (no such program, not executable):
+        #: waiting for it is pointless, though the supervisor keeps trying.
+        self.unstartable = asyncio.Event()
         self._ready = asyncio.Event()
         self._broken = asyncio.Event()
         self._stopping = False
@@ -126,11 +150,16 @@ class Upstream:
         self._task = asyncio.create_task(self._supervise(), name=f"upstream-{self.name}")
 
     async def wait_ready(self, timeout: float) -> bool:
+        """Wait until the session is up; False after ``timeout`` or if it cannot start."""
+        ready = asyncio.ensure_future(self._ready.wait())
+        hopeless = asyncio.ensure_future(self.unstartable.wait())
         try:
-            await asyncio.wait_for(self._ready.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+            await asyncio.wait({ready, hopeless}, timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            hopeless.cancel()
+        return self._ready.is_set()
 
     async def _supervise(self) -> None:
         backoff = 0.5
@@ -141,13 +170,18 @@ class Upstream:
                                   read_timeout_seconds=self.config.timeout_s) as client:
                     self.tools = list((await client.list_tools()).tools)
                     self.client = client
+                    self.last_error = None
+                    self.unstartable.clear()
                     self._broken.clear()
                     self._ready.set()
                     log.info("upstream up", extra={"event": "upstream_up", "upstream": self.name,
                                                    "tools": len(self.tools)})
                     await self._broken.wait()
             except Exception as err:  # a server that fails to start is retried, not fatal
-                log.warning("upstream %s down: %s", self.name, err)
+                self.last_error = _reason(err)
+                if _cannot_start(err):
+                    self.unstartable.set()
+                log.warning("upstream %s down: %s", self.name, self.last_error)
             finally:
                 self._ready.clear()
                 self.client = None

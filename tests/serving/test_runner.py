@@ -247,3 +247,23 @@ def test_workflows_and_configs_refuse_what_cannot_run(tmp_path, monkeypatch):
         load_config(tmp_path / "g.toml")
     with pytest.raises(ValueError, match="NOPE"):
         expand("${NOPE}", {})
+
+
+def test_an_upstream_that_cannot_start_is_named_with_its_reason(tmp_path):
+    config = GatewayConfig.model_validate({
+        "db": str(tmp_path / "gw.db"),
+        "upstream": [{"name": "missing", "command": [str(tmp_path / "no-such-server")]},
+                     _upstream("fine", "--latency-ms", "1")]})
+    workflow = Workflow.model_validate({"name": "w", "phases": [
+        {"name": "p", "steps": [{"id": "a", "tool": "missing__lookup"}]}]})
+
+    async def run(gateway: Gateway):
+        assert gateway.upstreams["missing"].unstartable.is_set()
+        assert gateway.upstreams["fine"].ready
+        return await WorkflowRunner(gateway, workflow).run()
+
+    with pytest.raises(ValueError) as raised:
+        asyncio.run(_with_gateway(config, _service(tmp_path), run))
+    message = str(raised.value)
+    assert "no tool 'missing__lookup'" in message
+    assert "upstreams not up: missing (FileNotFoundError" in message
