@@ -47,3 +47,27 @@ def test_adjust_flags_a_phase_outside_its_interval_and_re_estimates():
     assert answer.deviations[0].outside and answer.deviations[0].metric == "duration_ms"
     assert answer.total.duration_ms.expected == round(slow + planned.phases[1].duration_ms
                                                       .expected, 3)
+
+
+def test_a_new_tool_gets_the_known_tools_spread_not_a_fixed_guess():
+    """A new workload's tool, before any of its calls finished: its interval is the
+    population of known tools', so it covers about 80 % of tools like them."""
+    rng = random.Random(3)
+    tool_levels = {f"tool{k}": rng.gauss(9.0, 1.2) for k in range(40)}  # ~8 s, tools differ
+    allocator = Allocator()
+    for tool, level in tool_levels.items():
+        for _ in range(60):
+            allocator.observe(tool, latency_ms=rng.lognormvariate(level, 0.4))
+    hits = 0
+    trials = 2000
+    for _ in range(trials):  # new tools drawn like the known ones, one call each
+        level = rng.gauss(9.0, 1.2)
+        band, learned = allocator.duration("brand-new", 1, 0.8)
+        hits += band.low <= rng.lognormvariate(level, 0.4) <= band.high
+    assert not learned
+    assert 0.74 <= hits / trials <= 0.88
+    # Before three tools are known there is no population: the fixed prior answers.
+    fresh = Allocator()
+    fresh.observe("only", latency_ms=50_000.0)
+    band, _ = fresh.duration("brand-new", 1, 0.8)
+    assert band.low < 1000.0 < band.high
