@@ -221,14 +221,18 @@ class Service:
         self._learner = threading.Thread(target=self._learn_loop, name="predictor-learner",
                                          daemon=True)
         self._learner.start()
+        self._start_registry()
+        self._started.set()
+        log.info("started", extra={"event": "start", "db": _shown(self.settings.db),
+                                   "cursor": self.engine.cursor})
+
+    def _start_registry(self) -> None:
+        """Load the registry's champions in the background (they take seconds to load)."""
         if self.settings.load_champions:
             threading.Thread(target=self._load_registry, name="predictor-registry",
                              daemon=True).start()
         else:
             self.registry_state = "disabled"
-        self._started.set()
-        log.info("started", extra={"event": "start", "db": _shown(self.settings.db),
-                                   "cursor": self.engine.cursor})
 
     def _start_shared(self) -> None:
         """Learner or replica on the shared store: answer from the newest published state."""
@@ -240,11 +244,7 @@ class Service:
         self._learner = threading.Thread(target=self._follow_loop, name="predictor-follower",
                                          daemon=True)
         self._learner.start()
-        if self.settings.load_champions:
-            threading.Thread(target=self._load_registry, name="predictor-registry",
-                             daemon=True).start()
-        else:
-            self.registry_state = "disabled"
+        self._start_registry()
         self._caught_up.set()  # a replica answers from what was published, never behind it
         self._started.set()
         log.info("started", extra={"event": "start", "db": _shown(self.settings.db),

@@ -69,3 +69,42 @@ def pg_url():
     finally:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+def _wait_http(url: str, proc=None, log=None, seconds: float = 60.0) -> None:
+    """Wait until ``url`` answers 200; fail with the end of ``log`` if ``proc`` exits first."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(0.25)
+    tail = Path(log).read_text()[-2000:] if log is not None and Path(log).exists() else ""
+    pytest.fail(f"{url} did not answer: {tail}")
+
+
+@pytest.fixture(scope="session")
+def wait_http():
+    """:func:`_wait_http`, for tests (test modules do not import conftest)."""
+    return _wait_http
+
+
+@pytest.fixture(scope="session")
+def upstreams() -> Path:
+    """The folder of the real MCP servers ``scripts/upstreams`` installs (pinned)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([str(root / "scripts" / "upstreams")], capture_output=True,
+                          text=True, timeout=900)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/upstreams failed: {done.stderr[-1000:]}")
+    return Path(done.stdout.strip())

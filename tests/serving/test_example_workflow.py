@@ -14,20 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from predictor.data.store import SQLiteEventStore
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def upstreams() -> str:
-    done = subprocess.run([str(ROOT / "scripts" / "upstreams")], capture_output=True,
-                          text=True, timeout=900)
-    if done.returncode != 0:
-        pytest.fail(f"scripts/upstreams failed: {done.stderr[-1000:]}")
-    return done.stdout.strip()
 
 
 def _predictor() -> str:
@@ -45,7 +34,7 @@ def test_example_workflow_runs_records_and_learns(tmp_path, upstreams):
                    **git)
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
                     "-q", "-m", "gateway workflow telemetry decisions"], **git)
-    env = dict(os.environ, PREDICTOR_UPSTREAMS=upstreams, PREDICTOR_LOAD_CHAMPIONS="false",
+    env = dict(os.environ, PREDICTOR_UPSTREAMS=str(upstreams), PREDICTOR_LOAD_CHAMPIONS="false",
                PREDICTOR_ONLINE_REGISTRY="false", PREDICTOR_LOG_LEVEL="WARNING")
 
     def run(n: int) -> tuple[dict, str]:

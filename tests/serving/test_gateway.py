@@ -50,12 +50,8 @@ def test_failures_are_classified_from_what_mcp_returns():
 
 
 @pytest.fixture(scope="module")
-def time_server() -> str:
-    done = subprocess.run([str(ROOT / "scripts" / "upstreams")], capture_output=True,
-                          text=True, timeout=600)
-    if done.returncode != 0:
-        pytest.fail(f"scripts/upstreams failed: {done.stderr[-1000:]}")
-    return str(Path(done.stdout.strip()) / "mcp-server-time" / "bin" / "mcp-server-time")
+def time_server(upstreams) -> str:
+    return str(upstreams / "mcp-server-time" / "bin" / "mcp-server-time")
 
 
 def _predictor() -> str:

@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 from fastapi.testclient import TestClient
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -97,7 +96,7 @@ def test_traces_route_takes_protobuf_and_answers_in_kind(tmp_path):
         assert bad.status_code == 400 and bad.json()["detail"].startswith("body: not an OTLP")
 
 
-def test_gateway_exports_its_attempts_to_predictor_serve(tmp_path):
+def test_gateway_exports_its_attempts_to_predictor_serve(tmp_path, wait_http):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -109,12 +108,7 @@ def test_gateway_exports_its_attempts_to_predictor_serve(tmp_path):
         serve = subprocess.Popen([PREDICTOR, "serve", "--port", str(port)], cwd=collector,
                                  env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.25)
+        wait_http(f"http://127.0.0.1:{port}/readyz", serve, collector / "serve.log")
         config = GatewayConfig.model_validate({
             "db": str(tmp_path / "gw.db"), "cache": {"enabled": False},
             "otlp": {"endpoint": f"http://127.0.0.1:{port}/v1/traces",

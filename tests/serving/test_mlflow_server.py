@@ -6,10 +6,7 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import httpx
 
 from predictor.serving.service import Service
 from predictor.serving.settings import Settings
@@ -18,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PREDICTOR = os.path.join(os.path.dirname(sys.executable), "predictor")
 
 
-def test_train_and_serve_through_a_tracking_server_on_postgresql(pg_url, tmp_path):
+def test_train_and_serve_through_a_tracking_server_on_postgresql(pg_url, tmp_path,
+                                                                  wait_http):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -27,14 +25,7 @@ def test_train_and_serve_through_a_tracking_server_on_postgresql(pg_url, tmp_pat
                                    str(tmp_path / "artifacts")], stdout=log, stderr=log)
     uri = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"{uri}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.25)
-        else:
-            raise AssertionError((tmp_path / "mlflow.log").read_text()[-2000:])
+        wait_http(f"{uri}/health", server, tmp_path / "mlflow.log")
         subprocess.run([PREDICTOR, "simulate", "--events", "4000", "--seed", "1", "--out",
                         str(tmp_path / "sim.jsonl")], check=True, capture_output=True)
         done = subprocess.run([PREDICTOR, "train", str(tmp_path / "sim.jsonl"),
