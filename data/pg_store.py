@@ -36,7 +36,7 @@ import orjson
 import psycopg
 
 from predictor.data.schema import Record, parse_record, record_to_json
-from predictor.data.store import DuplicateBatch, StoreRow, TimeBound, _epoch, _FrameMixin
+from predictor.data.store import StoreRow, TimeBound, _BatchKeys, _epoch, _FrameMixin
 
 __all__ = ["MIGRATIONS", "Leadership", "PostgresEventStore", "is_postgres_url"]
 
@@ -104,7 +104,7 @@ def _migrate(conn: psycopg.Connection) -> None:
                      (uuid.uuid4().hex,))
 
 
-class PostgresEventStore(_FrameMixin):
+class PostgresEventStore(_BatchKeys, _FrameMixin):
     """An :class:`~predictor.data.store.EventStore` in a PostgreSQL database.
 
     Parameters
@@ -114,6 +114,8 @@ class PostgresEventStore(_FrameMixin):
     batch_key_retention_s
         How long an idempotency key is remembered (a day).
     """
+
+    _mark = "%s"  # psycopg's parameter mark
 
     def __init__(self, url: str, batch_key_retention_s: float = 86_400.0) -> None:
         self.url = url
@@ -172,17 +174,8 @@ class PostgresEventStore(_FrameMixin):
                     copy.write_row((last + offset, ts, kind, server, tool, bytes(record)))
         return last + 1, last + len(rows)
 
-    def _remember(self, batch_key: str, reply: bytes) -> None:
-        now = time.time()
-        if now - self._pruned_at > 60.0:
-            self._write.execute("DELETE FROM batches WHERE created < %s",
-                                (now - self.batch_key_retention_s,))
-            self._pruned_at = now
-        found = self._write.execute("SELECT reply FROM batches WHERE key = %s",
-                                    (batch_key,)).fetchone()
-        if found is not None:
-            raise DuplicateBatch(batch_key, bytes(found[0]))
-        self._write.execute("INSERT INTO batches VALUES (%s, %s, %s)", (batch_key, reply, now))
+    def _sql(self, statement: str, params: tuple) -> Any:
+        return self._write.execute(statement, params)  # type: ignore[arg-type]
 
     def writable(self) -> bool:
         """Whether the database takes a write now."""

@@ -243,7 +243,37 @@ CREATE INDEX IF NOT EXISTS batches_created ON batches (created);
 """
 
 
-class SQLiteEventStore(_FrameMixin):
+class _BatchKeys:
+    """Idempotency keys of a SQL store: a batch key is stored once, with its first reply.
+
+    The store provides ``_sql(statement, params)`` (inside its write transaction),
+    its parameter mark, ``batch_key_retention_s`` and ``_pruned_at``.
+    """
+
+    _mark = "?"
+    batch_key_retention_s: float
+    _pruned_at: float
+
+    def _sql(self, statement: str, params: tuple) -> Any:
+        raise NotImplementedError
+
+    def _remember(self, batch_key: str, reply: bytes) -> None:
+        """Inside the write transaction: record ``batch_key`` or raise :class:`DuplicateBatch`."""
+        mark = self._mark
+        now = time.time()
+        if now - self._pruned_at > 60.0:  # forget keys past their retention, once a minute
+            self._sql(f"DELETE FROM batches WHERE created < {mark}",
+                      (now - self.batch_key_retention_s,))
+            self._pruned_at = now
+        found = self._sql(f"SELECT reply FROM batches WHERE key = {mark}",
+                          (batch_key,)).fetchone()
+        if found is not None:
+            raise DuplicateBatch(batch_key, bytes(found[0]))
+        self._sql(f"INSERT INTO batches VALUES ({mark}, {mark}, {mark})",
+                  (batch_key, reply, now))
+
+
+class SQLiteEventStore(_BatchKeys, _FrameMixin):
     """An :class:`EventStore` in one SQLite file (WAL, synchronous=FULL).
 
     One writer and many readers may use it at once, from threads or
@@ -337,18 +367,8 @@ class SQLiteEventStore(_FrameMixin):
             self._conn.execute("COMMIT")
         return last - len(rows) + 1, last
 
-    def _remember(self, batch_key: str, reply: bytes) -> None:
-        """Inside the write transaction: record ``batch_key`` or raise :class:`DuplicateBatch`."""
-        now = time.time()
-        if now - self._pruned_at > 60.0:  # forget keys past their retention, once a minute
-            self._conn.execute("DELETE FROM batches WHERE created < ?",
-                               (now - self.batch_key_retention_s,))
-            self._pruned_at = now
-        found = self._conn.execute("SELECT reply FROM batches WHERE key = ?",
-                                   (batch_key,)).fetchone()
-        if found is not None:
-            raise DuplicateBatch(batch_key, bytes(found[0]))
-        self._conn.execute("INSERT INTO batches VALUES (?, ?, ?)", (batch_key, reply, now))
+    def _sql(self, statement: str, params: tuple) -> Any:
+        return self._conn.execute(statement, params)
 
     def writable(self) -> bool:
         """Whether the store can take a write now (takes and releases the write lock)."""
