@@ -35,8 +35,8 @@ from typing import Any
 import orjson
 import psycopg
 
-from predictor.data.schema import Record, parse_record, record_to_json
-from predictor.data.store import StoreRow, TimeBound, _BatchKeys, _epoch, _FrameMixin
+from predictor.data.schema import Record, parse_record
+from predictor.data.store import StoreRow, TimeBound, _epoch, _FrameMixin, _SqlAppends
 
 __all__ = ["MIGRATIONS", "Leadership", "PostgresEventStore", "is_postgres_url"]
 
@@ -104,7 +104,7 @@ def _migrate(conn: psycopg.Connection) -> None:
                      (uuid.uuid4().hex,))
 
 
-class PostgresEventStore(_BatchKeys, _FrameMixin):
+class PostgresEventStore(_SqlAppends, _FrameMixin):
     """An :class:`~predictor.data.store.EventStore` in a PostgreSQL database.
 
     Parameters
@@ -130,33 +130,7 @@ class PostgresEventStore(_BatchKeys, _FrameMixin):
         self.store_id: str = self._write.execute(
             "SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
 
-    # --- writing --------------------------------------------------------------
-    def append(self, records: Sequence[Record],
-               sources: Sequence[bytes | None] | None = None) -> int:
-        return len(records) if self.append_batch(records, sources) else 0
-
-    def append_batch(
-        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None,
-        *, batch_key: str | None = None, reply: bytes = b"",
-    ) -> tuple[int, int] | None:
-        """Durably add ``records``; return the ids of the first and the last (``None`` if empty).
-
-        With ``batch_key``: a key seen before raises
-        :class:`~predictor.data.store.DuplicateBatch` with the first reply,
-        storing nothing.
-        """
-        if sources is None:
-            sources = [None] * len(records)
-        return self._insert(
-            [(rec.epoch, rec.kind, rec.server, getattr(rec, "tool", None),
-              text if text is not None else record_to_json(rec))
-             for rec, text in zip(records, sources, strict=True)],
-            batch_key, reply)
-
-    def append_rows(self, rows: Sequence[StoreRow]) -> int:
-        """Durably add rows already validated."""
-        return len(rows) if self._insert(rows) else 0
-
+    # --- writing (append, append_batch, append_rows: _SqlAppends) -----------------
     def _insert(self, rows: Sequence[StoreRow], batch_key: str | None = None,
                 reply: bytes = b"") -> tuple[int, int] | None:
         if not rows:

@@ -243,11 +243,14 @@ CREATE INDEX IF NOT EXISTS batches_created ON batches (created);
 """
 
 
-class _BatchKeys:
-    """Idempotency keys of a SQL store: a batch key is stored once, with its first reply.
+class _SqlAppends:
+    """Appends and idempotency keys of a SQL store (SQLite, PostgreSQL).
 
-    The store provides ``_sql(statement, params)`` (inside its write transaction),
-    its parameter mark, ``batch_key_retention_s`` and ``_pruned_at``.
+    Records become rows (:data:`StoreRow`); the store's ``_insert(rows,
+    batch_key, reply)`` adds them in one transaction and returns the first and
+    last ids. A batch key is stored once, with its first reply: the store
+    provides ``_sql(statement, params)`` (inside its write transaction), its
+    parameter mark, ``batch_key_retention_s`` and ``_pruned_at``.
     """
 
     _mark = "?"
@@ -256,6 +259,38 @@ class _BatchKeys:
 
     def _sql(self, statement: str, params: tuple) -> Any:
         raise NotImplementedError
+
+    def _insert(self, rows: Sequence[StoreRow], batch_key: str | None = None,
+                reply: bytes = b"") -> tuple[int, int] | None:
+        raise NotImplementedError
+
+    def append(
+        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
+    ) -> int:
+        return len(records) if self.append_batch(records, sources) else 0
+
+    def append_batch(
+        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None,
+        *, batch_key: str | None = None, reply: bytes = b"",
+    ) -> tuple[int, int] | None:
+        """Durably add ``records``; return the ids of the first and the last (``None`` if empty).
+
+        One batch is one transaction, so its ids are consecutive. With
+        ``batch_key``, see :meth:`EventStore.append_batch`: keys are kept
+        ``batch_key_retention_s`` (a day by default), so the table of keys
+        stays bounded.
+        """
+        if sources is None:
+            sources = [None] * len(records)
+        return self._insert(
+            [(rec.epoch, rec.kind, rec.server, getattr(rec, "tool", None),
+              text if text is not None else record_to_json(rec))
+             for rec, text in zip(records, sources, strict=True)],
+            batch_key, reply)
+
+    def append_rows(self, rows: Sequence[StoreRow]) -> int:
+        """Durably add rows already validated (see :data:`StoreRow`)."""
+        return len(rows) if self._insert(rows) else 0
 
     def _remember(self, batch_key: str, reply: bytes) -> None:
         """Inside the write transaction: record ``batch_key`` or raise :class:`DuplicateBatch`."""
@@ -273,7 +308,7 @@ class _BatchKeys:
                   (batch_key, reply, now))
 
 
-class SQLiteEventStore(_BatchKeys, _FrameMixin):
+class SQLiteEventStore(_SqlAppends, _FrameMixin):
     """An :class:`EventStore` in one SQLite file (WAL, synchronous=FULL).
 
     One writer and many readers may use it at once, from threads or
@@ -310,42 +345,6 @@ class SQLiteEventStore(_BatchKeys, _FrameMixin):
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
-
-    def append(
-        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
-    ) -> int:
-        return len(records) if self.append_batch(records, sources) else 0
-
-    def append_batch(
-        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None,
-        *, batch_key: str | None = None, reply: bytes = b"",
-    ) -> tuple[int, int] | None:
-        """Durably add ``records``; return the ids of the first and the last (``None`` if empty).
-
-        One batch is one transaction under the writer lock, so its ids are
-        consecutive. With ``batch_key``, see :meth:`EventStore.append_batch`:
-        keys are kept ``batch_key_retention_s`` (a day by default), so the
-        table of keys stays bounded.
-        """
-        if sources is None:
-            sources = [None] * len(records)
-        return self._insert(
-            [
-                (
-                    rec.epoch,
-                    rec.kind,
-                    rec.server,
-                    getattr(rec, "tool", None),
-                    text if text is not None else record_to_json(rec),
-                )
-                for rec, text in zip(records, sources, strict=True)
-            ],
-            batch_key, reply,
-        )
-
-    def append_rows(self, rows: Sequence[StoreRow]) -> int:
-        """Durably add rows already validated (see :data:`StoreRow`)."""
-        return len(rows) if self._insert(rows) else 0
 
     def _insert(self, rows: Sequence[StoreRow], batch_key: str | None = None,
                 reply: bytes = b"") -> tuple[int, int] | None:
