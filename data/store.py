@@ -28,6 +28,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -148,7 +149,16 @@ class DuplicateBatch(Exception):
         self.reply = reply
 
 
-class MemoryEventStore(_FrameMixin):
+class _Appends:
+    """``append``, for every store: :meth:`append_batch` without the ids."""
+
+    def append(
+        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
+    ) -> int:
+        return len(records) if self.append_batch(records, sources) else 0  # type: ignore[attr-defined]
+
+
+class MemoryEventStore(_Appends, _FrameMixin):
     """An in-memory :class:`EventStore` for tests; same semantics, no durability."""
 
     def __init__(self) -> None:
@@ -157,11 +167,6 @@ class MemoryEventStore(_FrameMixin):
         self._batches: dict[str, bytes] = {}
         self._seq = 0
         self._lock = threading.Lock()
-
-    def append(
-        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
-    ) -> int:
-        return len(records) if self.append_batch(records, sources) else 0
 
     def append_batch(
         self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None,
@@ -243,7 +248,7 @@ CREATE INDEX IF NOT EXISTS batches_created ON batches (created);
 """
 
 
-class _SqlAppends:
+class _SqlAppends(_Appends, ABC):
     """Appends and idempotency keys of a SQL store (SQLite, PostgreSQL).
 
     Records become rows (:data:`StoreRow`); the store's ``_insert(rows,
@@ -257,17 +262,14 @@ class _SqlAppends:
     batch_key_retention_s: float
     _pruned_at: float
 
+    @abstractmethod
     def _sql(self, statement: str, params: tuple) -> Any:
-        raise NotImplementedError
+        """Run ``statement`` inside the write transaction; return its cursor."""
 
+    @abstractmethod
     def _insert(self, rows: Sequence[StoreRow], batch_key: str | None = None,
                 reply: bytes = b"") -> tuple[int, int] | None:
-        raise NotImplementedError
-
-    def append(
-        self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None
-    ) -> int:
-        return len(records) if self.append_batch(records, sources) else 0
+        """Add ``rows`` in one transaction; return the first and last ids."""
 
     def append_batch(
         self, records: Sequence[Record], sources: Sequence[bytes | None] | None = None,

@@ -436,6 +436,24 @@ def mcp(
         shut_down()
 
 
+def _gateway_setup(config: Path) -> tuple[Any, Any]:
+    """The gateway config read from ``config`` (exit 2 naming what is wrong), its service
+    settings, and logging configured."""
+    from pydantic import ValidationError
+
+    from predictor.serving.gateway_config import load_config
+    from predictor.serving.logs import configure_logging
+
+    try:
+        gateway_config = load_config(config)
+    except (OSError, ValueError, ValidationError) as err:
+        typer.echo(f"error: {config}: {err}", err=True)
+        raise typer.Exit(2) from None
+    settings = _gateway_settings(gateway_config.db)
+    configure_logging(settings.log_level)
+    return gateway_config, settings
+
+
 def _gateway_settings(db: Path) -> Any:
     """A gateway's service settings: its store, and its state beside it (``<db>-state``).
 
@@ -465,20 +483,10 @@ def gateway(
     import asyncio
     import socket
 
-    from pydantic import ValidationError
-
     from predictor.serving.gateway import Gateway, http_app, serve_stdio
-    from predictor.serving.gateway_config import load_config
-    from predictor.serving.logs import configure_logging
     from predictor.serving.service import Service
 
-    try:
-        gateway_config = load_config(config)
-    except (OSError, ValueError, ValidationError) as err:
-        typer.echo(f"error: {config}: {err}", err=True)
-        raise typer.Exit(2) from None
-    settings = _gateway_settings(gateway_config.db)
-    configure_logging(settings.log_level)
+    gateway_config, settings = _gateway_setup(config)
     core = Gateway(gateway_config, Service(settings))
     if stdio:
         asyncio.run(serve_stdio(core))
@@ -521,21 +529,17 @@ def run(
     from rich.console import Console
 
     from predictor.serving.gateway import Gateway
-    from predictor.serving.gateway_config import load_config
-    from predictor.serving.logs import configure_logging
     from predictor.serving.run_report import ProgressLine, render
     from predictor.serving.runner import WorkflowRunner
     from predictor.serving.service import Service
     from predictor.serving.workflow import load_workflow
 
+    gateway_config, settings = _gateway_setup(config)
     try:
-        gateway_config = load_config(config)
         spec = load_workflow(workflow)
     except (OSError, ValueError, ValidationError) as err:
-        typer.echo(f"error: {err}", err=True)
+        typer.echo(f"error: {workflow}: {err}", err=True)
         raise typer.Exit(2) from None
-    settings = _gateway_settings(gateway_config.db)
-    configure_logging(settings.log_level)
     # The upstreams' own chatter goes to a file beside the store, not between the progress lines.
     errlog_path = gateway_config.db.with_name(gateway_config.db.name + ".upstreams.log")
     errlog_path.parent.mkdir(parents=True, exist_ok=True)
