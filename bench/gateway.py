@@ -33,6 +33,12 @@ with prefetching from the preload decision; it reports the hit ratio and
 prefetch precision from the gateway's ``/metrics``, the calls that reached
 the upstream, and the latency the client saw.
 
+Where the added time goes (``--breakdown``, in this process, over the same
+``mcp-server-time``): the gateway's session call alone, the whole call path
+(``Gateway.execute``: the call, its durable record, the decisions), the same
+through the gateway's own MCP server over an in-memory transport, and the
+durable record of one attempt alone (``Service.ingest``); medians.
+
 Providers crashing mid-run: two reliable providers under the served
 policy, once as they are and once exiting after every 100 and 130 calls
 they serve (the gateway restarts each with back-off); the failures the
@@ -262,6 +268,62 @@ def caching(calls: int, seed: int) -> dict:
     return report
 
 
+def breakdown(server: str, calls: int) -> dict:
+    """Medians (ms) of the parts of the gateway's path, in process (module docstring)."""
+    from mcp import Client as InMemoryClient
+
+    from predictor.serving.gateway import Gateway, build_server
+    from predictor.serving.gateway_config import GatewayConfig
+    from predictor.serving.service import Service
+    from predictor.serving.settings import Settings
+
+    folder = Path(tempfile.mkdtemp(prefix="predictor-bench-breakdown-"))
+    config = GatewayConfig.model_validate({
+        "db": str(folder / "gw.db"),
+        "upstream": [{"name": "time", "command": [server, "--local-timezone", "UTC"]}],
+        "route": [{"tool": "get_current_time", "providers": ["time"]}]})
+    service = Service(Settings(db=folder / "gw.db", state_dir=folder / "state",
+                               load_champions=False, online_registry=False))
+    arguments = {"timezone": "UTC"}
+
+    async def timed(call) -> float:
+        for _ in range(20):
+            await call()
+        samples = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            await call()
+            samples.append((time.perf_counter() - started) * 1000)
+        return round(statistics.median(samples), 3)
+
+    async def run() -> dict:
+        await asyncio.to_thread(service.start)
+        gateway = Gateway(config, service)
+        await gateway.start()
+        upstream = gateway.upstreams["time"]
+        try:
+            out = {"session_call_ms": await timed(
+                       lambda: upstream.call("get_current_time", arguments)),
+                   "execute_ms": await timed(
+                       lambda: gateway.execute("get_current_time", arguments))}
+            async with InMemoryClient(build_server(gateway)) as client:
+                out["through_own_mcp_server_ms"] = await timed(
+                    lambda: client.call_tool("get_current_time", arguments))
+            record = {"server": "time", "tool": "get_current_time", "latency_ms": 1.0,
+                      "success": True, "attempt": 1}
+
+            async def ingest() -> None:
+                service.ingest([{**record, "ts": time.time()}])
+
+            out["durable_record_ms"] = await timed(ingest)
+            return out
+        finally:
+            await gateway.stop()
+            await asyncio.to_thread(service.stop, False)
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=300)
@@ -269,6 +331,8 @@ def main() -> None:
     parser.add_argument("--learning-calls", type=int, default=300,
                         help="calls per policy and scenario in the learning part (0: skip)")
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time the parts of the call path in process")
     parser.add_argument("--cache-calls", type=int, default=400,
                         help="reads per case in the cache part (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
@@ -308,6 +372,7 @@ def main() -> None:
         if args.learning_calls else None,
         "crashes": crashes(args.learning_calls, args.seed) if args.learning_calls else None,
         "cache": caching(args.cache_calls, args.seed) if args.cache_calls else None,
+        "breakdown": breakdown(server, args.calls) if args.breakdown else None,
         # ru_maxrss: KiB on Linux; children: the largest one that has exited (the gateway).
         "peak_rss_mb": {"bench": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                         "largest_child": round(

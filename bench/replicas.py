@@ -3,6 +3,8 @@
 Usage::
 
     python bench/replicas.py [--duration 10] [--events 20000] [--out FILE.json]
+    python bench/replicas.py --only state          # published state sizes only
+    python bench/replicas.py --only burst [--burst-events 200000]
 
 Needs PostgreSQL (``PREDICTOR_PG_BASE``, default
 ``postgresql://postgres@127.0.0.1:5432``; a database is created and dropped)
@@ -23,7 +25,11 @@ and wrk (``apt-get install wrk``). It measures, in one run:
   ``leader: true``, and until a replica answers from records ingested after
   the kill;
 * **state size**: the published engine state after learning 100 servers and
-  1,000 cache keys, compressed and not, and its compression ratio.
+  1,000 cache keys, compressed and not, and its compression ratio (``--only
+  state``: also 100 servers and 10,000 keys, 1,000 servers and 1,000 keys);
+* **burst** (``--only burst``): a learner and a replica; 10 clients post the
+  records to the replica at once; acknowledged records/s, how far the learner
+  falls behind the shared store, and when it has learned everything.
 """
 
 from __future__ import annotations
@@ -133,8 +139,8 @@ def ingestion(records: list[dict], url: str, folder: Path) -> dict:
     return out
 
 
-def state_size() -> dict:
-    """The published state after 100 servers and 1,000 keys were learned."""
+def state_size(servers: int = 100, keys: int = 1000) -> dict:
+    """The published state after ``servers`` servers and ``keys`` cache keys were learned."""
     import random
 
     from predictor.data.schema import parse_record
@@ -143,25 +149,93 @@ def state_size() -> dict:
 
     rng = random.Random(0)
     engine = Engine()
+    n = max(20_000, 3 * keys)
     records = [parse_record({
-        "ts": 1_767_225_600 + i * 0.5, "server": f"server-{i % 100}", "tool": f"tool-{i % 7}",
-        "task_type": f"task-{i % 5}", "latency_ms": rng.lognormvariate(5, 0.5),
-        "success": rng.random() > 0.05, "cache_key": f"key-{rng.randrange(1000)}",
-        "input_tokens": rng.randrange(1000), "output_tokens": rng.randrange(1000),
-        "concurrency": rng.randrange(10)}) for i in range(20_000)]
+        "ts": 1_767_225_600 + i * 0.5, "server": f"server-{i % servers}",
+        "tool": f"tool-{i % 7}", "task_type": f"task-{i % 5}",
+        "latency_ms": rng.lognormvariate(5, 0.5), "success": rng.random() > 0.05,
+        "cache_key": f"key-{rng.randrange(keys)}", "input_tokens": rng.randrange(1000),
+        "output_tokens": rng.randrange(1000), "concurrency": rng.randrange(10)})
+        for i in range(n)]
     engine.learn(records, cursor=len(records))
     packed, raw = pack_state(engine, publisher="bench")
-    return {"servers": 100, "keys": 1000, "records_learned": len(records),
+    return {"servers": servers, "keys": keys, "records_learned": len(records),
             "published_bytes": len(packed), "uncompressed_bytes": raw,
             "compression_ratio": round(raw / len(packed), 2)}
+
+
+def burst(folder: Path, url: str, records: list[dict], clients: int = 10) -> dict:
+    """A learner and a replica; ``records`` posted to the replica by ``clients`` at once.
+
+    How fast they are acknowledged, how far the learner falls behind the shared
+    store (its ``/readyz`` ``behind_records``, sampled every 0.5 s), and when it has
+    learned them all.
+    """
+    import threading
+
+    quiet = {"PREDICTOR_LOAD_CHAMPIONS": "false", "PREDICTOR_ONLINE_REGISTRY": "false",
+             "PREDICTOR_LOG_LEVEL": "WARNING", "PREDICTOR_DB": url,
+             "PREDICTOR_SYNC_INTERVAL_S": "1"}
+    learner, lbase = _serve(folder, "burst-learner",
+                            {**quiet, "PREDICTOR_STATE_DIR": str(folder / "b-l")}, "learner")
+    replica, rbase = _serve(folder, "burst-replica",
+                            {**quiet, "PREDICTOR_STATE_DIR": str(folder / "b-r")}, "replica")
+    try:
+        _wait(lambda: httpx.get(f"{lbase}/readyz").json().get("leader") is True, 60)
+        bodies = [orjson.dumps(records[i:i + 1000]) for i in range(0, len(records), 1000)]
+        behind: list[int] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                behind.append(httpx.get(f"{lbase}/readyz").json().get("behind_records", 0))
+                time.sleep(0.5)
+
+        def post(share: list[bytes]) -> None:
+            with httpx.Client(base_url=rbase, timeout=120) as client:
+                for body in share:
+                    client.post("/v1/telemetry", content=body,
+                                headers={"content-type": "application/json"}
+                                ).raise_for_status()
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        started = time.perf_counter()
+        threads = [threading.Thread(target=post, args=(bodies[k::clients],))
+                   for k in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        acked = time.perf_counter() - started
+        _wait(lambda: httpx.get(f"{lbase}/readyz").json().get("behind_records") == 0, 600)
+        learned = time.perf_counter() - started
+        done.set()
+    finally:
+        _stop([learner, replica])
+    rate = len(records) / acked
+    return {"records": len(records), "clients": clients, "acknowledged_s": round(acked, 2),
+            "acknowledged_per_s": round(rate), "all_learned_s": round(learned, 2),
+            "learned_per_s": round(len(records) / learned),
+            "max_behind_records": max(behind, default=0),
+            "max_behind_s_of_ingestion": round(max(behind, default=0) / rate, 2)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--only", choices=["state", "burst"],
+                        help="run one part: the published state sizes, or a 10-client burst "
+                             "of --burst-events records into a replica beside a learner")
+    parser.add_argument("--burst-events", type=int, default=200_000)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.only == "state":
+        _report({"command": " ".join(["python", "bench/replicas.py", *sys.argv[1:]]),
+                 "state": [state_size(s, k) for s, k in ((100, 1000), (100, 10_000),
+                                                         (1000, 1000))]}, args.out)
+        return
     import psycopg
 
     folder = Path(tempfile.mkdtemp(prefix="predictor-bench-replicas-"))
@@ -177,6 +251,19 @@ def main() -> None:
              "PREDICTOR_LOG_LEVEL": "WARNING"}
     report: dict = {"command": " ".join(["python", "bench/replicas.py", *sys.argv[1:]])}
     procs: list[subprocess.Popen] = []
+    if args.only == "burst":
+        try:
+            subprocess.run([predictor_command(), "simulate", "--events", str(args.burst_events),
+                            "--seed", "9", "--out", str(folder / "burst.jsonl")], check=True,
+                           capture_output=True)
+            burst_records = [orjson.loads(line)
+                             for line in (folder / "burst.jsonl").read_bytes().splitlines()]
+            report["burst"] = burst(folder, url, burst_records)
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.close()
+        _report(report, args.out)
+        return
     try:
         # One process doing it all, on SQLite: the baseline.
         alone, base = _serve(folder, "all", {**quiet, "PREDICTOR_DB": str(folder / "all.db"),
@@ -258,9 +345,13 @@ def main() -> None:
     report["peak_rss_mb"] = {
         "bench": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "largest_child": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)}
+    _report(report, args.out)
+
+
+def _report(report: dict, out: Path | None) -> None:
     print(json.dumps(report, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2))
+    if out:
+        out.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
