@@ -17,7 +17,7 @@ float 1/0 (NaN when absent or not applicable); strings stay objects with
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 import numpy as np
@@ -81,35 +81,74 @@ def records_to_frame(records: Iterable[Record]) -> pd.DataFrame:
 _INTS = frozenset({"input_tokens", "output_tokens", "concurrency", "attempt", "queue_depth"})
 
 
-def frame_records(frame: pd.DataFrame) -> list[Record]:
+def _trusted(cls: type[CallRecord] | type[HealthRecord]):
+    """A builder of ``cls`` from values validated before, as ``model_construct`` builds it.
+
+    ``model_construct`` walks every field's aliases and defaults per record;
+    replaying a log builds a million records, so the walk is done once here:
+    a template of the defaults in field order (serialization follows that
+    order) that each record's values overwrite.
+    """
+    template = {name: None if field.is_required() or field.default_factory is not None
+                else field.default for name, field in cls.model_fields.items()}
+    new = cls.__new__
+    setattr_ = object.__setattr__
+
+    def build(fields: dict) -> Record:
+        record = new(cls)
+        setattr_(record, "__dict__", {**template, **fields})
+        setattr_(record, "__pydantic_fields_set__", set(fields))
+        setattr_(record, "__pydantic_extra__", None)
+        setattr_(record, "__pydantic_private__", None)
+        return record
+
+    return build
+
+
+_BUILD_CALL = _trusted(CallRecord)
+_BUILD_HEALTH = _trusted(HealthRecord)
+
+
+def frame_records(frame: pd.DataFrame) -> Iterator[Record]:
     """The records of a frame made by :func:`records_to_frame`, in its row order.
 
     The frame's values were validated when the records were read, so the
     records are built without validating them again (NaN becomes ``None``).
+    A generator: a replay holds one record at a time, not the log.
     """
     columns = [c for c in ("ts", *STRING_COLUMNS, *NUMBER_COLUMNS, *BOOL_COLUMNS, "attrs")
                if c in frame.columns]
-    out: list[Record] = []
-    for values in zip(*(frame[c].to_numpy() for c in columns), strict=True):
-        row = dict(zip(columns, values, strict=True))
-        fields: dict = {"ts": datetime.fromtimestamp(float(row.pop("ts")), UTC)}
-        kind = row.get("kind")
-        known = HEALTH_FIELDS if kind == "health" else CALL_FIELDS
-        for name, value in row.items():
-            if name not in known or value is None or (isinstance(value, float) and value != value):
+    kinds = {
+        "health": (_BUILD_HEALTH, [(c, _conversion(c)) for c in columns
+                                   if c in HEALTH_FIELDS and c != "ts"]),
+        "call": (_BUILD_CALL, [(c, _conversion(c)) for c in columns
+                               if c in CALL_FIELDS and c != "ts"]),
+    }
+    arrays = {c: frame[c].to_numpy() for c in columns}
+    kind_values = arrays.get("kind", np.full(len(frame), "call", dtype=object))
+    for i, ts in enumerate(arrays["ts"].tolist()):
+        build, wanted = kinds["health" if kind_values[i] == "health" else "call"]
+        fields: dict = {"ts": datetime.fromtimestamp(ts, UTC)}
+        for name, convert in wanted:
+            value = arrays[name][i]
+            if value is None or value != value:  # None or NaN: absent
                 continue
-            if name in BOOL_COLUMNS:
-                value = bool(value)
-            elif name in _INTS:
-                value = int(value)
-            elif name in NUMBER_COLUMNS:
-                value = float(value)
-            fields[name] = value
-        fields.setdefault("attrs", {})
-        if kind == "health":
-            out.append(HealthRecord.model_construct(**fields))
-        else:
+            fields[name] = convert(value) if convert is not None else value
+        if "attrs" not in fields:
+            fields["attrs"] = {}
+        if build is _BUILD_CALL:
             fields["kind"] = "call"
-            fields.setdefault("success", fields.get("error_type") is None)
-            out.append(CallRecord.model_construct(**fields))
-    return out
+            if "success" not in fields:
+                fields["success"] = fields.get("error_type") is None
+        yield build(fields)
+
+
+def _conversion(column: str):
+    """How a frame value of ``column`` becomes the record's value (``None``: as is)."""
+    if column in BOOL_COLUMNS:
+        return bool
+    if column in _INTS:
+        return int
+    if column in NUMBER_COLUMNS:
+        return float
+    return None

@@ -31,6 +31,7 @@ import weakref
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.frozen import FrozenEstimator
@@ -97,6 +98,18 @@ def predict(estimator: Any, X: np.ndarray) -> np.ndarray:
     return estimator.predict(X)
 
 
+def _sigmoid(calibrator: Any, margin: np.ndarray) -> np.ndarray:
+    """What a fitted ``_SigmoidCalibration.predict`` returns, without its input validation.
+
+    The validation costs more than the formula for a few rows (a risk
+    decision asks for one); attributes missing means another calibrator.
+    """
+    a, b = getattr(calibrator, "a_", None), getattr(calibrator, "b_", None)
+    if a is None or b is None:
+        return calibrator.predict(margin)
+    return expit(-(a * margin + b))
+
+
 def predict_proba(estimator: Any, X: np.ndarray) -> np.ndarray:
     """Probability of the positive class of a binary classifier: ``predict_proba(X)[:, 1]``.
 
@@ -113,7 +126,7 @@ def predict_proba(estimator: Any, X: np.ndarray) -> np.ndarray:
         if isinstance(booster, HistGradientBoostingClassifier) and len(booster.classes_) == 2:
             compiled = _compiled(booster)
             if compiled is not _UNSUPPORTED:
-                return calibrated.calibrators[0].predict(compiled(X, margin=True))
+                return _sigmoid(calibrated.calibrators[0], compiled(X, margin=True))
     if small and isinstance(estimator, HistGradientBoostingClassifier) \
             and len(estimator.classes_) == 2:
         compiled = _compiled(estimator)

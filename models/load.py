@@ -22,10 +22,11 @@ import math
 
 import numpy as np
 import pandas as pd
-from river import base, linear_model, optim, preprocessing
+from river import base, linear_model, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from predictor.models import compiled
+from predictor.models.adagrad import AdaGrad
 from predictor.models.features import informative_columns
 
 __all__ = ["BatchLoad", "OnlineLoad", "load_features", "window_counts"]
@@ -137,7 +138,7 @@ class OnlineLoad(base.Regressor):
         self.warmup = warmup
         self.lr = lr
         self._model = preprocessing.StandardScaler() | linear_model.LinearRegression(
-            optimizer=optim.AdaGrad(lr), clip_gradient=1.0, intercept_lr=lr)
+            optimizer=AdaGrad(lr), clip_gradient=1.0, intercept_lr=lr)
         self._n = 0
 
     @staticmethod

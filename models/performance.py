@@ -27,6 +27,7 @@ from river import base, linear_model, optim, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from predictor.models import compiled
+from predictor.models.adagrad import AdaGrad
 from predictor.models.calibrated import fit_calibrated_classifier
 from predictor.models.features import informative_columns
 
@@ -158,7 +159,7 @@ class BatchPerformance:
 
 def _linear(loss=None, lr: float = 0.05) -> linear_model.LinearRegression:
     # AdaGrad with clipped gradients: plain SGD diverges on heavy-tailed latency.
-    return linear_model.LinearRegression(optimizer=optim.AdaGrad(lr), loss=loss,
+    return linear_model.LinearRegression(optimizer=AdaGrad(lr), loss=loss,
                                          clip_gradient=1.0)
 
 
@@ -229,7 +230,7 @@ class OnlinePerformance(base.MultiTargetRegressor):
         self.quantile_lr = quantile_lr
         self._regressors: dict[str, linear_model.LinearRegression] = {}
         self._latency_upper = _linear(optim.losses.Quantile(quantile), lr=quantile_lr)
-        self._success = linear_model.LogisticRegression(optimizer=optim.AdaGrad(lr),
+        self._success = linear_model.LogisticRegression(optimizer=AdaGrad(lr),
                                                         clip_gradient=1.0)
         # One scaler shared by every target: scaling is most of the cost of learning.
         self._scaler = preprocessing.StandardScaler()

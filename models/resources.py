@@ -19,10 +19,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from river import base, linear_model, optim, preprocessing
+from river import base, linear_model, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from predictor.models import compiled
+from predictor.models.adagrad import AdaGrad
 from predictor.models.conformal import ConformalIntervalRegressor
 from predictor.models.features import informative_columns
 
@@ -143,7 +144,7 @@ class OnlineResources(base.Regressor):
         self.prior_ms = prior_ms
         self.lr = lr
         self._model = preprocessing.StandardScaler() | linear_model.LinearRegression(
-            optimizer=optim.AdaGrad(lr), clip_gradient=1.0)
+            optimizer=AdaGrad(lr), clip_gradient=1.0)
         self._n = 0
 
     def learn_one(self, x: dict, y: float) -> None:

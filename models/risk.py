@@ -17,9 +17,10 @@ and the call's own load and attempt number (see :mod:`predictor.models.history`)
 from __future__ import annotations
 
 import numpy as np
-from river import base, drift, linear_model, optim, preprocessing
+from river import base, drift, linear_model, preprocessing
 
 from predictor.models import compiled
+from predictor.models.adagrad import AdaGrad
 from predictor.models.calibrated import fit_calibrated_classifier
 from predictor.models.features import informative_columns
 
@@ -101,7 +102,7 @@ class OnlineRisk(base.Classifier):
         self.prior = prior
         self.lr = lr
         self._scaler = preprocessing.StandardScaler()
-        self._model = linear_model.LogisticRegression(optimizer=optim.AdaGrad(lr),
+        self._model = linear_model.LogisticRegression(optimizer=AdaGrad(lr),
                                                       clip_gradient=1.0)
         self._drift = drift.ADWIN(delta=0.002)
         self._seen: set[bool] = set()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
+import pickle
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +34,11 @@ def _replay(model: AccessModel, keys, ts, size: int, **settings) -> PredictiveCa
     return cache
 
 
+def _copy(model: AccessModel) -> AccessModel:
+    """A deep copy of our own in-memory model: a pickle round trip is ~10x faster than deepcopy."""
+    return pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+
+
 def tune_cache(keys: list[str], ts: np.ndarray) -> tuple[dict, AccessModel]:
     """Pick cache settings on the training accesses alone.
 
@@ -51,9 +56,11 @@ def tune_cache(keys: list[str], ts: np.ndarray) -> tuple[dict, AccessModel]:
     if len(val_keys) >= 100:
         size = max(1, round(0.05 * len(set(val_keys))))
         scores = []
+        # Each setting starts from a copy of the model (see _copy).
+        state = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
         for values in itertools.product(*CACHE_GRID.values()):
             settings = dict(zip(CACHE_GRID, values, strict=True))
-            cache = _replay(copy.deepcopy(model), val_keys, ts[~fit], size, **settings)
+            cache = _replay(pickle.loads(state), val_keys, ts[~fit], size, **settings)
             scores.append((cache.hit_ratio, settings))
         best = max(scores, key=lambda item: item[0])[1]
     for key, t in zip(val_keys, ts[~fit], strict=True):
@@ -101,7 +108,7 @@ def score_cache(features: Features, fit: CacheFit, options: Options | None = Non
     test_ts = ts[test & has_key]
     size = (options or Options()).cache_size or max(1, round(0.05 * len(set(test_keys))))
     settings = fit.settings
-    cache = _replay(copy.deepcopy(fit.model), test_keys, test_ts, size, **settings)
+    cache = _replay(_copy(fit.model), test_keys, test_ts, size, **settings)
     section = {
         "cache_size": size,
         "hit_ratio": {

@@ -77,8 +77,15 @@ def load_records(paths: str | Path | list, summary: ReadSummary | None = None) -
 
 
 def load_log(paths: str | Path | list, summary: ReadSummary | None = None) -> pd.DataFrame:
-    """Read one or more telemetry files into a time-ordered frame."""
-    return records_to_frame(load_records(paths, summary))
+    """Read one or more telemetry files into a time-ordered frame.
+
+    The records stream into columns: a log's frame is far smaller than its
+    records, so they are never all held at once. The order is
+    :func:`load_records`' (stable for ties).
+    """
+    summary = summary if summary is not None else ReadSummary()
+    paths = paths if isinstance(paths, list) else [paths]
+    return records_to_frame(rec for path in paths for rec in read_records(path, summary))
 
 
 #: family -> (fit step, score step). A fit step raises :class:`Unsupported` when the log

@@ -19,7 +19,7 @@ delay); a health probe as soon as it is taken.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from predictor.data.schema import CallRecord, Record
 from predictor.decisions import DECISIONS
@@ -37,7 +37,7 @@ def served_engine(names: Sequence[str], *, seed: int = SERVED_SEED) -> Engine:
     return Engine(seed=seed, decisions=tuple(d for d in DECISIONS if d.name in names))
 
 
-def replay(engine: Engine, records: Sequence[Record]) -> Iterator[tuple[int, CallRecord]]:
+def replay(engine: Engine, records: Iterable[Record]) -> Iterator[tuple[int, CallRecord]]:
     """Yield ``(position, call)`` in order; the engine learns each record after it is asked.
 
     A call is learned when it finishes, before the first call that starts later.

@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from predictor.data.frame import records_to_frame
+from predictor.data.frame import frame_records
 from predictor.data.readers import ReadSummary
 from predictor.training.bundles import BUNDLES
-from predictor.training.evaluate import Evaluation, evaluate_features, load_records
+from predictor.training.evaluate import Evaluation, evaluate_features, load_log
 from predictor.training.features import Features
 
 __all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "Registered", "TrainResult", "promote",
@@ -304,8 +304,7 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
 
     progress("reading logs")
     summary = ReadSummary()
-    records = load_records([str(p) for p in logs], summary)
-    frame = records_to_frame(records).reset_index(drop=True)
+    frame = load_log([str(p) for p in logs], summary).reset_index(drop=True)
     if frame.empty:
         raise ValueError("the logs hold no valid record")
     progress("history features")
@@ -347,7 +346,7 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
                          f"{outcome.reason}")
         result = TrainResult(parent.info.run_id, evaluation, outcomes)
         if online:
-            result.online = _register_online(records, progress)
+            result.online = _register_online(frame, progress)
         return result
 
 
@@ -355,14 +354,18 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
 promote_step = promote
 
 
-def _register_online(records: list, progress: Callable[[str], None]) -> dict[str, str]:
-    """The service's online state after learning every record, registered per family."""
+def _register_online(frame: pd.DataFrame, progress: Callable[[str], None]) -> dict[str, str]:
+    """The service's online state after learning every record, registered per family.
+
+    The records are rebuilt from the frame one at a time as they are learned,
+    in time order: the log's records are never all held at once.
+    """
     from predictor.engine import Engine
     from predictor.training.online import register_online
 
-    progress(f"online: learning {len(records):,} records")
+    progress(f"online: learning {len(frame):,} records")
     engine = Engine()
-    engine.learn(records)
+    engine.learn(frame_records(frame))
     progress("online: registering checkpoints")
     versions = register_online(engine, source="train")
     progress("online: " + ", ".join(f"{f} v{v}" for f, v in versions.items()))
