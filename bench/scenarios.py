@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/scenarios.py [--out FILE.json]
+    python bench/scenarios.py [--only tool_mix_shift|sparse_load ...] [--out FILE.json]
 
 ``tool_mix_shift``: ``wfcommons-pegasus`` with the montage and soykb workflow
 families moved to the last 19 % of the time span
@@ -10,6 +10,16 @@ families moved to the last 19 % of the time span
 tools the training part never saw; ``predictor evaluate`` on it and on the
 original log, and the ``resources`` figures of both (the served allocate
 decision's and the batch model's duration MAE and 80 % interval coverage).
+
+``sparse_load``: ``azure-llm-2023`` with its clock slowed 200 times
+(:func:`predictor.data.scenarios.stretched`: 58 minutes become 8 days, and
+76-88 % of each server's 60 s windows hold 0 to 2 calls), the original log,
+and ``wfcommons-pegasus`` (intermittent: whole workflows start at once); the
+``scaling`` figures of each: forecast MAE of the batch and the served online
+forecaster against the last value, and under-provisioned windows and mean
+replicas of the served scale decision (at its default and at matched cost)
+against the HPA rule.
+
 Needs ``../shared/data`` beside the checkout.
 """
 
@@ -27,7 +37,7 @@ import _support  # noqa: F401 - first: it keeps bench/http.py off the import pat
 import orjson
 from _support import ROOT, predictor_command
 
-from predictor.data.scenarios import late_groups
+from predictor.data.scenarios import late_groups, stretched
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -44,25 +54,60 @@ def _resources(log: Path, folder: Path) -> dict:
             "interval_coverage_80_batch": section.get("interval_coverage_80")}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-    source = SHARED / "wfcommons-pegasus.jsonl.gz"
+def _scaling(log: Path, folder: Path) -> dict:
+    report = folder / f"{log.name}.report.json"
+    subprocess.run([predictor_command(), "evaluate", str(log), "--report", str(report)],
+                   check=True, capture_output=True)
+    full = json.loads(report.read_text())
+    section = full["scaling"]
+    if "reason" in section:
+        return {"reason": section["reason"]}
+    keys = ("window_s", "window_note", "forecast_mae", "underprovisioned_pct", "mean_replicas",
+            "decision_quantile")
+    return {key: section[key] for key in keys if key in section}
+
+
+def _read(name: str) -> list[dict]:
+    source = SHARED / name
     if not source.exists():
         sys.exit(f"{source} not found: ../shared/data must be beside the checkout")
-    folder = Path(tempfile.mkdtemp(prefix="predictor-bench-scenarios-"))
     with gzip.open(source) as handle:
-        raw = [orjson.loads(line) for line in handle]
-    shifted = late_groups(raw, {"montage", "soykb"},
+        return [orjson.loads(line) for line in handle]
+
+
+def _write(records: list[dict], path: Path) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return path
+
+
+def tool_mix_shift(folder: Path) -> dict:
+    shifted = late_groups(_read("wfcommons-pegasus.jsonl.gz"), {"montage", "soykb"},
                           key=lambda r: r["workflow_id"].split("/")[1])
-    log = folder / "pegasus-late-montage-soykb.jsonl"
-    log.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in shifted))
-    report = {
-        "command": " ".join(["python", "bench/scenarios.py", *sys.argv[1:]]),
-        "tool_mix_shift": _resources(log, folder),
-        "original": _resources(source, folder),
-    }
+    log = _write(shifted, folder / "pegasus-late-montage-soykb.jsonl")
+    return {"tool_mix_shift": _resources(log, folder),
+            "original": _resources(SHARED / "wfcommons-pegasus.jsonl.gz", folder)}
+
+
+def sparse_load(folder: Path) -> dict:
+    log = _write(stretched(_read("azure-llm-2023.jsonl.gz"), 200.0),
+                 folder / "azure-llm-2023-x200.jsonl")
+    return {"azure_x200": _scaling(log, folder),
+            "azure": _scaling(SHARED / "azure-llm-2023.jsonl.gz", folder),
+            "pegasus": _scaling(SHARED / "wfcommons-pegasus.jsonl.gz", folder)}
+
+
+SCENARIOS = {"tool_mix_shift": tool_mix_shift, "sparse_load": sparse_load}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="+", choices=sorted(SCENARIOS), default=list(SCENARIOS))
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="predictor-bench-scenarios-"))
+    report: dict = {"command": " ".join(["python", "bench/scenarios.py", *sys.argv[1:]])}
+    for name in args.only:
+        report.update(SCENARIOS[name](folder))
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))

@@ -29,7 +29,8 @@ from predictor.models import compiled
 from predictor.models.adagrad import AdaGrad
 from predictor.models.features import informative_columns
 
-__all__ = ["BatchLoad", "OnlineLoad", "load_features", "window_counts"]
+__all__ = ["ACTIVE_AFTER", "BatchLoad", "OnlineLoad", "active_windows", "load_features",
+           "window_counts"]
 
 LAGS = (1, 2, 3, 4, 5, 6)
 
@@ -48,8 +49,33 @@ def window_counts(ts: np.ndarray, servers: np.ndarray, window_s: float,
     return counts.astype(float)
 
 
-def load_features(counts: pd.DataFrame, window_s: float) -> pd.DataFrame:
-    """Long frame: one row per (window, server) with features known at the window's start."""
+#: Windows after a server's last call that still count as active (see :func:`active_windows`).
+ACTIVE_AFTER = 47
+
+
+def active_windows(counts: pd.DataFrame, after: int = ACTIVE_AFTER) -> pd.DataFrame:
+    """Per server, the windows with a call or within ``after`` windows of one.
+
+    A forecaster learns and a scaler decides in these windows only: deeper in
+    a lull every policy sits at its minimum with no load to serve, and the
+    service itself closes at most ``after`` empty windows after a gap
+    (:class:`predictor.scale.Scaler`). A sparse log spanning a year of 60 s
+    windows is then replayed in proportion to its calls, not its span.
+
+    >>> counts = pd.DataFrame({"a": [1.0, 0, 0, 0, 2.0, 0]})
+    >>> active_windows(counts, after=1)["a"].tolist()
+    [True, True, False, False, True, True]
+    """
+    busy = (counts > 0).astype(np.int8)
+    return busy.rolling(after + 1, min_periods=1).max().astype(bool)
+
+
+def load_features(counts: pd.DataFrame, window_s: float,
+                  active: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Long frame: one row per (window, server) with features known at the window's start.
+
+    With ``active`` (:func:`active_windows`), only each server's active windows.
+    """
     rows = []
     day = round(86_400 / window_s)
     codes = {server: i for i, server in enumerate(counts.columns)}
@@ -67,7 +93,7 @@ def load_features(counts: pd.DataFrame, window_s: float) -> pd.DataFrame:
         feats["server"] = codes[server]
         feats["y"] = series
         feats["series"] = server
-        rows.append(feats)
+        rows.append(feats if active is None else feats[active[server].to_numpy()])
     long = pd.concat(rows)
     return long.drop(columns=["y", "series"]).assign(y=long["y"], series=long["series"])
 
@@ -107,18 +133,53 @@ class BatchLoad:
         return self
 
     def predict(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Expected count and upper quantile of each row's window.
+
+        Series in ``last_value_series_`` answer the last window's count as the
+        expected one (see :meth:`last_value_series`).
+        """
         X = features[FEATURES].to_numpy(float)[:, self.columns_]
         with np.errstate(over="ignore"):
             raw = compiled.predict(self.mean_, X)
             mean = np.clip(np.nan_to_num(raw, posinf=self.ceiling_), 0.0, self.ceiling_)
+        fallback = getattr(self, "last_value_series_", frozenset())
+        if fallback:
+            rows = features["server"].isin(list(fallback)).to_numpy()
+            mean[rows] = features["lag1"].fillna(0.0).to_numpy(float)[rows]
         return mean, np.clip(compiled.predict(self.upper_, X), mean, max(self.ceiling_, 0.0))
+
+    def last_value_series(self, features: pd.DataFrame) -> frozenset:
+        """The series (``server`` codes) whose last value beat this model on ``features``.
+
+        ``features`` are windows this model did not learn (newer ones): on a
+        sparse or intermittent series the last value's absolute error can be
+        lower than a count model's, and a forecaster that answers the model
+        there does worse than doing nothing.
+        """
+        if features.empty:
+            return frozenset()
+        mean, _ = self.predict(features)
+        y = features["y"].to_numpy(float)
+        errors = pd.DataFrame({
+            "series": features["server"].to_numpy(),
+            "model": np.abs(mean - y),
+            "last": np.abs(features["lag1"].fillna(0.0).to_numpy(float) - y),
+        }).groupby("series").mean()
+        return frozenset(errors.index[errors["model"] > errors["last"]].tolist())
 
 
 class OnlineLoad(base.Regressor):
     """River forecaster of the next window's count, one window at a time.
 
-    A linear model of the log count over log-scaled lags; until it has seen
-    ``warmup`` windows it answers the last window's count (persistence).
+    A linear model of the log count over log-scaled lags. It keeps a running
+    mean absolute error of its own forecasts and of the last window's count
+    (persistence) over the same windows, and answers whichever has been the
+    better lately: on sparse or intermittent series (most windows 0 to 2
+    calls) a regression on the log count loses to the last value, and a
+    forecaster must never do much worse than that. Until it has seen
+    ``warmup`` windows it answers the last value too. A forecast never
+    exceeds twice the largest of the last windows plus one (an extrapolating
+    linear model on the log scale can otherwise ask for millions).
 
     Parameters
     ----------
@@ -126,20 +187,37 @@ class OnlineLoad(base.Regressor):
         Windows to see before trusting the model.
     lr
         AdaGrad learning rate.
+    error_decay
+        Weight of the newest window in the running errors.
 
     Examples
     --------
     >>> model = OnlineLoad()
     >>> model.predict_one({"lag1": 4.0})
     4.0
+    >>> for i in range(200):  # a steady cycle: the model beats the last value
+    ...     lags = {f"lag{k}": float(10 + 5 * ((i - k) % 2)) for k in LAGS}
+    ...     model.learn_one({**lags, "max12": 15.0}, float(10 + 5 * (i % 2)))
+    >>> model.answering
+    'model'
     """
 
-    def __init__(self, warmup: int = 10, lr: float = 0.1) -> None:
+    def __init__(self, warmup: int = 10, lr: float = 0.1, error_decay: float = 0.05) -> None:
         self.warmup = warmup
         self.lr = lr
+        self.error_decay = error_decay
         self._model = preprocessing.StandardScaler() | linear_model.LinearRegression(
             optimizer=AdaGrad(lr), clip_gradient=1.0, intercept_lr=lr)
         self._n = 0
+        self._model_error = 0.0
+        self._last_error = 0.0
+
+    def __setstate__(self, state: dict) -> None:
+        # Checkpoints from before the running errors: trust the model as they did.
+        state.setdefault("error_decay", 0.05)
+        state.setdefault("_model_error", 0.0)
+        state.setdefault("_last_error", 0.0)
+        self.__dict__.update(state)
 
     @staticmethod
     def _clean(x: dict) -> dict[str, float]:
@@ -151,12 +229,34 @@ class OnlineLoad(base.Regressor):
             out[k] = v if k in ("trend", "hour_sin", "hour_cos") else math.log1p(max(v, 0.0))
         return out
 
+    @staticmethod
+    def _last(x: dict) -> float:
+        last = x.get("lag1", 0.0)
+        return 0.0 if last is None or last != last else max(float(last), 0.0)
+
+    def _model_forecast(self, x: dict) -> float:
+        recent = [v for v in (x.get("max12"), x.get("lag1")) if v is not None and v == v]
+        ceiling = max(recent, default=0.0) + 1.0
+        raw = math.expm1(min(self._model.predict_one(self._clean(x)), 20.0))
+        return min(max(raw, 0.0), ceiling)
+
+    @property
+    def answering(self) -> str:
+        """``"model"`` or ``"last value"``: what :meth:`predict_one` answers now."""
+        if self._n < self.warmup or self._model_error > self._last_error:
+            return "last value"
+        return "model"
+
     def learn_one(self, x: dict, y: float) -> None:
-        self._model.learn_one(self._clean(x), math.log1p(max(float(y), 0.0)))
+        y = max(float(y), 0.0)
+        if self._n >= self.warmup:
+            decay = self.error_decay
+            self._model_error += decay * (abs(self._model_forecast(x) - y) - self._model_error)
+            self._last_error += decay * (abs(self._last(x) - y) - self._last_error)
+        self._model.learn_one(self._clean(x), math.log1p(y))
         self._n += 1
 
     def predict_one(self, x: dict) -> float:
-        if self._n < self.warmup:
-            last = x.get("lag1", 0.0)
-            return 0.0 if last is None or last != last else float(last)
-        return max(math.expm1(min(self._model.predict_one(self._clean(x)), 20.0)), 0.0)
+        if self.answering == "last value":
+            return self._last(x)
+        return self._model_forecast(x)

@@ -33,7 +33,7 @@ from river.utils import SortedWindow
 from predictor.api.provenance import Provenance
 from predictor.api.scale import Forecast, ScaleRequest, ScaleResponse
 from predictor.data.schema import CallRecord
-from predictor.models.load import LAGS, OnlineLoad
+from predictor.models.load import ACTIVE_AFTER, LAGS, OnlineLoad
 from predictor.plugin import DecisionPlugin
 
 __all__ = [
@@ -186,9 +186,9 @@ class Scaler(DecisionPlugin):
         if model is not None and recent_load is None and model._n >= model.warmup:
             expected, source = model.predict_one(_features(history)), "online"
         elif history:
-            # Prior: the mean of the last windows (persistence, smoothed).
-            tail = history[-3:]
-            expected, source = sum(tail) / len(tail), "prior"
+            # Prior: the last window's load (persistence). A mean of the last few carries a
+            # burst into the windows after it; on intermittent load that costs more.
+            expected, source = float(history[-1]), "prior"
         else:
             expected, source = fallback, "prior"
         uppers, method = self._quantiles(server, expected, quantiles,
@@ -224,7 +224,7 @@ class Scaler(DecisionPlugin):
             window, count = self._current.get(server, (index, 0.0))
             if index > window:
                 # Close the finished window and any empty ones after it.
-                for closing in range(window, min(index, window + 48)):
+                for closing in range(window, min(index, window + ACTIVE_AFTER + 1)):
                     self._close(server, count if closing == window else 0.0)
                 window, count = index, 0.0
             self._current[server] = (window, count + 1.0)

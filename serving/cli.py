@@ -183,7 +183,8 @@ def evaluate(
 
         try:
             evaluation = evaluate_log(log, cache_size=cache_size, window_s=window,
-                                      capacity=capacity, progress=progress)
+                                      capacity=capacity, progress=progress,
+                                      plots=plots is not None)
         except OSError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from None

@@ -33,6 +33,7 @@ import hashlib
 import hmac
 import io
 import json
+import pickle
 import struct
 import time
 import zlib
@@ -55,17 +56,18 @@ def _mac(header: bytes, payload: bytes) -> str:
 
 def pack_state(engine: Any, *, publisher: str) -> tuple[bytes, int]:
     """``engine`` as a signed, compressed state; and its size before compression."""
-    raw = io.BytesIO()
-    joblib.dump(engine, raw)
-    payload = zlib.compress(raw.getvalue(), 6)
+    # The C pickler: joblib's pure-Python one takes 3 to 5 times longer on the engine.
+    raw = pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL)
+    payload = zlib.compress(raw, 6)
     header = json.dumps({
-        "publisher": publisher, "created": time.time(), "raw_bytes": raw.tell(),
+        "publisher": publisher, "created": time.time(), "raw_bytes": len(raw),
+        "encoding": "pickle",
         "bytes": len(payload), "cursor": engine.cursor, "learned": engine.learned,
         "store_id": engine.store_id,
     }, sort_keys=True).encode()
     signature = _mac(header, payload).encode()
     return (_MAGIC + struct.pack(">I", len(header)) + header + signature + payload,
-            raw.tell())
+            len(raw))
 
 
 def unpack_state(blob: bytes) -> tuple[Any, dict[str, Any]]:
@@ -87,5 +89,9 @@ def unpack_state(blob: bytes) -> tuple[Any, dict[str, Any]]:
         raise ArtifactIntegrityError("the published state is not signed with this "
                                      "deployment's key (PREDICTOR_SIGNING_KEY); refusing to "
                                      "unpickle it")
-    engine = joblib.load(io.BytesIO(zlib.decompress(payload)))
-    return engine, json.loads(header)
+    meta = json.loads(header)
+    raw = zlib.decompress(payload)
+    # States published before the encoding was named were written by joblib.dump.
+    engine = pickle.loads(raw) if meta.get("encoding") == "pickle" else joblib.load(
+        io.BytesIO(raw))
+    return engine, meta

@@ -96,9 +96,10 @@ def fit_performance(features: Features, options: Options | None = None) -> Perfo
     featurizer = CallFeaturizer().fit(calls[train], history)
     X = featurizer.transform(calls, history)
     y = _targets(calls)
+    rows = features.fit_mask(options)
     batch = BatchPerformance(categorical=featurizer.categorical_mask).fit(
-        X[train], latency_ms=y["latency_ms"][train], success=y["success"][train],
-        output_tokens=y["output_tokens"][train], cost_usd=y["cost_usd"][train],
+        X[rows], latency_ms=y["latency_ms"][rows], success=y["success"][rows],
+        output_tokens=y["output_tokens"][rows], cost_usd=y["cost_usd"][rows],
         feature_names=featurizer.feature_names_,
     )
     return PerformanceFit(featurizer, batch, X)

@@ -56,10 +56,11 @@ def fit_resources(features: Features, options: Options | None = None) -> Resourc
     hist = features.history[_HISTORY]
     featurizer = CallFeaturizer(spec_only=True).fit(calls[train], hist)
     X = featurizer.transform(calls, hist)
-    targets = {name: calls[col].to_numpy(float)[train] for name, col in TARGETS.items()}
+    rows = features.fit_mask(options)
+    targets = {name: calls[col].to_numpy(float)[rows] for name, col in TARGETS.items()}
     # The newest quarter of the (time-ordered) training rows calibrates the interval.
     batch = BatchResources(categorical=featurizer.categorical_mask).fit(
-        X[train], targets, base_column=featurizer.feature_names_.index("hist_latency"))
+        X[rows], targets, base_column=featurizer.feature_names_.index("hist_latency"))
     return ResourcesFit(featurizer, batch, X)
 
 

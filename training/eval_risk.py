@@ -20,7 +20,7 @@ from predictor.models.risk import (
     threshold_score,
 )
 from predictor.training.bundles import RiskBundle
-from predictor.training.features import Features, Options, Unsupported
+from predictor.training.features import Features, Options, Unsupported, newest
 from predictor.training.metrics import auc, pr_auc, rounded
 from predictor.training.served import replay, served_engine
 
@@ -132,7 +132,8 @@ def fit_risk(features: Features, options: Options | None = None) -> RiskFit:
     if np.nansum(failed[test]) < 5 or np.nansum(failed[train]) < 5:
         raise Unsupported("fewer than 5 failed calls on one side of the time split")
     X, _ = _matrix(calls, features.history)
-    model = BatchRisk().fit(X[train], failed[train])
+    rows = features.fit_mask(options)
+    model = BatchRisk().fit(X[rows], failed[rows])
     ts = calls["ts"].to_numpy(float)
     valid = validation_slice(ts, train)
     online, delay = OnlineRisk(), LabelDelay()
@@ -140,7 +141,8 @@ def fit_risk(features: Features, options: Options | None = None) -> RiskFit:
     first_test = int(np.argmax(test))
     p_online_valid = _online_pass(online, delay, X, failed, ts,
                                   calls["latency_ms"].to_numpy(float), range(first_test), valid)
-    variant, why = _choose_variant(X, failed, train & ~valid, valid, p_online_valid)
+    early = newest(train & ~valid, (options or Options()).max_fit_calls)
+    variant, why = _choose_variant(X, failed, early, valid, p_online_valid)
     return RiskFit(model, X, failed, variant, why, online, delay, first_test)
 
 

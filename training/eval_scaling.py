@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from predictor.models.load import FEATURES, BatchLoad, OnlineLoad, load_features, window_counts
+from predictor.models.load import BatchLoad, active_windows, load_features, window_counts
 from predictor.scale import Scaler, ScaleRequest, recommendations, step_replicas
 from predictor.training.bundles import LoadBundle
 from predictor.training.features import Features, Options, Unsupported
@@ -20,7 +20,8 @@ __all__ = ["ScalingFit", "fit_scaling", "predictive_replicas", "reactive_replica
 TARGET_UTILIZATION = 0.7
 MAX_STEP_UP = 1.5
 HPA_STABILIZATION_S = 300.0  # HPA's default scale-down stabilization window
-MAX_WINDOWS = 20_000
+#: Most windows x servers counted (8 bytes each); past it, coarser windows (the report says).
+MAX_CELLS = 20_000_000
 MAX_SERVERS = 50
 WINDOW_LADDER = (300.0, 900.0, 3600.0, 21_600.0, 86_400.0)
 DECISION_QUANTILES = tuple(round(q, 2) for q in np.arange(0.05, 0.96, 0.05))
@@ -109,6 +110,7 @@ class ScalingFit:
     window_s: float
     requested_window_s: float
     counts: pd.DataFrame
+    active: pd.DataFrame
     feats: pd.DataFrame
     caps: dict
     headroom: float
@@ -125,8 +127,11 @@ class ScalingFit:
 def fit_scaling(features: Features, options: Options | None = None) -> ScalingFit:
     """Count per-server windows and fit the forecaster and its headroom on the training part.
 
-    A log whose span holds more than :data:`MAX_WINDOWS` windows (years of
-    sparse events) is counted in the smallest coarser window of
+    Each server is forecast and scaled in its active windows
+    (:func:`predictor.models.load.active_windows`): those with a call and the
+    47 after; a sparse log spanning months is replayed in proportion to its
+    calls. Only a log whose span holds more than :data:`MAX_CELLS` windows x
+    servers is counted in the smallest coarser window of
     :data:`WINDOW_LADDER` that fits, and the report says which. Only the
     :data:`MAX_SERVERS` busiest servers are scaled.
     """
@@ -135,21 +140,23 @@ def fit_scaling(features: Features, options: Options | None = None) -> ScalingFi
     ts, servers = calls["ts"].to_numpy(float), calls["server"].to_numpy(object)
     requested = window_s = options.window_s
     span = float(ts.max() - ts.min()) if len(ts) else 0.0
+    busiest = pd.Series(servers).value_counts().index[:MAX_SERVERS]
     for candidate in (window_s, *(w for w in WINDOW_LADDER if w > window_s)):
         window_s = candidate
-        if span / window_s <= MAX_WINDOWS:
+        if (span / window_s + 1) * len(busiest) <= MAX_CELLS:
             break
-    busiest = pd.Series(servers).value_counts().index[:MAX_SERVERS]
     keep = np.isin(servers, busiest)
     counts = window_counts(ts[keep], servers[keep], window_s, start=float(ts.min()))
+    active = active_windows(counts)
     train_windows = counts.index < cut
-    if train_windows.sum() < 12 or (~train_windows).sum() < 3:
-        raise Unsupported(f"fewer than 12 training or 3 test windows of {window_s:g} s")
-    feats = load_features(counts, window_s)
+    busy = active.any(axis=1).to_numpy()
+    if (busy & train_windows).sum() < 12 or (busy & ~train_windows).sum() < 3:
+        raise Unsupported(f"fewer than 12 training or 3 test active windows of {window_s:g} s")
+    feats = load_features(counts, window_s, active)
     in_train = feats.index < cut
-    # Calibrate the headroom on the last quarter of the training windows, with a
+    # Calibrate the headroom on the last quarter of the active training windows, with a
     # forecaster that has not seen them: matched cost, decided without the test part.
-    train_idx = counts.index[train_windows]
+    train_idx = counts.index[train_windows & busy]
     cal_cut = train_idx[int(0.75 * len(train_idx))]
     fit_rows, cal_rows = feats.index < cal_cut, in_train & (feats.index >= cal_cut)
     caps = {}
@@ -162,21 +169,22 @@ def fit_scaling(features: Features, options: Options | None = None) -> ScalingFi
     stabilization = stabilization_windows(window_s)
     headroom = _calibrate(calibrator, feats[cal_rows], caps, stabilization)
     model = BatchLoad().fit(feats[in_train])
-    return ScalingFit(model, window_s, requested, counts, feats, caps, headroom, stabilization,
-                      train_windows, float(cal_cut))
+    # Series where the last value beat the forecaster on windows it had not learned.
+    model.last_value_series_ = calibrator.last_value_series(feats[cal_rows])
+    return ScalingFit(model, window_s, requested, counts, active, feats, caps, headroom,
+                      stabilization, train_windows, float(cal_cut))
 
 
 def score_scaling(features: Features, fit: ScalingFit, options: Options | None = None
                   ) -> tuple[dict, pd.DataFrame]:
     """The ``scaling`` section (per-server windows, aggregated over servers) and its plot data."""
-    model, window_s, requested, counts, feats, caps, headroom, stabilization = (
-        fit.model, fit.window_s, fit.requested_window_s, fit.counts, fit.feats, fit.caps,
-        fit.headroom, fit.stabilization)
+    model, window_s, requested, counts, active, feats, caps, headroom, stabilization = (
+        fit.model, fit.window_s, fit.requested_window_s, fit.counts, fit.active, fit.feats,
+        fit.caps, fit.headroom, fit.stabilization)
     train_windows, cal_cut = fit.train_windows, fit.calibration_cut
     in_train = feats.index < features.split.cut
     test_feats = feats[~in_train]
     mean_fc, upper_fc = model.predict(test_feats)
-    online_fc = _online_forecasts(feats, ~in_train)
     # The HPA rule's replicas for a window follow from the loads before it: a known budget.
     hpa = {server: reactive_replicas(counts[server].to_numpy(float), caps[server],
                                      stabilization)[:-1] for server in counts.columns}
@@ -184,7 +192,7 @@ def score_scaling(features: Features, fit: ScalingFit, options: Options | None =
     for server in counts.columns:
         rows = (test_feats["series"] == server).to_numpy()
         loads = test_feats["y"].to_numpy(float)[rows]
-        react = hpa[server][~train_windows]
+        react = hpa[server][active[server].to_numpy() & ~train_windows]
         pred = predictive_replicas(upper_fc[rows], caps[server], headroom, budget=react,
                                    stabilization=stabilization)
         loads_all.append(loads / caps[server])
@@ -194,14 +202,17 @@ def score_scaling(features: Features, fit: ScalingFit, options: Options | None =
     pred_r, react_r = np.concatenate(pred_all), np.concatenate(react_all)
     under_p, mean_p = _score(loads_n, pred_r, 1.0)
     under_r, mean_r = _score(loads_n, react_r, 1.0)
-    decision = _evaluate_decision(counts, caps, hpa, window_s, stabilization, train_windows,
-                                  counts.index >= cal_cut)
+    decision = _evaluate_decision(counts, active, caps, hpa, window_s, stabilization,
+                                  train_windows, counts.index >= cal_cut)
+    # The online forecasts are the served scale decision's: one forecaster per server.
+    online_fc = decision["expected"]
     y = test_feats["y"].to_numpy(float)
     section = {
         "window_s": window_s,
-        **({"window_note": f"--window {requested:g} s gives more than {MAX_WINDOWS} windows "
-                           f"over this log's span; counted in {window_s:g} s windows"}
+        **({"window_note": f"--window {requested:g} s gives more than {MAX_CELLS:,} windows "
+                           f"x servers over this log's span; counted in {window_s:g} s windows"}
            if window_s != requested else {}),
+        "scored_windows": len(test_feats),
         "underprovisioned_pct": {"predictive": rounded(under_p, 2),
                                  "reactive": rounded(under_r, 2),
                                  **decision["underprovisioned_pct"]},
@@ -223,8 +234,8 @@ def score_scaling(features: Features, fit: ScalingFit, options: Options | None =
     return section, totals
 
 
-def _evaluate_decision(counts: pd.DataFrame, caps: dict, hpa: dict, window_s: float,
-                       stabilization: int, train_windows: np.ndarray,
+def _evaluate_decision(counts: pd.DataFrame, active: pd.DataFrame, caps: dict, hpa: dict,
+                       window_s: float, stabilization: int, train_windows: np.ndarray,
                        calibration: np.ndarray) -> dict:
     """The ``scale`` decision replayed: at its default quantile, and at matched cost.
 
@@ -240,16 +251,20 @@ def _evaluate_decision(counts: pd.DataFrame, caps: dict, hpa: dict, window_s: fl
     # enough for the step and stabilization rules to reach their level.
     scored = calibration | ~train_windows
     start = max(0, int(np.argmax(scored)) - DECISION_WARMUP) if scored.any() else 0
-    replayed, loads = [], []
+    replayed, loads, expected = [], [], []
     for server in counts.columns:
         series = counts[server]
-        replayed.append(_decision_replicas(series, caps[server], window_s, stabilization,
-                                           quantiles, start))
+        replicas, forecasts = _decision_replicas(series, active[server].to_numpy(),
+                                                 caps[server], window_s, stabilization,
+                                                 quantiles, start)
+        replayed.append(replicas)
+        expected.append(forecasts)
         loads.append(series.to_numpy(float) / caps[server])
     replicas, load = (np.concatenate(parts, axis=-1) for parts in (replayed, loads))
     react = np.concatenate([hpa[server] for server in counts.columns])
-    test = np.tile(~train_windows, len(counts.columns))
-    cal = np.tile(calibration, len(counts.columns))
+    test = np.concatenate([active[server].to_numpy() & ~train_windows
+                           for server in counts.columns])
+    cal = np.concatenate([active[server].to_numpy() & calibration for server in counts.columns])
     # Without calibration windows, or when even the lowest quantile costs more than
     # the HPA rule there, the cheapest quantile stands in.
     cost = replicas[:, cal].mean(axis=1) if cal.any() else np.arange(len(quantiles), 0, -1)
@@ -260,16 +275,18 @@ def _evaluate_decision(counts: pd.DataFrame, caps: dict, hpa: dict, window_s: fl
                                ("decision_matched_cost", matched))}
     # 'served' is the decision as a request with the defaults gets it.
     figures["served"] = figures["decision"]
-    return {"underprovisioned_pct": {name: rounded(under, 2)
+    return {"expected": np.concatenate(expected)[test],
+            "underprovisioned_pct": {name: rounded(under, 2)
                                      for name, (under, _) in figures.items()},
             "mean_replicas": {name: rounded(mean, 3) for name, (_, mean) in figures.items()},
             "quantile": {"decision": default, "decision_matched_cost": quantiles[matched]}}
 
 
-def _decision_replicas(series: pd.Series, capacity: float, window_s: float,
+def _decision_replicas(series: pd.Series, active: np.ndarray, capacity: float, window_s: float,
                        stabilization: int, quantiles: tuple[float, ...], start: int = 0
-                       ) -> np.ndarray:
-    """Replicas of the ``scale`` decision in every window, one row per quantile asked for.
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Replicas of the ``scale`` decision in every window, one row per quantile asked for,
+    and the expected load it forecast for each window.
 
     One :class:`predictor.scale.Scaler` learns every window as it closes; before
     each window it forecasts the load's ``quantiles``, and each quantile's
@@ -277,7 +294,8 @@ def _decision_replicas(series: pd.Series, capacity: float, window_s: float,
     from the replicas it asked for last, as separate callers of ``/v1/scale``
     with different ``quantile`` would. Nothing here knows a budget. Windows
     before ``start`` are only learned (their replicas are NaN): the replay
-    asks for replicas from there on.
+    asks for replicas from there on. Only ``active`` windows are replayed, as
+    the service closes at most 48 windows after a call.
     """
     scaler = Scaler(window_s=window_s, stabilization=stabilization)
     server = str(series.name)
@@ -285,11 +303,13 @@ def _decision_replicas(series: pd.Series, capacity: float, window_s: float,
     current = [1] * len(quantiles)
     counts = series.to_numpy(float)
     out = np.full((len(quantiles), len(counts)), np.nan)
-    for w, count in enumerate(counts):
+    expected = np.full(len(counts), np.nan)
+    for w in np.flatnonzero(active):
+        count = counts[w]
         if w < start:
             scaler.observe_window(server, count)
             continue
-        _, uppers, _ = scaler.forecast(server, quantiles)
+        expected[w], uppers, _ = scaler.forecast(server, quantiles)
         past = recommendations(counts[max(0, w - scaler.stabilization):w], per_replica,
                                scaler.stabilization)
         for k, upper in enumerate(uppers):
@@ -297,7 +317,7 @@ def _decision_replicas(series: pd.Series, capacity: float, window_s: float,
             current[k], _ = step_replicas(current[k], desired, past)
             out[k, w] = current[k]
         scaler.observe_window(server, count)
-    return out
+    return out, expected
 
 
 def _calibrate(model: BatchLoad, feats: pd.DataFrame, caps: dict, stabilization: int
@@ -319,17 +339,3 @@ def _calibrate(model: BatchLoad, feats: pd.DataFrame, caps: dict, stabilization:
         if pred.mean() <= react:
             best = float(headroom)
     return best
-
-
-def _online_forecasts(feats: pd.DataFrame, test_rows: np.ndarray) -> np.ndarray:
-    """Prequential per-window forecasts, in window order across servers."""
-    order = np.argsort(feats.index.to_numpy(), kind="stable")
-    model = OnlineLoad()
-    out = np.full(len(feats), np.nan)
-    X = feats[FEATURES].to_dict("records")
-    y = feats["y"].to_numpy(float)
-    for i in order:
-        if test_rows[i]:
-            out[i] = model.predict_one(X[i])
-        model.learn_one(X[i], y[i])
-    return out[test_rows]

@@ -130,9 +130,10 @@ def fit_selection(features: Features, options: Options | None = None) -> Selecti
     X = featurizer.transform(calls, history)
     y = {n: calls[n].to_numpy(float) for n in ("latency_ms", "success", "output_tokens",
                                                 "cost_usd")}
+    rows = features.fit_mask(options)
     model = BatchPerformance(categorical=featurizer.categorical_mask).fit(
-        X[train], latency_ms=y["latency_ms"][train], success=y["success"][train],
-        output_tokens=y["output_tokens"][train], cost_usd=y["cost_usd"][train],
+        X[rows], latency_ms=y["latency_ms"][rows], success=y["success"][rows],
+        output_tokens=y["output_tokens"][rows], cost_usd=y["cost_usd"][rows],
         feature_names=featurizer.feature_names_)
     return SelectionFit(candidates, rounds, eligible, featurizer, model)
 

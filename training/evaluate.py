@@ -59,12 +59,16 @@ class Evaluation:
         registers (``None`` where nothing is).
     plots
         Family -> the data of its plots.
+    also
+        Name -> result of each other task run beside the families
+        (:func:`evaluate_features`' ``also``).
     """
 
     report: dict[str, Any]
     features: Features | None = None
     fits: dict[str, Any] = field(default_factory=dict)
     plots: dict[str, Any] = field(default_factory=dict)
+    also: dict[str, Any] = field(default_factory=dict)
 
 
 def load_records(paths: str | Path | list, summary: ReadSummary | None = None) -> list[Record]:
@@ -139,12 +143,20 @@ def run_family(family: str, features: Features, options: Options) -> FamilyRun:
     return FamilyRun(family, section, fit, plot, fitted - start, time.perf_counter() - fitted)
 
 
+def _named(name: str, task: Callable[[], Any]) -> tuple[str, Any]:
+    return name, task()
+
+
 def evaluate_features(features: Features, options: Options | None = None, *,
                       progress: Callable[[str], None] | None = None,
-                      n_jobs: int | None = None, cluster: str | None = None) -> Evaluation:
+                      n_jobs: int | None = None, cluster: str | None = None,
+                      also: dict[str, Callable[[], Any]] | None = None) -> Evaluation:
     """Fit and score every family on computed features (see :func:`evaluate_frame`).
 
     ``cluster`` runs the families on a cluster (:mod:`predictor.training.cluster`).
+    ``also`` names other independent tasks (picklable callables) to run in the
+    same workers, first: training learns its online state there while the
+    families are evaluated. Their results are in ``Evaluation.also``.
     """
     options = options or Options()
     progress = progress or (lambda message: None)
@@ -153,6 +165,8 @@ def evaluate_features(features: Features, options: Options | None = None, *,
         "train_events": int(features.split.train_mask.sum()),
         "test_events": int(features.split.test_mask.sum()),
         "rejected": features.rejected,
+        # Training calls the batch models fit on (Options.max_fit_calls, the newest).
+        "fit_calls": int(features.fit_mask(options).sum()),
     }
     evaluation = Evaluation(report, features)
     if features.calls.empty:
@@ -166,11 +180,15 @@ def evaluate_features(features: Features, options: Options | None = None, *,
             else min(2, os.cpu_count() or 1)
         progress(f"evaluating {', '.join(order)} on {where}"
                  + ("" if cluster else f" in {jobs} process{'es' if jobs > 1 else ''}"))
+        tasks = [delayed(_named)(name, task) for name, task in (also or {}).items()]
+        tasks += [delayed(run_family)(family, features, options) for family in order]
         if jobs > 1:
-            runs = list(Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                delayed(run_family)(family, features, options) for family in order))
+            results = list(Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks))
         else:
-            runs = [run_family(family, features, options) for family in order]
+            results = [function(*args, **kwargs) for function, args, kwargs in tasks]
+    runs = [r for r in results if isinstance(r, FamilyRun)]
+    for name, result in (r for r in results if not isinstance(r, FamilyRun)):
+        evaluation.also[name] = result
     for run in runs:
         report[run.family] = run.section
         if run.fit is not None:
@@ -187,7 +205,7 @@ def evaluate_features(features: Features, options: Options | None = None, *,
 def evaluate_frame(frame: pd.DataFrame, *, rejected: int = 0, cache_size: int | None = None,
                    window_s: float = 60.0, capacity: float | None = None,
                    progress: Callable[[str], None] | None = None,
-                   n_jobs: int | None = None) -> Evaluation:
+                   n_jobs: int | None = None, plots: bool = False) -> Evaluation:
     """Evaluate every family on a time-ordered telemetry frame.
 
     The steps: features once (:class:`Features`), then per family its fit and
@@ -198,7 +216,7 @@ def evaluate_frame(frame: pd.DataFrame, *, rejected: int = 0, cache_size: int | 
     progress = progress or (lambda message: None)
     progress("history features")
     features = Features.of(frame, rejected)
-    return evaluate_features(features, Options(cache_size, window_s, capacity),
+    return evaluate_features(features, Options(cache_size, window_s, capacity, plots=plots),
                              progress=progress, n_jobs=n_jobs)
 
 

@@ -23,11 +23,26 @@ import pandas as pd
 from predictor.models.history import call_features
 from predictor.training.split import TimeSplit
 
-__all__ = ["Features", "Options", "Unsupported"]
+__all__ = ["Features", "Options", "Unsupported", "newest"]
 
 
 class Unsupported(Exception):
     """The log cannot support a family; the message says why (it becomes ``reason``)."""
+
+
+def newest(mask: np.ndarray, limit: int) -> np.ndarray:
+    """``mask`` keeping only its last ``limit`` true entries (rows are time-ordered).
+
+    >>> newest(np.array([True, False, True, True]), 2).tolist()
+    [False, False, True, True]
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    if int(mask.sum()) <= limit:
+        return mask
+    kept = mask.copy()
+    kept[np.flatnonzero(mask)[:-limit]] = False
+    return kept
 
 
 @dataclass(frozen=True)
@@ -43,11 +58,21 @@ class Options:
     capacity
         Calls one replica serves per window; ``None``: per server, a quarter
         of its mean training load per window.
+    max_fit_calls
+        Most training calls a batch model fits on: the newest ones. Past a
+        few hundred thousand calls a gradient-boosted model gains little
+        from older calls while its fit grows with them; the online variants
+        and every replay still see the whole log.
+    plots
+        Compute what the plots draw beyond the report (the cache's hit ratio
+        at four more sizes: four more replays of the test part).
     """
 
     cache_size: int | None = None
     window_s: float = 60.0
     capacity: float | None = None
+    max_fit_calls: int = 250_000
+    plots: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +102,19 @@ class Features:
     train: np.ndarray
     test: np.ndarray
     rejected: int = 0
+
+    def fit_mask(self, options: Options | None = None) -> np.ndarray:
+        """The training calls a batch model fits on: the newest ``max_fit_calls`` of them.
+
+        >>> from predictor.data.frame import records_to_frame
+        >>> from predictor.data.schema import parse_record
+        >>> frame = records_to_frame([parse_record({"ts": t, "server": "a", "tool": "q"})
+        ...                           for t in range(10)])
+        >>> features = Features.of(frame)
+        >>> int(features.train.sum()), features.fit_mask(Options(max_fit_calls=3)).nonzero()[0]
+        (8, array([5, 6, 7]))
+        """
+        return newest(self.train, (options or Options()).max_fit_calls)
 
     @classmethod
     def of(cls, frame: pd.DataFrame, rejected: int = 0) -> Features:

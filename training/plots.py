@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import matplotlib
@@ -12,7 +11,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.calibration import calibration_curve
 
-from predictor.models.caching import PredictiveCache, belady_hit_ratio, lru_hit_ratio
 from predictor.training.evaluate import Evaluation
 
 __all__ = ["write_plots"]
@@ -51,17 +49,8 @@ def _calibration(data: dict, path: Path) -> Path | None:
     return path
 
 
-def _hit_ratio(data: dict, path: Path, settings: dict) -> Path:
-    keys, ts, base = data["keys"], data["ts"], data["size"]
-    sizes = sorted({max(1, int(base * f)) for f in (0.25, 0.5, 1, 2, 4)})
-    lru = [lru_hit_ratio(keys, s) for s in sizes]
-    opt = [belady_hit_ratio(keys, s) for s in sizes]
-    pred = []
-    for size in sizes:
-        cache = PredictiveCache(size, copy.deepcopy(data["model"]), **settings)
-        for key, t in zip(keys, ts, strict=True):
-            cache.access(key, t)
-        pred.append(cache.hit_ratio)
+def _hit_ratio(data: dict, path: Path) -> Path:
+    sizes, pred, lru, opt = data["sizes"], data["predictive"], data["lru"], data["belady"]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(sizes, pred, "o-", label="predictive")
     ax.plot(sizes, lru, "s-", label="LRU")
@@ -99,8 +88,7 @@ def write_plots(evaluation: Evaluation, folder: str | Path) -> list[Path]:
         written.append(_calibration(perf, folder / "success_calibration.png"))
     cache = evaluation.plots.get("cache")
     if cache is not None:
-        written.append(_hit_ratio(cache, folder / "cache_hit_ratio_vs_size.png",
-                                  cache["settings"]))
+        written.append(_hit_ratio(cache, folder / "cache_hit_ratio_vs_size.png"))
     scaling = evaluation.plots.get("scaling")
     if scaling is not None:
         written.append(_forecast(scaling, folder / "load_forecast.png"))

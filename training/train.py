@@ -25,6 +25,7 @@ span), parameters and the evaluation plots. Every run carries the tag
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
@@ -39,7 +40,7 @@ from predictor.data.frame import frame_records
 from predictor.data.readers import ReadSummary
 from predictor.training.bundles import BUNDLES
 from predictor.training.evaluate import Evaluation, evaluate_features, load_log
-from predictor.training.features import Features
+from predictor.training.features import Features, Options
 
 __all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "Registered", "TrainResult", "promote",
            "register", "train", "train_steps"]
@@ -119,6 +120,29 @@ def _input_example(frame: pd.DataFrame, rows: int = 20) -> pd.DataFrame:
     return example.dropna(axis=1, how="all").reset_index(drop=True)
 
 
+def _dataset(frame: pd.DataFrame, logs: Sequence[str | Path]):
+    """The input dataset of the parent run: where the log came from, its digest and schema.
+
+    ``mlflow.data.from_pandas`` infers the schema and digest by visiting every
+    value in Python (about 70 s for a million events); the frame's columns
+    are typed already, so the schema follows from the dtypes, and the digest
+    hashes every row in vectorized code.
+    """
+    import hashlib
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.types.schema import ColSpec, Schema
+
+    table = frame.drop(columns=["attrs"])
+    rows = pd.util.hash_pandas_object(table, index=False).to_numpy()
+    digest = hashlib.sha256(rows.tobytes()).hexdigest()[:8]
+    schema = Schema([ColSpec("string" if table[name].dtype == object else "double", name)
+                     for name in table.columns])
+    source = resolve_dataset_source(", ".join(str(p) for p in logs))
+    return MetaDataset(source, name="telemetry", digest=digest, schema=schema)
+
+
 def _decide(promote: str, name: str, loss: float | None, features: Features,
             client) -> tuple[bool, str, float | None]:
     import mlflow
@@ -152,12 +176,12 @@ def train_steps(families: Sequence[str] | None = None, online: bool = True) -> i
 
     Reading, history features, the evaluation's start and one message per
     evaluated family, plots, three per trained family (registering, its
-    version, its promotion; two if skipped), and three for the online state.
+    version, its promotion; two if skipped), and two for the online state.
 
     >>> train_steps()
-    28
+    27
     """
-    return 4 + 6 + 3 * len(families or BUNDLES) + (3 if online else 0)
+    return 4 + 6 + 3 * len(families or BUNDLES) + (2 if online else 0)
 
 
 @dataclass(frozen=True)
@@ -309,16 +333,16 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
         raise ValueError("the logs hold no valid record")
     progress("history features")
     features = Features.of(frame, summary.rejected)
-    evaluation = evaluate_features(features, progress=progress, cluster=cluster)
+    # The online state learns the whole log in a worker while the families are evaluated.
+    also = {"online": functools.partial(learn_online, frame)} if online else None
+    evaluation = evaluate_features(features, Options(plots=True), progress=progress,
+                                   cluster=cluster, also=also)
     report = evaluation.report
     pip = pip_requirements()
     example = _input_example(frame)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name="train") as parent:
         mlflow.set_tag("predictor.step", "train")
-        table = frame.drop(columns=["attrs"])
-        dataset = mlflow.data.from_pandas(table, source=", ".join(str(p) for p in logs),
-                                          name="telemetry")
-        mlflow.log_input(dataset, context="training")
+        mlflow.log_input(_dataset(frame, logs), context="training")
         ts = frame["ts"]
         mlflow.log_params({
             "logs": ", ".join(str(p) for p in logs)[:500], "events": len(frame),
@@ -346,7 +370,7 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
                          f"{outcome.reason}")
         result = TrainResult(parent.info.run_id, evaluation, outcomes)
         if online:
-            result.online = _register_online(frame, progress)
+            result.online = _register_online(evaluation.also["online"], progress)
         return result
 
 
@@ -354,19 +378,24 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
 promote_step = promote
 
 
-def _register_online(frame: pd.DataFrame, progress: Callable[[str], None]) -> dict[str, str]:
-    """The service's online state after learning every record, registered per family.
+def learn_online(frame: pd.DataFrame) -> Any:
+    """The service's online state after learning every record of ``frame``, in time order.
 
-    The records are rebuilt from the frame one at a time as they are learned,
-    in time order: the log's records are never all held at once.
+    The records are rebuilt from the frame one at a time as they are learned:
+    the log's records are never all held at once.
     """
     from predictor.engine import Engine
-    from predictor.training.online import register_online
 
-    progress(f"online: learning {len(frame):,} records")
     engine = Engine()
     engine.learn(frame_records(frame))
-    progress("online: registering checkpoints")
+    return engine
+
+
+def _register_online(engine: Any, progress: Callable[[str], None]) -> dict[str, str]:
+    """The online state (:func:`learn_online`), registered per family."""
+    from predictor.training.online import register_online
+
+    progress(f"online: learned {engine.learned:,} records; registering checkpoints")
     versions = register_online(engine, source="train")
     progress("online: " + ", ".join(f"{f} v{v}" for f, v in versions.items()))
     return versions
