@@ -251,20 +251,21 @@ def _evaluate_decision(counts: pd.DataFrame, active: pd.DataFrame, caps: dict, h
     # enough for the step and stabilization rules to reach their level.
     scored = calibration | ~train_windows
     start = max(0, int(np.argmax(scored)) - DECISION_WARMUP) if scored.any() else 0
-    replayed, loads, expected = [], [], []
+    # Every array below holds each server's active windows only, servers one after another.
+    replayed, loads, expected, reacts, tests, cals = [], [], [], [], [], []
     for server in counts.columns:
         series = counts[server]
-        replicas, forecasts = _decision_replicas(series, active[server].to_numpy(),
-                                                 caps[server], window_s, stabilization,
-                                                 quantiles, start)
+        windows = np.flatnonzero(active[server].to_numpy())
+        replicas, forecasts = _decision_replicas(series, windows, caps[server], window_s,
+                                                 stabilization, quantiles, start)
         replayed.append(replicas)
         expected.append(forecasts)
-        loads.append(series.to_numpy(float) / caps[server])
+        loads.append(series.to_numpy(float)[windows] / caps[server])
+        reacts.append(hpa[server][windows])
+        tests.append(~train_windows[windows])
+        cals.append(calibration[windows])
     replicas, load = (np.concatenate(parts, axis=-1) for parts in (replayed, loads))
-    react = np.concatenate([hpa[server] for server in counts.columns])
-    test = np.concatenate([active[server].to_numpy() & ~train_windows
-                           for server in counts.columns])
-    cal = np.concatenate([active[server].to_numpy() & calibration for server in counts.columns])
+    react, test, cal = (np.concatenate(parts) for parts in (reacts, tests, cals))
     # Without calibration windows, or when even the lowest quantile costs more than
     # the HPA rule there, the cheapest quantile stands in.
     cost = replicas[:, cal].mean(axis=1) if cal.any() else np.arange(len(quantiles), 0, -1)
@@ -282,11 +283,11 @@ def _evaluate_decision(counts: pd.DataFrame, active: pd.DataFrame, caps: dict, h
             "quantile": {"decision": default, "decision_matched_cost": quantiles[matched]}}
 
 
-def _decision_replicas(series: pd.Series, active: np.ndarray, capacity: float, window_s: float,
-                       stabilization: int, quantiles: tuple[float, ...], start: int = 0
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Replicas of the ``scale`` decision in every window, one row per quantile asked for,
-    and the expected load it forecast for each window.
+def _decision_replicas(series: pd.Series, windows: np.ndarray, capacity: float,
+                       window_s: float, stabilization: int, quantiles: tuple[float, ...],
+                       start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Replicas of the ``scale`` decision in each of ``windows`` (positions in ``series``),
+    one row per quantile asked for, and the expected load it forecast for each.
 
     One :class:`predictor.scale.Scaler` learns every window as it closes; before
     each window it forecasts the load's ``quantiles``, and each quantile's
@@ -294,28 +295,29 @@ def _decision_replicas(series: pd.Series, active: np.ndarray, capacity: float, w
     from the replicas it asked for last, as separate callers of ``/v1/scale``
     with different ``quantile`` would. Nothing here knows a budget. Windows
     before ``start`` are only learned (their replicas are NaN): the replay
-    asks for replicas from there on. Only ``active`` windows are replayed, as
-    the service closes at most 48 windows after a call.
+    asks for replicas from there on. ``windows`` are the active ones
+    (:func:`predictor.models.load.active_windows`): the service closes at most
+    48 windows after a call.
     """
     scaler = Scaler(window_s=window_s, stabilization=stabilization)
     server = str(series.name)
     per_replica = capacity * TARGET_UTILIZATION
     current = [1] * len(quantiles)
     counts = series.to_numpy(float)
-    out = np.full((len(quantiles), len(counts)), np.nan)
-    expected = np.full(len(counts), np.nan)
-    for w in np.flatnonzero(active):
+    out = np.full((len(quantiles), len(windows)), np.nan)
+    expected = np.full(len(windows), np.nan)
+    for j, w in enumerate(windows):
         count = counts[w]
         if w < start:
             scaler.observe_window(server, count)
             continue
-        expected[w], uppers, _ = scaler.forecast(server, quantiles)
+        expected[j], uppers, _ = scaler.forecast(server, quantiles)
         past = recommendations(counts[max(0, w - scaler.stabilization):w], per_replica,
                                scaler.stabilization)
         for k, upper in enumerate(uppers):
             desired = max(1, math.ceil(upper / per_replica))
             current[k], _ = step_replicas(current[k], desired, past)
-            out[k, w] = current[k]
+            out[k, j] = current[k]
         scaler.observe_window(server, count)
     return out, expected
 
