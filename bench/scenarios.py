@@ -42,11 +42,16 @@ from predictor.data.scenarios import late_groups, stretched
 SHARED = ROOT.parent / "shared" / "data"
 
 
-def _resources(log: Path, folder: Path) -> dict:
-    report = folder / f"{log.stem}.report.json"
+def _evaluate(log: Path, folder: Path) -> dict:
+    """``predictor evaluate LOG``'s report."""
+    report = folder / f"{log.name}.report.json"
     subprocess.run([predictor_command(), "evaluate", str(log), "--report", str(report)],
                    check=True, capture_output=True)
-    full = json.loads(report.read_text())
+    return json.loads(report.read_text())
+
+
+def _resources(log: Path, folder: Path) -> dict:
+    full = _evaluate(log, folder)
     section = full["resources"]
     return {"train_events": full["train_events"], "test_events": full["test_events"],
             "duration_mae_ms": section["duration_mae_ms"],
@@ -55,15 +60,11 @@ def _resources(log: Path, folder: Path) -> dict:
 
 
 def _scaling(log: Path, folder: Path) -> dict:
-    report = folder / f"{log.name}.report.json"
-    subprocess.run([predictor_command(), "evaluate", str(log), "--report", str(report)],
-                   check=True, capture_output=True)
-    full = json.loads(report.read_text())
-    section = full["scaling"]
+    section = _evaluate(log, folder)["scaling"]
     if "reason" in section:
         return {"reason": section["reason"]}
-    keys = ("window_s", "window_note", "forecast_mae", "underprovisioned_pct", "mean_replicas",
-            "decision_quantile")
+    keys = ("window_s", "window_note", "scored_windows", "forecast_mae", "underprovisioned_pct",
+            "mean_replicas", "decision_quantile")
     return {key: section[key] for key in keys if key in section}
 
 
