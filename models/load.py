@@ -49,6 +49,9 @@ def window_counts(ts: np.ndarray, servers: np.ndarray, window_s: float,
     return counts.astype(float)
 
 
+#: Windows of a series on which the batch forecaster must beat the last value to answer.
+MIN_CALIBRATION_WINDOWS = 24
+
 #: Windows after a server's last call that still count as active (see :func:`active_windows`).
 ACTIVE_AFTER = 47
 
@@ -154,7 +157,8 @@ class BatchLoad:
         ``features`` are windows this model did not learn (newer ones): on a
         sparse or intermittent series the last value's absolute error can be
         lower than a count model's, and a forecaster that answers the model
-        there does worse than doing nothing.
+        there does worse than doing nothing. A series with fewer than
+        :data:`MIN_CALIBRATION_WINDOWS` windows here keeps the last value too.
         """
         if features.empty:
             return frozenset()
@@ -164,8 +168,12 @@ class BatchLoad:
             "series": features["server"].to_numpy(),
             "model": np.abs(mean - y),
             "last": np.abs(features["lag1"].fillna(0.0).to_numpy(float) - y),
-        }).groupby("series").mean()
-        return frozenset(errors.index[errors["model"] > errors["last"]].tolist())
+        }).groupby("series").agg(["mean", "size"])
+        # A win on a handful of windows says little (azure: 11 per server, won there and
+        # lost by half on the next 12): the last value stays until the model won on enough.
+        lost = (errors[("model", "mean")] > errors[("last", "mean")]) | (
+            errors[("model", "size")] < MIN_CALIBRATION_WINDOWS)
+        return frozenset(errors.index[lost].tolist())
 
 
 class OnlineLoad(base.Regressor):
