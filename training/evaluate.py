@@ -14,7 +14,7 @@ import logging
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -71,13 +71,16 @@ class Evaluation:
     also: dict[str, Any] = field(default_factory=dict)
 
 
+def _read(paths: str | Path | list, summary: ReadSummary | None) -> Iterator[Record]:
+    """The valid records of one or more telemetry files, file by file, as read."""
+    summary = summary if summary is not None else ReadSummary()
+    for path in paths if isinstance(paths, list) else [paths]:
+        yield from read_records(path, summary)
+
+
 def load_records(paths: str | Path | list, summary: ReadSummary | None = None) -> list[Record]:
     """Read and validate one or more telemetry files, in time order (stable for ties)."""
-    summary = summary if summary is not None else ReadSummary()
-    paths = paths if isinstance(paths, list) else [paths]
-    records = [rec for path in paths for rec in read_records(path, summary)]
-    records.sort(key=lambda rec: rec.epoch)
-    return records
+    return sorted(_read(paths, summary), key=lambda rec: rec.epoch)
 
 
 def load_log(paths: str | Path | list, summary: ReadSummary | None = None) -> pd.DataFrame:
@@ -87,9 +90,7 @@ def load_log(paths: str | Path | list, summary: ReadSummary | None = None) -> pd
     records, so they are never all held at once. The order is
     :func:`load_records`' (stable for ties).
     """
-    summary = summary if summary is not None else ReadSummary()
-    paths = paths if isinstance(paths, list) else [paths]
-    return records_to_frame(rec for path in paths for rec in read_records(path, summary))
+    return records_to_frame(_read(paths, summary))
 
 
 #: family -> (fit step, score step). A fit step raises :class:`Unsupported` when the log

@@ -124,7 +124,7 @@ def _dataset(frame: pd.DataFrame, logs: Sequence[str | Path]):
     """The input dataset of the parent run: where the log came from, its digest and schema.
 
     ``mlflow.data.from_pandas`` infers the schema and digest by visiting every
-    value in Python (about 70 s for a million events); the frame's columns
+    value in Python, which grows with the log; the frame's columns
     are typed already, so the schema follows from the dtypes, and the digest
     hashes every row in vectorized code.
     """
