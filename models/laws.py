@@ -14,6 +14,15 @@ of a new tool is as wide as the tools differ. A fixed prior is confidently
 wrong when a new workload arrives (a new workflow system's tools), and
 covers few of its calls until they finish.
 
+The width of the intervals is calibrated online (:meth:`ToolLaws.z`): each
+value learned is checked against the interval its tool's law gave when the
+call started (the call's ``start`` and ``end`` in ``x``, when given), and
+each coverage level's quantile moves with its misses (adaptive conformal
+inference). The normal quantile is right only when the laws are; when calls
+of a new workload, or a tool's new regime, arrive in bursts, the laws lag
+and the calibrated quantile widens until the share of calls inside is the
+level asked for.
+
 >>> laws = ToolLaws()
 >>> laws.law("search", "tokens")
 (500.0, 250000.0, False)
@@ -29,17 +38,21 @@ covers few of its calls until they finish.
 >>> mean, var, learned = laws.law("never-seen", "log_duration")
 >>> round(mean, 2), round(var, 2), learned
 (5.21, 6.8, False)
+>>> round(laws.z("log_duration", 0.8), 4)  # one value met a learned law, inside: narrower
+1.2759
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 from river import base
 
-__all__ = ["PRIORS", "ToolLaws"]
+__all__ = ["LEVELS", "PRIORS", "ToolLaws"]
 
 #: Mean and variance assumed of a tool never seen, per quantity.
 PRIORS = {"log_duration": (math.log(1000.0), 1.0), "tokens": (500.0, 500.0**2),
@@ -47,6 +60,18 @@ PRIORS = {"log_duration": (math.log(1000.0), 1.0), "tokens": (500.0, 500.0**2),
 #: Which outcome each quantity is learned from (duration on a log scale).
 _SOURCES = {"log_duration": "latency_ms", "tokens": "tokens", "memory_mb": "mem_mb",
             "cpu_pct": "cpu_pct"}
+#: Interval coverages whose width is calibrated online.
+LEVELS = (0.5, 0.8, 0.9, 0.95)
+_NORMAL = NormalDist()
+_LOWEST_MISS = 1e-4
+_HIGHEST_MISS = 1.0 - _LOWEST_MISS
+_TARGETS = tuple(1.0 - level for level in LEVELS)
+#: A tool's law is remembered after each of its first calls, then each time its count
+#: grew by this factor: a bounded history (log of the count) of what was served when.
+_SNAPSHOT_GROWTH = 1.25
+_SNAPSHOT_EVERY_CALL = 8
+
+Law = tuple[float, float, bool]
 
 
 @dataclass
@@ -66,27 +91,72 @@ class _Moments:
         return (self.m2 + 5 * prior) / (self.n + 5 - 1) if self.n else prior
 
 
+@dataclass
+class _History:
+    """What a tool's laws were after some of its calls, by when those calls ended."""
+
+    calls: int = 0
+    last_end: float = -math.inf
+    #: ``(end, calls, laws)``: ``laws`` maps a quantity to ``(mean, var)``, absent when
+    #: none of it was learned yet.
+    snapshots: list[tuple[float, int, dict[str, tuple[float, float]]]] | None = None
+
+
 class ToolLaws(base.MultiTargetRegressor):
     """Running moments of duration (log), tokens, memory and CPU per tool.
 
-    ``learn_one(x, y)``: ``x["tool"]`` names the tool; ``y`` holds whichever of
-    ``latency_ms``, ``tokens``, ``mem_mb`` and ``cpu_pct`` are known.
-    ``predict_one(x)``: the mean of each quantity (the prior's for an unseen
-    tool); :meth:`law` adds the variance and whether it was learned.
+    ``learn_one(x, y)``: ``x["tool"]`` names the tool, and ``x["start"]`` and
+    ``x["end"]`` (epoch seconds, optional) say when the call ran; ``y`` holds
+    whichever of ``latency_ms``, ``tokens``, ``mem_mb`` and ``cpu_pct`` are
+    known. ``predict_one(x)``: the mean of each quantity (the prior's for an
+    unseen tool); :meth:`law` adds the variance and whether it was learned,
+    and :meth:`z` the calibrated quantile of each interval level.
     """
 
     #: Known tools needed before a new tool's law is their population's.
     MIN_TOOLS = 3
+    #: Step of the adaptive conformal update of each level's miss rate.
+    CALIBRATION_RATE = 0.01
 
     def __init__(self) -> None:
         self._stats: dict[Any, dict[str, _Moments]] = {}
-        self._population: dict[str, tuple[float, float] | None] = {}
-        self._learned_at_population = -1
-        self._learned = 0
+        self._defaults()
+
+    def _defaults(self) -> None:
+        # States saved before these fields existed get them on load (__setstate__).
+        state = self.__dict__
+        state.setdefault("_stats", {})
+        state.setdefault("_miss_rates", {
+            key: {learned: [1.0 - level for level in LEVELS] for learned in (False, True)}
+            for key in PRIORS})
+        state.setdefault("_histories", {})
+        if "_sums" not in state:
+            # Per quantity: known tools, and the sums of their means, squared means and
+            # variances, kept as values are learned so a new tool's law costs nothing.
+            self._sums = {key: [0, 0.0, 0.0, 0.0] for key in PRIORS}
+            for stats in self._stats.values():
+                for key, moments in stats.items():
+                    if moments.n:
+                        mean, var = moments.mean, moments.var(PRIORS[key][1])
+                        sums = self._sums[key]
+                        sums[0] += 1
+                        sums[1] += mean
+                        sums[2] += mean * mean
+                        sums[3] += var
+        for stale in ("_population", "_learned_at_population", "_learned"):
+            state.pop(stale, None)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._defaults()
 
     def learn_one(self, x: dict, y: dict) -> None:
-        self._learned = getattr(self, "_learned", 0) + 1
-        stats = self._stats.setdefault(x.get("tool"), {k: _Moments() for k in PRIORS})
+        tool = x.get("tool")
+        stats = self._stats.get(tool)
+        if stats is None:
+            stats = self._stats[tool] = {k: _Moments() for k in PRIORS}
+        at_start: dict[str, tuple[float, float]] | None = None
+        checked = False
         for key, source in _SOURCES.items():
             value = y.get(source)
             if value is None or isinstance(value, str):
@@ -94,46 +164,117 @@ class ToolLaws(base.MultiTargetRegressor):
             value = float(value)
             if key == "log_duration":
                 value = math.log1p(value) if value >= 0 else math.nan
-            if math.isfinite(value):
-                stats[key].add(value)
+            if not math.isfinite(value):
+                continue
+            if not checked:
+                at_start, checked = self._at_start(tool, x.get("start")), True
+            moments, prior_var, sums = stats[key], PRIORS[key][1], self._sums[key]
+            # The tool's share of the population sums is taken out, then put back updated.
+            if moments.n:
+                mean, var = moments.mean, (moments.m2 + 5 * prior_var) / (moments.n + 4)
+                sums[0] -= 1
+                sums[1] -= mean
+                sums[2] -= mean * mean
+                sums[3] -= var
+                law = (mean, var, True) if at_start is None else None
+            else:
+                law = self._unseen(key) if at_start is None else None
+            if law is None:
+                assert at_start is not None
+                law = (*at_start[key], True) if key in at_start else self._unseen(key)
+            self._calibrate(key, value, *law)
+            moments.add(value)
+            mean, var = moments.mean, (moments.m2 + 5 * prior_var) / (moments.n + 4)
+            sums[0] += 1
+            sums[1] += mean
+            sums[2] += mean * mean
+            sums[3] += var
+        if checked:
+            self._remember(tool, stats, x.get("end"))
 
-    def law(self, tool: Any, key: str) -> tuple[float, float, bool]:
+    def _at_start(self, tool: Any, start: Any) -> dict[str, tuple[float, float]] | None:
+        """The tool's laws when a call started at ``start``; ``None`` when they are today's."""
+        history = self._histories.get(tool)
+        if history is None or not isinstance(start, int | float) or history.last_end <= start:
+            return None
+        assert history.snapshots is not None
+        # Snapshots are in the order of their end times: the last one ended by ``start``.
+        before = bisect.bisect_right(history.snapshots, start, key=_end)
+        return history.snapshots[before - 1][2] if before else {}
+
+    def _remember(self, tool: Any, stats: dict[str, _Moments], end: Any) -> None:
+        history = self._histories.get(tool)
+        if history is None:
+            history = self._histories[tool] = _History(snapshots=[])
+        history.calls += 1
+        if isinstance(end, int | float) and end > history.last_end:
+            history.last_end = float(end)
+        snapshots = history.snapshots
+        assert snapshots is not None
+        if (history.calls <= _SNAPSHOT_EVERY_CALL
+                or history.calls >= snapshots[-1][1] * _SNAPSHOT_GROWTH):
+            laws = {key: (m.mean, m.var(PRIORS[key][1])) for key, m in stats.items() if m.n}
+            snapshots.append((history.last_end, history.calls, laws))
+
+    def _calibrate(self, key: str, value: float, mean: float, var: float, learned: bool
+                   ) -> None:
+        # Adaptive conformal inference (Gibbs and Candes, 2021): check the value against
+        # the one-call interval each level gave, and move that level's miss rate against
+        # its error. Whatever the sequence, the long-run share of values outside the
+        # interval then approaches 1 - level. Tools never seen and tools learned are
+        # calibrated apart (a Mondrian split): a population law's misses say nothing
+        # about a learned law's, and known tools' calls far outnumber new ones'.
+        score = abs(value - mean) / math.sqrt(var) if var > 0 else math.inf
+        # Outside the interval of miss rate r exactly when the two-sided normal tail
+        # beyond the score is below r: one erfc instead of a quantile per level.
+        tail = math.erfc(score / math.sqrt(2.0))
+        rates = self._miss_rates[key][learned]
+        step = self.CALIBRATION_RATE
+        for i, target in enumerate(_TARGETS):
+            rate = rates[i]
+            served = rate if _LOWEST_MISS < rate < _HIGHEST_MISS else min(
+                max(rate, _LOWEST_MISS), _HIGHEST_MISS)
+            rate += step * (target - (tail < served))
+            # Bounded: a rate run far out (a quantity that never varies) would take long
+            # to return when it starts to.
+            rates[i] = rate if -1.0 <= rate <= 2.0 else min(max(rate, -1.0), 2.0)
+
+    def z(self, key: str, coverage: float, learned: bool = True) -> float:
+        """The normal quantile that gives ``coverage`` for quantity ``key`` now.
+
+        It starts at the normal one and is calibrated on each value learned
+        (adaptive conformal inference), apart for laws ``learned`` and for
+        tools never seen; ``coverage`` is one of :data:`LEVELS`.
+        """
+        return _quantile(self._miss_rates[key][learned][LEVELS.index(coverage)])
+
+    def law(self, tool: Any, key: str) -> Law:
         """``(mean, variance, learned)`` of quantity ``key`` for ``tool``."""
-        prior_mean, prior_var = PRIORS[key]
         moments = self._stats.get(tool, {}).get(key)
         if moments is None or moments.n == 0:
-            population = self.population(key)
-            if population is not None:
-                return population[0], population[1], False
-            return prior_mean, prior_var, False
-        return moments.mean, moments.var(prior_var), True
+            return self._unseen(key)
+        return moments.mean, moments.var(PRIORS[key][1]), True
+
+    def _unseen(self, key: str) -> Law:
+        population = self.population(key)
+        if population is not None:
+            return population[0], population[1], False
+        return PRIORS[key][0], PRIORS[key][1], False
 
     def population(self, key: str) -> tuple[float, float] | None:
         """``(mean, variance)`` of quantity ``key`` over the known tools' laws.
 
         The mean of their means, and the variance of those means plus the
         mean of their variances; ``None`` with fewer than :attr:`MIN_TOOLS`.
-        Recomputed only after something new was learned.
         """
-        if getattr(self, "_learned_at_population", -1) != getattr(self, "_learned", 0):
-            self._population = {}
-            self._learned_at_population = getattr(self, "_learned", 0)
-        if key not in self._population:
-            prior_var = PRIORS[key][1]
-            laws = [(m.mean, m.var(prior_var)) for stats in self._stats.values()
-                    if (m := stats[key]).n > 0]
-            if len(laws) < self.MIN_TOOLS:
-                self._population[key] = None
-            else:
-                means = [mean for mean, _ in laws]
-                k = len(means)
-                centre = sum(means) / k
-                # A new tool's mean is one more draw: (1 + 1/k) of the spread of the
-                # means (the centre itself is estimated from k of them).
-                between = sum((mean - centre) ** 2 for mean in means) / (k - 1) * (1 + 1 / k)
-                within = sum(var for _, var in laws) / k
-                self._population[key] = (centre, between + within)
-        return self._population[key]
+        k, total, squares, variances = self._sums[key]
+        if k < self.MIN_TOOLS:
+            return None
+        centre = total / k
+        # A new tool's mean is one more draw: (1 + 1/k) of the spread of the means (the
+        # centre itself is estimated from k of them).
+        between = max(squares - k * centre * centre, 0.0) / (k - 1) * (1 + 1 / k)
+        return centre, between + variances / k
 
     def predict_one(self, x: dict) -> dict[str, float]:
         return {key: self.law(x.get("tool"), key)[0] for key in PRIORS}
@@ -141,3 +282,12 @@ class ToolLaws(base.MultiTargetRegressor):
     def durations_learned(self) -> int:
         """How many durations were learned, over all tools."""
         return int(sum(s["log_duration"].n for s in self._stats.values()))
+
+
+def _end(snapshot: tuple[float, int, dict]) -> float:
+    return snapshot[0]
+
+
+def _quantile(miss_rate: float) -> float:
+    # A miss rate pushed to or past 0 or 1 asks for an interval of almost all or none.
+    return _NORMAL.inv_cdf(1.0 - min(max(miss_rate, _LOWEST_MISS), _HIGHEST_MISS) / 2.0)

@@ -71,3 +71,36 @@ def test_a_new_tool_gets_the_known_tools_spread_not_a_fixed_guess():
     fresh.observe("only", latency_ms=50_000.0)
     band, _ = fresh.duration("brand-new", 1, 0.8)
     assert band.low < 1000.0 < band.high
+
+
+def _drifting_bursts(allocator: Allocator, seed: int) -> float:
+    """Share of calls inside the 80 % interval served when they started.
+
+    Five tools whose level moves by a random walk from one workflow to the next (a
+    fleet's inputs growing, a tool's new regime); each workflow starts 40 calls of one
+    tool at once, so all of them are asked about before any of them is learned.
+    """
+    rng = random.Random(seed)
+    levels = {f"tool{k}": 7.0 for k in range(5)}
+    hits = asked = 0
+    clock = 0.0
+    for _ in range(1000):
+        tool = rng.choice(sorted(levels))
+        levels[tool] += rng.gauss(0.0, 0.5)
+        band, _ = allocator.duration(tool, 1, 0.8)
+        durations = [rng.lognormvariate(levels[tool], 0.3) for _ in range(40)]
+        hits += sum(band.low <= ms <= band.high for ms in durations)
+        asked += len(durations)
+        for ms in sorted(durations):
+            allocator.observe(tool, latency_ms=ms, start=clock, end=clock + ms / 1000.0)
+        clock += 3600.0
+    return hits / asked
+
+
+def test_intervals_are_calibrated_on_what_was_served_when_calls_started():
+    """A tool's law lags when its level drifts; the interval widens until it covers 80 %."""
+    calibrated = _drifting_bursts(Allocator(), seed=0)
+    fixed = Allocator()
+    fixed.laws.CALIBRATION_RATE = 0.0  # the normal quantile, never calibrated
+    assert 0.75 <= calibrated <= 0.85
+    assert _drifting_bursts(fixed, seed=0) < 0.6

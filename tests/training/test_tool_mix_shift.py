@@ -33,8 +33,8 @@ def test_intervals_of_tools_never_seen_in_training(shared_data):
     train_tools = set(features.calls[features.train]["tool"])
     unseen = ~features.calls[features.test]["tool"].isin(train_tools)
     assert unseen.mean() > 0.8  # the scenario: mostly tools training never saw
-    # Measured this session: the served allocate interval covers 0.718 of these calls
-    # (0.680 with a fixed guess for unseen tools); the aim is 0.75 to 0.85.
-    assert section["interval_coverage_80_served"] >= 0.70
+    # The served allocate interval covered 0.72 of these calls with the normal quantile;
+    # calibrated on what each call was served when it started, 0.819.
+    assert 0.75 <= section["interval_coverage_80_served"] <= 0.85
     original, _ = _resources(raw)
     assert 0.75 <= original["interval_coverage_80_served"] <= 0.85
