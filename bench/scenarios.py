@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/scenarios.py [--only tool_mix_shift|sparse_load ...] [--out FILE.json]
+    python bench/scenarios.py [--only tool_mix_shift|sparse_load|block_runs ...] [--out FILE.json]
 
 ``tool_mix_shift``: ``wfcommons-pegasus`` with the montage and soykb workflow
 families moved to the last 19 % of the time span
@@ -19,6 +19,15 @@ and ``wfcommons-pegasus`` (intermittent: whole workflows start at once); the
 forecaster against the last value, and under-provisioned windows and mean
 replicas of the served scale decision (at its default and at matched cost)
 against the HPA rule.
+
+``block_runs``: ``azure-llm-2023``'s requests as the runs of 256-token prompt
+blocks a prefix cache reads (:func:`predictor.data.scenarios.prefix_blocks`:
+real arrival times and prompt lengths, shared system prompts and
+conversation histories drawn; 80 % of the test part's keys are read once),
+and ``cloudphysics-cache``; the ``cache`` figures of each at 5 % of the test
+part's distinct keys: hit ratio of the cache the served preload decision
+drives (``served``), of the tuned predictive cache, LRU and Belady, and the
+share of the LRU-to-Belady gap each closes.
 
 Needs ``../shared/data`` beside the checkout.
 """
@@ -37,7 +46,7 @@ import _support  # noqa: F401 - first: it keeps bench/http.py off the import pat
 import orjson
 from _support import ROOT, predictor_command
 
-from predictor.data.scenarios import late_groups, stretched
+from predictor.data.scenarios import late_groups, prefix_blocks, stretched
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -97,7 +106,28 @@ def sparse_load(folder: Path) -> dict:
             "pegasus": _scaling(SHARED / "wfcommons-pegasus.jsonl.gz", folder)}
 
 
-SCENARIOS = {"tool_mix_shift": tool_mix_shift, "sparse_load": sparse_load}
+def _cache(log: Path, folder: Path) -> dict:
+    section = _evaluate(log, folder)["cache"]
+    if "reason" in section:
+        return {"reason": section["reason"]}
+    ratios = section["hit_ratio"]
+    lru, belady = ratios["lru"], ratios["belady"]
+    return {"cache_size": section["cache_size"], "accesses": section["accesses"],
+            "hit_ratio": ratios,
+            "gap_closed": {name: round((ratios[name] - lru) / (belady - lru), 3)
+                           for name in ("served", "predictive") if belady > lru},
+            "served_preload_precision": section.get("served_preload_precision")}
+
+
+def block_runs(folder: Path) -> dict:
+    log = _write(prefix_blocks(_read("azure-llm-2023.jsonl.gz")),
+                 folder / "azure-llm-2023-prefix-blocks.jsonl")
+    return {"block_runs": _cache(log, folder),
+            "cloudphysics": _cache(SHARED / "cloudphysics-cache.jsonl.gz", folder)}
+
+
+SCENARIOS = {"tool_mix_shift": tool_mix_shift, "sparse_load": sparse_load,
+             "block_runs": block_runs}
 
 
 def main() -> None:

@@ -4,6 +4,13 @@
 end of its time span, so that a time split tests on groups the training part
 never saw: a new workflow system coming online, a tool mix that shifts.
 
+:func:`prefix_blocks` turns each request of an LLM-serving log into the run of
+prompt blocks a prefix (KV) cache reads: a system prompt shared by every
+request of its template, the history of a conversation shared by its later
+turns, and new blocks read once. The arrival times and prompt lengths are the
+real log's; which requests share a prefix is drawn (seeded), since the log
+does not say.
+
 :func:`stretched` slows a log's clock down, so that each load window holds a
 few calls where it held hundreds: the sparse, intermittent per-server load
 of a quiet fleet, with the real log's bursts and lulls.
@@ -16,11 +23,13 @@ of a quiet fleet, with the real log's bursts and lulls.
 
 from __future__ import annotations
 
+import random
+from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-__all__ = ["late_groups", "stretched"]
+__all__ = ["late_groups", "prefix_blocks", "stretched"]
 
 
 def _epoch(ts: Any) -> float:
@@ -72,3 +81,57 @@ def stretched(records: Iterable[dict[str, Any]], factor: float) -> list[dict[str
     for r, t in zip(out, times, strict=True):
         r["ts"] = start + (t - start) * factor
     return sorted(out, key=lambda r: r["ts"])
+
+
+def prefix_blocks(records: Iterable[dict[str, Any]], *, block_tokens: int = 256,
+                  templates: int = 40, continue_share: float = 0.5, open_conversations: int = 200,
+                  spacing_s: float = 0.0, seed: int = 0) -> list[dict[str, Any]]:
+    """One record per prompt block each request reads, with the block as ``cache_key``.
+
+    Each request (a record with ``input_tokens``) reads ``input_tokens //
+    block_tokens`` blocks (at least one), in order, ``spacing_s`` apart from
+    its own ``ts`` (by default all at once, as a prefix-cache lookup reads
+    them: no block of a run is then known before the run arrives). Per
+    ``task_type`` there are ``templates`` system prompts chosen by popularity
+    (Zipf), each 1 to 8 blocks long. With probability
+    ``continue_share`` a request continues one of the ``open_conversations``
+    latest conversations of its task type: it reads that conversation's blocks
+    so far (template and history) before its new ones. New blocks are read
+    once unless a later turn continues the conversation. Other fields are
+    kept; ``latency_ms`` and token counts are dropped from the blocks (they
+    describe the request, not a block read).
+
+    >>> log = [{"ts": float(t), "task_type": "chat", "input_tokens": 512} for t in range(3)]
+    >>> [(r["ts"], r["cache_key"]) for r in prefix_blocks(log, templates=1, spacing_s=1e-4,
+    ...                                                   continue_share=1.0)][:4]
+    [(0.0, 'chat/t0/0'), (0.0001, 'chat/t0/1'), (1.0, 'chat/t0/0'), (1.0001, 'chat/t0/1')]
+    """
+    rng = random.Random(seed)
+    weights = [1.0 / (rank + 1) for rank in range(templates)]
+    template_blocks: dict[tuple[str, int], list[str]] = {}
+    conversations: dict[str, deque[list[str]]] = {}
+    out: list[dict[str, Any]] = []
+    for number, record in enumerate(sorted(records, key=lambda r: _epoch(r["ts"]))):
+        kind = str(record.get("task_type") or record.get("tool") or "default")
+        wanted = max(1, int(record.get("input_tokens") or 0) // block_tokens)
+        recent = conversations.setdefault(kind, deque(maxlen=open_conversations))
+        if recent and rng.random() < continue_share:
+            prefix = recent[rng.randrange(len(recent))]
+        else:
+            template = rng.choices(range(templates), weights)[0]
+            if (kind, template) not in template_blocks:
+                template_blocks[kind, template] = [f"{kind}/t{template}/{i}"
+                                                   for i in range(rng.randint(1, 8))]
+            prefix = list(template_blocks[kind, template])
+            recent.append(prefix)
+        shared = prefix[:wanted]
+        new = [f"{kind}/r{number}/{i}" for i in range(wanted - len(shared))]
+        # The conversation grows by this turn's new blocks: a later turn reads them too.
+        prefix.extend(new)
+        start = _epoch(record["ts"])
+        for i, key in enumerate(shared + new):
+            block = {k: v for k, v in record.items()
+                     if k not in ("latency_ms", "input_tokens", "output_tokens")}
+            block.update(ts=round(start + i * spacing_s, 6), cache_key=key)
+            out.append(block)
+    return out

@@ -11,9 +11,9 @@ successor pattern:
 Only accesses at a later timestamp count as successors: accesses sharing a
 timestamp arrive together, so one cannot be predicted from another in time.
 
-It also keeps per-key access counts and recency, from which
-:meth:`AccessModel.reuse_score` estimates how likely a cached key is to be
-used again (the eviction signal of the predictive cache).
+It also keeps per-key access counts (:meth:`AccessModel.access_count`). The
+cache around it (:class:`predictor.models.caching.PredictiveCache`) keeps
+its own recent frequencies for admission, halved as they age.
 
 >>> model = AccessModel(horizon=2)
 >>> for t, key in enumerate(["a", "b", "a", "b", "a"]):
@@ -29,10 +29,11 @@ used again (the eviction signal of the predictive cache).
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import Counter, deque
 
-__all__ = ["AccessModel"]
+__all__ = ["AccessModel", "PredictionCalibration"]
 
 
 class AccessModel:
@@ -149,3 +150,59 @@ class AccessModel:
     def access_count(self, key: str) -> int:
         """How many times ``key`` has been accessed so far."""
         return self._seen.get(key, 0)
+
+
+class PredictionCalibration:
+    """How often the access model's probabilities came true, by probability bin.
+
+    After each access, :meth:`record` is given what was predicted next;
+    :meth:`observe` credits a prediction when its key is accessed, at a later
+    time, within the next ``horizon`` accesses (when a preload issued then
+    would have been used). Calling it answers a probability as the rate seen
+    in its bin, shrunk towards itself by ``prior`` pseudo-predictions. The
+    evaluation checks the preload decision's stated probabilities with it.
+
+    >>> calibration = PredictionCalibration(horizon=2)
+    >>> for t in range(100):
+    ...     calibration.record([("never", 0.3)], float(t))
+    ...     calibration.observe("other", float(t) + 0.5)
+    >>> round(calibration(0.3), 3)
+    0.006
+    """
+
+    #: Upper edges of the probability bins.
+    EDGES = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75)
+
+    def __init__(self, horizon: int = 8, prior: float = 2.0) -> None:
+        self.horizon = horizon
+        self.prior = prior
+        self.issued = [0] * (len(self.EDGES) + 1)
+        self.used = [0] * (len(self.EDGES) + 1)
+        self._pending: deque[tuple[int, float, dict[str, int]]] = deque()
+        self._position = 0
+
+    def record(self, predictions: list[tuple[str, float]], ts: float) -> None:
+        """Remember ``(key, probability)`` predictions made at ``ts``."""
+        keys = {}
+        for key, probability in predictions:
+            b = bisect.bisect_left(self.EDGES, probability)
+            self.issued[b] += 1
+            keys[key] = b
+        if keys:
+            self._pending.append((self._position, ts, keys))
+
+    def observe(self, key: str, ts: float) -> None:
+        """One access: credit the pending predictions of ``key`` made before ``ts``."""
+        for _, made, keys in self._pending:
+            if made < ts:
+                b = keys.pop(key, None)
+                if b is not None:
+                    self.used[b] += 1
+        self._position += 1
+        while self._pending and self._pending[0][0] < self._position - self.horizon:
+            self._pending.popleft()
+
+    def __call__(self, probability: float) -> float:
+        """The rate at which predictions of ``probability`` came true."""
+        b = bisect.bisect_left(self.EDGES, probability)
+        return (self.used[b] + self.prior * probability) / (self.issued[b] + self.prior)

@@ -12,7 +12,7 @@ accesses they are given. The predictive cache is driven by
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 
 __all__ = ["PredictiveCache", "belady_hit_ratio", "lru_hit_ratio", "next_use_positions"]
@@ -78,6 +78,14 @@ class PredictiveCache:
     past their share, then from probation, then from protected, so one-hit
     keys and wrong guesses leave before keys with proven reuse.
 
+    A missed key first enters a small *window* (``window_share`` of the
+    space, plain LRU). When the window overflows, its oldest key is admitted
+    to the rest of the cache only if it has been accessed more often than the
+    key it would evict (frequencies counted over the recent accesses, halved
+    every ten cache sizes of them: W-TinyLFU's admission). Keys read once,
+    the bulk of a prefix cache's or a scan's accesses, then pass through the
+    window without pushing out keys that are reused.
+
     After each access the model proposes successors; at most ``max_preload``
     of them whose probability reaches ``threshold`` are preloaded. A preload
     issued at time ``t`` is usable only by accesses with a later time.
@@ -89,11 +97,20 @@ class PredictiveCache:
     model
         Any object with ``predict_next(key, k)`` and ``learn_one(key, ts)``,
         normally :class:`predictor.models.cache.AccessModel`.
+    window_share
+        Share of the space for the admission window; ``None`` admits every
+        missed key (a segmented LRU).
     """
 
     def __init__(self, size: int, model, *, max_preload: int = 2, threshold: float = 0.05,
-                 protected_share: float = 0.8, preload_share: float = 0.25) -> None:
+                 protected_share: float = 0.5, preload_share: float = 0.05,
+                 window_share: float | None = 0.1) -> None:
         self.size = max(1, size)
+        self.window_cap = 0 if window_share is None else max(1, round(window_share * self.size))
+        self.window: OrderedDict[str, None] = OrderedDict()
+        self._frequency: Counter[str] = Counter()
+        self._counted = 0
+        self._sample = 10 * self.size
         self.model = model
         self.max_preload = max_preload
         self.threshold = threshold
@@ -110,26 +127,62 @@ class PredictiveCache:
         self.preload_hits = 0
 
     def __contains__(self, key: str) -> bool:
-        return key in self.probation or key in self.protected or key in self.preloaded
+        return (key in self.probation or key in self.protected or key in self.preloaded
+                or key in self.window)
 
     def __len__(self) -> int:
-        return len(self.probation) + len(self.protected) + len(self.preloaded)
+        return len(self.probation) + len(self.protected) + len(self.preloaded) + len(self.window)
 
-    def _evict(self) -> None:
+    def _victim(self) -> tuple[OrderedDict[str, None], str] | None:
+        """The segment and key the main cache evicts next (the window aside)."""
         if self.preloaded and (len(self.preloaded) > self.preload_cap
                                or not (self.probation or self.protected)):
-            self.preloaded.popitem(last=False)
+            segment = self.preloaded
         elif self.probation:
-            self.probation.popitem(last=False)
+            segment = self.probation
         elif self.protected:
-            self.protected.popitem(last=False)
+            segment = self.protected
         else:
-            self.preloaded.popitem(last=False)
+            return None
+        return segment, next(iter(segment))
+
+    def _evict(self) -> None:
+        victim = self._victim()
+        if victim is None:
+            self.window.popitem(last=False)
+        else:
+            del victim[0][victim[1]]
 
     def _insert(self, segment: OrderedDict[str, None], key: str) -> None:
         while len(self) >= self.size:
             self._evict()
         segment[key] = None
+
+    def _count(self, key: str) -> None:
+        self._frequency[key] += 1
+        self._counted += 1
+        if self._counted >= self._sample:
+            # Halved: frequencies say what is popular now, not since the start.
+            self._frequency = Counter({k: c // 2 for k, c in self._frequency.items() if c > 1})
+            self._counted //= 2
+
+    def _admit_missed(self, key: str) -> None:
+        if not self.window_cap:
+            self._insert(self.probation, key)
+            return
+        self.window[key] = None
+        if len(self.window) <= self.window_cap:
+            while len(self) > self.size:
+                self._evict()
+            return
+        candidate, _ = self.window.popitem(last=False)
+        if len(self) < self.size:
+            self.probation[candidate] = None
+            return
+        victim = self._victim()
+        if victim is not None and self._frequency[candidate] > self._frequency[victim[1]]:
+            del victim[0][victim[1]]
+            self.probation[candidate] = None
 
     def _flush_preloads(self, ts: float) -> None:
         if self._pending and ts > self._pending_ts:
@@ -143,8 +196,11 @@ class PredictiveCache:
         """Serve one access; return whether it hit."""
         self._flush_preloads(ts)
         self.accesses += 1
+        self._count(key)
         hit = True
-        if key in self.protected:
+        if key in self.window:
+            self.window.move_to_end(key)
+        elif key in self.protected:
             self.protected.move_to_end(key)
         elif key in self.probation:
             del self.probation[key]
@@ -158,7 +214,7 @@ class PredictiveCache:
             self.preload_hits += 1
         else:
             hit = False
-            self._insert(self.probation, key)
+            self._admit_missed(key)
         self.hits += hit
         if learn:
             self.model.learn_one(key, ts)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from predictor.api.preload import PreloadRequest
-from predictor.models.cache import AccessModel
+from predictor.models.cache import AccessModel, PredictionCalibration
 from predictor.models.caching import PredictiveCache, belady_hit_ratio, lru_hit_ratio
 from predictor.preload import Preloader
 from predictor.training.bundles import CacheBundle
@@ -25,6 +25,7 @@ CACHE_GRID = {
     "protected_share": (0.0, 0.5, 0.8),
     "preload_share": (0.1, 0.25),
     "threshold": (0.01, 0.05),
+    "window_share": (None, 0.1),
 }
 
 
@@ -62,7 +63,8 @@ def tune_cache(keys: list[str], ts: np.ndarray) -> tuple[dict, AccessModel]:
     for key, t in zip(itertools.compress(keys, fit), ts[fit], strict=True):
         model.learn_one(key, t)
     val_keys = list(itertools.compress(keys, ~fit))
-    best: dict = {"protected_share": 0.0, "preload_share": 0.1, "threshold": 0.05}
+    best: dict = {"protected_share": 0.0, "preload_share": 0.1, "threshold": 0.05,
+                  "window_share": 0.1}
     if len(val_keys) >= 100:
         size = max(1, round(0.05 * len(set(val_keys))))
         scores = []
@@ -137,10 +139,11 @@ def score_cache(features: Features, fit: CacheFit, options: Options | None = Non
     section["served_preloads"] = served.preloads
     section["served_preload_precision"] = rounded(
         served.preload_hits / served.preloads if served.preloads else 0.0)
+    section["served_preload_probability"] = served.model.probability()
     section["variant"] = "online"
     section["variant_why"] = (f"{Preloader.why_online}; the cache around it is a segmented "
-                              "LRU with default shares (the settings above are tuned for "
-                              "'predictive' only)")
+                              "LRU behind a frequency-admission window, with default shares "
+                              "(the settings above are tuned for 'predictive' only)")
     plot_data = _curve(fit, test_keys, test_ts, size, cache.hit_ratio) \
         if (options or Options()).plots else None
     return section, plot_data
@@ -166,13 +169,31 @@ class _ServedPreloads:
 
     def __init__(self, preloader: Preloader) -> None:
         self.preloader = preloader
+        #: Whether what the decision proposed was accessed within its horizon, later.
+        self.check = PredictionCalibration(horizon=preloader.model.horizon)
+        self.stated = 0.0
+        self._ts = float("-inf")
 
     def learn_one(self, key: str, ts: float) -> None:
+        self.check.observe(key, ts)
         self.preloader.observe(key, ts)
+        self._ts = ts
 
     def predict_next(self, key: str, k: int) -> list[tuple[str, float]]:
         answer = self.preloader.preload(PreloadRequest(budget_keys=k))
-        return [(chosen.key, chosen.probability) for chosen in answer.keys]
+        proposed = [(chosen.key, chosen.probability) for chosen in answer.keys]
+        self.check.record(proposed, self._ts)
+        self.stated += sum(p for _, p in proposed)
+        return proposed
+
+    def probability(self) -> dict[str, float | None]:
+        """The mean probability the decision stated for the keys it proposed, and the share
+        of them accessed (at a later time) within the model's horizon."""
+        issued = sum(self.check.issued)
+        if not issued:
+            return {"stated": None, "realized": None}
+        return {"stated": rounded(self.stated / issued),
+                "realized": rounded(sum(self.check.used) / issued)}
 
 
 def _served(train_keys: list[str], train_ts: np.ndarray, test_keys: list[str],

@@ -98,3 +98,24 @@ def test_access_models_saved_before_the_bound_still_learn():
     for t in range(2_000):
         restored.learn_one(str(t), float(t))
     assert restored.max_keys == 250_000 and restored.access_count("5") == 1
+
+
+def test_keys_read_once_pass_through_the_window_without_evicting_reused_ones():
+    """20 hot keys, each read again 100 accesses later, between runs of keys read once (a
+    scan, or the new blocks of prompts): more than the cache's 40 keys come between two
+    reads of a hot key, so admitting every miss keeps none of them; frequency admission
+    keeps them all."""
+    stream = []
+    for run in range(400):
+        stream += [f"hot{(5 * run + i) % 20}" for i in range(5)]
+        stream += [f"once{run}-{i}" for i in range(20)]
+
+    def hit_ratio(**settings) -> float:
+        cache = PredictiveCache(40, AccessModel(), threshold=1.1, **settings)
+        for t, key in enumerate(stream):
+            cache.access(key, float(t))
+        return cache.hit_ratio
+
+    hot_reads = 5 / 25
+    assert hit_ratio() > 0.9 * hot_reads  # nearly every hot read hits
+    assert hit_ratio(window_share=None) < 0.1 * hot_reads
