@@ -26,8 +26,10 @@ real arrival times and prompt lengths, shared system prompts and
 conversation histories drawn; 80 % of the test part's keys are read once),
 and ``cloudphysics-cache``; the ``cache`` figures of each at 5 % of the test
 part's distinct keys: hit ratio of the cache the served preload decision
-drives (``served``), of the tuned predictive cache, LRU and Belady, and the
-share of the LRU-to-Belady gap each closes.
+drives (``served``), of the tuned predictive cache, LRU and Belady, the
+share of the LRU-to-Belady gap each closes, and the mean probability the
+preload decision stated for the keys it proposed against the share of them
+used within its horizon.
 
 Needs ``../shared/data`` beside the checkout.
 """
@@ -116,7 +118,8 @@ def _cache(log: Path, folder: Path) -> dict:
             "hit_ratio": ratios,
             "gap_closed": {name: round((ratios[name] - lru) / (belady - lru), 3)
                            for name in ("served", "predictive") if belady > lru},
-            "served_preload_precision": section.get("served_preload_precision")}
+            "served_preload_precision": section.get("served_preload_precision"),
+            "served_preload_probability": section.get("served_preload_probability")}
 
 
 def block_runs(folder: Path) -> dict:
