@@ -66,6 +66,7 @@ _NORMAL = NormalDist()
 _LOWEST_MISS = 1e-4
 _HIGHEST_MISS = 1.0 - _LOWEST_MISS
 _TARGETS = tuple(1.0 - level for level in LEVELS)
+_LEVEL_INDICES = tuple(range(len(LEVELS)))
 #: A tool's law is remembered after each of its first calls, then each time its count
 #: grew by this factor: a bounded history (log of the count) of what was served when.
 _SNAPSHOT_GROWTH = 1.25
@@ -130,20 +131,10 @@ class ToolLaws(base.MultiTargetRegressor):
             key: {learned: [1.0 - level for level in LEVELS] for learned in (False, True)}
             for key in PRIORS})
         state.setdefault("_histories", {})
-        if "_sums" not in state:
-            # Per quantity: known tools, and the sums of their means, squared means and
-            # variances, kept as values are learned so a new tool's law costs nothing.
-            self._sums = {key: [0, 0.0, 0.0, 0.0] for key in PRIORS}
-            for stats in self._stats.values():
-                for key, moments in stats.items():
-                    if moments.n:
-                        mean, var = moments.mean, moments.var(PRIORS[key][1])
-                        sums = self._sums[key]
-                        sums[0] += 1
-                        sums[1] += mean
-                        sums[2] += mean * mean
-                        sums[3] += var
-        for stale in ("_population", "_learned_at_population", "_learned"):
+        state.setdefault("_values", 0)
+        # Per quantity: (values learned when computed, tools then, the population law).
+        state["_populations"] = {}
+        for stale in ("_population", "_learned_at_population", "_learned", "_sums"):
             state.pop(stale, None)
 
     def __setstate__(self, state: dict) -> None:
@@ -168,28 +159,18 @@ class ToolLaws(base.MultiTargetRegressor):
                 continue
             if not checked:
                 at_start, checked = self._at_start(tool, x.get("start")), True
-            moments, prior_var, sums = stats[key], PRIORS[key][1], self._sums[key]
-            # The tool's share of the population sums is taken out, then put back updated.
-            if moments.n:
-                mean, var = moments.mean, (moments.m2 + 5 * prior_var) / (moments.n + 4)
-                sums[0] -= 1
-                sums[1] -= mean
-                sums[2] -= mean * mean
-                sums[3] -= var
-                law = (mean, var, True) if at_start is None else None
+            moments = stats[key]
+            if at_start is None:
+                law = ((moments.mean, (moments.m2 + 5 * PRIORS[key][1]) / (moments.n + 4), True)
+                       if moments.n else self._unseen(key))
             else:
-                law = self._unseen(key) if at_start is None else None
-            if law is None:
-                assert at_start is not None
                 law = (*at_start[key], True) if key in at_start else self._unseen(key)
             self._calibrate(key, value, *law)
+            if not moments.n:  # a tool joins the population
+                self._populations.pop(key, None)
             moments.add(value)
-            mean, var = moments.mean, (moments.m2 + 5 * prior_var) / (moments.n + 4)
-            sums[0] += 1
-            sums[1] += mean
-            sums[2] += mean * mean
-            sums[3] += var
         if checked:
+            self._values += 1
             self._remember(tool, stats, x.get("end"))
 
     def _at_start(self, tool: Any, start: Any) -> dict[str, tuple[float, float]] | None:
@@ -230,14 +211,15 @@ class ToolLaws(base.MultiTargetRegressor):
         tail = math.erfc(score / math.sqrt(2.0))
         rates = self._miss_rates[key][learned]
         step = self.CALIBRATION_RATE
-        for i, target in enumerate(_TARGETS):
+        for i in _LEVEL_INDICES:
             rate = rates[i]
-            served = rate if _LOWEST_MISS < rate < _HIGHEST_MISS else min(
-                max(rate, _LOWEST_MISS), _HIGHEST_MISS)
-            rate += step * (target - (tail < served))
+            # The rate the served quantile uses: past the ends, the interval is all or none.
+            served = _LOWEST_MISS if rate < _LOWEST_MISS else (
+                _HIGHEST_MISS if rate > _HIGHEST_MISS else rate)
+            rate += step * (_TARGETS[i] - (tail < served))
             # Bounded: a rate run far out (a quantity that never varies) would take long
             # to return when it starts to.
-            rates[i] = rate if -1.0 <= rate <= 2.0 else min(max(rate, -1.0), 2.0)
+            rates[i] = -1.0 if rate < -1.0 else (2.0 if rate > 2.0 else rate)
 
     def z(self, key: str, coverage: float, learned: bool = True) -> float:
         """The normal quantile that gives ``coverage`` for quantity ``key`` now.
@@ -266,15 +248,28 @@ class ToolLaws(base.MultiTargetRegressor):
 
         The mean of their means, and the variance of those means plus the
         mean of their variances; ``None`` with fewer than :attr:`MIN_TOOLS`.
+        Recomputed when a tool joined, or after as many values were learned
+        as there are tools (at least 256): it moves slowly, and this keeps its
+        cost per value learned constant.
         """
-        k, total, squares, variances = self._sums[key]
-        if k < self.MIN_TOOLS:
-            return None
-        centre = total / k
-        # A new tool's mean is one more draw: (1 + 1/k) of the spread of the means (the
-        # centre itself is estimated from k of them).
-        between = max(squares - k * centre * centre, 0.0) / (k - 1) * (1 + 1 / k)
-        return centre, between + variances / k
+        cached = self._populations.get(key)
+        tools = len(self._stats)
+        if cached is not None and self._values - cached[0] < max(256, tools):
+            return cached[2]
+        prior_var = PRIORS[key][1]
+        laws = [(m.mean, m.var(prior_var)) for stats in self._stats.values()
+                if (m := stats[key]).n > 0]
+        population = None
+        if len(laws) >= self.MIN_TOOLS:
+            means = [mean for mean, _ in laws]
+            k = len(means)
+            centre = sum(means) / k
+            # A new tool's mean is one more draw: (1 + 1/k) of the spread of the means (the
+            # centre itself is estimated from k of them).
+            between = sum((mean - centre) ** 2 for mean in means) / (k - 1) * (1 + 1 / k)
+            population = (centre, between + sum(var for _, var in laws) / k)
+        self._populations[key] = (self._values, tools, population)
+        return population
 
     def predict_one(self, x: dict) -> dict[str, float]:
         return {key: self.law(x.get("tool"), key)[0] for key in PRIORS}

@@ -126,12 +126,18 @@ class OnlineRisk(base.Classifier):
         return out
 
     def _expand(self, z: dict[str, float]) -> dict[str, float]:
+        # Each input's hinge names are built once: formatting them per call cost as much
+        # as the regression's step.
+        names = self.__dict__.setdefault("_hinge_names", {})
         out = dict(z)
         for name, value in z.items():
-            if not name.endswith("_missing"):
-                for knot in self.KNOTS:
-                    if value > knot:
-                        out[f"{name}>{knot}"] = value - knot
+            hinges = names.get(name)
+            if hinges is None:
+                hinges = names[name] = () if name.endswith("_missing") else tuple(
+                    (knot, f"{name}>{knot}") for knot in self.KNOTS)
+            for knot, hinge in hinges:
+                if value > knot:
+                    out[hinge] = value - knot
         return out
 
     def learn_one(self, x: dict, y: bool) -> None:
