@@ -159,8 +159,11 @@ class PredictionCalibration:
     :meth:`observe` credits a prediction when its key is accessed, at a later
     time, within the next ``horizon`` accesses (when a preload issued then
     would have been used). Calling it answers a probability as the rate seen
-    in its bin, shrunk towards itself by ``prior`` pseudo-predictions. The
-    evaluation checks the preload decision's stated probabilities with it.
+    in its bin (over about its latest ``memory`` to ``2 * memory``
+    predictions when ``memory`` is set), shrunk towards itself by ``prior``
+    pseudo-predictions. The
+    preload decision states its probabilities through it, and the evaluation
+    checks them with another.
 
     >>> calibration = PredictionCalibration(horizon=2)
     >>> for t in range(100):
@@ -173,9 +176,11 @@ class PredictionCalibration:
     #: Upper edges of the probability bins.
     EDGES = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75)
 
-    def __init__(self, horizon: int = 8, prior: float = 2.0) -> None:
+    def __init__(self, horizon: int = 8, prior: float = 2.0, memory: int | None = None
+                 ) -> None:
         self.horizon = horizon
         self.prior = prior
+        self.memory = memory
         self.issued = [0] * (len(self.EDGES) + 1)
         self.used = [0] * (len(self.EDGES) + 1)
         self._pending: deque[tuple[int, float, dict[str, int]]] = deque()
@@ -186,6 +191,11 @@ class PredictionCalibration:
         keys = {}
         for key, probability in predictions:
             b = bisect.bisect_left(self.EDGES, probability)
+            if self.memory is not None and self.issued[b] >= 2 * self.memory:
+                # Halved: the rate of the latest few hundred predictions, so that it
+                # follows an access pattern that changes.
+                self.issued[b] //= 2
+                self.used[b] //= 2
             self.issued[b] += 1
             keys[key] = b
         if keys:
@@ -205,4 +215,5 @@ class PredictionCalibration:
     def __call__(self, probability: float) -> float:
         """The rate at which predictions of ``probability`` came true."""
         b = bisect.bisect_left(self.EDGES, probability)
-        return (self.used[b] + self.prior * probability) / (self.issued[b] + self.prior)
+        # At most 1: a prediction made before its bin was halved may still be credited.
+        return min(1.0, (self.used[b] + self.prior * probability) / (self.issued[b] + self.prior))
