@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
@@ -100,7 +100,8 @@ class _History:
     last_end: float = -math.inf
     #: ``(end, calls, laws)``: ``laws`` maps a quantity to ``(mean, var)``, absent when
     #: none of it was learned yet.
-    snapshots: list[tuple[float, int, dict[str, tuple[float, float]]]] | None = None
+    snapshots: list[tuple[float, int, dict[str, tuple[float, float]]]] = field(
+        default_factory=list)
 
 
 class ToolLaws(base.MultiTargetRegressor):
@@ -132,7 +133,7 @@ class ToolLaws(base.MultiTargetRegressor):
             for key in PRIORS})
         state.setdefault("_histories", {})
         state.setdefault("_values", 0)
-        # Per quantity: (values learned when computed, tools then, the population law).
+        # Per quantity: (values learned when computed, the population law).
         state["_populations"] = {}
         for stale in ("_population", "_learned_at_population", "_learned", "_sums"):
             state.pop(stale, None)
@@ -178,7 +179,6 @@ class ToolLaws(base.MultiTargetRegressor):
         history = self._histories.get(tool)
         if history is None or not isinstance(start, int | float) or history.last_end <= start:
             return None
-        assert history.snapshots is not None
         # Snapshots are in the order of their end times: the last one ended by ``start``.
         before = bisect.bisect_right(history.snapshots, start, key=_end)
         return history.snapshots[before - 1][2] if before else {}
@@ -186,12 +186,11 @@ class ToolLaws(base.MultiTargetRegressor):
     def _remember(self, tool: Any, stats: dict[str, _Moments], end: Any) -> None:
         history = self._histories.get(tool)
         if history is None:
-            history = self._histories[tool] = _History(snapshots=[])
+            history = self._histories[tool] = _History()
         history.calls += 1
         if isinstance(end, int | float) and end > history.last_end:
             history.last_end = float(end)
         snapshots = history.snapshots
-        assert snapshots is not None
         if (history.calls <= _SNAPSHOT_EVERY_CALL
                 or history.calls >= snapshots[-1][1] * _SNAPSHOT_GROWTH):
             laws = {key: (m.mean, m.var(PRIORS[key][1])) for key, m in stats.items() if m.n}
@@ -255,7 +254,7 @@ class ToolLaws(base.MultiTargetRegressor):
         cached = self._populations.get(key)
         tools = len(self._stats)
         if cached is not None and self._values - cached[0] < max(256, tools):
-            return cached[2]
+            return cached[1]
         prior_var = PRIORS[key][1]
         laws = [(m.mean, m.var(prior_var)) for stats in self._stats.values()
                 if (m := stats[key]).n > 0]
@@ -268,7 +267,7 @@ class ToolLaws(base.MultiTargetRegressor):
             # centre itself is estimated from k of them).
             between = sum((mean - centre) ** 2 for mean in means) / (k - 1) * (1 + 1 / k)
             population = (centre, between + sum(var for _, var in laws) / k)
-        self._populations[key] = (self._values, tools, population)
+        self._populations[key] = (self._values, population)
         return population
 
     def predict_one(self, x: dict) -> dict[str, float]:
