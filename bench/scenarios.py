@@ -2,7 +2,8 @@
 
 Usage::
 
-    python bench/scenarios.py [--only tool_mix_shift|sparse_load|block_runs ...] [--out FILE.json]
+    python bench/scenarios.py [--only tool_mix_shift|sparse_load|block_runs|many_task_types ...]
+                              [--out FILE.json]
 
 ``tool_mix_shift``: ``wfcommons-pegasus`` with the montage and soykb workflow
 families moved to the last 19 % of the time span
@@ -31,7 +32,17 @@ share of the LRU-to-Belady gap each closes, and the mean probability the
 preload decision stated for the keys it proposed against the share of them
 used within its horizon.
 
-Needs ``../shared/data`` beside the checkout.
+``many_task_types``: ``predictor simulate --events 200000 --seed 11`` without
+costs, as is and with each task type split 40 ways per workflow run
+(:func:`predictor.data.scenarios.split_task_types`: 200 task types, each served
+by the same two to four servers, so each (server, task type) pair is seen
+seldom); the ``selection`` figures of each: latency per success (mean
+latency over success rate, a failed call counted at its latency) of the served
+select decision, the batch model, ``ewma``, ``best_fixed`` and ``random``, on
+the test part and over all rounds. Costs are dropped so that the figure is the
+one every policy optimizes: with costs, the served decision also weighs price.
+
+Needs ``../shared/data`` beside the checkout (but for ``many_task_types``).
 """
 
 from __future__ import annotations
@@ -48,7 +59,8 @@ import _support  # noqa: F401 - first: it keeps bench/http.py off the import pat
 import orjson
 from _support import ROOT, predictor_command
 
-from predictor.data.scenarios import late_groups, prefix_blocks, stretched
+from predictor.data.scenarios import late_groups, prefix_blocks, split_task_types, stretched
+from predictor.data.simulator import Simulator
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -129,8 +141,36 @@ def block_runs(folder: Path) -> dict:
             "cloudphysics": _cache(SHARED / "cloudphysics-cache.jsonl.gz", folder)}
 
 
+def _selection(log: Path, folder: Path) -> dict:
+    section = _evaluate(log, folder)["selection"]
+    if "reason" in section:
+        return {"reason": section["reason"]}
+
+    def per_success(figures: dict) -> dict:
+        return {policy: round(latency / figures["success_rate"][policy], 1)
+                for policy, latency in figures["mean_latency_ms"].items()
+                if latency is not None and figures["success_rate"][policy]}
+
+    return {"task_types": len(section["candidates"]),
+            "test_decisions": section["decisions"],
+            "latency_per_success_ms": per_success(section),
+            "all_rounds_latency_per_success_ms": per_success(section["all_rounds"])}
+
+
+def many_task_types(folder: Path) -> dict:
+    records = []
+    for record in Simulator(seed=11).records(200_000):
+        record.pop("cost_usd", None)
+        records.append(record)
+    plain = _write(records, folder / "simulation-200k-seed-11-no-cost.jsonl")
+    split = _write(split_task_types(records, 40),
+                   folder / "simulation-200k-seed-11-no-cost-40-ways.jsonl")
+    return {"many_task_types": _selection(split, folder), "five_task_types": _selection(
+        plain, folder)}
+
+
 SCENARIOS = {"tool_mix_shift": tool_mix_shift, "sparse_load": sparse_load,
-             "block_runs": block_runs}
+             "block_runs": block_runs, "many_task_types": many_task_types}
 
 
 def main() -> None:

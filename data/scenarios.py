@@ -11,6 +11,11 @@ turns, and new blocks read once. The arrival times and prompt lengths are the
 real log's; which requests share a prefix is drawn (seeded), since the log
 does not say.
 
+:func:`split_task_types` splits each task type into finer ones, per workflow
+run: the many task types of a fleet where every team or agent names its own
+tasks, each served by the same few servers, so that each (server, task type)
+pair is seen seldom while the servers' state changes for all of them at once.
+
 :func:`stretched` slows a log's clock down, so that each load window holds a
 few calls where it held hundreds: the sparse, intermittent per-server load
 of a quiet fleet, with the real log's bursts and lulls.
@@ -29,7 +34,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-__all__ = ["late_groups", "prefix_blocks", "stretched"]
+__all__ = ["late_groups", "prefix_blocks", "split_task_types", "stretched"]
 
 
 def _epoch(ts: Any) -> float:
@@ -62,6 +67,34 @@ def late_groups(records: Iterable[dict[str, Any]], late: set[str],
     squeeze(early, 0.0, (1 - share) * span_s - gap)
     squeeze(later, (1 - share) * span_s + gap, span_s)
     return sorted(early + later, key=lambda r: r["ts"])
+
+
+def split_task_types(records: Iterable[dict[str, Any]], ways: int, *,
+                     key: str = "workflow_id", seed: int = 0) -> list[dict[str, Any]]:
+    """``records`` with each ``task_type`` split ``ways`` ways by the record's ``key``.
+
+    Every record of one ``key`` value (a workflow run, by default) gets the same
+    suffix ``/0`` to ``/ways-1``, drawn from the value and ``seed``; records
+    without a task type or without ``key`` keep theirs. Returns new dicts, in
+    the same order.
+
+    >>> log = [{"task_type": "search", "workflow_id": w} for w in ("a", "b", "a")]
+    >>> [r["task_type"] for r in split_task_types(log, 4)]
+    ['search/0', 'search/1', 'search/0']
+    """
+    if ways < 1:
+        raise ValueError(f"ways must be at least 1, got {ways}")
+    suffixes: dict[Any, int] = {}
+    out = []
+    for record in records:
+        record = dict(record)
+        value = record.get(key)
+        if record.get("task_type") and value is not None:
+            if value not in suffixes:
+                suffixes[value] = random.Random(f"{seed}/{value}").randrange(ways)
+            record["task_type"] = f"{record['task_type']}/{suffixes[value]}"
+        out.append(record)
+    return out
 
 
 def stretched(records: Iterable[dict[str, Any]], factor: float) -> list[dict[str, Any]]:
