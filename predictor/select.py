@@ -151,7 +151,7 @@ class Selector(DecisionPlugin):
 
     # --- learning ---------------------------------------------------------
     def learn_call(self, record: CallRecord) -> None:
-        self.observe_call(record.epoch, record.server, record.task_type,
+        self.observe_call(record.epoch, record.server, record.task_type, tool=record.tool,
                           latency_ms=record.latency_ms, success=bool(record.success),
                           error_type=record.error_type,
                           concurrency=None if record.concurrency is None else float(
@@ -182,7 +182,7 @@ class Selector(DecisionPlugin):
     def observe_call(self, ts: float, server: str, task_type: str | None, *,
                      latency_ms: float | None = None, success: bool | None = None,
                      error_type: str | None = None, concurrency: float | None = None,
-                     cost_usd: float | None = None) -> None:
+                     cost_usd: float | None = None, tool: str | None = None) -> None:
         """Learn from one finished call."""
         task = task_type or "*"
         with self._lock:
@@ -196,20 +196,22 @@ class Selector(DecisionPlugin):
                                         if error_type == "connection" else 0)
                 if success:
                     srv.reachable = True
-            self.stats.learn_one({"server": server, "task_type": task, "load": srv.load},
+            self.stats.learn_one({"server": server, "task_type": task, "tool": tool,
+                                  "load": srv.load},
                                  {"latency_ms": latency_ms, "success": success,
                                   "cost_usd": cost_usd})
 
     # --- deciding ---------------------------------------------------------
-    def _capability_prior(self, server: str, task: str) -> float:
+    def _capability_prior(self, server: str, task: str) -> float | None:
         if not self.capabilities:
-            return 0.7
+            return None  # what the server's recent calls of the tool say, else 0.7
         return 0.9 if task in self.capabilities.get(server, ()) else 0.3
 
-    def _estimate(self, server: str, task: str, sample: bool) -> tuple[float, ...]:
+    def _estimate(self, server: str, task: str, tool: str | None,
+                  sample: bool) -> tuple[float, ...]:
         srv = self._servers.get(server) or _PRIOR_SERVER
         mean_log, sd, latency_n, a, b, ra, rb, cost = self.stats.posterior(
-            server, task, srv.load, self._capability_prior(server, task))
+            server, task, srv.load, self._capability_prior(server, task), tool)
         capability, reliability = a / (a + b), ra / (ra + rb)
         if sample:
             # Thompson draws. The Beta posteriors (at least 5 pseudo-counts) are drawn
@@ -234,7 +236,8 @@ class Selector(DecisionPlugin):
         weights = self.weights if not req.weights else {**self.weights, **req.weights}
         w_cap, w_perf, w_cost, w_rel, w_avail = (weights[name] for name in DEFAULT_WEIGHTS)
         task = req.task_type
-        est = {s: self._estimate(s, task, sample) for s in dict.fromkeys(req.candidates)}
+        est = {s: self._estimate(s, task, req.tool, sample)
+               for s in dict.fromkeys(req.candidates)}
         # Every factor is the best candidate's figure over this one's, for a quantity
         # where less is better: expected time to a success, failure rate, cost (log).
         to_success = {s: (e[0] + 1.0) / max(e[2], 0.05) for s, e in est.items()}
@@ -297,7 +300,7 @@ class Selector(DecisionPlugin):
         state, so it is memoized until the next observation changes that
         state: a telemetry batch invalidates it once, not per request.
         """
-        key = (req.task_type, tuple(req.candidates),
+        key = (req.task_type, req.tool, tuple(req.candidates),
                tuple(sorted(req.weights.items())) if req.weights else None)
         with self._lock:
             hit = self._memo.get(key)

@@ -83,9 +83,11 @@ def test_greedy_answer_is_memoized_until_the_state_changes():
         selector.observe_call(float(i), "a", "search", latency_ms=300.0, success=True)
     first = selector.select(request)
     assert selector.select(request) is first
-    selector.observe_call(11.0, "b", "search", latency_ms=50.0, success=True)
+    for i in range(11, 14):
+        selector.observe_call(float(i), "b", "search", latency_ms=50.0, success=True)
     second = selector.select(request)
-    assert second is not first and second.model_version == "online-11"
+    assert second is not first and second.model_version == "online-13"
+    assert second.ranking[0].server == "b"
     # An exploring pick that differs from the greedy one is a fresh answer with it on top.
     exploring = SelectRequest(task_type="search", candidates=["a", "b"], explore=1.0)
     answers = [selector.select(exploring) for _ in range(200)]
