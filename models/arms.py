@@ -39,7 +39,7 @@ from typing import Any
 
 from river import base
 
-__all__ = ["PARENT_WEIGHT", "PRIOR_CALLS", "ArmStats"]
+__all__ = ["PARENT_WEIGHT", "PRIOR_CALLS", "UNINFORMED_SUCCESS", "ArmStats"]
 
 #: Faded calls of its own at which an arm's latency weighs as much as its server's calls
 #: of the same tool over every task type.
@@ -47,6 +47,8 @@ PARENT_WEIGHT = 5.0
 #: Pseudo-calls at 0.7 that the success prior an arm takes from its server's calls of the
 #: same tool is shrunk by.
 PRIOR_CALLS = 20.0
+#: Success rate assumed of an arm nothing says anything about.
+UNINFORMED_SUCCESS = 0.7
 
 
 @dataclass
@@ -180,7 +182,7 @@ class ArmStats(base.MultiTargetRegressor):
         """
         arm = self._arms.get((server, task_type or "*")) or self._unseen
         calls = self._calls.get(server, 0)
-        f = arm.faded(calls, self.discount) if arm is not self._unseen else 1.0
+        f = arm.faded(calls, self.discount)  # an unseen arm's counts are 0 anyway
         level, var, n = arm.level + arm.slope * load / 10.0, arm.var, f * arm.n
         ok_arm, fail_arm = f * arm.ok, f * arm.fail
         parent = self._arms.get((server, ("tool", tool)))
@@ -195,10 +197,10 @@ class ArmStats(base.MultiTargetRegressor):
                 # Shrunk towards 0.7 (the pessimism that keeps a bandit off what it has
                 # not seen work) by PRIOR_CALLS: a tool the server answered often lately
                 # moves it.
-                prior = (g * parent.ok + PRIOR_CALLS * 0.7) / (
+                prior = (g * parent.ok + PRIOR_CALLS * UNINFORMED_SUCCESS) / (
                     g * (parent.ok + parent.fail) + PRIOR_CALLS)
         if prior is None:
-            prior = 0.7
+            prior = UNINFORMED_SUCCESS
         ok, fail = self._servers.get(server, (0.0, 0.0))
         return (level, math.sqrt(max(var, 1e-4)), n,
                 ok_arm + 5 * prior, fail_arm + 5 * (1 - prior),
