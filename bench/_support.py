@@ -74,3 +74,46 @@ def wrk(url: str, seconds: float, connections: int, script: Path | None) -> dict
     if non2xx:
         raise RuntimeError(f"{url}: {non2xx.group(1)} error responses\n{out}")
     return {"rps": rps, "p50_ms": pct["50"], "p99_ms": pct["99"]}
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of process ``root`` and all its descendants (Linux ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            with open(f"/proc/{pid}/statm") as statm:
+                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def run_measured(cmd: list[str], cwd: Path | None = None, poll_s: float = 0.05
+                 ) -> tuple[float, int]:
+    """Run ``cmd``; return its wall seconds and the peak resident bytes of its process tree.
+
+    Raises ``subprocess.CalledProcessError`` when it fails.
+    """
+    start = time.perf_counter()
+    peak = 0
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    while proc.poll() is None:
+        peak = max(peak, tree_rss(proc.pid))
+        time.sleep(poll_s)
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd,
+                                            stderr=proc.stderr.read() if proc.stderr else b"")
+    return seconds, peak

@@ -23,7 +23,14 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from predictor.data.schema import CALL_FIELDS, HEALTH_FIELDS, CallRecord, HealthRecord, Record
+from predictor.data.schema import (
+    CALL_FIELDS,
+    HEALTH_FIELDS,
+    CallRecord,
+    HealthRecord,
+    Record,
+    trusted_builder,
+)
 
 __all__ = ["BOOL_COLUMNS", "NUMBER_COLUMNS", "STRING_COLUMNS", "frame_records",
            "records_to_frame"]
@@ -81,32 +88,8 @@ def records_to_frame(records: Iterable[Record]) -> pd.DataFrame:
 _INTS = frozenset({"input_tokens", "output_tokens", "concurrency", "attempt", "queue_depth"})
 
 
-def _trusted(cls: type[CallRecord] | type[HealthRecord]):
-    """A builder of ``cls`` from values validated before, as ``model_construct`` builds it.
-
-    ``model_construct`` walks every field's aliases and defaults per record;
-    replaying a log builds a million records, so the walk is done once here:
-    a template of the defaults in field order (serialization follows that
-    order) that each record's values overwrite.
-    """
-    template = {name: None if field.is_required() or field.default_factory is not None
-                else field.default for name, field in cls.model_fields.items()}
-    new = cls.__new__
-    setattr_ = object.__setattr__
-
-    def build(fields: dict) -> Record:
-        record = new(cls)
-        setattr_(record, "__dict__", {**template, **fields})
-        setattr_(record, "__pydantic_fields_set__", set(fields))
-        setattr_(record, "__pydantic_extra__", None)
-        setattr_(record, "__pydantic_private__", None)
-        return record
-
-    return build
-
-
-_BUILD_CALL = _trusted(CallRecord)
-_BUILD_HEALTH = _trusted(HealthRecord)
+_BUILD_CALL = trusted_builder(CallRecord)
+_BUILD_HEALTH = trusted_builder(HealthRecord)
 
 
 def frame_records(frame: pd.DataFrame) -> Iterator[Record]:

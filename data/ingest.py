@@ -86,5 +86,5 @@ def ingest_files(
     for log in logs:
         if str(log) != "-" and not Path(log).exists():
             raise FileNotFoundError(f"no such file: {log}")
-    with open_store(db) as store:
+    with open_store(db, bulk=True) as store:
         return ingest_into(store, logs, strict=strict, batch=batch)

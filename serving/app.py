@@ -214,18 +214,26 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
         return Response(body, media_type=content_type)
 
     # --- ingestion ---------------------------------------------------------------
-    async def _ingest(request: Request, ingest: Callable[..., IngestResult]) -> Response:
+    async def _ingest(request: Request, ingest: Callable[..., IngestResult], *,
+                      parsed: bool = True) -> Response:
         with service.ingestion():
-            return await _ingest_body(request, ingest)
+            return await _ingest_body(request, ingest, parsed=parsed)
 
-    async def _ingest_body(request: Request, ingest: Callable[..., IngestResult]) -> Response:
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError as err:
-            raise HTTPException(400, f"body is not JSON: {err}") from None
+    async def _ingest_body(request: Request, ingest: Callable[..., IngestResult], *,
+                           parsed: bool = True) -> Response:
+        """``ingest`` the body: parsed JSON, or (``parsed=False``) its bytes, parsed in the
+        thread pool with the rest of the work rather than on the event loop."""
+        body: Any = await request.body()
+        if parsed:
+            try:
+                body = orjson.loads(body)
+            except orjson.JSONDecodeError as err:
+                raise HTTPException(400, f"body is not JSON: {err}") from None
         batch_id = request.headers.get("idempotency-key")
         try:
             result = await run_in_threadpool(ingest, body, batch_id)
+        except orjson.JSONDecodeError as err:
+            raise HTTPException(400, f"body is not JSON: {err}") from None
         except RecordError as err:
             field = "Idempotency-Key" if err.field == "batch_id" and batch_id else err.field
             raise HTTPException(422, f"{field}: {err.reason}") from None
@@ -265,7 +273,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
               responses=ingest_errors)
     async def telemetry(request: Request) -> Response:
         """Ingest a batch of telemetry records: durable before the reply, learned online."""
-        return await _ingest(request, service.ingest)
+        return await _ingest(request, service.ingest_json, parsed=False)
 
     async def _ingest_protobuf(request: Request) -> Response:
         from predictor.data.otlp_protobuf import PROTOBUF, decode_traces, encode_response

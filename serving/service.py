@@ -39,7 +39,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import orjson
+
 from predictor.api.telemetry import MAX_BATCH_ID, IngestError, IngestReport
+from predictor.data.fast_validation import quick_record
 from predictor.data.otlp import spans_to_raw_records
 from predictor.data.schema import Record, RecordError, parse_record
 from predictor.data.store import DuplicateBatch, open_store
@@ -83,6 +87,10 @@ class QueueFull(RuntimeError):
         super().__init__(f"{pending} records wait to be learned; retry in {retry_after} s")
         self.pending = pending
         self.retry_after = retry_after
+
+
+#: A telemetry body that is a JSON array, its items left as text.
+_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 @dataclass
@@ -544,7 +552,8 @@ class Service:
             self.metrics.queue.set(self._pending)
 
     def _store(self, records: list[Record], result: IngestResult, via: str,
-               batch_id: str | None = None) -> IngestResult:
+               batch_id: str | None = None, sources: list[bytes | None] | None = None
+               ) -> IngestResult:
         if not records:
             return result
         # A service starting in the background (``predictor mcp``) stores once it has started.
@@ -557,7 +566,8 @@ class Service:
         reply = IngestReport.of(replace(result, accepted=len(records))).model_dump_json().encode()
         try:
             with self._ingest_lock:  # ids reach the queue in the order they were given
-                ids = self.store.append_batch(records, batch_key=batch_id, reply=reply)
+                ids = self.store.append_batch(records, sources, batch_key=batch_id,
+                                              reply=reply)
                 assert ids is not None
                 if not shared:
                     self._queue.put((ids[0], ids[1], records))
@@ -627,6 +637,49 @@ class Service:
                                     f"{self.settings.future_tolerance_s:g} s): a wrong clock?")
         attrs = {**(record.attrs or {}), "claimed_ts": record.ts.isoformat()}
         return record.model_copy(update={"ts": datetime.fromtimestamp(now, UTC), "attrs": attrs})
+
+    def ingest_json(self, body: bytes, batch_id: str | None = None) -> IngestResult:
+        """:meth:`ingest` of a body's JSON text, with the same answers, faster.
+
+        Records of a JSON array in the contract's plain form (see
+        :mod:`predictor.data.fast_validation`) are checked without pydantic
+        and stored as they came; any other body is parsed whole and given to
+        :meth:`ingest`.
+
+        Raises
+        ------
+        orjson.JSONDecodeError
+            When the body is not JSON.
+        """
+        with self.ingestion():
+            try:
+                items = _ARRAY.decode(body)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                return self._ingest(orjson.loads(body), batch_id)
+            key = _batch_id(batch_id)
+            result = IngestResult(received=len(items))
+            records: list[Record] = []
+            sources: list[bytes | None] = []
+            now = time.time()
+            for index, item in enumerate(items):
+                text = bytes(item)
+                record = quick_record(text)
+                try:
+                    if record is None:
+                        record = parse_record(orjson.loads(text))
+                        text = None
+                    admitted = self._admit(record, now)
+                except RecordError as err:
+                    result.reject(index, err)
+                    continue
+                except orjson.JSONDecodeError:
+                    # msgspec delimits an array's items without checking all their text:
+                    # let the whole body fail as ingest would have it fail.
+                    return self._ingest(orjson.loads(body), batch_id)
+                records.append(admitted)
+                sources.append(text if admitted is record else None)
+            self.metrics.rejected.labels(via="telemetry").inc(result.rejected)
+            return self._store(records, result, "telemetry", key, sources)
 
     def _ingest(self, raw: Any, batch_id: str | None = None) -> IngestResult:
         if isinstance(raw, dict) and "records" in raw:

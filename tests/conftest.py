@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,54 @@ def upstreams() -> Path:
     if done.returncode != 0:
         pytest.fail(f"scripts/upstreams failed: {done.stderr[-1000:]}")
     return Path(done.stdout.strip())
+
+
+_CALL = {"ts": "2026-01-05T00:00:00.250Z", "server": "a", "tool": "t", "latency_ms": 12.5,
+        "task_type": "docs", "concurrency": 2, "attempt": 1, "success": True}
+_HEALTH = {"ts": "2026-01-05T00:00:00Z", "kind": "health", "server": "a", "reachable": True,
+          "cpu_pct": 40.0, "queue_depth": 3}
+_VALUES = [None, "", "x", "12", "true", 0, -1, 1, 2.5, -0.0, 100, 100.5, 1e308, 2**31,
+          2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63) - 1, True, False, [], {}, [1],
+          {"a": 1}, {"a": None}, {"a": [1]}, {"a": 2**64}, {"a": 1e308}, "retry", "call",
+          "health", "2026-01-05T00:00:00Z"]
+_TIMES = ["2026-01-05T00:00:00Z", "2026-01-05T00:00:00", "2026-01-05 00:00:00Z",
+         "2026-01-05t00:00:00Z", "2026-01-05T00:00:00z", "2026-01-05T00:00:00+02:00",
+         "2026-01-05T00:00:00-00:00", "2026-01-05T00:00:00.1Z", "2026-01-05T00:00:00.123456Z",
+         "2026-01-05T00:00:00.1234565Z", "2026-01-05T00:00:00.123456789Z",
+         "2026-01-05T00:00Z", "2026-01-05", "2026-01-05T24:00:00Z", "2026-02-30T00:00:00Z",
+         "2026-01-05T00:00:60Z", "2026-01-05T00:00:00+24:00", "2026-01-05T00:00:00+23:59",
+         "2026-01-05T00:00:00+23:60", "0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00Z",
+         "9999-12-31T23:59:59.999999-23:59", "9999-12-31T23:59:59Z", "20260105T000000Z",
+         "2026-W02-1T00:00:00Z", "2026-005T00:00:00Z", " 2026-01-05T00:00:00Z", "1767571200",
+         0, 1, -1, 1767571200, 1767571200.5, 1767571200.123457, 1767571200.1234567,
+         1767571200.9999995, 2e10, 20000000001, 1767571200123, 1e15, 1e19, 4e-7, 0.0000005,
+         253402300799, 253402300800, -62135596801, 3021548006.8828125]
+
+
+@pytest.fixture(scope="session")
+def telemetry_variants() -> list[bytes]:
+    """JSON lines around the telemetry contract: plain, coerced, unknown-field, invalid."""
+    lines = []
+    for base in (_CALL, _HEALTH):
+        for field, value in itertools.product(
+                [*_CALL, *_HEALTH, "error_type", "recovery", "cost_usd", "mem_pct", "attrs",
+                 "cache_hit", "output_tokens", "unknown"], _VALUES):
+            lines.append(json.dumps({**base, field: value}).encode())
+        for ts in _TIMES:
+            lines.append(json.dumps({**base, "ts": ts}).encode())
+        for field in base:
+            lines.append(json.dumps({k: v for k, v in base.items() if k != field}).encode())
+    lines += [
+        json.dumps({**_CALL, "error_type": "timeout"}).encode(),
+        json.dumps({**_CALL, "success": None, "error_type": "timeout"}).encode(),
+        json.dumps({**_CALL, "success": False, "error_type": "timeout"}).encode(),
+        b'{"ts":"2026-01-05T00:00:00Z","server":"a\xff","tool":"t"}',
+        b'{"ts":"2026-01-05T00:00:00Z","server":"a\\ud800","tool":"t"}',
+        b'{"ts":"2026-01-05T00:00:00Z","server":"a","tool":"t","latency_ms":NaN}',
+        b'{"ts":"2026-01-05T00:00:00Z","server":"a","tool":"t","latency_ms":1e999}',
+        b'{"ts":"2026-01-05T00:00:00Z","server":"a","tool":"t"} trailing',
+        b'{"ts":"2026-01-05T00:00:00Z","server":"a","server":"b","tool":"t"}',
+        b'\xef\xbb\xbf{"ts":"2026-01-05T00:00:00Z","server":"a","tool":"t"}',
+        b'[1, 2]', b'"text"', b'null',
+    ]
+    return lines

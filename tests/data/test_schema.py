@@ -132,3 +132,12 @@ def test_json_round_trip_is_lossless():
     rec = parse_record({**GOOD, "latency_ms": 12.5, "cache_key": "k", "region": "eu"})
     again = parse_record(orjson.loads(record_to_json(rec)))
     assert again == rec
+
+
+@pytest.mark.parametrize("ts", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-00:01"])
+def test_a_time_outside_the_calendar_in_utc_is_a_record_error(ts):
+    # astimezone raises OverflowError, which pydantic does not turn into a validation error.
+    with pytest.raises(RecordError) as info:
+        parse_record({**GOOD, "ts": ts})
+    assert info.value.field == "ts"
+    assert "years 1-9999" in info.value.reason

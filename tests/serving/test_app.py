@@ -191,3 +191,51 @@ def test_settings_from_file_then_environment(tmp_path, monkeypatch):
     assert (settings.port, settings.queue_max_records, settings.host) == (9100, 7, "127.0.0.1")
     assert settings.capabilities == {"exa": ["search"]}
     assert Settings(port=9200).port == 9200
+
+
+def test_the_json_text_path_answers_and_stores_as_parsed_ingestion(tmp_path, sim_records,
+                                                                     telemetry_variants):
+    # ingest_json (the route's path) against ingest of the parsed body: same report, same
+    # records stored, whatever mix of plain, coerced, unknown-field and invalid records.
+    import orjson
+
+    from predictor.serving.service import Service
+
+    valid_json = [line for line in telemetry_variants if _is_json(line)]
+    body = b"[" + b",".join([*valid_json, *map(orjson.dumps, sim_records[:300])]) + b"]"
+    reports, stored = [], []
+    for name, ingest in (("text", "ingest_json"), ("parsed", "ingest")):
+        service = Service(_settings(tmp_path / name))
+        service.start()
+        try:
+            given = body if ingest == "ingest_json" else orjson.loads(body)
+            result = getattr(service, ingest)(given, "batch-1")
+            reports.append((result.received, result.accepted, result.rejected, result.errors))
+            stored.append([orjson.dumps(r.model_dump(mode="json")) for r in service.store.read()])
+            again = getattr(service, ingest)(given, "batch-1")
+            assert again.replayed and again.accepted == result.accepted
+        finally:
+            service.stop()
+    assert reports[0] == reports[1]
+    assert reports[0][1] > 400 and reports[0][2] > 400
+    assert stored[0] == stored[1]
+
+
+def _is_json(line: bytes) -> bool:
+    import orjson
+
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def test_a_body_that_is_not_json_is_a_400_on_either_path(client):
+    for body in (b'[{"ts": 1, "server": "a", "tool": "t"}, {"ts": NaN}]', b"[1, 2", b"{nope",
+                 b'[{"ts":"2026-01-05T00:00:00Z","server":"a\\ud800","tool":"t"}]'):
+        reply = client.post("/v1/telemetry", content=body,
+                            headers={"content-type": "application/json"})
+        assert reply.status_code == 400, body
+        assert reply.json()["detail"].startswith("body is not JSON")
+    assert client.app.state.service.store.count() == 0
