@@ -33,13 +33,20 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
+import orjson
 
-from predictor.data.schema import CallRecord, HealthRecord, Record, trusted_builder
+from predictor.data.schema import (
+    CallRecord,
+    HealthRecord,
+    Record,
+    parse_record,
+    trusted_builder,
+)
 
 if TYPE_CHECKING:
     from predictor.data.store import StoreRow
 
-__all__ = ["quick_record", "quick_row"]
+__all__ = ["parse_line", "quick_record", "quick_row"]
 
 _NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
 # JSON integers past 64 bits reach pydantic as floats (orjson), which an int field
@@ -185,3 +192,16 @@ def quick_record(line: bytes) -> Record | None:
         build = _BUILD_HEALTH
     fields["attrs"] = record.attrs
     return build(fields)
+
+
+def parse_line(line: bytes) -> Record:
+    """The record of a JSON line: :func:`quick_record`, else :func:`parse_record`.
+
+    Raises what :func:`parse_record` (``RecordError``) or ``orjson.loads``
+    (``orjson.JSONDecodeError``) raise.
+
+    >>> parse_line(b'{"ts":0,"server":"s","tool":"t","region":"eu"}').attrs
+    {'region': 'eu'}
+    """
+    record = quick_record(line)
+    return record if record is not None else parse_record(orjson.loads(line))

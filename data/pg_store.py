@@ -32,10 +32,10 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import orjson
 import psycopg
 
-from predictor.data.schema import Record, parse_record
+from predictor.data.fast_validation import parse_line
+from predictor.data.schema import Record
 from predictor.data.store import StoreRow, TimeBound, _epoch, _FrameMixin, _SqlAppends
 
 __all__ = ["MIGRATIONS", "Leadership", "PostgresEventStore", "is_postgres_url"]
@@ -169,7 +169,7 @@ class PostgresEventStore(_SqlAppends, _FrameMixin):
             rows = self._read.execute(
                 "SELECT id, record FROM events WHERE id > %s ORDER BY id LIMIT %s",
                 (after_id, limit)).fetchall()
-        return [(int(i), parse_record(orjson.loads(blob))) for i, blob in rows]
+        return [(int(i), parse_line(blob)) for i, blob in rows]
 
     def read(self, start: TimeBound = None, end: TimeBound = None, server: str | None = None,
              tool: str | None = None, kind: str | None = None) -> Iterator[Record]:
@@ -186,7 +186,7 @@ class PostgresEventStore(_SqlAppends, _FrameMixin):
             cursor.itersize = 10_000
             cursor.execute(f"SELECT record FROM events {where} ORDER BY ts, id", params)
             for (blob,) in cursor:
-                yield parse_record(orjson.loads(blob))
+                yield parse_line(blob)
 
     def count(self) -> int:
         with self._read_lock:

@@ -36,9 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import orjson
-
-from predictor.data.schema import Record, parse_record, record_to_json
+from predictor.data.fast_validation import parse_line
+from predictor.data.schema import Record, record_to_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -411,7 +410,7 @@ class SQLiteEventStore(_SqlAppends, _FrameMixin):
             ).fetchall()
         finally:
             conn.close()
-        return [(int(i), parse_record(orjson.loads(blob))) for i, blob in rows]
+        return [(int(i), parse_line(blob)) for i, blob in rows]
 
     def read(
         self,
@@ -437,7 +436,7 @@ class SQLiteEventStore(_SqlAppends, _FrameMixin):
         try:
             cursor = conn.execute(f"SELECT record FROM events {where} ORDER BY ts, id", params)
             for (blob,) in cursor:
-                yield parse_record(orjson.loads(blob))
+                yield parse_line(blob)
         finally:
             conn.close()
 
