@@ -276,11 +276,43 @@ def _evaluate_decision(counts: pd.DataFrame, active: pd.DataFrame, caps: dict, h
                                ("decision_matched_cost", matched))}
     # 'served' is the decision as a request with the defaults gets it.
     figures["served"] = figures["decision"]
+    chosen = {"decision": default, "decision_matched_cost": quantiles[matched]}
+    at_cost = _at_cost(load[test], replicas[:, test], float(react[test].mean()), quantiles)
+    if at_cost is not None:
+        figures["decision_at_hpa_cost"], chosen["decision_at_hpa_cost"] = at_cost
     return {"expected": np.concatenate(expected)[test],
             "underprovisioned_pct": {name: rounded(under, 2)
                                      for name, (under, _) in figures.items()},
             "mean_replicas": {name: rounded(mean, 3) for name, (_, mean) in figures.items()},
-            "quantile": {"decision": default, "decision_matched_cost": quantiles[matched]}}
+            "quantile": {name: rounded(q, 3) for name, q in chosen.items()}}
+
+
+def _at_cost(load: np.ndarray, replicas: np.ndarray, cost: float,
+             quantiles: tuple[float, ...]) -> tuple[tuple[float, float], float] | None:
+    """The decision's under-provisioned share at exactly ``cost`` mean replicas.
+
+    Interpolated linearly between the two asked quantiles whose mean
+    replicas over the same windows bracket ``cost`` (``None`` when none
+    do): the comparison at equal spending, made after the fact, beside the
+    quantile chosen beforehand on training windows (which may spend less or
+    more on the test windows than the baseline did). Returns ``((under %,
+    cost), quantile)``.
+
+    >>> load = np.array([1.0, 2.0, 3.0, 4.0])
+    >>> replicas = np.array([[1, 1, 1, 1], [2, 2, 4, 4]])
+    >>> _at_cost(load, replicas, 2.0, (0.5, 0.9))
+    ((37.5, 2.0), 0.7)
+    """
+    costs = replicas.mean(axis=1)
+    unders = (load[None, :] > replicas).mean(axis=1) * 100
+    for k in range(len(costs) - 1):
+        low, high = costs[k], costs[k + 1]
+        if low <= cost <= high and high > low:
+            share = (cost - low) / (high - low)
+            under = unders[k] + share * (unders[k + 1] - unders[k])
+            quantile = quantiles[k] + share * (quantiles[k + 1] - quantiles[k])
+            return (float(under), cost), round(float(quantile), 3)
+    return None
 
 
 def _decision_replicas(series: pd.Series, windows: np.ndarray, capacity: float,
