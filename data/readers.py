@@ -29,7 +29,8 @@ from typing import IO, Any
 
 import orjson
 
-from predictor.data.schema import Record, RecordError, parse_record
+from predictor.data.fast_validation import quick_record
+from predictor.data.schema import CallRecord, HealthRecord, Record, RecordError, parse_record
 
 __all__ = [
     "MAX_ERRORS",
@@ -134,6 +135,11 @@ def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any, bytes | None]]:
     for number, line in enumerate(stream, start=1):
         line = line.strip()
         if not line:
+            continue
+        # A line in the contract's plain form comes back as its record already.
+        record = quick_record(line)
+        if record is not None:
+            yield number, record, line
             continue
         try:
             yield number, orjson.loads(line), line
@@ -246,7 +252,7 @@ def read_sourced_records(
             try:
                 if isinstance(raw, RecordError):
                     raise raw
-                record = parse_record(raw)
+                record = raw if isinstance(raw, CallRecord | HealthRecord) else parse_record(raw)
             except RecordError as err:
                 rejected = RejectedRecord(name, number, err.field, err.reason)
                 summary.reject(rejected)
