@@ -111,3 +111,12 @@ def test_chunks_keep_line_numbers_across_blocks(monkeypatch):
     chunks = list(_chunks(io.BytesIO(text)))
     assert [(first, len(lines)) for first, lines in chunks] == [(1, 10), (11, 10), (21, 6)]
     assert chunks[1][1][0] == b"line11" and chunks[2][1][-1] == b"last"
+
+
+def test_the_fast_structs_name_the_contract_fields():
+    # A field added to the contract must be added here too, or its lines leave the fast path.
+    from predictor.data import fast_validation
+    from predictor.data.schema import CALL_FIELDS, HEALTH_FIELDS
+
+    assert set(fast_validation._Call.__struct_fields__) == CALL_FIELDS
+    assert set(fast_validation._Health.__struct_fields__) == HEALTH_FIELDS
