@@ -173,25 +173,17 @@ def quick_record(line: bytes) -> Record | None:
     if decoded is None:
         return None
     record, when = decoded
+    call = isinstance(record, _Call)
     fields: dict = {"ts": when}
-    if isinstance(record, _Call):
-        for name in _CALL_NAMES:
-            value = getattr(record, name)
-            if value is not None:
-                fields[name] = value
-        fields["kind"] = "call"
-        if record.success is None:
-            fields["success"] = record.error_type is None
-        build = _BUILD_CALL
-    else:
-        for name in _HEALTH_NAMES:
-            value = getattr(record, name)
-            if value is not None:
-                fields[name] = value
-        fields["kind"] = "health"
-        build = _BUILD_HEALTH
+    for name in _CALL_NAMES if call else _HEALTH_NAMES:
+        value = getattr(record, name)
+        if value is not None:
+            fields[name] = value
+    fields["kind"] = record.kind
+    if call and record.success is None:
+        fields["success"] = record.error_type is None
     fields["attrs"] = record.attrs
-    return build(fields)
+    return (_BUILD_CALL if call else _BUILD_HEALTH)(fields)
 
 
 def parse_line(line: bytes) -> Record:

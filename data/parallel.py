@@ -40,7 +40,6 @@ def _parse_chunk(
     errors: list[RejectedRecord] = []
     read = 0
     for offset, line in enumerate(lines):
-        line = line.strip()
         if not line:
             continue
         read += 1
@@ -62,7 +61,8 @@ def _parse_chunk(
 
 
 def _chunks(stream: IO[bytes]) -> Iterator[tuple[int, list[bytes]]]:
-    """``(number of the first line, lines)`` of at most :data:`_CHUNK` lines, in file order.
+    """``(number of the first line, lines)`` of at most :data:`_CHUNK` lines, in file order,
+    each stripped of surrounding whitespace (blank lines stay, empty, so numbers hold).
 
     >>> import io
     >>> [(first, len(lines)) for first, lines in _chunks(io.BytesIO(b"a\\n" * 25_001))]
@@ -77,18 +77,18 @@ def _chunks(stream: IO[bytes]) -> Iterator[tuple[int, list[bytes]]]:
             break
         lines = (tail + block).split(b"\n")
         tail = lines.pop()  # the unfinished last line, completed by the next block
-        pending.extend(lines)
+        pending.extend(line.strip() for line in lines)
         while len(pending) >= _CHUNK:
             yield first, pending[:_CHUNK]
             first, pending = first + _CHUNK, pending[_CHUNK:]
-    if tail:
-        pending.append(tail)
+    if tail.strip():
+        pending.append(tail.strip())
     if pending:
         yield first, pending
 
 
 def _rows(metas: list[RowMeta], lines: list[bytes]) -> list[StoreRow]:
-    return [(epoch, kind, server, tool, lines[offset].strip())
+    return [(epoch, kind, server, tool, lines[offset])
             for epoch, kind, server, tool, offset in metas]
 
 
