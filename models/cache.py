@@ -80,17 +80,19 @@ class AccessModel:
     def learn_one(self, key: str, ts: float) -> None:
         """Learn from one access of ``key`` at time ``ts`` (seconds)."""
         number = self._as_int(key)
+        successors, strides = self._successors, self._strides
+        crowded = 4 * self.max_successors
         credited: set[str] = set()
         credited_strides: set[int] = set()
         for prev_key, prev_ts, prev_number in self._recent:
             if prev_ts >= ts or prev_key in credited:
                 continue
             credited.add(prev_key)
-            succ = self._successors.get(prev_key)
+            succ = successors.get(prev_key)
             if succ is None:
-                succ = self._successors[prev_key] = Counter()
+                succ = successors[prev_key] = Counter()
             succ[key] += 1
-            if len(succ) > 4 * self.max_successors:
+            if len(succ) > crowded:
                 # Keep memory bounded: drop the rarest successors.
                 for rare, _ in succ.most_common()[2 * self.max_successors :]:
                     del succ[rare]
@@ -98,13 +100,14 @@ class AccessModel:
                 stride = number - prev_number
                 if stride not in credited_strides:
                     credited_strides.add(stride)
-                    self._strides[stride] += 1
+                    strides[stride] += 1
         self._seen[key] += 1
         if number is not None:
             self._numeric_seen += 1
-        self._recent.append((key, ts, number))
-        if len(self._recent) > self.horizon:
-            self._recent.popleft()
+        recent = self._recent
+        recent.append((key, ts, number))
+        if len(recent) > self.horizon:
+            recent.popleft()
         self._since_refresh += 1
         if self._since_refresh >= 1000:
             self._refresh_strides()

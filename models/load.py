@@ -26,7 +26,7 @@ from river import base, linear_model, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from predictor.models import compiled
-from predictor.models.adagrad import AdaGrad
+from predictor.models.adagrad import AdaGrad, learn_scaled_glm
 from predictor.models.features import informative_columns
 
 __all__ = ["ACTIVE_AFTER", "BatchLoad", "OnlineLoad", "active_windows", "load_features",
@@ -242,10 +242,11 @@ class OnlineLoad(base.Regressor):
         last = x.get("lag1", 0.0)
         return 0.0 if last is None or last != last else max(float(last), 0.0)
 
-    def _model_forecast(self, x: dict) -> float:
+    def _model_forecast(self, x: dict, clean: dict[str, float] | None = None) -> float:
         recent = [v for v in (x.get("max12"), x.get("lag1")) if v is not None and v == v]
         ceiling = max(recent, default=0.0) + 1.0
-        raw = math.expm1(min(self._model.predict_one(self._clean(x)), 20.0))
+        clean = self._clean(x) if clean is None else clean
+        raw = math.expm1(min(self._model.predict_one(clean), 20.0))
         return min(max(raw, 0.0), ceiling)
 
     @property
@@ -256,13 +257,26 @@ class OnlineLoad(base.Regressor):
         return "model"
 
     def learn_one(self, x: dict, y: float) -> None:
+        self.forecast_then_learn(x, y)
+
+    def forecast_then_learn(self, x: dict, y: float) -> float | None:
+        """Learn that the window after ``x`` held ``y`` calls; return what :meth:`predict_one`
+        answered for it before (``None`` while warming up, when nothing is scored).
+
+        One pass for the scaler, which scores each forecast as it learns the window.
+        """
         y = max(float(y), 0.0)
+        clean = self._clean(x)
+        answered = None
         if self._n >= self.warmup:
+            model, last = self._model_forecast(x, clean), self._last(x)
+            answered = last if self._model_error > self._last_error else model
             decay = self.error_decay
-            self._model_error += decay * (abs(self._model_forecast(x) - y) - self._model_error)
-            self._last_error += decay * (abs(self._last(x) - y) - self._last_error)
-        self._model.learn_one(self._clean(x), math.log1p(y))
+            self._model_error += decay * (abs(model - y) - self._model_error)
+            self._last_error += decay * (abs(last - y) - self._last_error)
+        learn_scaled_glm(self._model, clean, math.log1p(y))
         self._n += 1
+        return answered
 
     def predict_one(self, x: dict) -> float:
         if self.answering == "last value":

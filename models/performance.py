@@ -27,7 +27,7 @@ from river import base, linear_model, optim, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from predictor.models import compiled
-from predictor.models.adagrad import AdaGrad
+from predictor.models.adagrad import AdaGrad, learn_glm
 from predictor.models.calibrated import fit_calibrated_classifier
 from predictor.models.features import informative_columns
 
@@ -273,7 +273,7 @@ class OnlinePerformance(base.MultiTargetRegressor):
                 continue
             self._seen[target] = self._seen.get(target, 0) + 1
             if target in BINARY_TARGETS:
-                self._success.learn_one(scaled, bool(value))
+                learn_glm(self._success, scaled, bool(value))
                 continue
             log_value = _signed_log1p(float(value) * TARGET_SCALES.get(target, 1.0))
             self._track(target, log_value, group)
@@ -281,9 +281,9 @@ class OnlinePerformance(base.MultiTargetRegressor):
             model = self._regressors.get(target)
             if model is None:
                 model = self._regressors[target] = _linear(lr=self.lr)
-            model.learn_one(scaled, residual)
+            learn_glm(model, scaled, residual)
             if target == "latency_ms":
-                self._latency_upper.learn_one(scaled, residual)
+                learn_glm(self._latency_upper, scaled, residual)
 
     def predict_one(self, x: dict) -> dict[str, float]:  # type: ignore[override]
         scaled = self._scaler.transform_one(x)

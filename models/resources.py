@@ -23,7 +23,7 @@ from river import base, linear_model, preprocessing
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from predictor.models import compiled
-from predictor.models.adagrad import AdaGrad
+from predictor.models.adagrad import AdaGrad, learn_scaled_glm
 from predictor.models.conformal import ConformalIntervalRegressor
 from predictor.models.features import informative_columns
 
@@ -149,7 +149,7 @@ class OnlineResources(base.Regressor):
 
     def learn_one(self, x: dict, y: float) -> None:
         if y is not None and not math.isnan(y):
-            self._model.learn_one(x, math.log1p(max(float(y), 0.0)))
+            learn_scaled_glm(self._model, x, math.log1p(max(float(y), 0.0)))
             self._n += 1
 
     def predict_one(self, x: dict) -> float:

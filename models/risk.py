@@ -21,7 +21,7 @@ import numpy as np
 from river import base, drift, linear_model, preprocessing
 
 from predictor.models import compiled
-from predictor.models.adagrad import AdaGrad
+from predictor.models.adagrad import AdaGrad, learn_glm
 from predictor.models.calibrated import fit_calibrated_classifier
 from predictor.models.features import informative_columns
 
@@ -126,28 +126,72 @@ class OnlineRisk(base.Classifier):
         return out
 
     def _expand(self, z: dict[str, float]) -> dict[str, float]:
-        # Each input's hinge names are built once: formatting them per call cost as much
-        # as the regression's step.
-        names = self.__dict__.setdefault("_hinge_names", {})
         out = dict(z)
         for name, value in z.items():
-            hinges = names.get(name)
-            if hinges is None:
-                hinges = names[name] = () if name.endswith("_missing") else tuple(
-                    (knot, f"{name}>{knot}") for knot in self.KNOTS)
-            for knot, hinge in hinges:
+            for knot, hinge in self._hinges(name):
                 if value > knot:
                     out[hinge] = value - knot
         return out
 
+    def _hinges(self, name: str) -> tuple[tuple[float, str], ...]:
+        # Each input's hinge names are built once: formatting them per call cost as much
+        # as the regression's step.
+        names = self.__dict__.setdefault("_hinge_names", {})
+        hinges = names.get(name)
+        if hinges is None:
+            hinges = names[name] = () if name.endswith("_missing") else tuple(
+                (knot, f"{name}>{knot}") for knot in self.KNOTS)
+        return hinges
+
+    def _input(self, name: str) -> tuple[str, tuple[tuple[float, str], ...]]:
+        """``name``'s missing-value indicator name and hinges, built once per input."""
+        specs = self.__dict__.setdefault("_inputs", {})
+        spec = specs.get(name)
+        if spec is None:
+            spec = specs[name] = (f"{name}_missing", self._hinges(name))
+        return spec
+
     def learn_one(self, x: dict, y: bool) -> None:
-        x = self._clean(x)
-        self._scaler.learn_one(x)
-        self._model.learn_one(self._expand(self._scaler.transform_one(x)), bool(y))
-        self._drift.update(float(bool(y)))
+        """Learn one outcome: river's ``StandardScaler | LogisticRegression`` step, fused.
+
+        The arithmetic is that of ``scaler.learn_one(x)``, then
+        ``model.learn_one(expand(scaler.transform_one(x)), y)``, on the same
+        river objects (their state is what checkpoints hold): the scaler's
+        in one loop over the inputs that also expands them, the model's by
+        :func:`predictor.models.adagrad.learn_glm`. Through river's own calls
+        this step was the largest cost of the online learner.
+        ``tests/models/test_risk.py`` checks it against them.
+        """
+        y = bool(y)
+        scaler = self._scaler
+        counts, means, variances = scaler.counts, scaler.means, scaler.vars
+        specs = self.__dict__.get("_inputs") or {}
+        z: dict[str, float] = {}
+        for name, value in x.items():
+            spec = specs.get(name) or self._input(name)
+            if value is None or value != value:
+                name, value, hinges = spec[0], 1.0, ()
+            else:
+                value, hinges = float(value), spec[1]
+            # StandardScaler.learn_one, then transform_one, on the scaler's own dicts.
+            n = counts[name] + 1
+            counts[name] = n
+            old_mean = means[name]
+            mean = old_mean + (value - old_mean) / n
+            means[name] = mean
+            var = variances[name]
+            var += ((value - old_mean) * (value - mean) - var) / n
+            variances[name] = var
+            scaled = (value - mean) / var**0.5 if var else 0.0
+            z[name] = scaled
+            for knot, hinge in hinges:
+                if scaled > knot:
+                    z[hinge] = scaled - knot
+        learn_glm(self._model, z, y)
+        self._drift.update(float(y))
         if self._drift.drift_detected:
             self.drifts += 1
-        self._seen.add(bool(y))
+        self._seen.add(y)
 
     def predict_proba_one(self, x: dict) -> dict[bool, float]:
         if len(self._seen) < 2:

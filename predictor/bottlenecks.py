@@ -90,7 +90,9 @@ class BottleneckFinder(DecisionPlugin):
             while calls and calls[0][0] < ts - 2 * self.window_s:
                 calls.popleft()
             if latency_ms is not None:
-                detector = self._drift.setdefault(server, drift.ADWIN(delta=0.002))
+                detector = self._drift.get(server)
+                if detector is None:  # not setdefault: a detector is costly to build
+                    detector = self._drift[server] = drift.ADWIN(delta=0.002)
                 detector.update(math.log1p(latency_ms))
                 if detector.drift_detected:
                     self._alarms.setdefault(server, deque(maxlen=100)).append(ts)

@@ -74,3 +74,38 @@ def test_a_risk_model_that_cannot_rank_is_never_champion():
     ranking = RiskBundle(BatchRisk().fit(X, failed))
     assert ranking.why_not_champion(0.2) is None
     assert "no better than chance" in ranking.why_not_champion(0.5)
+
+
+def _river_step(model: OnlineRisk, x: dict, y: bool) -> None:
+    """What OnlineRisk.learn_one did before its step was fused: river's own path."""
+    x = model._clean(x)
+    model._scaler.learn_one(x)
+    model._model.learn_one(model._expand(model._scaler.transform_one(x)), y)
+    model._drift.update(float(y))
+    if model._drift.drift_detected:
+        model.drifts += 1
+    model._seen.add(y)
+
+
+def test_online_risk_fused_step_equals_river_pipeline():
+    rng = np.random.default_rng(3)
+    fused, reference = OnlineRisk(), OnlineRisk()
+    for i in range(3000):
+        mem = float(rng.uniform(20, 100))
+        x = {"probe_mem": mem if i % 7 else float("nan"), "srv_error_rate": float(rng.random()),
+             "attempt": None if i % 5 else 2.0, "concurrency": float(rng.integers(0, 9))}
+        y = bool(rng.random() < (0.6 if mem > 85 else 0.05))
+        fused.learn_one(x, y)
+        _river_step(reference, x, y)
+    assert fused._scaler.counts == reference._scaler.counts
+    assert fused._scaler.means == reference._scaler.means
+    # The dot product sums in another order (river's is in Rust): equal to the last bits.
+    assert abs(fused._model.intercept - reference._model.intercept) < 1e-9
+    assert fused._model.optimizer.n_iterations == reference._model.optimizer.n_iterations == 3000
+    ours, theirs = fused._model.weights, reference._model.weights
+    assert ours.keys() == theirs.keys() and len(ours) == 16  # 4 inputs, 3 hinges each, 2 missing
+    assert max(abs(ours[k] - theirs[k]) for k in ours) < 1e-9
+    assert fused.drifts == reference.drifts
+    for mem in (30.0, 90.0, float("nan")):
+        x = {"probe_mem": mem, "srv_error_rate": 0.5, "attempt": 1.0, "concurrency": 3.0}
+        assert abs(fused.predict_proba_one(x)[True] - reference.predict_proba_one(x)[True]) < 1e-9
