@@ -41,6 +41,38 @@ def _copy(model: AccessModel) -> AccessModel:
     return pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
 
 
+class _Proposals:
+    """An access model's proposals after each access of a sequence, replayed in order.
+
+    Stands in for the model in :class:`PredictiveCache`: ``learn_one`` moves
+    to the next access, ``predict_next`` answers what the model proposed
+    there (computed once, with the ``k`` every cache of the grid asks).
+    """
+
+    K = 2 * 2  # PredictiveCache asks for twice its max_preload (2 in every setting)
+
+    def __init__(self, model: AccessModel, keys: list[str], ts: np.ndarray) -> None:
+        self._answers = []
+        for key, t in zip(keys, ts, strict=True):
+            model.learn_one(key, t)
+            self._answers.append(model.predict_next(key, k=self.K))
+        self._position = -1
+
+    def rewound(self) -> _Proposals:
+        """These proposals, from the first access again."""
+        copy = object.__new__(_Proposals)
+        copy._answers, copy._position = self._answers, -1
+        return copy
+
+    def learn_one(self, key: str, ts: float) -> None:
+        self._position += 1
+
+    def predict_next(self, key: str, k: int = 2) -> list[tuple[str, float]]:
+        if k != self.K:
+            raise ValueError(f"proposals were computed for k={self.K}, not {k}")
+        return self._answers[self._position]
+
+
 #: Most validation accesses each setting of :data:`CACHE_GRID` replays (the newest).
 MAX_TUNING_ACCESSES = 50_000
 
@@ -67,12 +99,14 @@ def tune_cache(keys: list[str], ts: np.ndarray) -> tuple[dict, AccessModel]:
                   "window_share": 0.1}
     if len(val_keys) >= 100:
         size = max(1, round(0.05 * len(set(val_keys))))
+        # What the model proposes after each access does not depend on the cache it
+        # drives: one copy of the model learns the validation accesses once, and every
+        # setting replays its proposals (as each once did on a copy of its own).
+        proposals = _Proposals(_copy(model), val_keys, ts[~fit])
         scores = []
-        # Each setting starts from a copy of the model (see _copy).
-        state = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
         for values in itertools.product(*CACHE_GRID.values()):
             settings = dict(zip(CACHE_GRID, values, strict=True))
-            cache = _replay(pickle.loads(state), val_keys, ts[~fit], size, **settings)
+            cache = _replay(proposals.rewound(), val_keys, ts[~fit], size, **settings)
             scores.append((cache.hit_ratio, settings))
         best = max(scores, key=lambda item: item[0])[1]
     for key, t in zip(val_keys, ts[~fit], strict=True):
@@ -120,7 +154,9 @@ def score_cache(features: Features, fit: CacheFit, options: Options | None = Non
     test_ts = ts[test & has_key]
     size = (options or Options()).cache_size or max(1, round(0.05 * len(set(test_keys))))
     settings = fit.settings
-    cache = _replay(_copy(fit.model), test_keys, test_ts, size, **settings)
+    # One pass of the model over the test accesses serves every cache size replayed.
+    proposals = _Proposals(_copy(fit.model), test_keys, test_ts)
+    cache = _replay(proposals.rewound(), test_keys, test_ts, size, **settings)
     section = {
         "cache_size": size,
         "hit_ratio": {
@@ -144,19 +180,19 @@ def score_cache(features: Features, fit: CacheFit, options: Options | None = Non
     section["variant_why"] = (f"{Preloader.why_online}; the cache around it is a segmented "
                               "LRU behind a frequency-admission window, with default shares "
                               "(the settings above are tuned for 'predictive' only)")
-    plot_data = _curve(fit, test_keys, test_ts, size, cache.hit_ratio) \
+    plot_data = _curve(proposals, settings, test_keys, test_ts, size, cache.hit_ratio) \
         if (options or Options()).plots else None
     return section, plot_data
 
 
-def _curve(fit: CacheFit, keys: list[str], ts: np.ndarray, size: int, hit_ratio: float
-           ) -> dict[str, list]:
+def _curve(proposals: _Proposals, settings: dict, keys: list[str], ts: np.ndarray, size: int,
+           hit_ratio: float) -> dict[str, list]:
     """Hit ratios of the predictive cache, LRU and Belady at 1/4 to 4 times ``size``."""
     sizes = sorted({max(1, int(size * f)) for f in (0.25, 0.5, 1, 2, 4)})
     return {
         "sizes": sizes,
         "predictive": [hit_ratio if s == size else
-                       _replay(_copy(fit.model), keys, ts, s, **fit.settings).hit_ratio
+                       _replay(proposals.rewound(), keys, ts, s, **settings).hit_ratio
                        for s in sizes],
         "lru": [lru_hit_ratio(keys, s) for s in sizes],
         "belady": [belady_hit_ratio(keys, s) for s in sizes],
