@@ -48,7 +48,9 @@ def _online_predictions(featurizer: CallFeaturizer, X: np.ndarray, calls: pd.Dat
             model.learn_one(x_done, {"latency_ms": lat_done, "success": ok_done,
                                      "output_tokens": tokens_done, "cost_usd": cost_done})
             if not np.isnan(lat_done):
-                detector = detectors.setdefault(server, drift.ADWIN(delta=0.002))
+                detector = detectors.get(server)
+                if detector is None:  # not setdefault: a detector is costly to build
+                    detector = detectors[server] = drift.ADWIN(delta=0.002)
                 detector.update(np.log1p(lat_done))
                 if detector.drift_detected:
                     last_alarm[server] = end
