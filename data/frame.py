@@ -108,22 +108,31 @@ def frame_records(frame: pd.DataFrame) -> Iterator[Record]:
                                if c in CALL_FIELDS and c != "ts"]),
     }
     arrays = {c: frame[c].to_numpy() for c in columns}
-    kind_values = arrays.get("kind", np.full(len(frame), "call", dtype=object))
-    for i, ts in enumerate(arrays["ts"].tolist()):
-        build, wanted = kinds["health" if kind_values[i] == "health" else "call"]
-        fields: dict = {"ts": datetime.fromtimestamp(ts, UTC)}
-        for name, convert in wanted:
-            value = arrays[name][i]
-            if value is None or value != value:  # None or NaN: absent
-                continue
-            fields[name] = convert(value) if convert is not None else value
-        if "attrs" not in fields:
-            fields["attrs"] = {}
-        if build is _BUILD_CALL:
-            fields["kind"] = "call"
-            if "success" not in fields:
-                fields["success"] = fields.get("error_type") is None
-        yield build(fields)
+    if "kind" not in arrays:
+        arrays["kind"] = np.full(len(frame), "call", dtype=object)
+    for start in range(0, len(frame), _ROWS_AT_ONCE):
+        # Python values a slice at a time: indexing numpy arrays value by value cost more
+        # than building the records, and whole columns as lists would hold the log.
+        rows = {c: values[start:start + _ROWS_AT_ONCE].tolist() for c, values in arrays.items()}
+        for i, ts in enumerate(rows["ts"]):
+            build, wanted = kinds["health" if rows["kind"][i] == "health" else "call"]
+            fields: dict = {"ts": datetime.fromtimestamp(ts, UTC)}
+            for name, convert in wanted:
+                value = rows[name][i]
+                if value is None or value != value:  # None or NaN: absent
+                    continue
+                fields[name] = convert(value) if convert is not None else value
+            if "attrs" not in fields:
+                fields["attrs"] = {}
+            if build is _BUILD_CALL:
+                fields["kind"] = "call"
+                if "success" not in fields:
+                    fields["success"] = fields.get("error_type") is None
+            yield build(fields)
+
+
+#: Rows :func:`frame_records` turns into Python values at once.
+_ROWS_AT_ONCE = 4096
 
 
 def _conversion(column: str):
