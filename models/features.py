@@ -129,29 +129,42 @@ class CallFeaturizer:
         """
         names = self.feature_names_
         categorical = set(CATEGORICAL)
-        inverse = {col: {code: value for value, code in self.vocab_[col].items()}
-                   for col in CATEGORICAL}
-        for row in matrix:
-            x: dict[str, float] = {}
-            for name, value in zip(names, row, strict=True):
-                if math.isnan(value):
-                    x[f"{name}_missing"] = 1.0
-                elif name in categorical:
-                    x[f"{name}={inverse[name][int(value)]}"] = 1.0
-                else:
-                    x[name] = float(value)
-            server = row[0]
-            if not math.isnan(server):
-                tag = inverse["server"][int(server)]
-                conc = x.get("concurrency")
-                if conc is not None:
-                    x[f"concurrency^2*server={tag}"] = conc * conc / 100.0
-                    x[f"concurrency*server={tag}"] = conc / 10.0
-            tool = row[1]
-            tokens = x.get("log_input_tokens")
-            if tokens is not None and not math.isnan(tool):
-                x[f"log_input_tokens*tool={inverse['tool'][int(tool)]}"] = tokens
-            yield x
+        # Every key a row can produce is formatted once, not per row: formatting and
+        # numpy scalars cost more than the dicts themselves.
+        labels = {col: {code: f"{col}={value}" for value, code in self.vocab_[col].items()}
+                  for col in CATEGORICAL}
+        crossed = {code: (f"concurrency^2*server={value}", f"concurrency*server={value}")
+                   for value, code in self.vocab_["server"].items()}
+        by_tool = {code: f"log_input_tokens*tool={value}"
+                   for value, code in self.vocab_["tool"].items()}
+        columns = [(name, f"{name}_missing", labels[name] if name in categorical else None)
+                   for name in names]
+        for start in range(0, len(matrix), _ROWS_AT_ONCE):
+            for row in matrix[start:start + _ROWS_AT_ONCE].tolist():
+                x: dict[str, float] = {}
+                for value, (name, missing, label) in zip(row, columns, strict=True):
+                    if value != value:  # NaN
+                        x[missing] = 1.0
+                    elif label is not None:
+                        x[label[int(value)]] = 1.0
+                    else:
+                        x[name] = value
+                server = row[0]
+                if server == server:
+                    conc = x.get("concurrency")
+                    if conc is not None:
+                        squared, linear = crossed[int(server)]
+                        x[squared] = conc * conc / 100.0
+                        x[linear] = conc / 10.0
+                tool = row[1]
+                tokens = x.get("log_input_tokens")
+                if tokens is not None and tool == tool:
+                    x[by_tool[int(tool)]] = tokens
+                yield x
+
+
+#: Rows :meth:`CallFeaturizer.dicts` turns into Python values at once.
+_ROWS_AT_ONCE = 4096
 
 
 def informative_columns(X: np.ndarray) -> np.ndarray:
