@@ -32,6 +32,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections import Counter, deque
+from operator import itemgetter
 
 __all__ = ["AccessModel", "PredictionCalibration"]
 
@@ -135,7 +136,10 @@ class AccessModel:
         seen = self._seen.get(key, 0)
         succ = self._successors.get(key)
         if succ and seen:
-            for other, count in succ.most_common(self.max_successors):
+            # What succ.most_common(n) answers (heapq.nlargest is documented equal to this
+            # sort, ties in insertion order), sorted in C: its heap runs in Python.
+            for other, count in sorted(succ.items(), key=itemgetter(1),
+                                       reverse=True)[:self.max_successors]:
                 if other != key:
                     scores[other] = min(1.0, count / seen)
         number = self._as_int(key)
