@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,8 @@ from predictor.training.features import Features, Options, Unsupported
 from predictor.training.metrics import rounded
 from predictor.training.served import replay, served_engine
 
-__all__ = ["MAX_CANDIDATES", "TIMEOUT_MS", "SelectionFit", "fit_selection", "score_selection"]
+__all__ = ["MAX_CANDIDATES", "TIMEOUT_MS", "SelectionFit", "fit_selection", "score_selection",
+           "with_task_types"]
 
 MAX_CANDIDATES = 10
 #: What a failed call without a recorded latency costs (the seed's 30 s timeout).
@@ -98,6 +99,33 @@ class SelectionFit:
     bundle: None = None  # nothing is registered: ``performance`` is the registered model
 
 
+def with_task_types(features: Features) -> Features:
+    """``features`` with each call that names no ``task_type`` asking for its ``tool``.
+
+    What the gateway records for a route without one (DESIGN: ``task_type``
+    defaults to the tool name): a log without task types is then judged on
+    the tools several servers serve, as a router of those tools would pick.
+    Calls that name a task type keep it; a log where every call names one
+    is returned as it is.
+
+    >>> from predictor.data.frame import records_to_frame
+    >>> from predictor.data.schema import parse_record
+    >>> frame = records_to_frame([parse_record({"ts": 0.0, "server": "a", "tool": "q"}),
+    ...                           parse_record({"ts": 1.0, "server": "b", "tool": "q",
+    ...                                         "task_type": "search"})])
+    >>> with_task_types(Features.of(frame)).calls["task_type"].tolist()
+    ['q', 'search']
+    """
+    calls = features.calls
+    missing = calls["task_type"].isna()
+    if not missing.any():
+        return features
+    frame = features.frame.copy()
+    rows = missing[missing].index
+    frame.loc[rows, "task_type"] = frame.loc[rows, "tool"]
+    return replace(features, frame=frame, calls=frame.loc[calls.index])
+
+
 def _candidates(calls: pd.DataFrame, train: np.ndarray) -> dict[str, list[str]]:
     """The servers that served each task type in training, at most the MAX_CANDIDATES busiest
     (a routing decision weighs a handful, not hundreds)."""
@@ -113,6 +141,7 @@ def _candidates(calls: pd.DataFrame, train: np.ndarray) -> dict[str, list[str]]:
 
 def fit_selection(features: Features, options: Options | None = None) -> SelectionFit:
     """Find the candidates and the scorable rounds; fit the ``model`` policy's batch model."""
+    features = with_task_types(features)
     calls, history, train, test = (features.calls, features.history, features.train,
                                    features.test)
     task = calls["task_type"]
@@ -141,6 +170,8 @@ def fit_selection(features: Features, options: Options | None = None) -> Selecti
 def score_selection(features: Features, fit: SelectionFit, options: Options | None = None,
                     seed: int = 0) -> tuple[dict, None]:
     """The ``selection`` section of the report (replay method)."""
+    untyped = int(features.calls["task_type"].isna().sum())
+    features = with_task_types(features)
     calls, frame, history = features.calls, features.frame, features.history
     candidates, rounds, eligible = fit.candidates, fit.rounds, fit.eligible
     featurizer, model = fit.featurizer, fit.model
@@ -182,6 +213,9 @@ def score_selection(features: Features, fit: SelectionFit, options: Options | No
                "explore": SelectRequest.model_fields["explore"].default,
                "candidates": {t: len(s) for t, s in candidates.items()},
                "all_rounds": _figures(all_rounds, with_cost=calls["cost_usd"].notna().any())}
+    if untyped:
+        # Calls that named no task type were judged as asking for their tool.
+        section["task_type_from_tool"] = untyped
     return section, None
 
 

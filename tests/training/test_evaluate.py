@@ -98,3 +98,22 @@ def test_worker_processes_do_not_change_the_report():
     parallel = evaluate_frame(frame, n_jobs=2).report
     assert json.dumps(serial) == json.dumps(parallel)  # same figures, same order
     assert list(serial)[5:] == list(FAMILIES)
+
+
+def test_a_log_without_task_types_is_judged_on_the_tools_several_servers_serve():
+    import random
+
+    rng = random.Random(7)
+    records = []
+    for i in range(3_000):
+        server = rng.choice(["fast", "slow"])  # a random logging policy: the replay is fair
+        latency = rng.expovariate(1 / (40.0 if server == "fast" else 400.0))
+        records.append(parse_record({"ts": float(i), "server": server, "tool": "lookup",
+                                     "latency_ms": latency}))
+    section = evaluate_frame(records_to_frame(records)).report["selection"]
+    assert section["task_type_from_tool"] == 3_000
+    assert section["candidates"] == {"lookup": 2}
+    # The served selector learns that "fast" is fast: its matched calls cost a fraction of
+    # the random policy's.
+    latency = section["mean_latency_ms"]
+    assert latency["served"] < 0.5 * latency["random"]
