@@ -128,27 +128,23 @@ class OnlineRisk(base.Classifier):
     def _expand(self, z: dict[str, float]) -> dict[str, float]:
         out = dict(z)
         for name, value in z.items():
-            for knot, hinge in self._hinges(name):
+            for knot, hinge in self._input(name)[1]:
                 if value > knot:
                     out[hinge] = value - knot
         return out
 
-    def _hinges(self, name: str) -> tuple[tuple[float, str], ...]:
-        # Each input's hinge names are built once: formatting them per call cost as much
-        # as the regression's step.
-        names = self.__dict__.setdefault("_hinge_names", {})
-        hinges = names.get(name)
-        if hinges is None:
-            hinges = names[name] = () if name.endswith("_missing") else tuple(
-                (knot, f"{name}>{knot}") for knot in self.KNOTS)
-        return hinges
-
     def _input(self, name: str) -> tuple[str, tuple[tuple[float, str], ...]]:
-        """``name``'s missing-value indicator name and hinges, built once per input."""
+        """``name``'s missing-value indicator name and its hinges (none for an indicator).
+
+        Built once per input: formatting these names per call cost as much as
+        the regression's step.
+        """
         specs = self.__dict__.setdefault("_inputs", {})
         spec = specs.get(name)
         if spec is None:
-            spec = specs[name] = (f"{name}_missing", self._hinges(name))
+            hinges = () if name.endswith("_missing") else tuple(
+                (knot, f"{name}>{knot}") for knot in self.KNOTS)
+            spec = specs[name] = (f"{name}_missing", hinges)
         return spec
 
     def learn_one(self, x: dict, y: bool) -> None:
