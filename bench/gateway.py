@@ -8,11 +8,13 @@ Both paths use the same transport (stdio) and the same real upstream,
 ``mcp-server-time`` (installed by ``scripts/upstreams``): ``direct`` opens
 an MCP session to it; ``gateway`` opens one to ``predictor gateway --stdio``
 with that server as the only provider of a route, so each call also goes
-through the select decision and is recorded durably (fsynced) in the
-gateway's event store before the answer. Rounds alternate the two paths
-(the machine is shared and noisy); the report gives each path's median and
-p99 per-call latency over all rounds and what the gateway adds, and peak
-resident memory (this process, and the largest child: the gateway).
+through the gateway's call path and is recorded in its event store before
+the answer, at the gateway's default durability (committed; on disk within
+a second); ``gateway_fsync`` is the same with ``durability = "fsync"`` (each
+call's record synced to disk before the answer). Rounds alternate the three
+paths (the machine is shared and noisy); the report gives each path's
+median and p99 per-call latency over all rounds and what the gateway adds,
+and peak resident memory (this process, and the largest child: a gateway).
 
 Learning in the call path (``--learning-calls``): two providers of one
 route, both ``bench/faulty_upstream.py`` instances set apart (a fast
@@ -35,9 +37,10 @@ the upstream, and the latency the client saw.
 
 Where the added time goes (``--breakdown``, in this process, over the same
 ``mcp-server-time``): the gateway's session call alone, the whole call path
-(``Gateway.execute``: the call, its durable record, the decisions), the same
+(``Gateway.execute``: the call, its record, the decisions), the same
 through the gateway's own MCP server over an in-memory transport, and the
-durable record of one attempt alone (``Service.ingest``); medians.
+record of one attempt alone (``Service.ingest``, at the gateway's default
+durability); medians.
 
 Providers crashing mid-run: two reliable providers under the served
 policy, once as they are and once exiting after every 100 and 130 calls
@@ -283,7 +286,8 @@ def breakdown(server: str, calls: int) -> dict:
         "upstream": [{"name": "time", "command": [server, "--local-timezone", "UTC"]}],
         "route": [{"tool": "get_current_time", "providers": ["time"]}]})
     service = Service(Settings(db=folder / "gw.db", state_dir=folder / "state",
-                               load_champions=False, online_registry=False))
+                               durability=config.durability, load_champions=False,
+                               online_registry=False))
     arguments = {"timezone": "UTC"}
 
     async def timed(call) -> float:
@@ -315,7 +319,7 @@ def breakdown(server: str, calls: int) -> dict:
             async def ingest() -> None:
                 service.ingest([{**record, "ts": time.time()}])
 
-            out["durable_record_ms"] = await timed(ingest)
+            out["record_ms"] = await timed(ingest)
             return out
         finally:
             await gateway.stop()
@@ -340,20 +344,23 @@ def main() -> None:
     args = parser.parse_args()
     server = time_server()
     folder = Path(tempfile.mkdtemp(prefix="predictor-bench-gateway-"))
-    config = folder / "gateway.toml"
-    config.write_text(f'db = "{folder / "gw.db"}"\n[[upstream]]\nname = "time"\n'
-                      f'command = ["{server}", "--local-timezone", "UTC"]\n'
-                      '[[route]]\ntool = "get_current_time"\nproviders = ["time"]\n')
-    env = {**os.environ, "PREDICTOR_STATE_DIR": str(folder / "state"),
-           "PREDICTOR_LOAD_CHAMPIONS": "false", "PREDICTOR_ONLINE_REGISTRY": "false"}
     direct = StdioServerParameters(command=server, args=["--local-timezone", "UTC"])
-    through = StdioServerParameters(command=predictor_command(),
-                                    args=["gateway", "--config", str(config), "--stdio"],
-                                    env=env, cwd=str(folder))
-    samples: dict[str, list[float]] = {"direct": [], "gateway": []}
+    paths = {"direct": direct}
+    for path, durability in (("gateway", None), ("gateway_fsync", "fsync")):
+        config = folder / f"{path}.toml"
+        config.write_text(("" if durability is None else f'durability = "{durability}"\n')
+                          + f'db = "{folder / path}.db"\n[[upstream]]\nname = "time"\n'
+                          f'command = ["{server}", "--local-timezone", "UTC"]\n'
+                          '[[route]]\ntool = "get_current_time"\nproviders = ["time"]\n')
+        env = {**os.environ, "PREDICTOR_STATE_DIR": str(folder / f"{path}-state"),
+               "PREDICTOR_LOAD_CHAMPIONS": "false", "PREDICTOR_ONLINE_REGISTRY": "false"}
+        paths[path] = StdioServerParameters(
+            command=predictor_command(), args=["gateway", "--config", str(config), "--stdio"],
+            env=env, cwd=str(folder))
+    samples: dict[str, list[float]] = {path: [] for path in paths}
     for _ in range(args.rounds):
-        samples["direct"] += asyncio.run(timed_calls(direct, args.calls))
-        samples["gateway"] += asyncio.run(timed_calls(through, args.calls))
+        for path, params in paths.items():
+            samples[path] += asyncio.run(timed_calls(params, args.calls))
 
     def figures(values: list[float]) -> dict[str, float]:
         ordered = sorted(values)
@@ -361,13 +368,20 @@ def main() -> None:
                 "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 3)}
 
     d, g = figures(samples["direct"]), figures(samples["gateway"])
+    f = figures(samples["gateway_fsync"])
     report = {
         "command": " ".join(["python", "bench/gateway.py", *sys.argv[1:]]),
         "calls_per_round": args.calls, "rounds": args.rounds,
         "direct": d, "gateway": g,
         "added_median_ms": round(g["median_ms"] - d["median_ms"], 3),
         "added_p99_ms": round(g["p99_ms"] - d["p99_ms"], 3),
-        "recorded_attempts": _recorded(folder / "gw.db"),
+        "gateway_over_direct_median": round(g["median_ms"] / d["median_ms"], 3),
+        # The same gateway syncing each call's record to disk before answering.
+        "gateway_fsync": f,
+        "fsync_added_median_ms": round(f["median_ms"] - d["median_ms"], 3),
+        "fsync_added_p99_ms": round(f["p99_ms"] - d["p99_ms"], 3),
+        "recorded_attempts": _recorded(folder / "gateway.db"),
+        "recorded_attempts_fsync": _recorded(folder / "gateway_fsync.db"),
         "learning": learning(args.learning_calls, args.warmup, args.seed)
         if args.learning_calls else None,
         "crashes": crashes(args.learning_calls, args.seed) if args.learning_calls else None,

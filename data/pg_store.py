@@ -113,12 +113,23 @@ class PostgresEventStore(_SqlAppends, _FrameMixin):
         ``postgresql://user@host:port/database``.
     batch_key_retention_s
         How long an idempotency key is remembered (a day).
+    durability
+        ``"fsync"``: an append returns once its commit is flushed to the
+        server's disk (``synchronous_commit`` on). ``"commit"``: once it is
+        committed and visible (``synchronous_commit = off`` for this store's
+        writes): the server's WAL writer flushes it within about three
+        ``wal_writer_delay`` (600 ms by default), so only a crash of the
+        database server in that time loses it.
     """
 
     _mark = "%s"  # psycopg's parameter mark
 
-    def __init__(self, url: str, batch_key_retention_s: float = 86_400.0) -> None:
+    def __init__(self, url: str, batch_key_retention_s: float = 86_400.0, *,
+                 durability: str = "fsync") -> None:
+        if durability not in ("fsync", "commit"):
+            raise ValueError(f"durability: 'fsync' or 'commit', not {durability!r}")
         self.url = url
+        self.durability = durability
         self.path = url  # what logs and checkpoints name the store by
         self.batch_key_retention_s = batch_key_retention_s
         self._pruned_at = 0.0
@@ -126,6 +137,8 @@ class PostgresEventStore(_SqlAppends, _FrameMixin):
         self._read_lock = threading.Lock()
         self._write = psycopg.connect(url, autocommit=True)
         _migrate(self._write)
+        if durability == "commit":
+            self._write.execute("SET synchronous_commit TO off")
         self._read = psycopg.connect(url, autocommit=True)
         self.store_id: str = self._write.execute(
             "SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]

@@ -2,7 +2,11 @@
 
 Both implement :class:`EventStore`. ``append`` returns only once the batch
 is committed (and, for SQLite, synced to disk), so anything a caller has
-acknowledged survives a crash. Reads come back in time order, by time range,
+acknowledged survives a crash. A store opened with ``durability="commit"``
+(the gateway's default, for its own records of attempts) returns once the
+batch is committed: visible to every reader and safe from a crash of the
+process; it reaches the disk within ``fsync_interval_s``, so a crash of the
+machine loses at most that much. Reads come back in time order, by time range,
 server, tool and kind, as an iterator of records or as a pandas DataFrame.
 
 Each record is stored as its canonical JSON (or the line it arrived as)
@@ -26,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -34,7 +39,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from predictor.data.fast_validation import parse_line
 from predictor.data.schema import Record, record_to_json
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DuplicateBatch",
+    "Durability",
     "EventStore",
     "MemoryEventStore",
     "SQLiteEventStore",
@@ -54,6 +60,9 @@ __all__ = [
 ]
 
 TimeBound = float | datetime | None
+#: What an append waits for: ``"fsync"``, the batch on disk; ``"commit"``, the batch
+#: committed (a crash of the process loses nothing), on disk within ``fsync_interval_s``.
+Durability = Literal["fsync", "commit"]
 #: One stored row: (epoch seconds, kind, server, tool, record JSON).
 StoreRow = tuple[float, str, str, str | None, bytes]
 
@@ -329,11 +338,42 @@ class SQLiteEventStore(_SqlAppends, _FrameMixin):
     ----------
     path
         The database file; created with its parent folder when missing.
+    durability
+        ``"fsync"``: each append returns once its batch is on disk (SQLite's
+        ``synchronous=FULL`` syncs the write-ahead log at every commit).
+        ``"commit"``: once it is committed (``synchronous=NORMAL``); a thread
+        syncs the write-ahead log every ``fsync_interval_s`` while appends
+        arrive, and :meth:`close` syncs what is left.
+    fsync_interval_s
+        With ``durability="commit"``, the longest a committed batch waits
+        to be synced.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from predictor.data.schema import parse_record
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> store = SQLiteEventStore(folder / "e.db", durability="commit", fsync_interval_s=60)
+    >>> store.append([parse_record({"ts": 1, "server": "a", "tool": "t"})])
+    1
+    >>> store.unsynced  # committed, not yet on disk
+    1
+    >>> store.close(); store.unsynced
+    0
     """
 
     def __init__(self, path: str | Path, batch_key_retention_s: float = 86_400.0, *,
-                 checkpoint_pages: int = 1000) -> None:
+                 checkpoint_pages: int = 1000, durability: Durability = "fsync",
+                 fsync_interval_s: float = 1.0) -> None:
+        if durability not in ("fsync", "commit"):
+            raise ValueError(f"durability: 'fsync' or 'commit', not {durability!r}")
+        if not fsync_interval_s > 0:
+            raise ValueError("fsync_interval_s must be positive")
         self.path = Path(path)
+        self.durability = durability
+        self.fsync_interval_s = fsync_interval_s
+        #: Batches committed since the write-ahead log was last synced (``"commit"`` only).
+        self.unsynced = 0
         self.checkpoint_pages = checkpoint_pages
         self.batch_key_retention_s = batch_key_retention_s
         self._pruned_at = 0.0
@@ -347,14 +387,49 @@ class SQLiteEventStore(_SqlAppends, _FrameMixin):
                                (uuid.uuid4().hex,))
         self.store_id: str = self._conn.execute(
             "SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
+        self._closing = threading.Event()
+        self._syncer: threading.Thread | None = None
+        if durability == "commit":
+            self._syncer = threading.Thread(target=self._sync_loop, daemon=True,
+                                            name="predictor-store-sync")
+            self._syncer.start()
+
+    def _sync_loop(self) -> None:
+        while not self._closing.wait(self.fsync_interval_s):
+            self.sync()
+
+    def sync(self) -> None:
+        """Put every committed batch on disk (``durability="commit"``; a no-op otherwise).
+
+        Syncs the write-ahead log file, where SQLite keeps commits until a
+        checkpoint copies them into the database (a checkpoint syncs the log
+        before it and the database after it, at ``synchronous=NORMAL`` too).
+        """
+        pending = self.unsynced
+        if not pending:
+            return
+        wal = f"{self.path}-wal"
+        try:
+            fd = os.open(wal, os.O_RDONLY)
+        except FileNotFoundError:  # nothing written since the last close
+            self.unsynced -= pending
+            return
+        try:
+            os.fsync(fd)  # Linux syncs the file's pages whichever descriptor wrote them
+        finally:
+            os.close(fd)
+        with self._lock:
+            self.unsynced -= pending
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path, timeout=30.0, check_same_thread=False, isolation_level=None
         )
         conn.execute("PRAGMA journal_mode=WAL")
-        # FULL syncs the WAL at every commit: an acknowledged batch is on disk.
-        conn.execute("PRAGMA synchronous=FULL")
+        # FULL syncs the WAL at every commit: an acknowledged batch is on disk. NORMAL
+        # syncs it only at checkpoints; "commit" durability syncs it on a timer as well.
+        conn.execute("PRAGMA synchronous=FULL" if self.durability == "fsync"
+                     else "PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
         # How much WAL a commit lets grow before copying it into the database: SQLite's
         # 1000 pages keep commits short for a service; a bulk load passes 10,000 and spends
@@ -380,6 +455,8 @@ class SQLiteEventStore(_SqlAppends, _FrameMixin):
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            if self._syncer is not None:
+                self.unsynced += 1
         return last - len(rows) + 1, last
 
     def _sql(self, statement: str, params: tuple) -> Any:
@@ -445,6 +522,11 @@ class SQLiteEventStore(_SqlAppends, _FrameMixin):
             return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     def close(self) -> None:
+        """Close the store; with ``durability="commit"``, after syncing what is committed."""
+        if self._syncer is not None:
+            self._closing.set()
+            self._syncer.join()
+            self.sync()
         with self._lock:
             self._conn.close()
 
@@ -455,22 +537,27 @@ class SQLiteEventStore(_SqlAppends, _FrameMixin):
         self.close()
 
 
-def open_store(target: str | Path | None = None, *, bulk: bool = False) -> Any:
+def open_store(target: str | Path | None = None, *, bulk: bool = False,
+               durability: Durability = "fsync", fsync_interval_s: float = 1.0) -> Any:
     """Open the event store ``target`` names: a ``postgresql://`` URL, or a SQLite file.
 
     A path, or ``sqlite:///path``, is the embedded SQLite store (default
     ``predictor.db`` here); a ``postgresql://`` (or ``postgres://``) URL is
     :class:`~predictor.data.pg_store.PostgresEventStore`. ``bulk`` opens a
     SQLite store for loading files (larger WAL checkpoints); what an append
-    guarantees does not change.
+    guarantees does not change. ``durability`` says what an append waits for
+    (:data:`Durability`; see :class:`SQLiteEventStore`; on PostgreSQL,
+    ``"commit"`` is ``synchronous_commit = off``, which leaves the flush to
+    its WAL writer).
     """
     if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
         from predictor.data.pg_store import PostgresEventStore
 
-        return PostgresEventStore(target)
+        return PostgresEventStore(target, durability=durability)
     if isinstance(target, str) and target.startswith("sqlite:///"):
         target = target[len("sqlite:///"):]
-    return SQLiteEventStore(target or "predictor.db", checkpoint_pages=10_000 if bulk else 1000)
+    return SQLiteEventStore(target or "predictor.db", checkpoint_pages=10_000 if bulk else 1000,
+                            durability=durability, fsync_interval_s=fsync_interval_s)
 
 
 def store_exists(target: str | Path) -> bool:

@@ -450,13 +450,14 @@ def _gateway_setup(config: Path) -> tuple[Any, Any]:
     except (OSError, ValueError, ValidationError) as err:
         typer.echo(f"error: {config}: {err}", err=True)
         raise typer.Exit(2) from None
-    settings = _gateway_settings(gateway_config.db)
+    settings = _gateway_settings(gateway_config)
     configure_logging(settings.log_level)
     return gateway_config, settings
 
 
-def _gateway_settings(db: Path) -> Any:
-    """A gateway's service settings: its store, and its state beside it (``<db>-state``).
+def _gateway_settings(config: Any) -> Any:
+    """A gateway's service settings: its store, how durably it records, and its state
+    beside the store (``<db>-state``).
 
     A gateway and a ``predictor serve`` in one folder keep separate checkpoints, since
     each one's cursor counts records of its own store. ``PREDICTOR_STATE_DIR`` overrides.
@@ -465,9 +466,12 @@ def _gateway_settings(db: Path) -> Any:
 
     from predictor.serving.settings import Settings
 
+    db = config.db
+    store = {"db": db, "durability": config.durability,
+             "fsync_interval_s": config.fsync_interval_s}
     if "PREDICTOR_STATE_DIR" in os.environ:
-        return Settings(db=db)
-    return Settings(db=db, state_dir=db.with_name(f"{db.stem}-state"))
+        return Settings(**store)
+    return Settings(**store, state_dir=db.with_name(f"{db.stem}-state"))
 
 
 @app.command()

@@ -20,7 +20,8 @@ provide. For every call it
   ``latency_ms``, ``success``, ``error_type``, ``attempt``, ``task_type``,
   ``cache_key`` for read-only tools, token counts estimated at 4 characters
   a token, and for a failed attempt the ``recovery`` that followed and
-  whether it ``recovered``) in the event store, durably, before it answers;
+  whether it ``recovered``) in the event store before it answers (committed,
+  or synced to disk with ``durability = "fsync"``);
   the service's learner learns them, so the next call's decisions use them.
   A call the cache answered is recorded under the cache's own ``server``
   name (``predictor-cache``) with ``cache_hit``: it never reached an
@@ -412,7 +413,8 @@ class Gateway:
     async def _record(self, entry: GatewayTool, attempts: list[Outcome],
                       recoveries: list[str], ok: bool, context: dict[str, Any],
                       prefetch: bool = False) -> list[dict[str, Any]]:
-        """Every attempt, as telemetry, durably, before the answer goes out."""
+        """Every attempt, as telemetry, in the store (as durably as configured) before the
+        answer goes out."""
         records = []
         for k, attempt in enumerate(attempts):
             record = self._base(entry, context)
@@ -455,9 +457,9 @@ class Gateway:
     async def _ingest(self, records: list[dict[str, Any]]) -> None:
         try:
             if self._in_flight <= 1 and not self._prefetching:
-                # Alone on the loop, the fsynced append (~0.3 ms) costs less in place than
-                # the hop to a worker thread and back; with others in flight it must not
-                # hold them up.
+                # Alone on the loop, the append (a commit; with "fsync", a disk sync too)
+                # costs less in place than the hop to a worker thread and back; with
+                # others in flight it must not hold them up.
                 self.service.ingest(records)
             else:
                 await asyncio.to_thread(self.service.ingest, records)

@@ -115,6 +115,14 @@ class GatewayConfig(BaseModel):
 
     db: Path = Field(default=Path("predictor.db"), description="event store the gateway "
                                                                 "records every attempt into")
+    durability: Literal["fsync", "commit"] = Field(
+        default="commit", description="what the answer to a call waits for: 'commit', its "
+        "attempts committed to the store (visible, and kept if the gateway crashes), on disk "
+        "within fsync_interval_s; 'fsync', its attempts on disk (survives a crash of the "
+        "machine too, at about one disk sync per call)")
+    fsync_interval_s: float = Field(default=1.0, gt=0, le=60, description="with durability "
+                                    "'commit', the longest a recorded attempt waits to reach "
+                                    "the disk")
     upstream: list[Upstream] = Field(min_length=1)
     route: list[Route] = Field(default_factory=list)
     cache: Cache = Field(default_factory=Cache)

@@ -204,7 +204,8 @@ class Service:
         if role != "all" and not self.settings.shared_store:
             raise ValueError(f"--role {role} needs the shared PostgreSQL store "
                              "(PREDICTOR_DB=postgresql://...); a SQLite store is one process's")
-        self.store = open_store(self.settings.db)
+        self.store = open_store(self.settings.db, durability=self.settings.durability,
+                                fsync_interval_s=self.settings.fsync_interval_s)
         if role != "all":
             self._start_shared()
             return

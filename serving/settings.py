@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         default="all", description="all: ingest, learn and answer (one process); learner: "
         "learn from the shared PostgreSQL store and publish the state (one elected, others "
         "stand by); replica: ingest into the shared store and answer from the published state")
+    durability: Literal["fsync", "commit"] = Field(
+        default="fsync", description="what an ingestion's reply waits for: 'fsync', its "
+        "records on disk; 'commit', its records committed (visible, and safe from a crash of "
+        "this process), on disk within fsync_interval_s (PostgreSQL: synchronous_commit off)")
+    fsync_interval_s: float = Field(default=1.0, gt=0, le=60, description="with "
+                                    "durability 'commit', the longest a committed record "
+                                    "waits to reach the disk (SQLite)")
     sync_interval_s: float = Field(default=5.0, gt=0, le=3600, description="how often a "
                                    "learner publishes its state and a replica loads the newest")
     state_dir: Path = Field(default=Path("predictor-state"),

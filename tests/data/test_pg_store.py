@@ -89,3 +89,18 @@ def test_one_learner_holds_the_election_until_its_connection_ends(pg_url):
     first.release()  # as a killed process's connection would end
     assert second.try_acquire() and not first.still_held()
     second.release()
+
+
+def test_commit_durability_leaves_the_flush_to_the_wal_writer(pg_url):
+    strict, relaxed = open_store(pg_url), open_store(pg_url, durability="commit")
+    try:
+        shown = [s._write.execute("SHOW synchronous_commit").fetchone()[0]
+                 for s in (strict, relaxed)]
+        assert shown == ["on", "off"]
+        ids = relaxed.append_batch(_records(3, server="relaxed"))
+        assert ids is not None
+        # Committed: the other connection reads it at once.
+        assert [i for i, _ in strict.read_since(0)] == list(range(ids[0], ids[1] + 1))
+    finally:
+        strict.close()
+        relaxed.close()

@@ -75,6 +75,45 @@ def test_acknowledged_records_survive_a_crash(tmp_path):
     reopened.close()
 
 
+def test_commit_durability_survives_a_crash_of_the_process_and_syncs_on_a_timer(tmp_path):
+    db = tmp_path / "commit.db"
+    # Committed, not synced: a crash of the process (not of the machine) loses nothing.
+    child = textwrap.dedent(f"""
+        import os
+        from predictor.data.schema import parse_record
+        from predictor.data.store import SQLiteEventStore
+        store = SQLiteEventStore({str(db)!r}, durability="commit", fsync_interval_s=60)
+        for batch in range(3):
+            store.append([parse_record({{"ts": batch * 10 + i, "server": "s", "tool": "t"}})
+                          for i in range(10)])
+        print("unsynced", store.unsynced, flush=True)
+        os._exit(9)
+    """)
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+    assert proc.returncode == 9, proc.stderr
+    assert proc.stdout.split() == ["unsynced", "3"]
+    reopened = SQLiteEventStore(db)
+    assert reopened.count() == 30
+    assert reopened._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    reopened.close()
+
+    timed = SQLiteEventStore(tmp_path / "timed.db", durability="commit", fsync_interval_s=0.05)
+    assert timed._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    timed.append(_records())
+    assert SQLiteEventStore(tmp_path / "timed.db").count() == 4  # visible before any sync
+    for _ in range(200):  # the timer syncs it
+        if timed.unsynced == 0:
+            break
+        threading.Event().wait(0.01)
+    assert timed.unsynced == 0
+    timed.append(_records())
+    timed.sync()
+    assert timed.unsynced == 0
+    timed.close()
+    with pytest.raises(ValueError, match="durability"):
+        SQLiteEventStore(tmp_path / "x.db", durability="maybe")  # type: ignore[arg-type]
+
+
 def test_one_writer_and_readers_at_once(tmp_path):
     store = SQLiteEventStore(tmp_path / "rw.db")
     errors: list[BaseException] = []

@@ -33,7 +33,16 @@ def test_config_names_every_provider_and_one_transport(tmp_path):
                                                     "url": "http://h/mcp"}]})
     (tmp_path / "g.toml").write_text('db = "gw.db"\n[[upstream]]\nname = "a"\n'
                                      'url = "http://127.0.0.1:1/mcp"\n')
-    assert load_config(tmp_path / "g.toml").db == tmp_path / "gw.db"
+    config = load_config(tmp_path / "g.toml")
+    assert config.db == tmp_path / "gw.db"
+    # Attempts are committed before the answer, synced within a second, unless told.
+    assert (config.durability, config.fsync_interval_s) == ("commit", 1.0)
+    with pytest.raises(ValueError, match="durability"):
+        GatewayConfig.model_validate({**base, "durability": "never"})
+    from predictor.serving.cli import _gateway_settings
+
+    strict = _gateway_settings(GatewayConfig.model_validate({**base, "durability": "fsync"}))
+    assert (strict.durability, _gateway_settings(config).durability) == ("fsync", "commit")
 
 
 def test_failures_are_classified_from_what_mcp_returns():
