@@ -36,7 +36,7 @@ from predictor.models.history import call_features  # noqa: E402
 from predictor.models.load import BatchLoad, OnlineLoad, load_features, window_counts  # noqa: E402
 from predictor.models.performance import BatchPerformance, OnlinePerformance  # noqa: E402
 from predictor.models.resources import BatchResources, OnlineResources  # noqa: E402
-from predictor.models.risk import RISK_FEATURES, BatchRisk, OnlineRisk  # noqa: E402
+from predictor.models.risk import RISK_FEATURES, BatchRisk, ServerRisk  # noqa: E402
 from predictor.select import Selector, SelectRequest  # noqa: E402
 
 
@@ -107,9 +107,11 @@ def main() -> None:
 
     risk_x = history.loc[calls.index, list(RISK_FEATURES)].to_numpy(float)
     risk_dicts = [dict(zip(RISK_FEATURES, row, strict=True)) for row in risk_x[:5000]]
-    online_risk = OnlineRisk()
-    online_row("risk", lambda i: online_risk.learn_one(risk_dicts[i], not ok[i]),
-               lambda i: online_risk.predict_one(risk_dicts[i]), len(risk_dicts))
+    risk_servers = calls["server"].to_numpy(object)
+    online_risk = ServerRisk()  # what the risk decision learns: fleet and per-server models
+    online_row("risk", lambda i: online_risk.learn_one(risk_servers[i], risk_dicts[i], not ok[i]),
+               lambda i: online_risk.predict_proba(risk_servers[i], risk_dicts[i]),
+               len(risk_dicts))
     batch_risk = BatchRisk()
     batch_row("risk", lambda: batch_risk.fit(risk_x, 1 - ok), batch_risk.predict_proba, risk_x)
 

@@ -11,11 +11,17 @@ and the call's own load and attempt number (see :mod:`predictor.models.history`)
   and hinges of them (an additive piecewise-linear model: risk that rises
   past a level, as with memory), with a drift detector (ADWIN on the error
   stream).
+* :class:`ServerRisk`: what the service learns online, one :class:`OnlineRisk`
+  over the fleet and one per server, their log-odds averaged (servers differ
+  in where load and memory start to hurt, which one additive model over the
+  fleet cannot say).
 * :class:`RecoveryStats`: per error type, the success rate of each recovery
   strategy seen in telemetry, shrunk towards a rule-based prior.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from river import base, drift, linear_model, preprocessing
@@ -25,7 +31,8 @@ from predictor.models.adagrad import AdaGrad, learn_glm
 from predictor.models.calibrated import fit_calibrated_classifier
 from predictor.models.features import informative_columns
 
-__all__ = ["RISK_FEATURES", "BatchRisk", "OnlineRisk", "RecoveryStats", "threshold_score"]
+__all__ = ["RISK_FEATURES", "BatchRisk", "OnlineRisk", "RecoveryStats", "ServerRisk",
+           "threshold_score"]
 
 RISK_FEATURES = (
     "srv_error_rate", "srv_recent_error_rate", "srv_latency", "hist_latency_fast",
@@ -196,6 +203,91 @@ class OnlineRisk(base.Classifier):
         p = self._model.predict_proba_one(
             self._expand(self._scaler.transform_one(x))).get(True, self.prior)
         return {False: 1.0 - p, True: p}
+
+
+class ServerRisk:
+    """Failure probability from a fleet-wide :class:`OnlineRisk` and one per server.
+
+    Each outcome teaches both. A server's own model standardizes the inputs
+    on that server's history and learns its own weights, so "concurrency
+    past this server's capacity" or "memory past where this server fails"
+    is learned per server, which an additive model over the whole fleet
+    (the batch model's trees find such interactions) cannot express. The
+    answer averages the two models' log-odds once the server's model has
+    seen both outcomes, and is the fleet's answer until then (a new server,
+    or one that never failed).
+
+    Parameters
+    ----------
+    prior, lr
+        As :class:`OnlineRisk`, for every model.
+
+    Examples
+    --------
+    Two servers fail past different loads; one model over both cannot put
+    the step in both places:
+
+    >>> import random
+    >>> rng = random.Random(0)
+    >>> per_server, fleet = ServerRisk(), OnlineRisk()
+    >>> capacity = {"a": 2.0, "b": 8.0}
+    >>> for i in range(6000):
+    ...     server, load = "ab"[i % 2], rng.uniform(0, 10)
+    ...     failed = load > capacity[server] and rng.random() < 0.8
+    ...     per_server.learn_one(server, {"load": load}, failed)
+    ...     fleet.learn_one({"load": load}, failed)
+    >>> on_a = {"load": 5.0}
+    >>> round(per_server.predict_proba("a", on_a), 2), round(per_server.predict_proba("b", on_a), 2)
+    (0.51, 0.2)
+    >>> round(fleet.predict_proba_one(on_a)[True], 2)  # the same for both servers
+    0.35
+    """
+
+    def __init__(self, prior: float = 0.05, lr: float = 0.05) -> None:
+        self.prior = prior
+        self.lr = lr
+        self.fleet = OnlineRisk(prior, lr)
+        self.servers: dict[str, OnlineRisk] = {}
+
+    @classmethod
+    def from_fleet(cls, fleet: OnlineRisk) -> ServerRisk:
+        """A model that goes on from ``fleet`` (what checkpoints before it held)."""
+        model = cls(fleet.prior, fleet.lr)
+        model.fleet = fleet
+        return model
+
+    @property
+    def learned(self) -> bool:
+        """Whether the fleet model has seen both outcomes (before: the prior)."""
+        return len(self.fleet._seen) == 2
+
+    @property
+    def drifts(self) -> int:
+        """Changes the fleet model's drift detector found in the outcome stream."""
+        return self.fleet.drifts
+
+    def learn_one(self, server: str, x: dict, failed: bool) -> None:
+        """Learn one finished call of ``server``: its inputs at start, whether it failed."""
+        self.fleet.learn_one(x, failed)
+        model = self.servers.get(server)
+        if model is None:
+            model = self.servers[server] = OnlineRisk(self.prior, self.lr)
+        model.learn_one(x, failed)
+
+    def predict_proba(self, server: str, x: dict) -> float:
+        """Probability that a call to ``server`` with inputs ``x`` fails."""
+        p = self.fleet.predict_proba_one(x)[True]
+        own = self.servers.get(server)
+        if own is None or len(own._seen) < 2:
+            return p
+        q = own.predict_proba_one(x)[True]
+        logit = 0.5 * (_logit(p) + _logit(q))
+        return 1.0 / (1.0 + math.exp(-logit))
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1.0 - 1e-9)
+    return math.log(p / (1.0 - p))
 
 
 #: Rule-based prior: P(recovered | error type, strategy) before any telemetry.

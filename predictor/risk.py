@@ -2,11 +2,11 @@
 
 :class:`RiskAssessor` keeps the leak-free history of each server
 (:class:`predictor.models.history.History`: recent errors, latency trend, last health
-probe) and an online failure classifier (:class:`predictor.models.risk.OnlineRisk`)
-that learns from every call it is told about. Above the threshold (default
-0.7) it says ``prevent`` with a suggestion: ``shed_load`` when the server
-is saturated (queue or CPU high), ``route_away`` when it is unreachable or
-failing now, else ``prewarm_fallback``.
+probe) and an online failure classifier (:class:`predictor.models.risk.ServerRisk`:
+one over the fleet and one per server) that learns from every call it is told
+about. Above the threshold (default 0.7) it says ``prevent`` with a suggestion:
+``shed_load`` when the server is saturated (queue or CPU high), ``route_away``
+when it is unreachable or failing now, else ``prewarm_fallback``.
 
 >>> assessor = RiskAssessor()
 >>> answer = assessor.assess(RiskRequest(server="a", ts=0.0))
@@ -27,7 +27,7 @@ from predictor.api.provenance import Provenance
 from predictor.api.risk import RiskRequest, RiskResponse
 from predictor.data.schema import CallRecord, HealthRecord
 from predictor.models.history import History
-from predictor.models.risk import RISK_FEATURES, OnlineRisk
+from predictor.models.risk import RISK_FEATURES, OnlineRisk, ServerRisk
 from predictor.plugin import DecisionPlugin
 
 __all__ = [
@@ -54,7 +54,7 @@ class RiskAssessor(DecisionPlugin):
     def __init__(self) -> None:
         super().__init__()
         self.history = History()
-        self.model = OnlineRisk()
+        self.model = ServerRisk()
         self.observations = 0
         self.batch: tuple[Any, str] | None = None
         self._lock = threading.Lock()
@@ -82,12 +82,17 @@ class RiskAssessor(DecisionPlugin):
         state["batch"] = None
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if isinstance(self.model, OnlineRisk):  # a checkpoint from before per-server models
+            self.model = ServerRisk.from_fleet(self.model)
+
     def provenance(self) -> Provenance:
         batch = self.batch
         if batch is not None:
             return Provenance(family="risk", variant="batch", version=batch[1], source="batch")
         return Provenance.of("risk", observations=self.observations,
-                             learned=len(self.model._seen) == 2)
+                             learned=self.model.learned)
 
     def use_batch(self, model: Any | None, version: str = "") -> None:
         """Answer with a trained batch classifier, or (``None``) with the online one again.
@@ -118,8 +123,8 @@ class RiskAssessor(DecisionPlugin):
         with self._lock:
             self.observations += 1
             features = self.history.features(ts, server, tool)
-            self.model.learn_one(_x(features, nan if concurrency is None else concurrency,
-                                    nan if attempt is None else attempt), not success)
+            self.model.learn_one(server, _x(features, nan if concurrency is None else concurrency,
+                                            nan if attempt is None else attempt), not success)
             self.history.observe_call(ts, server, tool,
                                       latency_ms=nan if latency_ms is None else latency_ms,
                                       success=float(success),
@@ -134,8 +139,8 @@ class RiskAssessor(DecisionPlugin):
                    math.nan if req.attempt is None else float(req.attempt))
             batch = self.batch
             if batch is None:
-                p = self.model.predict_proba_one(x)[True]
-                learned = len(self.model._seen) == 2
+                p = self.model.predict_proba(req.server, x)
+                learned = self.model.learned
         if batch is not None:
             row = np.array([list(x.values())], dtype=float)
             p, learned = float(batch[0].predict_proba(row)[0]), True

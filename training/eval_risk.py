@@ -15,8 +15,8 @@ from predictor.models.delay import LabelDelay, finish_time
 from predictor.models.risk import (
     RISK_FEATURES,
     BatchRisk,
-    OnlineRisk,
     RecoveryStats,
+    ServerRisk,
     threshold_score,
 )
 from predictor.training.bundles import RiskBundle
@@ -95,7 +95,7 @@ class RiskFit:
     failed: np.ndarray
     variant: str
     why: str
-    online: OnlineRisk
+    online: ServerRisk
     pending: LabelDelay
     first_test: int
 
@@ -106,17 +106,19 @@ class RiskFit:
 
 
 
-def _online_pass(online: OnlineRisk, delay: LabelDelay, X: np.ndarray, failed: np.ndarray,
-                 ts: np.ndarray, lat: np.ndarray, rows: range, scored: np.ndarray) -> list[float]:
+def _online_pass(online: ServerRisk, delay: LabelDelay, X: np.ndarray, failed: np.ndarray,
+                 ts: np.ndarray, lat: np.ndarray, servers: np.ndarray, rows: range,
+                 scored: np.ndarray) -> list[float]:
     """Learn ``rows`` prequentially (with label delay); the probabilities at ``scored`` rows."""
     out = []
     for i in rows:
-        for x_done, y_done in delay.ready(ts[i]):
-            online.learn_one(x_done, y_done)
+        for (server_done, x_done), y_done in delay.ready(ts[i]):
+            online.learn_one(server_done, x_done, y_done)
         x = dict(zip(_NAMES, X[i], strict=True))
+        server = servers[i]
         if scored[i]:
-            out.append(online.predict_proba_one(x)[True])
-        delay.add(finish_time(ts[i], lat[i]), (x, bool(failed[i])))
+            out.append(online.predict_proba(server, x))
+        delay.add(finish_time(ts[i], lat[i]), ((server, x), bool(failed[i])))
     return out
 
 
@@ -136,11 +138,12 @@ def fit_risk(features: Features, options: Options | None = None) -> RiskFit:
     model = BatchRisk().fit(X[rows], failed[rows])
     ts = calls["ts"].to_numpy(float)
     valid = validation_slice(ts, train)
-    online, delay = OnlineRisk(), LabelDelay()
+    online, delay = ServerRisk(), LabelDelay()
     # The split is by time over time-ordered calls: the test calls are the last ones.
     first_test = int(np.argmax(test))
     p_online_valid = _online_pass(online, delay, X, failed, ts,
-                                  calls["latency_ms"].to_numpy(float), range(first_test), valid)
+                                  calls["latency_ms"].to_numpy(float),
+                                  calls["server"].to_numpy(object), range(first_test), valid)
     early = newest(train & ~valid, (options or Options()).max_fit_calls)
     variant, why = _choose_variant(X, failed, early, valid, p_online_valid)
     return RiskFit(model, X, failed, variant, why, online, delay, first_test)
@@ -160,7 +163,8 @@ def score_risk(features: Features, fit: RiskFit, options: Options | None = None
     online, delay = copy.deepcopy(fit.online), copy.deepcopy(fit.pending)
     p_online = _online_pass(online, delay, X, failed, calls["ts"].to_numpy(float),
                             calls["latency_ms"].to_numpy(float),
-                            range(fit.first_test, len(calls)), test)
+                            calls["server"].to_numpy(object), range(fit.first_test, len(calls)),
+                            test)
     hist = history.loc[calls.index[test]]
     # The 2000 ms rule applies to the server's recent latency (history is kept raw;
     # log-scaling happens only in the featurizer).

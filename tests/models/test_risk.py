@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from predictor.models.risk import BatchRisk, OnlineRisk, RecoveryStats, threshold_score
+from predictor.models.risk import (
+    BatchRisk,
+    OnlineRisk,
+    RecoveryStats,
+    ServerRisk,
+    threshold_score,
+)
+from predictor.training.metrics import auc
 
 
 def test_recovery_never_prefers_retrying_invalid_params_even_with_lucky_data():
@@ -45,6 +52,31 @@ def test_online_risk_predicts_before_learning_and_learns():
         model.learn_one({"probe_mem": mem}, mem > 90)
     assert (model.predict_proba_one({"probe_mem": 99.0})[True]
             > model.predict_proba_one({"probe_mem": 45.0})[True])
+
+
+def test_per_server_models_rank_where_servers_fail_at_different_loads():
+    # Four servers whose failures start at different concurrency (their capacity), seen
+    # through the same inputs: one additive model over the fleet cannot place each step.
+    rng = np.random.default_rng(7)
+    capacity = {"s0": 2.0, "s1": 4.0, "s2": 6.0, "s3": 8.0}
+    per_server, fleet = ServerRisk(), OnlineRisk()
+    y, p_server, p_fleet = [], [], []
+    for i in range(12_000):
+        server = f"s{i % 4}"
+        x = {"concurrency": float(rng.uniform(0, 10)), "probe_mem": float(rng.uniform(30, 90))}
+        failed = bool(rng.random() < (0.6 if x["concurrency"] > capacity[server] else 0.02))
+        if i >= 8_000:  # scored before learning, prequentially
+            y.append(failed)
+            p_server.append(per_server.predict_proba(server, x))
+            p_fleet.append(fleet.predict_proba_one(x)[True])
+        per_server.learn_one(server, x, failed)
+        fleet.learn_one(x, failed)
+    server_auc, fleet_auc = auc(np.array(y, float), p_server), auc(np.array(y, float), p_fleet)
+    assert server_auc > 0.81 and fleet_auc < 0.79, (server_auc, fleet_auc)  # 0.827, 0.775
+    assert per_server.learned and sorted(per_server.servers) == sorted(capacity)
+    # A server never seen answers as the fleet does.
+    x = {"concurrency": 5.0, "probe_mem": 50.0}
+    assert per_server.predict_proba("new", x) == per_server.fleet.predict_proba_one(x)[True]
 
 
 def test_online_estimators_pass_river_checks():

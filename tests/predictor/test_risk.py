@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import pickle
 import random
 
+from predictor.models.risk import OnlineRisk, ServerRisk
 from predictor.risk import RiskAssessor, RiskRequest
 
 
@@ -39,3 +41,16 @@ def test_prevent_suggests_route_away_when_unreachable():
     answer = assessor.assess(RiskRequest(server="hot", tool="q", ts=t + 2, threshold=0.0))
     assert answer.prevent
     assert answer.suggestion == "route_away"
+
+
+def test_a_checkpoint_of_the_fleet_model_alone_goes_on_per_server():
+    assessor = RiskAssessor()
+    fleet = OnlineRisk()
+    for i in range(200):
+        fleet.learn_one({"probe_mem": float(i % 100)}, i % 100 > 90)
+    assessor.model = fleet  # what checkpoints written before ServerRisk hold
+    restored = pickle.loads(pickle.dumps(assessor))
+    assert isinstance(restored.model, ServerRisk)
+    assert restored.model.fleet.predict_proba_one({"probe_mem": 95.0}) == \
+        fleet.predict_proba_one({"probe_mem": 95.0})
+    assert restored.model.learned and restored.model.servers == {}
