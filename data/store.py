@@ -408,16 +408,15 @@ class SQLiteEventStore(_SqlAppends, _FrameMixin):
         pending = self.unsynced
         if not pending:
             return
-        wal = f"{self.path}-wal"
         try:
-            fd = os.open(wal, os.O_RDONLY)
-        except FileNotFoundError:  # nothing written since the last close
-            self.unsynced -= pending
-            return
-        try:
-            os.fsync(fd)  # Linux syncs the file's pages whichever descriptor wrote them
-        finally:
-            os.close(fd)
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:  # no log: everything committed is in the database
+            fd = None
+        if fd is not None:
+            try:
+                os.fsync(fd)  # Linux syncs the file's pages whichever descriptor wrote them
+            finally:
+                os.close(fd)
         with self._lock:
             self.unsynced -= pending
 
