@@ -455,22 +455,27 @@ class Service:
         """Teach the engine ``records`` (store ids ``ids``), in chunks.
 
         Ingestion and learning share the interpreter: while a batch is being
-        stored, the learner waits between chunks, but never longer than its
-        last chunk took to learn (and at most :data:`_YIELD_S`): it spends at
-        least half its time learning, so a burst of ingestion never starves
-        it (the interpreter it shares still slows it; see the README's
-        figures). The bounded queue caps how far learning may fall behind.
+        stored, the learner waits between chunks, by the clock, as long as
+        its last chunk took of its own CPU time (at most :data:`_YIELD_S`):
+        at least half its time goes to learning, so a burst of ingestion
+        never starves it (the interpreter it shares still slows it; see the
+        README's figures). The bounded queue caps how far learning may fall
+        behind.
         """
-        elapsed = 0.0
+        cpu = 0.0
         for start in range(0, len(records), _LEARN_CHUNK):
-            waited, patience = 0.0, min(_YIELD_S, elapsed)
-            while self._ingesting and waited < patience:
+            # By the clock: each sleep may end well after its millisecond, once the
+            # interpreter is free again.
+            deadline = time.perf_counter() + min(_YIELD_S, cpu)
+            while self._ingesting and time.perf_counter() < deadline:
                 time.sleep(0.001)
-                waited += 0.001
             chunk = records[start:start + _LEARN_CHUNK]
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.thread_time()
             n = self.engine.learn(chunk, cursor=ids[start + len(chunk) - 1])
             elapsed = time.perf_counter() - started
+            # Its own CPU time, not the wall time: while ingestion holds the interpreter
+            # a chunk takes longer, and waiting that long again starved the learner.
+            cpu = time.thread_time() - started_cpu
             if n and elapsed > 0:
                 self._learn_rate = 0.8 * self._learn_rate + 0.2 * (n / elapsed)
             self.metrics.learned.inc(n)
