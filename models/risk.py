@@ -274,7 +274,7 @@ class ServerRisk:
 
     @property
     def drifts(self) -> int:
-        """Changes the fleet model's drift detector found in the outcome stream."""
+        """Changes the fleet model's drift detector found in the outcomes it learned."""
         return self.fleet.drifts
 
     def learn_one(self, server: str, x: dict, failed: bool) -> None:
