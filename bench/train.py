@@ -6,21 +6,20 @@ Usage::
 
 For each size, simulates a log (not timed), then runs ``predictor train`` on
 it in a fresh process against a temporary SQLite MLflow store, and reports
-the wall time and the peak resident memory of that process, and the growth
-factor between consecutive sizes.
+the wall time and the peak resident memory of its whole process tree (the
+command and its workers, sampled every 50 ms, as ``../shared/checks/cost``
+measures it), and the growth factor between consecutive sizes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
-import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+import _support  # noqa: F401 - first: it keeps bench/http.py off the import path
+from _support import predictor_command, run_measured
 
 
 def run(events: int, seed: int) -> tuple[float, float]:
@@ -29,17 +28,10 @@ def run(events: int, seed: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "sim.jsonl"
         write_simulation(log, events, seed)
-        predictor = shutil.which("predictor") or str(Path(sys.executable).with_name("predictor"))
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        start = time.perf_counter()
-        subprocess.run([predictor, "train", str(log), "--quiet",
-                        "--tracking-uri", f"sqlite:///{tmp}/mlflow.db"],
-                       check=True, cwd=tmp, stdout=subprocess.DEVNULL,
-                       env={**os.environ, "PYTHONWARNINGS": "ignore"})
-        seconds = time.perf_counter() - start
-        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest child so far: sizes must grow run to run.
-    return seconds, max(peak_kb, before) / 1024
+        seconds, peak = run_measured([predictor_command(), "train", str(log), "--quiet",
+                                      "--tracking-uri", f"sqlite:///{tmp}/mlflow.db"],
+                                     cwd=Path(tmp))
+    return seconds, peak / 2**20
 
 
 def main() -> None:
@@ -47,13 +39,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    os.environ["PYTHONWARNINGS"] = "ignore"  # the command's stderr is read only at its end
     previous = None
     for events in sorted(args.events):
         seconds, peak_mb = run(events, args.seed)
         growth = "" if previous is None else (
             f"  (x{events / previous[0]:.0f} events: x{seconds / previous[1]:.1f} time, "
             f"x{peak_mb / previous[2]:.1f} memory)")
-        print(f"{events:>9,} events: {seconds:7.1f} s, peak {peak_mb:7.0f} MB{growth}")
+        print(f"{events:>9,} events: {seconds:7.1f} s, peak {peak_mb:7.0f} MB (all processes)"
+              f"{growth}")
         previous = (events, seconds, peak_mb)
     print(f"command: python bench/train.py --events {' '.join(map(str, args.events))}")
 

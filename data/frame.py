@@ -66,11 +66,18 @@ def records_to_frame(records: Iterable[Record]) -> pd.DataFrame:
     cols: dict[str, list] = {
         name: [] for name in ("ts", *STRING_COLUMNS, *NUMBER_COLUMNS, *BOOL_COLUMNS, "attrs")
     }
-    getters = [(name, cols[name]) for name in (*STRING_COLUMNS, *NUMBER_COLUMNS, *BOOL_COLUMNS)]
+    getters = [(name, cols[name]) for name in (*NUMBER_COLUMNS, *BOOL_COLUMNS)]
+    # One string object per distinct value of a column: each record parses its own copy
+    # of "server", "tool", ..., which held the frame (and every copy a worker unpickles)
+    # at tens of bytes per row and column.
+    strings = [(name, cols[name], {}) for name in STRING_COLUMNS]
     ts = cols["ts"]
     for rec in records:
         ts.append(rec.epoch)
         fields = rec.__dict__  # pydantic keeps field values here; much faster than getattr
+        for name, column, seen in strings:
+            value = fields.get(name)
+            column.append(seen.setdefault(value, value))
         for name, column in getters:
             column.append(fields.get(name))
         cols["attrs"].append(rec.attrs)

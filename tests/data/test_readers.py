@@ -103,3 +103,20 @@ def test_shared_real_traces_load_with_zero_rejects(shared_data):
         summary = ReadSummary()
         assert sum(1 for _ in read_records(shared_data / name, summary)) == count
         assert summary.rejected == 0
+
+
+def test_frame_keeps_one_string_object_per_distinct_value():
+    import orjson
+
+    from predictor.data.frame import records_to_frame
+    from predictor.data.schema import parse_record
+
+    # Each record parses its own copies of its strings, as a reader's would.
+    lines = [orjson.dumps({"ts": t, "server": f"srv-{t % 2}", "tool": "search",
+                           "task_type": None if t == 3 else "q"}) for t in range(6)]
+    frame = records_to_frame(parse_record(orjson.loads(line)) for line in lines)
+    servers, tools = frame["server"].tolist(), frame["tool"].tolist()
+    assert servers == ["srv-0", "srv-1"] * 3 and tools == ["search"] * 6
+    assert servers[0] is servers[2] is servers[4] and servers[1] is servers[3]
+    assert len({id(tool) for tool in tools}) == 1
+    assert frame["task_type"].isna().tolist() == [False, False, False, True, False, False]
