@@ -36,7 +36,15 @@ import psycopg
 
 from predictor.data.fast_validation import parse_line
 from predictor.data.schema import Record
-from predictor.data.store import StoreRow, TimeBound, _epoch, _FrameMixin, _SqlAppends
+from predictor.data.store import (
+    Durability,
+    StoreRow,
+    TimeBound,
+    _durability,
+    _epoch,
+    _FrameMixin,
+    _SqlAppends,
+)
 
 __all__ = ["MIGRATIONS", "Leadership", "PostgresEventStore", "is_postgres_url"]
 
@@ -125,11 +133,9 @@ class PostgresEventStore(_SqlAppends, _FrameMixin):
     _mark = "%s"  # psycopg's parameter mark
 
     def __init__(self, url: str, batch_key_retention_s: float = 86_400.0, *,
-                 durability: str = "fsync") -> None:
-        if durability not in ("fsync", "commit"):
-            raise ValueError(f"durability: 'fsync' or 'commit', not {durability!r}")
+                 durability: Durability = "fsync") -> None:
         self.url = url
-        self.durability = durability
+        self.durability = _durability(durability)
         self.path = url  # what logs and checkpoints name the store by
         self.batch_key_retention_s = batch_key_retention_s
         self._pruned_at = 0.0

@@ -63,6 +63,14 @@ TimeBound = float | datetime | None
 #: What an append waits for: ``"fsync"``, the batch on disk; ``"commit"``, the batch
 #: committed (a crash of the process loses nothing), on disk within ``fsync_interval_s``.
 Durability = Literal["fsync", "commit"]
+
+
+def _durability(value: str) -> Durability:
+    """``value``, checked to be a :data:`Durability`."""
+    if value not in ("fsync", "commit"):
+        raise ValueError(f"durability: 'fsync' or 'commit', not {value!r}")
+    return value  # type: ignore[return-value]
+
 #: One stored row: (epoch seconds, kind, server, tool, record JSON).
 StoreRow = tuple[float, str, str, str | None, bytes]
 
@@ -365,12 +373,10 @@ class SQLiteEventStore(_SqlAppends, _FrameMixin):
     def __init__(self, path: str | Path, batch_key_retention_s: float = 86_400.0, *,
                  checkpoint_pages: int = 1000, durability: Durability = "fsync",
                  fsync_interval_s: float = 1.0) -> None:
-        if durability not in ("fsync", "commit"):
-            raise ValueError(f"durability: 'fsync' or 'commit', not {durability!r}")
         if not fsync_interval_s > 0:
             raise ValueError("fsync_interval_s must be positive")
         self.path = Path(path)
-        self.durability = durability
+        self.durability = _durability(durability)
         self.fsync_interval_s = fsync_interval_s
         #: Batches committed since the write-ahead log was last synced (``"commit"`` only).
         self.unsynced = 0

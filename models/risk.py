@@ -196,8 +196,13 @@ class OnlineRisk(base.Classifier):
             self.drifts += 1
         self._seen.add(y)
 
+    @property
+    def learned(self) -> bool:
+        """Whether it has seen both outcomes (before, it answers the prior)."""
+        return len(self._seen) == 2
+
     def predict_proba_one(self, x: dict) -> dict[bool, float]:
-        if len(self._seen) < 2:
+        if not self.learned:
             return {False: 1.0 - self.prior, True: self.prior}
         x = self._clean(x)
         p = self._model.predict_proba_one(
@@ -270,7 +275,7 @@ class ServerRisk:
     @property
     def learned(self) -> bool:
         """Whether the fleet model has seen both outcomes (before: the prior)."""
-        return len(self.fleet._seen) == 2
+        return self.fleet.learned
 
     @property
     def drifts(self) -> int:
@@ -280,7 +285,7 @@ class ServerRisk:
     def learn_one(self, server: str, x: dict, failed: bool) -> None:
         """Learn one finished call of ``server``: its inputs at start, whether it failed."""
         self.calls += 1
-        if self.calls % self.fleet_every == 0 or len(self.fleet._seen) < 2:
+        if self.calls % self.fleet_every == 0 or not self.fleet.learned:
             self.fleet.learn_one(x, failed)
         model = self.servers.get(server)
         if model is None:
@@ -291,7 +296,7 @@ class ServerRisk:
         """Probability that a call to ``server`` with inputs ``x`` fails."""
         p = self.fleet.predict_proba_one(x)[True]
         own = self.servers.get(server)
-        if own is None or len(own._seen) < 2:
+        if own is None or not own.learned:
             return p
         q = own.predict_proba_one(x)[True]
         logit = 0.5 * (_logit(p) + _logit(q))

@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from predictor.data.store import Durability
+
 __all__ = ["Cache", "GatewayConfig", "Otlp", "Route", "Upstream", "expand", "load_config"]
 
 
@@ -115,7 +117,7 @@ class GatewayConfig(BaseModel):
 
     db: Path = Field(default=Path("predictor.db"), description="event store the gateway "
                                                                 "records every attempt into")
-    durability: Literal["fsync", "commit"] = Field(
+    durability: Durability = Field(
         default="commit", description="what the answer to a call waits for: 'commit', its "
         "attempts committed to the store (visible, and kept if the gateway crashes), on disk "
         "within fsync_interval_s; 'fsync', its attempts on disk (survives a crash of the "

@@ -19,6 +19,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from predictor.data.store import Durability
+
 __all__ = ["Settings"]
 
 
@@ -54,7 +56,7 @@ class Settings(BaseSettings):
         default="all", description="all: ingest, learn and answer (one process); learner: "
         "learn from the shared PostgreSQL store and publish the state (one elected, others "
         "stand by); replica: ingest into the shared store and answer from the published state")
-    durability: Literal["fsync", "commit"] = Field(
+    durability: Durability = Field(
         default="fsync", description="what an ingestion's reply waits for: 'fsync', its "
         "records on disk; 'commit', its records committed (visible, and safe from a crash of "
         "this process), on disk within fsync_interval_s (PostgreSQL: synchronous_commit off)")
