@@ -117,3 +117,49 @@ def run_measured(cmd: list[str], cwd: Path | None = None, poll_s: float = 0.05
         raise subprocess.CalledProcessError(proc.returncode, cmd,
                                             stderr=proc.stderr.read() if proc.stderr else b"")
     return seconds, peak
+
+
+class PeakRss:
+    """The peak resident memory of process trees, sampled on a thread while a block runs.
+
+    ``roots`` names each tree by its root process id; the sum over all trees
+    is sampled too (``all``), since the trees' peaks need not coincide.
+
+    >>> with PeakRss({"bench": os.getpid()}) as peak:
+    ...     block = b"x" * (64 * 2**20)
+    >>> peak.mb["bench"] >= 64, peak.mb["all"] >= peak.mb["bench"]
+    (True, True)
+    """
+
+    def __init__(self, roots: dict[str, int], interval_s: float = 0.05) -> None:
+        import threading
+
+        self.roots = dict(roots)
+        self.interval_s = interval_s
+        self.peaks = dict.fromkeys([*self.roots, "all"], 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="peak-rss", daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            stopping = self._stop.is_set()  # one last sample once the block has ended
+            sizes = {name: tree_rss(pid) for name, pid in self.roots.items()}
+            sizes["all"] = sum(sizes.values())
+            for name, size in sizes.items():
+                self.peaks[name] = max(self.peaks[name], size)
+            if stopping:
+                return
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mb(self) -> dict[str, int]:
+        """Peak per tree and over all of them, in MiB."""
+        return {name: round(size / 2**20) for name, size in self.peaks.items()}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -121,6 +122,9 @@ def main() -> None:
         repeat = args.repeat if "bottlenecks" not in name else max(20, args.repeat // 20)
         median, p99 = timings(fn, repeat)
         print(f"{name:28s} median {median:9.0f} us   p99 {p99:9.0f} us")
+    # ru_maxrss is in KiB on Linux; this process is the only one (fits use threads).
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"peak resident memory: {peak_mb:,} MB")
     print(f"command: python bench/decisions.py --events {args.events} --repeat {args.repeat}")
 
 

@@ -23,6 +23,9 @@ the burst lasted (the learner must not starve), how far behind the store
 the learner was when it ended (in seconds of ingestion), and how long
 until the online models had learned them all.
 
+Memory: the peak resident memory of the service's process tree and of this
+process (the clients), sampled every 50 ms over the whole run.
+
 Needs wrk (``apt-get install wrk``).
 """
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -42,7 +46,7 @@ from pathlib import Path
 import _support
 import httpx
 import orjson
-from _support import free_port, start_server, wrk
+from _support import PeakRss, free_port, start_server, wrk
 
 
 def wait_learned(client: httpx.Client, timeout: float = 600.0) -> float:
@@ -128,8 +132,9 @@ def main() -> None:
     port = free_port()
     proc = start_server(folder, port)
     base = f"http://127.0.0.1:{port}"
+    peak = PeakRss({"server": proc.pid, "bench": os.getpid()})
     try:
-        with httpx.Client(base_url=base, timeout=60) as client:
+        with peak, httpx.Client(base_url=base, timeout=60) as client:
             warm = simulate(folder, 3000, 9)
             client.post("/v1/telemetry", content=orjson.dumps(warm),
                         headers={"content-type": "application/json"}).raise_for_status()
@@ -168,6 +173,8 @@ def main() -> None:
                   "p50": round(s["p50_ms"] / h["p50_ms"], 3),
                   "p99": round(s["p99_ms"] / h["p99_ms"], 3)},
         "ingestion": ingestion,
+        # The service and its children; this process (wrk's client threads, the ingest clients).
+        "peak_rss_mb": peak.mb,
         "runs": runs,
     }
     print(f"{'route':<12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
@@ -181,6 +188,8 @@ def main() -> None:
           f"(batches of 1,000, {ingestion['clients']} clients, "
           f"{ingestion['throttled_batches']} throttled); all learned after "
           f"{ingestion['all_learned_s']} s ({ingestion['learned_per_s']:,} records/s)")
+    print(f"peak resident memory: service {peak.mb['server']:,} MB, this process "
+          f"{peak.mb['bench']:,} MB, both {peak.mb['all']:,} MB")
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
 

@@ -15,6 +15,7 @@ repeats). Also the select decision with 10 candidates.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import time
@@ -151,6 +152,9 @@ def main() -> None:
     print(f"events: {args.events}, calls: {len(calls)}, features: {X.shape[1]}")
     for family, variant, a, b in rows:
         print(f"{family:12s} {variant:8s} {a:{width}s}  {b}")
+    # ru_maxrss is in KiB on Linux; this process is the only one (fits use threads).
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"peak resident memory: {peak_mb:,} MB")
     print(f"command: python bench/models.py --events {args.events} --seed {args.seed}")
 
 
