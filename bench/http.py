@@ -2,7 +2,8 @@
 
 Usage::
 
-    python bench/http.py [--rounds 3] [--duration 8] [--connections 16] [--out FILE.json]
+    python bench/http.py [--rounds 3] [--duration 8] [--connections 16] [--learner-process]
+                         [--out FILE.json]
 
 Starts ``predictor serve`` on a free loopback port in a temporary folder
 (its own store, no registry), teaches it a 3,000-record simulation through
@@ -25,6 +26,12 @@ until the online models had learned them all.
 
 Memory: the peak resident memory of the service's process tree and of this
 process (the clients), sampled every 50 ms over the whole run.
+
+``--learner-process``: the same against ``predictor serve --role replica``
+beside ``--role learner`` on one SQLite store (two processes: the learner
+learns on a core of its own and publishes its state every second; the
+replica ingests and answers from the newest state), the learner's lag read
+from its ``/readyz``.
 
 Needs wrk (``apt-get install wrk``).
 """
@@ -49,10 +56,19 @@ import orjson
 from _support import PeakRss, free_port, start_server, wrk
 
 
+def behind(client: httpx.Client) -> int:
+    """Records stored and not learned yet: the service's queue, or the elected learner's lag
+    behind the shared store (``--learner-process``)."""
+    state = client.get("/readyz").json()
+    if state.get("role") == "learner":
+        return state["behind_records"] if state.get("leader") else 1
+    return state.get("pending_records", 1)
+
+
 def wait_learned(client: httpx.Client, timeout: float = 600.0) -> float:
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
-        if client.get("/readyz").json().get("pending_records", 1) == 0:
+        if behind(client) == 0:
             return time.perf_counter() - started
         time.sleep(0.05)
     raise RuntimeError("the online models did not catch up")
@@ -66,8 +82,12 @@ def simulate(folder: Path, events: int, seed: int) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
-def ingest(base: str, records: list[dict], batch: int, clients: int) -> dict[str, float]:
-    """Post ``records`` in batches from ``clients`` threads; bodies are encoded beforehand."""
+def ingest(base: str, records: list[dict], batch: int, clients: int,
+           learner: str | None = None) -> dict[str, float]:
+    """Post ``records`` in batches from ``clients`` threads; bodies are encoded beforehand.
+
+    ``learner``: the base URL of the process that learns, when it is not ``base``.
+    """
     bodies = [orjson.dumps(records[i:i + batch]) for i in range(0, len(records), batch)]
     # The reference, measured in the same minutes: one plain json.loads pass over the bodies.
     started = time.perf_counter()
@@ -99,9 +119,9 @@ def ingest(base: str, records: list[dict], batch: int, clients: int) -> dict[str
     for thread in threads:
         thread.join()
     acknowledged = time.perf_counter() - started
-    with httpx.Client(base_url=base, timeout=60) as client:
+    with httpx.Client(base_url=learner or base, timeout=60) as client:
         # How far the learner was behind the store when the burst ended.
-        pending = client.get("/readyz").json().get("pending_records", 0)
+        pending = behind(client)
         learned = acknowledged + wait_learned(client)
     rate = len(records) / acknowledged
     return {"records": len(records), "batch": batch, "clients": clients,
@@ -124,20 +144,39 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=100, help="ingestion batches of 1,000")
     parser.add_argument("--ingest-clients", type=int, default=2,
                         help="concurrent ingestion clients")
+    parser.add_argument("--learner-process", action="store_true",
+                        help="a learner and a replica on one SQLite store (two processes): "
+                             "the routes and the ingestion go to the replica")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not installed (apt-get install wrk)")
     folder = Path(tempfile.mkdtemp(prefix="predictor-bench-http-"))
     port = free_port()
-    proc = start_server(folder, port)
+    roots = {"bench": os.getpid()}
+    learner = learner_proc = None
+    if args.learner_process:
+        shared = {"PREDICTOR_DB": str(folder / "shared.db"), "PREDICTOR_SYNC_INTERVAL_S": "1"}
+        learner_port = free_port()
+        learner_proc = start_server(folder, learner_port, {
+            **shared, "PREDICTOR_ROLE": "learner", "PREDICTOR_STATE_DIR": str(folder / "l")})
+        learner, roots["learner"] = f"http://127.0.0.1:{learner_port}", learner_proc.pid
+        proc = start_server(folder, port, {**shared, "PREDICTOR_ROLE": "replica",
+                                           "PREDICTOR_STATE_DIR": str(folder / "r")})
+    else:
+        proc = start_server(folder, port)
+    roots["server"] = proc.pid
     base = f"http://127.0.0.1:{port}"
-    peak = PeakRss({"server": proc.pid, "bench": os.getpid()})
+    peak = PeakRss(roots)
     try:
         with peak, httpx.Client(base_url=base, timeout=60) as client:
             warm = simulate(folder, 3000, 9)
             client.post("/v1/telemetry", content=orjson.dumps(warm),
                         headers={"content-type": "application/json"}).raise_for_status()
+            if learner is not None:  # learned, then published and loaded by the replica
+                with httpx.Client(base_url=learner, timeout=60) as learning:
+                    wait_learned(learning)
+                time.sleep(3.0)
             wait_learned(client)
             servers = sorted({r["server"] for r in warm})[:10]
             task = next(r["task_type"] for r in warm if r.get("task_type"))
@@ -158,15 +197,18 @@ def main() -> None:
                                for k in ("rps", "p50_ms", "p99_ms")}
                        for route, rs in runs.items()}
             stream = simulate(folder, args.batches * 1000, 21)
-            ingestion = ingest(base, stream, 1000, args.ingest_clients)
+            ingestion = ingest(base, stream, 1000, args.ingest_clients, learner)
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        for running in (proc, learner_proc):
+            if running is not None:
+                running.terminate()
+                running.wait(timeout=60)
     h, s = medians["healthz"], medians["select"]
     report = {
         "command": " ".join(["python", "bench/http.py", *sys.argv[1:]]),
         "wrk": {"threads": 1, "connections": args.connections, "seconds": args.duration,
                 "rounds": args.rounds},
+        "learner_process": args.learner_process,
         "select_candidates": len(servers),
         "healthz": h, "select": s,
         "ratio": {"throughput": round(s["rps"] / h["rps"], 3),
@@ -188,8 +230,10 @@ def main() -> None:
           f"(batches of 1,000, {ingestion['clients']} clients, "
           f"{ingestion['throttled_batches']} throttled); all learned after "
           f"{ingestion['all_learned_s']} s ({ingestion['learned_per_s']:,} records/s)")
-    print(f"peak resident memory: service {peak.mb['server']:,} MB, this process "
-          f"{peak.mb['bench']:,} MB, both {peak.mb['all']:,} MB")
+    print(f"learned during the burst: {ingestion['learned_per_s_during_burst']:,} records/s; "
+          f"learner {ingestion['learner_lag_s_at_burst_end']} s of ingestion behind at its end")
+    print("peak resident memory (MB): " + ", ".join(
+        f"{name} {size:,}" for name, size in peak.mb.items()))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
 

@@ -270,6 +270,17 @@ CREATE TABLE IF NOT EXISTS batches (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS batches_created ON batches (created);
+-- What the elected learner publishes for replicas (roles on one machine); AUTOINCREMENT:
+-- a version is never reused once older ones are deleted.
+CREATE TABLE IF NOT EXISTS engine_states (
+    version   INTEGER PRIMARY KEY AUTOINCREMENT,
+    created   REAL NOT NULL,
+    cursor    INTEGER NOT NULL,
+    learned   INTEGER NOT NULL,
+    publisher TEXT NOT NULL,
+    raw_bytes INTEGER NOT NULL,
+    state     BLOB NOT NULL
+);
 """
 
 
@@ -525,6 +536,46 @@ class SQLiteEventStore(_SqlAppends, _FrameMixin):
     def count(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    # --- what the learner publishes (roles on one machine) ------------------------
+    def publish_state(self, state: bytes, *, cursor: int, learned: int, raw_bytes: int,
+                      publisher: str, keep: int = 3) -> int:
+        """Store a published engine state; keep the newest ``keep``; return its version.
+
+        As :meth:`predictor.data.pg_store.PostgresEventStore.publish_state`:
+        learner and replica processes on one machine share the file.
+        """
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = int(self._conn.execute(
+                    "INSERT INTO engine_states (created, cursor, learned, publisher, raw_bytes, "
+                    "state) VALUES (?, ?, ?, ?, ?, ?) RETURNING version",
+                    (time.time(), cursor, learned, publisher, raw_bytes, state)).fetchone()[0])
+                self._conn.execute("DELETE FROM engine_states WHERE version <= ?",
+                                   (version - keep,))
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        return version
+
+    def latest_state(self, newer_than: int = 0) -> dict[str, Any] | None:
+        """The newest published state if its version is above ``newer_than``."""
+        conn = sqlite3.connect(self.path, timeout=30.0)
+        try:
+            row = conn.execute(
+                "SELECT version, created, cursor, learned, publisher, raw_bytes, state "
+                "FROM engine_states WHERE version > ? ORDER BY version DESC LIMIT 1",
+                (newer_than,)).fetchone()
+        finally:
+            conn.close()
+        if row is None:
+            return None
+        keys = ("version", "created", "cursor", "learned", "publisher", "raw_bytes", "state")
+        found = dict(zip(keys, row, strict=True))
+        found["state"] = bytes(found["state"])
+        return found
 
     def close(self) -> None:
         """Close the store; with ``durability="commit"``, after syncing what is committed."""

@@ -333,9 +333,10 @@ def serve(
         help="MLflow registry to load champions from (default sqlite:///mlflow.db if present)."
     )] = None,
     role: Annotated[str | None, typer.Option(
-        help="all (default: ingest, learn, answer), learner (learn the shared PostgreSQL "
-             "store, publish the state; one is elected) or replica (ingest, answer from the "
-             "published state).")] = None,
+        help="all (default: ingest, learn, answer), learner (learn the shared store, "
+             "publish the state; one is elected) or replica (ingest, answer from the "
+             "published state). On SQLite: processes of one machine; on PostgreSQL: any.")
+                  ] = None,
 ) -> None:
     """Serve the HTTP API and, at /mcp, the MCP server (settings: PREDICTOR_*, PREDICTOR_CONFIG)."""
     import socket
@@ -355,10 +356,6 @@ def serve(
     except ValidationError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
-    if settings.role != "all" and not settings.shared_store:
-        typer.echo(f"error: --role {settings.role} needs the shared PostgreSQL store "
-                   "(--db or PREDICTOR_DB=postgresql://...)", err=True)
-        raise typer.Exit(2)
     configure_logging(settings.log_level)
     # Bind before anything else: a taken port fails here, before a store or a state
     # folder is created, and uvicorn serves on this very socket (no race for the port).

@@ -1,7 +1,8 @@
-"""Past one machine: the learner's published state, and how replicas load it.
+"""Roles: the learner's published state, and how replicas load it.
 
-One learner (elected by :class:`~predictor.data.pg_store.Leadership`)
-learns from the shared PostgreSQL store and publishes the whole engine
+One learner (elected by :func:`predictor.data.election.leadership_for`: an
+advisory lock on PostgreSQL, a file lock beside a SQLite store) learns from
+the shared store and publishes the whole engine
 every ``sync_interval_s`` while it learns; replicas and standby learners
 load the newest state as it appears. A published state is
 

@@ -201,9 +201,6 @@ class Service:
     def start(self) -> None:
         """Open the store, resume the engine, start learning and load the champions."""
         role = self.settings.role
-        if role != "all" and not self.settings.shared_store:
-            raise ValueError(f"--role {role} needs the shared PostgreSQL store "
-                             "(PREDICTOR_DB=postgresql://...); a SQLite store is one process's")
         self.store = open_store(self.settings.db, durability=self.settings.durability,
                                 fsync_interval_s=self.settings.fsync_interval_s)
         if role != "all":
@@ -245,11 +242,11 @@ class Service:
 
     def _start_shared(self) -> None:
         """Learner or replica on the shared store: answer from the newest published state."""
-        from predictor.data.pg_store import Leadership
+        from predictor.data.election import leadership_for
 
         self._sync_state()
         if self.settings.role == "learner":
-            self._leadership = Leadership(self.settings.db)  # type: ignore[arg-type]
+            self._leadership = leadership_for(self.settings.db)
         self._learner = threading.Thread(target=self._follow_loop, name="predictor-follower",
                                          daemon=True)
         self._learner.start()

@@ -50,12 +50,14 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="address to bind; loopback unless told")
     port: int = Field(default=8000, ge=0, le=65535)
     db: Path | str = Field(default=Path("predictor.db"), description="event store: a SQLite "
-                           "file (or sqlite:///path), or a postgresql:// URL (shared by "
-                           "replicas and learners)")
+                           "file (or sqlite:///path; shared by the processes of one machine), "
+                           "or a postgresql:// URL (shared by replicas and learners anywhere)")
     role: Literal["all", "learner", "replica"] = Field(
         default="all", description="all: ingest, learn and answer (one process); learner: "
-        "learn from the shared PostgreSQL store and publish the state (one elected, others "
-        "stand by); replica: ingest into the shared store and answer from the published state")
+        "learn from the shared store and publish the state (one elected, others stand by); "
+        "replica: ingest into the shared store and answer from the published state. On a "
+        "SQLite store the roles are processes of one machine (the learner learns on a core "
+        "of its own, never starved by ingestion); on PostgreSQL, of any machines")
     durability: Durability = Field(
         default="fsync", description="what an ingestion's reply waits for: 'fsync', its "
         "records on disk; 'commit', its records committed (visible, and safe from a crash of "
@@ -113,11 +115,6 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.startswith(("postgresql://", "postgres://")):
             return Path(value.removeprefix("sqlite:///"))
         return value
-
-    @property
-    def shared_store(self) -> bool:
-        """Whether the store is PostgreSQL (the one roles other than ``all`` need)."""
-        return isinstance(self.db, str)
 
     @classmethod
     def settings_customise_sources(

@@ -1,4 +1,8 @@
-"""Roles on the shared PostgreSQL store: one elected learner publishes, replicas load."""
+"""Roles on a shared store: one elected learner publishes, replicas load.
+
+On PostgreSQL (processes anywhere) and on SQLite (processes of one machine,
+sharing the file; the election is a file lock beside it).
+"""
 
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ def test_a_published_state_is_signed_and_a_forged_one_refused(monkeypatch):
         unpack_state(b"pickle me")
 
 
-def _service(pg_url: str, role: str, tmp_path) -> Service:
-    return Service(Settings(db=pg_url, role=role, state_dir=tmp_path / role,
+def _service(db, role: str, tmp_path) -> Service:
+    return Service(Settings(db=db, role=role, state_dir=tmp_path / role,
                             load_champions=False, online_registry=False, sync_interval_s=0.3))
 
 
@@ -45,10 +49,19 @@ def _wait(condition, seconds: float = 30.0) -> bool:
     return False
 
 
-def test_replicas_answer_from_what_the_elected_learner_learned(pg_url, tmp_path, sim_records):
-    learner = _service(pg_url, "learner", tmp_path)
-    standby = _service(pg_url, "learner", tmp_path / "s")
-    replica = _service(pg_url, "replica", tmp_path)
+@pytest.fixture(params=["postgresql", "sqlite"])
+def shared_db(request, tmp_path):
+    """The store the roles share: a PostgreSQL database, or one SQLite file."""
+    if request.param == "sqlite":
+        return tmp_path / "shared.db"
+    return request.getfixturevalue("pg_url")
+
+
+def test_replicas_answer_from_what_the_elected_learner_learned(shared_db, tmp_path,
+                                                               sim_records):
+    learner = _service(shared_db, "learner", tmp_path)
+    standby = _service(shared_db, "learner", tmp_path / "s")
+    replica = _service(shared_db, "replica", tmp_path)
     for service in (learner, standby, replica):
         service.start()
     try:
@@ -83,6 +96,19 @@ def test_replicas_answer_from_what_the_elected_learner_learned(pg_url, tmp_path,
                 service.stop(register=False)
 
 
-def test_roles_other_than_all_need_the_shared_store(tmp_path):
-    with pytest.raises(ValueError, match="needs the shared PostgreSQL store"):
-        Service(Settings(db=tmp_path / "p.db", role="replica")).start()
+def test_a_published_state_is_kept_in_a_sqlite_store(tmp_path):
+    from predictor.data.store import SQLiteEventStore
+
+    with SQLiteEventStore(tmp_path / "p.db") as store:
+        assert store.latest_state() is None
+        versions = [store.publish_state(b"state %d" % k, cursor=k, learned=k, raw_bytes=9,
+                                        publisher="test", keep=2) for k in range(4)]
+        assert versions == [1, 2, 3, 4]
+        newest = store.latest_state()
+        assert (newest["version"], newest["cursor"], newest["state"]) == (4, 3, b"state 3")
+        assert store.latest_state(newer_than=4) is None
+        kept = store._conn.execute("SELECT version FROM engine_states").fetchall()
+        assert kept == [(3,), (4,)]
+        # A version is never reused, even after the older ones are gone.
+        store._conn.execute("DELETE FROM engine_states")
+        assert store.publish_state(b"x", cursor=5, learned=5, raw_bytes=1, publisher="t") == 5
