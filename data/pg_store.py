@@ -30,6 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -154,7 +155,7 @@ class PostgresEventStore(_SqlAppends, _FrameMixin):
                 reply: bytes = b"") -> tuple[int, int] | None:
         if not rows:
             return None
-        with self._write_lock, self._write.transaction():
+        with self._transaction():
             conn = self._write
             # Held to the commit: ids are numbered and committed in one order (module doc).
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK,))
@@ -169,6 +170,15 @@ class PostgresEventStore(_SqlAppends, _FrameMixin):
 
     def _sql(self, statement: str, params: tuple) -> Any:
         return self._write.execute(statement, params)  # type: ignore[arg-type]
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._write_lock, self._write.transaction():
+            yield
+
+    def _query_one(self, statement: str, params: tuple) -> tuple | None:
+        with self._read_lock:
+            return self._read.execute(statement, params).fetchone()  # type: ignore[arg-type]
 
     def writable(self) -> bool:
         """Whether the database takes a write now."""
@@ -210,33 +220,6 @@ class PostgresEventStore(_SqlAppends, _FrameMixin):
     def count(self) -> int:
         with self._read_lock:
             return int(self._read.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-
-    # --- what the learner publishes ---------------------------------------------
-    def publish_state(self, state: bytes, *, cursor: int, learned: int, raw_bytes: int,
-                      publisher: str, keep: int = 3) -> int:
-        """Store a published engine state; keep the newest ``keep``; return its version."""
-        with self._write_lock, self._write.transaction():
-            version = int(self._write.execute(
-                "INSERT INTO engine_states (created, cursor, learned, publisher, raw_bytes, "
-                "state) VALUES (%s, %s, %s, %s, %s, %s) RETURNING version",
-                (time.time(), cursor, learned, publisher, raw_bytes, state)).fetchone()[0])
-            self._write.execute("DELETE FROM engine_states WHERE version <= %s",
-                                (version - keep,))
-        return version
-
-    def latest_state(self, newer_than: int = 0) -> dict[str, Any] | None:
-        """The newest published state if its version is above ``newer_than``."""
-        with self._read_lock:
-            row = self._read.execute(
-                "SELECT version, created, cursor, learned, publisher, raw_bytes, state "
-                "FROM engine_states WHERE version > %s ORDER BY version DESC LIMIT 1",
-                (newer_than,)).fetchone()
-        if row is None:
-            return None
-        keys = ("version", "created", "cursor", "learned", "publisher", "raw_bytes", "state")
-        found = dict(zip(keys, row, strict=True))
-        found["state"] = bytes(found["state"])
-        return found
 
     def close(self) -> None:
         for lock, conn in ((self._write_lock, self._write), (self._read_lock, self._read)):

@@ -37,6 +37,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -285,13 +286,15 @@ CREATE TABLE IF NOT EXISTS engine_states (
 
 
 class _SqlAppends(_Appends, ABC):
-    """Appends and idempotency keys of a SQL store (SQLite, PostgreSQL).
+    """Appends, idempotency keys and published states of a SQL store (SQLite, PostgreSQL).
 
     Records become rows (:data:`StoreRow`); the store's ``_insert(rows,
     batch_key, reply)`` adds them in one transaction and returns the first and
     last ids. A batch key is stored once, with its first reply: the store
     provides ``_sql(statement, params)`` (inside its write transaction), its
-    parameter mark, ``batch_key_retention_s`` and ``_pruned_at``.
+    parameter mark, ``batch_key_retention_s`` and ``_pruned_at``. The
+    learner's states (:meth:`publish_state`, :meth:`latest_state`) go through
+    ``_transaction()`` and ``_query_one``.
     """
 
     _mark = "?"
@@ -301,6 +304,45 @@ class _SqlAppends(_Appends, ABC):
     @abstractmethod
     def _sql(self, statement: str, params: tuple) -> Any:
         """Run ``statement`` inside the write transaction; return its cursor."""
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[None]:
+        """The write transaction (serialized with this store's other writes)."""
+
+    @abstractmethod
+    def _query_one(self, statement: str, params: tuple) -> tuple | None:
+        """The first row of a read, outside any write transaction."""
+
+    # --- what the elected learner publishes for replicas -----------------------
+    _STATE_COLUMNS = ("version", "created", "cursor", "learned", "publisher", "raw_bytes",
+                      "state")
+
+    def publish_state(self, state: bytes, *, cursor: int, learned: int, raw_bytes: int,
+                      publisher: str, keep: int = 3) -> int:
+        """Store a published engine state; keep the newest ``keep``; return its version.
+
+        Versions only grow: one is never reused once older ones are deleted.
+        """
+        mark = self._mark
+        with self._transaction():
+            version = int(self._sql(
+                "INSERT INTO engine_states (created, cursor, learned, publisher, raw_bytes, "
+                f"state) VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, {mark}) "
+                "RETURNING version",
+                (time.time(), cursor, learned, publisher, raw_bytes, state)).fetchone()[0])
+            self._sql(f"DELETE FROM engine_states WHERE version <= {mark}", (version - keep,))
+        return version
+
+    def latest_state(self, newer_than: int = 0) -> dict[str, Any] | None:
+        """The newest published state if its version is above ``newer_than``."""
+        row = self._query_one(
+            f"SELECT {', '.join(self._STATE_COLUMNS)} FROM engine_states "
+            f"WHERE version > {self._mark} ORDER BY version DESC LIMIT 1", (newer_than,))
+        if row is None:
+            return None
+        found = dict(zip(self._STATE_COLUMNS, row, strict=True))
+        found["state"] = bytes(found["state"])
+        return found
 
     @abstractmethod
     def _insert(self, rows: Sequence[StoreRow], batch_key: str | None = None,
@@ -453,30 +495,42 @@ class SQLiteEventStore(_SqlAppends, _FrameMixin):
         conn.execute(f"PRAGMA wal_autocheckpoint={int(self.checkpoint_pages)}")
         return conn
 
-    def _insert(self, rows: Sequence[StoreRow], batch_key: str | None = None,
-                reply: bytes = b"") -> tuple[int, int] | None:
-        if not rows:
-            return None
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                if batch_key is not None:
-                    self._remember(batch_key, reply)  # raises DuplicateBatch, storing nothing
-                self._conn.executemany(
-                    "INSERT INTO events (ts, kind, server, tool, record) VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
-                last = int(self._conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+                yield
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
             if self._syncer is not None:
                 self.unsynced += 1
+
+    def _insert(self, rows: Sequence[StoreRow], batch_key: str | None = None,
+                reply: bytes = b"") -> tuple[int, int] | None:
+        if not rows:
+            return None
+        with self._transaction():
+            if batch_key is not None:
+                self._remember(batch_key, reply)  # raises DuplicateBatch, storing nothing
+            self._conn.executemany(
+                "INSERT INTO events (ts, kind, server, tool, record) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            last = int(self._conn.execute("SELECT last_insert_rowid()").fetchone()[0])
         return last - len(rows) + 1, last
 
     def _sql(self, statement: str, params: tuple) -> Any:
         return self._conn.execute(statement, params)
+
+    def _query_one(self, statement: str, params: tuple) -> tuple | None:
+        conn = sqlite3.connect(self.path, timeout=30.0)  # a reader of its own never blocks
+        try:
+            return conn.execute(statement, params).fetchone()
+        finally:
+            conn.close()
 
     def writable(self) -> bool:
         """Whether the store can take a write now (takes and releases the write lock)."""
@@ -536,46 +590,6 @@ class SQLiteEventStore(_SqlAppends, _FrameMixin):
     def count(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-
-    # --- what the learner publishes (roles on one machine) ------------------------
-    def publish_state(self, state: bytes, *, cursor: int, learned: int, raw_bytes: int,
-                      publisher: str, keep: int = 3) -> int:
-        """Store a published engine state; keep the newest ``keep``; return its version.
-
-        As :meth:`predictor.data.pg_store.PostgresEventStore.publish_state`:
-        learner and replica processes on one machine share the file.
-        """
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                version = int(self._conn.execute(
-                    "INSERT INTO engine_states (created, cursor, learned, publisher, raw_bytes, "
-                    "state) VALUES (?, ?, ?, ?, ?, ?) RETURNING version",
-                    (time.time(), cursor, learned, publisher, raw_bytes, state)).fetchone()[0])
-                self._conn.execute("DELETE FROM engine_states WHERE version <= ?",
-                                   (version - keep,))
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-        return version
-
-    def latest_state(self, newer_than: int = 0) -> dict[str, Any] | None:
-        """The newest published state if its version is above ``newer_than``."""
-        conn = sqlite3.connect(self.path, timeout=30.0)
-        try:
-            row = conn.execute(
-                "SELECT version, created, cursor, learned, publisher, raw_bytes, state "
-                "FROM engine_states WHERE version > ? ORDER BY version DESC LIMIT 1",
-                (newer_than,)).fetchone()
-        finally:
-            conn.close()
-        if row is None:
-            return None
-        keys = ("version", "created", "cursor", "learned", "publisher", "raw_bytes", "state")
-        found = dict(zip(keys, row, strict=True))
-        found["state"] = bytes(found["state"])
-        return found
 
     def close(self) -> None:
         """Close the store; with ``durability="commit"``, after syncing what is committed."""
