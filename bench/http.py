@@ -82,6 +82,16 @@ def simulate(folder: Path, events: int, seed: int) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
+def wait_loaded(client: httpx.Client, cursor: int, timeout: float = 120.0) -> None:
+    """Wait until the replica at ``client`` answers from a state learned up to ``cursor``."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if ((client.get("/readyz").json().get("state") or {}).get("cursor") or 0) >= cursor:
+            return
+        time.sleep(0.05)
+    raise RuntimeError("the replica did not load the learner's state")
+
+
 def ingest(base: str, records: list[dict], batch: int, clients: int,
            learner: str | None = None) -> dict[str, float]:
     """Post ``records`` in batches from ``clients`` threads; bodies are encoded beforehand.
@@ -173,11 +183,12 @@ def main() -> None:
             warm = simulate(folder, 3000, 9)
             client.post("/v1/telemetry", content=orjson.dumps(warm),
                         headers={"content-type": "application/json"}).raise_for_status()
+            wait_learned(client)
             if learner is not None:  # learned, then published and loaded by the replica
                 with httpx.Client(base_url=learner, timeout=60) as learning:
                     wait_learned(learning)
-                time.sleep(3.0)
-            wait_learned(client)
+                    learned_to = learning.get("/readyz").json()["learned_cursor"]
+                wait_loaded(client, learned_to)
             servers = sorted({r["server"] for r in warm})[:10]
             task = next(r["task_type"] for r in warm if r.get("task_type"))
             select = {"task_type": task, "candidates": servers}
