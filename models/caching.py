@@ -76,7 +76,10 @@ class PredictiveCache:
     cached: likely to be reused again) and *preloaded* (keys fetched ahead of
     use on the model's prediction). Victims come first from preloaded keys
     past their share, then from probation, then from protected, so one-hit
-    keys and wrong guesses leave before keys with proven reuse.
+    keys and wrong guesses leave before keys with proven reuse. The
+    preloads' share follows the misses (``adapt_preloads``): it grows when
+    preloads leave before their use, shrinks when they push out keys that
+    are read again.
 
     A missed key first enters a small *window* (``window_share`` of the
     space, plain LRU). When the window overflows, its oldest key is admitted
@@ -100,11 +103,19 @@ class PredictiveCache:
     window_share
         Share of the space for the admission window; ``None`` admits every
         missed key (a segmented LRU).
+    adapt_preloads
+        Move the preloaded segment's share (starting at ``preload_share``)
+        with what the misses say, as ARC moves its recency/frequency split:
+        the cache remembers the keys it evicted (as many as it holds) from
+        each side; a miss on a preload evicted unused grows the share, a
+        miss on a demand-fetched key evicted shrinks it, each by the ratio
+        of the two memories' sizes (at least one key). The share stays
+        between one key and half the space. ``False`` keeps it fixed.
     """
 
     def __init__(self, size: int, model, *, max_preload: int = 2, threshold: float = 0.05,
-                 protected_share: float = 0.5, preload_share: float = 0.05,
-                 window_share: float | None = 0.1) -> None:
+                 protected_share: float = 0.5, preload_share: float = 0.1,
+                 window_share: float | None = 0.1, adapt_preloads: bool = True) -> None:
         self.size = max(1, size)
         self.window_cap = 0 if window_share is None else max(1, round(window_share * self.size))
         self.window: OrderedDict[str, None] = OrderedDict()
@@ -116,6 +127,11 @@ class PredictiveCache:
         self.threshold = threshold
         self.protected_cap = max(1, int(protected_share * self.size))
         self.preload_cap = max(1, int(preload_share * self.size))
+        self.adapt_preloads = adapt_preloads
+        self._max_preload_cap = max(1, self.size // 2)
+        #: Keys evicted lately, unused preloads and demand-fetched keys: ARC's ghosts.
+        self._preload_ghosts: OrderedDict[str, None] = OrderedDict()
+        self._demand_ghosts: OrderedDict[str, None] = OrderedDict()
         self.probation: OrderedDict[str, None] = OrderedDict()
         self.protected: OrderedDict[str, None] = OrderedDict()
         self.preloaded: OrderedDict[str, None] = OrderedDict()
@@ -151,7 +167,28 @@ class PredictiveCache:
         if victim is None:
             self.window.popitem(last=False)
         else:
-            del victim[0][victim[1]]
+            self._drop(*victim)
+
+    def _drop(self, segment: OrderedDict[str, None], key: str) -> None:
+        """Evict ``key`` from the main cache's ``segment``, remembering it as a ghost."""
+        del segment[key]
+        if self.adapt_preloads:
+            ghosts = self._preload_ghosts if segment is self.preloaded else self._demand_ghosts
+            ghosts[key] = None
+            if len(ghosts) > self.size:
+                ghosts.popitem(last=False)
+
+    def _adapt(self, key: str) -> None:
+        """A miss on ``key``: move the preload share towards the side that lost it."""
+        preload_ghosts, demand_ghosts = self._preload_ghosts, self._demand_ghosts
+        if key in preload_ghosts:
+            del preload_ghosts[key]
+            step = max(1, len(demand_ghosts) // max(1, len(preload_ghosts)))
+            self.preload_cap = min(self._max_preload_cap, self.preload_cap + step)
+        elif key in demand_ghosts:
+            del demand_ghosts[key]
+            step = max(1, len(preload_ghosts) // max(1, len(demand_ghosts)))
+            self.preload_cap = max(1, self.preload_cap - step)
 
     def _insert(self, segment: OrderedDict[str, None], key: str) -> None:
         while len(self) >= self.size:
@@ -181,7 +218,7 @@ class PredictiveCache:
             return
         victim = self._victim()
         if victim is not None and self._frequency[candidate] > self._frequency[victim[1]]:
-            del victim[0][victim[1]]
+            self._drop(*victim)
             self.probation[candidate] = None
 
     def _flush_preloads(self, ts: float) -> None:
@@ -190,6 +227,9 @@ class PredictiveCache:
                 if key not in self:
                     self._insert(self.preloaded, key)
                     self.preloads += 1
+                    # Resident again: no longer a ghost of either side.
+                    self._preload_ghosts.pop(key, None)
+                    self._demand_ghosts.pop(key, None)
             self._pending = []
 
     def access(self, key: str, ts: float, *, learn: bool = True) -> bool:
@@ -214,6 +254,8 @@ class PredictiveCache:
             self.preload_hits += 1
         else:
             hit = False
+            if self.adapt_preloads:
+                self._adapt(key)
             self._admit_missed(key)
         self.hits += hit
         if learn:

@@ -178,8 +178,9 @@ def score_cache(features: Features, fit: CacheFit, options: Options | None = Non
     section["served_preload_probability"] = served.model.probability()
     section["variant"] = "online"
     section["variant_why"] = (f"{Preloader.why_online}; the cache around it is a segmented "
-                              "LRU behind a frequency-admission window, with default shares "
-                              "(the settings above are tuned for 'predictive' only)")
+                              "LRU behind a frequency-admission window, with default shares, its "
+                              "preloads' share adapting to the misses (the settings above are "
+                              "tuned for 'predictive' only)")
     plot_data = _curve(proposals, settings, test_keys, test_ts, size, cache.hit_ratio) \
         if (options or Options()).plots else None
     return section, plot_data

@@ -119,3 +119,50 @@ def test_keys_read_once_pass_through_the_window_without_evicting_reused_ones():
     hot_reads = 5 / 25
     assert hit_ratio() > 0.9 * hot_reads  # nearly every hot read hits
     assert hit_ratio(window_share=None) < 0.1 * hot_reads
+
+
+class _Oracle:
+    """Proposes the key ``lead`` accesses ahead in a known sequence, with probability 1."""
+
+    def __init__(self, sequence: list[str], lead: int) -> None:
+        self.sequence, self.lead, self.position = sequence, lead, -1
+
+    def learn_one(self, key: str, ts: float) -> None:
+        self.position += 1
+
+    def predict_next(self, key: str, k: int = 2) -> list[tuple[str, float]]:
+        ahead = self.position + self.lead
+        return [(self.sequence[ahead], 1.0)] if ahead < len(self.sequence) else []
+
+
+def _run(sequence: list[str], model, **settings) -> PredictiveCache:
+    cache = PredictiveCache(20, model, threshold=0.5, **settings)
+    for t, key in enumerate(sequence):
+        cache.access(key, float(t))
+    return cache
+
+
+def test_the_preload_share_grows_when_preloads_are_evicted_before_their_use():
+    # Every key is new and read once; each is proposed 8 accesses ahead. With two preload
+    # slots (10 % of 20) most preloads are evicted before their use; the share grows
+    # until they last, and nearly every access hits.
+    sequence = [f"k{i}" for i in range(2_000)]
+    fixed = _run(sequence, _Oracle(sequence, 8), adapt_preloads=False)
+    adaptive = _run(sequence, _Oracle(sequence, 8))
+    assert fixed.preload_cap == 2 and fixed.hit_ratio < 0.3
+    assert adaptive.preload_cap >= 8
+    assert adaptive.hit_ratio > 0.95
+
+
+def test_the_preload_share_shrinks_when_preloads_crowd_out_reused_keys():
+    # 15 keys read in turn; the model proposes keys never read. With half of the 20 keys'
+    # space for preloads the cycle does not fit and nothing hits; the evicted keys come
+    # back as misses on the demand side, the share falls to one key and the cycle fits.
+    sequence = [f"hot{i % 15}" for i in range(3_000)]
+    wrong = _Oracle([f"never{i}" for i in range(len(sequence) + 10)], 1)
+    fixed = _run(sequence, wrong, preload_share=0.5, adapt_preloads=False)
+    wrong.position = -1
+    adaptive = _run(sequence, wrong, preload_share=0.5)
+    assert fixed.preload_cap == 10 and fixed.hit_ratio == 0.0
+    assert adaptive.preload_cap == 1
+    assert adaptive.hit_ratio > 0.95

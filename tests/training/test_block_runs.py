@@ -40,7 +40,7 @@ def test_the_served_cache_closes_the_gap_to_belady_on_block_runs(shared_data):
         preloader.observe(key, float(t))
     before = PredictiveCache(section["cache_size"], _ServedPreloads(preloader),
                              threshold=0.05, protected_share=0.8, preload_share=0.25,
-                             window_share=None)
+                             window_share=None, adapt_preloads=False)
     for key, t in zip(keys[features.test], ts[features.test], strict=True):
         before.access(key, float(t))
     assert (before.hit_ratio - ratios["lru"]) / gap < 0.2
