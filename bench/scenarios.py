@@ -131,6 +131,7 @@ def _cache(log: Path, folder: Path) -> dict:
             "gap_closed": {name: round((ratios[name] - lru) / (belady - lru), 3)
                            for name in ("served", "predictive") if belady > lru},
             "served_preload_precision": section.get("served_preload_precision"),
+            "served_preload_share": section.get("served_preload_share"),
             "served_preload_probability": section.get("served_preload_probability")}
 
 

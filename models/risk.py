@@ -21,6 +21,7 @@ and the call's own load and attempt number (see :mod:`predictor.models.history`)
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -79,15 +80,31 @@ class BatchRisk:
         return compiled.predict_proba(self.model_, X[:, self.columns_])
 
 
+@functools.lru_cache(maxsize=1024)
+def _cross_cells(inputs: tuple[str, ...], bins: int
+                 ) -> tuple[tuple[int, int, tuple[tuple[str, ...], ...]], ...]:
+    """Per pair of ``inputs``: their positions and the name of each pair of bins' cell
+    (the last bin: missing). One table per choice, shared by the models that made it."""
+    labels = (*(str(i) for i in range(bins - 1)), "m")
+    return tuple(
+        (k, m, tuple(tuple(f"{a}*{b}={i}{j}" for j in labels) for i in labels))
+        for k, a in enumerate(inputs) for m, b in enumerate(inputs) if m > k)
+
+
 class OnlineRisk(base.Classifier):
     """River failure classifier that adapts after drift.
 
     Logistic regression over standardized inputs, each also as hinges
     ``max(z - knot, 0)`` at :attr:`KNOTS` (so a failure rate that rises
     steeply past some level is not a straight line), with missing values as
-    indicator features. An ADWIN detector watches the stream of outcomes;
-    each detected change is counted in ``drifts``. Before it has seen both
-    outcomes it answers the prior failure rate.
+    indicator features. Failures often need two things at once (memory high
+    *and* errors lately), which an additive model cannot say: once it has
+    seen ``cross_after`` calls, the ``crossed`` inputs that separate failed
+    from other calls most are cut into bins, and each pair of them adds one
+    indicator per pair of bins (a piecewise-constant interaction, the
+    cheapest kind a linear model learns). An ADWIN detector watches the
+    stream of outcomes; each detected change is counted in ``drifts``.
+    Before it has seen both outcomes it answers the prior failure rate.
 
     Parameters
     ----------
@@ -95,6 +112,10 @@ class OnlineRisk(base.Classifier):
         Failure probability answered before learning.
     lr
         AdaGrad learning rate.
+    crossed
+        Inputs whose pairs are crossed (``0`` or ``1``: none).
+    cross_after
+        Calls counted before the crossed inputs are chosen.
 
     Examples
     --------
@@ -106,21 +127,122 @@ class OnlineRisk(base.Classifier):
     >>> p = model.predict_proba_one({"mem": 99.0})[True]
     >>> p > model.predict_proba_one({"mem": 10.0})[True]
     True
+
+    Failure only when two inputs are both high; the crosses find the corner:
+
+    >>> import random
+    >>> rng, both = random.Random(1), OnlineRisk(crossed=2)
+    >>> for i in range(6000):
+    ...     x = {"mem": rng.random(), "errors": rng.random()}
+    ...     both.learn_one(x, x["mem"] > 0.7 and x["errors"] > 0.7 and rng.random() < 0.9)
+    >>> sorted(both.crossed_inputs)
+    ['errors', 'mem']
+    >>> corner = both.predict_proba_one({"mem": 0.9, "errors": 0.9})[True]
+    >>> edge = both.predict_proba_one({"mem": 0.9, "errors": 0.2})[True]
+    >>> corner > 0.5 > 0.1 > edge
+    True
     """
 
     #: Standardized levels past which each input's effect may bend: three hinges per
     #: input cost 1.5x the learning time of the straight model; more gained little.
     KNOTS = (-1.0, 0.5, 1.5)
+    #: Standardized levels that cut a crossed input into four bins (a fifth: missing).
+    CROSS_CUTS = (-0.5, 0.5, 1.5)
 
-    def __init__(self, prior: float = 0.05, lr: float = 0.05) -> None:
+    def __init__(self, prior: float = 0.05, lr: float = 0.05, crossed: int = 6,
+                 cross_after: int = 2000) -> None:
         self.prior = prior
         self.lr = lr
+        self.crossed = crossed
+        self.cross_after = cross_after
         self._scaler = preprocessing.StandardScaler()
         self._model = linear_model.LogisticRegression(optimizer=AdaGrad(lr),
                                                       clip_gradient=1.0)
         self._drift = drift.ADWIN(delta=0.002)
         self._seen: set[bool] = set()
         self.drifts = 0
+        self._init_crosses()
+
+    def _init_crosses(self) -> None:
+        #: Per input: [sum when failed, count, sum when not, count], until the choice.
+        self._class_sums: dict[str, list[float]] | None = {} if self.crossed >= 2 else None
+        self._ranked = 0
+        #: The crossed inputs, and per pair of them (their positions in it, and the name
+        #: of each pair of bins' cell: bins 0-3 by CROSS_CUTS, 4 missing).
+        self._crossed_inputs: tuple[str, ...] = ()
+        self._crosses: tuple[tuple[int, int, tuple[tuple[str, ...], ...]], ...] = ()
+
+    def __getstate__(self) -> dict:
+        # Names built from the inputs, not learned: rebuilt on load, so that a published
+        # state holds each model's weights and not hundreds of names per model.
+        state = self.__dict__.copy()
+        state.pop("_inputs", None)
+        state["_crosses"] = ()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "crossed" not in state:  # checkpoints from before crossed inputs
+            self.crossed, self.cross_after = 6, 2000
+            self._init_crosses()
+        elif self._crossed_inputs:
+            self.cross(self._crossed_inputs)
+
+    @property
+    def crossed_inputs(self) -> tuple[str, ...]:
+        """The inputs whose pairs are crossed (empty until they are chosen)."""
+        return self._crossed_inputs
+
+    def _note(self, x: dict, y: bool) -> None:
+        """Count ``x`` towards the choice of crossed inputs; choose once enough are seen.
+
+        An input's strength is the gap between its mean over failed and over
+        other calls, in standard deviations (as the scaler knows them); the
+        ``crossed`` strongest inputs, after ``cross_after`` calls with both
+        outcomes among them, have their pairs crossed for good.
+        """
+        sums = self._class_sums
+        if sums is None:
+            return
+        for name, value in x.items():
+            if value is None or value != value:
+                continue
+            entry = sums.get(name)
+            if entry is None:
+                entry = sums[name] = [0.0, 0, 0.0, 0]
+            if y:
+                entry[0] += value
+                entry[1] += 1
+            else:
+                entry[2] += value
+                entry[3] += 1
+        self._ranked += 1
+        if self._ranked < self.cross_after or len(self._seen) < 2:
+            return
+        variances = self._scaler.vars
+        strength = {}
+        for name, (failed_sum, failed, other_sum, other) in sums.items():
+            variance = variances.get(name, 0.0)
+            if failed >= 5 and other >= 5 and variance > 0:
+                strength[name] = abs(failed_sum / failed - other_sum / other) / variance**0.5
+        self.cross(tuple(sorted(strength, key=lambda name: (-strength[name], name))
+                         [:self.crossed]))
+
+    def cross(self, inputs: tuple[str, ...]) -> None:
+        """Cross the pairs of ``inputs`` from now on (chosen elsewhere: no choice of its own)."""
+        self._class_sums = None
+        self._crossed_inputs = inputs
+        self._crosses = _cross_cells(inputs, len(self.CROSS_CUTS) + 2)
+
+    def _cross(self, z: dict[str, float], out: dict[str, float]) -> None:
+        """Add to ``out`` the cell of each crossed pair that standardized ``z`` falls in."""
+        low, mid, high = self.CROSS_CUTS
+        get = z.get
+        bins = [4 if (value := get(name)) is None
+                else (value > low) + (value > mid) + (value > high)
+                for name in self._crossed_inputs]
+        for a, b, cells in self._crosses:
+            out[cells[bins[a]][bins[b]]] = 1.0
 
     @staticmethod
     def _clean(x: dict) -> dict[str, float]:
@@ -138,6 +260,8 @@ class OnlineRisk(base.Classifier):
             for knot, hinge in self._input(name)[1]:
                 if value > knot:
                     out[hinge] = value - knot
+        if self._crosses:
+            self._cross(z, out)
         return out
 
     def _input(self, name: str) -> tuple[str, tuple[tuple[float, str], ...]]:
@@ -166,6 +290,8 @@ class OnlineRisk(base.Classifier):
         ``tests/models/test_risk.py`` checks it against them.
         """
         y = bool(y)
+        if self._class_sums is not None:
+            self._note(x, y)
         scaler = self._scaler
         counts, means, variances = scaler.counts, scaler.means, scaler.vars
         specs = self.__dict__.get("_inputs") or {}
@@ -190,6 +316,8 @@ class OnlineRisk(base.Classifier):
             for knot, hinge in hinges:
                 if scaled > knot:
                     z[hinge] = scaled - knot
+        if self._crosses:
+            self._cross(z, z)
         learn_glm(self._model, z, y)
         self._drift.update(float(y))
         if self._drift.drift_detected:
@@ -225,7 +353,10 @@ class ServerRisk:
     (the batch model's trees find such interactions) cannot express. The
     answer averages the two models' log-odds once the server's model has
     seen both outcomes, and is the fleet's answer until then (a new server,
-    or one that never failed).
+    or one that never failed). Each model chooses the inputs it crosses
+    (:class:`OnlineRisk`'s ``crossed``) on its own calls: what fails one
+    server together differs from another's (the fleet's choice for every
+    server ranked worse on the simulation).
 
     Parameters
     ----------

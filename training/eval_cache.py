@@ -176,6 +176,8 @@ def score_cache(features: Features, fit: CacheFit, options: Options | None = Non
     section["served_preload_precision"] = rounded(
         served.preload_hits / served.preloads if served.preloads else 0.0)
     section["served_preload_probability"] = served.model.probability()
+    # Where the adaptive share of the cache's space for preloads ended.
+    section["served_preload_share"] = rounded(served.preload_cap / served.size)
     section["variant"] = "online"
     section["variant_why"] = (f"{Preloader.why_online}; the cache around it is a segmented "
                               "LRU behind a frequency-admission window, with default shares, its "

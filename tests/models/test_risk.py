@@ -109,7 +109,9 @@ def test_a_risk_model_that_cannot_rank_is_never_champion():
 
 
 def _river_step(model: OnlineRisk, x: dict, y: bool) -> None:
-    """What OnlineRisk.learn_one did before its step was fused: river's own path."""
+    """What OnlineRisk.learn_one did before its step was fused: river's own path (after
+    counting the call towards the choice of crossed inputs)."""
+    model._note(x, bool(y))
     x = model._clean(x)
     model._scaler.learn_one(x)
     model._model.learn_one(model._expand(model._scaler.transform_one(x)), y)
@@ -135,9 +137,52 @@ def test_online_risk_fused_step_equals_river_pipeline():
     assert abs(fused._model.intercept - reference._model.intercept) < 1e-9
     assert fused._model.optimizer.n_iterations == reference._model.optimizer.n_iterations == 3000
     ours, theirs = fused._model.weights, reference._model.weights
-    assert ours.keys() == theirs.keys() and len(ours) == 16  # 4 inputs, 3 hinges each, 2 missing
+    assert ours.keys() == theirs.keys()
+    # 4 inputs, 3 hinges each, 2 missing; then the cells of the crossed pairs (attempt,
+    # constant when present, is not crossed).
+    assert fused.crossed_inputs == reference.crossed_inputs
+    assert set(fused.crossed_inputs) == {"probe_mem", "srv_error_rate", "concurrency"}
+    cells = [k for k in ours if "*" in k]
+    assert len(ours) - len(cells) == 16 and {k.split("=")[0] for k in cells} == {
+        "probe_mem*srv_error_rate", "probe_mem*concurrency", "srv_error_rate*concurrency"}
     assert max(abs(ours[k] - theirs[k]) for k in ours) < 1e-9
     assert fused.drifts == reference.drifts
     for mem in (30.0, 90.0, float("nan")):
         x = {"probe_mem": mem, "srv_error_rate": 0.5, "attempt": 1.0, "concurrency": 3.0}
         assert abs(fused.predict_proba_one(x)[True] - reference.predict_proba_one(x)[True]) < 1e-9
+
+
+def test_crossed_inputs_survive_a_checkpoint_and_their_names_are_not_in_it():
+    import pickle
+
+    rng = np.random.default_rng(5)
+    model = OnlineRisk(crossed=3, cross_after=500)
+    for _ in range(1_500):
+        x = {"mem": float(rng.random()), "errors": float(rng.random()),
+             "queue": float(rng.random()), "noise": float(rng.random())}
+        model.learn_one(x, bool(x["mem"] > 0.7 and x["errors"] > 0.7))
+    assert len(model.crossed_inputs) == 3 and {"mem", "errors"} <= set(model.crossed_inputs)
+    state = model.__getstate__()
+    assert state["_crosses"] == () and "_inputs" not in state  # names, rebuilt on load
+    restored = pickle.loads(pickle.dumps(model))
+    assert restored._crosses == model._crosses
+    probe = {"mem": 0.9, "errors": 0.9, "queue": 0.1, "noise": 0.5}
+    assert restored.crossed_inputs == model.crossed_inputs
+    assert restored.predict_proba_one(probe) == model.predict_proba_one(probe)
+    restored.learn_one(probe, True)  # and it learns on, crosses and all
+    assert any("*" in name for name in restored._model.weights)
+
+
+def test_risk_models_saved_before_crosses_learn_on_and_choose_them():
+    model = OnlineRisk()
+    state = model.__dict__.copy()
+    for name in ("crossed", "cross_after", "_class_sums", "_ranked", "_crossed_inputs",
+                 "_crosses"):
+        del state[name]
+    restored = OnlineRisk.__new__(OnlineRisk)
+    restored.__setstate__(state)
+    rng = np.random.default_rng(1)
+    for _ in range(2_500):
+        x = {"mem": float(rng.random()), "errors": float(rng.random())}
+        restored.learn_one(x, bool(x["mem"] > 0.8))
+    assert sorted(restored.crossed_inputs) == ["errors", "mem"]
