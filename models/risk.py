@@ -225,11 +225,13 @@ class OnlineRisk(base.Classifier):
             variance = variances.get(name, 0.0)
             if failed >= 5 and other >= 5 and variance > 0:
                 strength[name] = abs(failed_sum / failed - other_sum / other) / variance**0.5
+        if len(strength) < 2:
+            return  # no pair to cross yet (too few failures): keep counting
         self.cross(tuple(sorted(strength, key=lambda name: (-strength[name], name))
                          [:self.crossed]))
 
     def cross(self, inputs: tuple[str, ...]) -> None:
-        """Cross the pairs of ``inputs`` from now on (chosen elsewhere: no choice of its own)."""
+        """Cross the pairs of ``inputs`` from now on, and stop counting towards a choice."""
         self._class_sums = None
         self._crossed_inputs = inputs
         self._crosses = _cross_cells(inputs, len(self.CROSS_CUTS) + 2)

@@ -186,3 +186,16 @@ def test_risk_models_saved_before_crosses_learn_on_and_choose_them():
         x = {"mem": float(rng.random()), "errors": float(rng.random())}
         restored.learn_one(x, bool(x["mem"] > 0.8))
     assert sorted(restored.crossed_inputs) == ["errors", "mem"]
+
+
+def test_a_model_that_has_seen_too_few_failures_waits_to_choose_its_crosses():
+    model = OnlineRisk(crossed=2, cross_after=100)
+    rng = np.random.default_rng(2)
+    for i in range(1_000):  # 3 failures: no input's failed mean is known yet
+        model.learn_one({"mem": float(rng.random()), "errors": float(rng.random())},
+                        i in (10, 500, 900))
+    assert model.crossed_inputs == ()
+    for _ in range(3_000):
+        x = {"mem": float(rng.random()), "errors": float(rng.random())}
+        model.learn_one(x, bool(x["mem"] > 0.8))
+    assert sorted(model.crossed_inputs) == ["errors", "mem"]
