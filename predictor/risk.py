@@ -49,7 +49,20 @@ def _x(features: dict[str, float], concurrency: float = math.nan,
 
 
 class RiskAssessor(DecisionPlugin):
-    """History and an online failure model per deployment; thread-safe."""
+    """History and an online failure model per deployment; thread-safe.
+
+    Attributes
+    ----------
+    online_while_batch
+        Whether the online model keeps learning while a batch classifier
+        answers (default ``True``: the service does, so that its checkpoints
+        and a fallback to the online model stay current). A replay that only
+        measures the batch classifier's answers sets it to ``False``: those
+        answers read the history alone, which learns either way.
+    """
+
+    #: See the class docstring; a class default, so checkpoints from before it load.
+    online_while_batch = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -122,9 +135,14 @@ class RiskAssessor(DecisionPlugin):
         nan = math.nan
         with self._lock:
             self.observations += 1
-            features = self.history.features(ts, server, tool)
-            self.model.learn_one(server, _x(features, nan if concurrency is None else concurrency,
-                                            nan if attempt is None else attempt), not success)
+            if self.batch is None or self.online_while_batch:
+                features = self.history.features(ts, server, tool)
+                self.model.learn_one(server, _x(
+                    features, nan if concurrency is None else concurrency,
+                    nan if attempt is None else attempt), not success)
+            else:
+                # What features() would have applied, so the history moves as it would.
+                self.history.advance(ts)
             self.history.observe_call(ts, server, tool,
                                       latency_ms=nan if latency_ms is None else latency_ms,
                                       success=float(success),
