@@ -61,3 +61,46 @@ def test_evaluation_holds_one_fit_per_supported_family(features):
                  if isinstance(section, dict) and "reason" not in section}
     assert set(evaluation.fits) == supported
     assert evaluation.fits["selection"].bundle is None
+
+
+def test_a_holdout_loss_is_the_error_of_the_predictions_over_every_call(features):
+    """The loss predicts the holdout's calls only; it equals scoring them among all calls."""
+    import numpy as np
+
+    from predictor.training.metrics import mae
+
+    bundle = fit_performance(features).bundle
+    test = features.split.test_mask
+    every = bundle.predict(features.frame, features.history)  # one row per call of the log
+    held = features.calls[features.test]
+    expected = mae(held["latency_ms"].to_numpy(float),
+                   every.loc[held.index, "latency_p50_ms"].to_numpy())
+    assert bundle.loss(features.frame, test, features.history) == expected
+    assert np.isfinite(expected) and expected > 0
+
+
+def test_the_served_risk_replay_answers_alike_without_the_online_model(features):
+    """With the batch classifier answering, the online model's learning changes no answer."""
+    from predictor.api.risk import RiskRequest
+    from predictor.data.frame import frame_records
+    from predictor.training.eval_risk import fit_risk
+    from predictor.training.served import replay, served_engine
+
+    batch = fit_risk(features).model
+
+    def answers(online_while_batch: bool) -> tuple[list[float], int]:
+        engine = served_engine(("risk",))
+        assessor = engine.plugin("risk")
+        assessor.use_batch(batch, "test")
+        assessor.online_while_batch = online_while_batch
+        out = [assessor.assess(RiskRequest(server=call.server, tool=call.tool, ts=call.epoch,
+                                           concurrency=call.concurrency,
+                                           attempt=call.attempt)).failure_probability
+               for _, call in replay(engine, frame_records(features.frame))]
+        return out, assessor.model.learned
+
+    served, learned = answers(online_while_batch=True)  # the service: it learns on
+    replayed, skipped = answers(online_while_batch=False)  # the evaluation's replay
+    assert len(served) == len(features.calls)
+    assert replayed == served
+    assert learned and not skipped
