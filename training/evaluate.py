@@ -107,7 +107,12 @@ STEPS: dict[str, tuple[Callable[..., Any], Callable[..., tuple[dict, Any]]]] = {
 
 @dataclass
 class FamilyRun:
-    """What one family's fit and score steps produced, and how long each took."""
+    """What one family's fit and score steps produced, how long each took, at what memory.
+
+    ``peak_mb`` is the peak resident memory of the process while the family
+    ran (``None`` where the system cannot say: it needs Linux's resettable
+    peak, ``/proc/self/clear_refs``).
+    """
 
     family: str
     section: dict[str, Any]
@@ -115,6 +120,29 @@ class FamilyRun:
     plot: Any = None
     fit_s: float = 0.0
     score_s: float = 0.0
+    peak_mb: float | None = None
+
+
+def _reset_peak() -> bool:
+    """Reset this process's peak resident memory (Linux); whether it could."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_mb() -> float | None:
+    """This process's peak resident memory since the last reset, in MB (Linux)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def run_family(family: str, features: Features, options: Options) -> FamilyRun:
@@ -124,6 +152,7 @@ def run_family(family: str, features: Features, options: Options) -> FamilyRun:
     the error), so one family cannot sink the others on an odd log.
     """
     fit_step, score_step = STEPS[family]
+    measured = _reset_peak()
     start = time.perf_counter()
     try:
         fit = fit_step(features, options)
@@ -141,11 +170,15 @@ def run_family(family: str, features: Features, options: Options) -> FamilyRun:
         section, plot = {"reason": f"evaluation failed: {type(err).__name__}: {err}"}, None
     # What only scoring needed (feature matrices over every call) is not sent back.
     fit = replace(fit, **dict.fromkeys(getattr(fit, "WORKSPACE", ())))
-    return FamilyRun(family, section, fit, plot, fitted - start, time.perf_counter() - fitted)
+    return FamilyRun(family, section, fit, plot, fitted - start, time.perf_counter() - fitted,
+                     _peak_mb() if measured else None)
 
 
-def _named(name: str, task: Callable[[], Any]) -> tuple[str, Any]:
-    return name, task()
+def _named(name: str, task: Callable[[], Any]) -> tuple[str, Any, float]:
+    """``(name, task(), seconds it took)``: another task run beside the families."""
+    start = time.perf_counter()
+    result = task()
+    return name, result, time.perf_counter() - start
 
 
 def evaluate_features(features: Features, options: Options | None = None, *,
@@ -188,15 +221,18 @@ def evaluate_features(features: Features, options: Options | None = None, *,
         else:
             results = [function(*args, **kwargs) for function, args, kwargs in tasks]
     runs = [r for r in results if isinstance(r, FamilyRun)]
-    for name, result in (r for r in results if not isinstance(r, FamilyRun)):
+    for name, result, seconds in (r for r in results if not isinstance(r, FamilyRun)):
         evaluation.also[name] = result
+        progress(f"{name}: done in {seconds:.1f} s")
     for run in runs:
         report[run.family] = run.section
         if run.fit is not None:
             evaluation.fits[run.family] = run.fit
         if run.plot is not None:
             evaluation.plots[run.family] = run.plot
-        progress(f"{run.family}: fitted in {run.fit_s:.1f} s, scored in {run.score_s:.1f} s")
+        peak = "" if run.peak_mb is None else f", worker peak {run.peak_mb:,.0f} MB"
+        progress(f"{run.family}: fitted in {run.fit_s:.1f} s, scored in {run.score_s:.1f} s"
+                 + peak)
     # The contract's order, whatever order the workers finished in.
     evaluation.report = {key: report[key] for key in report if key not in FAMILIES}
     evaluation.report.update({family: report[family] for family in FAMILIES})

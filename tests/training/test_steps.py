@@ -42,6 +42,8 @@ def test_a_family_run_drops_its_workspace_and_keeps_the_model(features):
     assert run.fit.X is None and run.fit.online is None
     assert isinstance(run.fit.bundle, RiskBundle)
     assert run.section["variant"] == run.fit.variant
+    # Its peak memory, measured in the process that ran it (pandas alone holds ~50 MB).
+    assert run.peak_mb > 50
 
 
 def test_a_log_that_cannot_support_a_family_says_why(features):
