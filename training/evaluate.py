@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from predictor.training.eval_resources import fit_resources, score_resources
 from predictor.training.eval_risk import fit_risk, score_risk
 from predictor.training.eval_scaling import fit_scaling, score_scaling
 from predictor.training.eval_selection import fit_selection, score_selection
-from predictor.training.features import Features, Options, Unsupported
+from predictor.training.features import Features, FeaturesFile, Options, Unsupported
 
 __all__ = ["STEPS", "Evaluation", "FamilyRun", "evaluate_features", "evaluate_frame",
            "evaluate_log", "load_log", "load_records", "run_family"]
@@ -145,14 +147,17 @@ def _peak_mb() -> float | None:
     return None
 
 
-def run_family(family: str, features: Features, options: Options) -> FamilyRun:
+def run_family(family: str, features: Features | FeaturesFile, options: Options) -> FamilyRun:
     """Fit, then score, one family; a family that fails is reported, not raised.
 
     An unexpected error in either step becomes the section's ``reason`` (with
     the error), so one family cannot sink the others on an odd log.
+    ``features`` may be the file they were written to (:class:`FeaturesFile`).
     """
     fit_step, score_step = STEPS[family]
     measured = _reset_peak()
+    if isinstance(features, FeaturesFile):
+        features = features.load()
     start = time.perf_counter()
     try:
         fit = fit_step(features, options)
@@ -174,6 +179,22 @@ def run_family(family: str, features: Features, options: Options) -> FamilyRun:
                      _peak_mb() if measured else None)
 
 
+@contextmanager
+def _shared(features: Features | FeaturesFile, options: Options, *, local: bool
+            ) -> Iterator[Features | FeaturesFile]:
+    """The features as the workers should receive them.
+
+    This machine's workers read a :class:`FeaturesFile` (written here, for
+    as long as the workers run, when the caller gave the features
+    themselves); a cluster's workers receive the features.
+    """
+    if not local or isinstance(features, FeaturesFile):
+        yield features
+        return
+    with tempfile.TemporaryDirectory(prefix="predictor-features-") as folder:
+        yield FeaturesFile.write(features, folder, options)
+
+
 def _named(name: str, task: Callable[[], Any]) -> tuple[str, Any, float]:
     """``(name, task(), seconds it took)``: another task run beside the families."""
     start = time.perf_counter()
@@ -181,31 +202,42 @@ def _named(name: str, task: Callable[[], Any]) -> tuple[str, Any, float]:
     return name, result, time.perf_counter() - start
 
 
-def evaluate_features(features: Features, options: Options | None = None, *,
+def evaluate_features(features: Features | FeaturesFile, options: Options | None = None, *,
                       progress: Callable[[str], None] | None = None,
                       n_jobs: int | None = None, cluster: str | None = None,
                       also: dict[str, Callable[[], Any]] | None = None) -> Evaluation:
     """Fit and score every family on computed features (see :func:`evaluate_frame`).
 
-    ``cluster`` runs the families on a cluster (:mod:`predictor.training.cluster`).
+    ``features`` may be a :class:`FeaturesFile`: the worker processes of this
+    machine then read them from the file, and the caller need not hold them
+    meanwhile (they are loaded back into ``Evaluation.features`` at the end).
+    ``cluster`` runs the families on a cluster (:mod:`predictor.training.cluster`);
+    the features are then sent to its workers, whatever form they came in.
     ``also`` names other independent tasks (picklable callables) to run in the
     same workers, first: training learns its online state there while the
     families are evaluated. Their results are in ``Evaluation.also``.
     """
     options = options or Options()
     progress = progress or (lambda message: None)
-    report: dict[str, Any] = {
-        "events": len(features.frame),
+    stored = features if isinstance(features, FeaturesFile) else None
+    if stored is not None and cluster:
+        features = stored.load()  # another machine cannot read this one's file
+    summary = stored.summary if stored is not None else {
+        "events": len(features.frame), "calls": len(features.calls),
         "train_events": int(features.split.train_mask.sum()),
         "test_events": int(features.split.test_mask.sum()),
         "rejected": features.rejected,
-        # Training calls the batch models fit on (Options.max_fit_calls, the newest).
         "fit_calls": int(features.fit_mask(options).sum()),
     }
-    evaluation = Evaluation(report, features)
-    if features.calls.empty:
+    # Training calls the batch models fit on (fit_calls: Options.max_fit_calls, the newest).
+    report: dict[str, Any] = {key: summary[key] for key in (
+        "events", "train_events", "test_events", "rejected", "fit_calls")}
+    evaluation = Evaluation(report, None if isinstance(features, FeaturesFile) else features)
+    if not summary["calls"]:
         for family in FAMILIES:
             report[family] = {"reason": "the log has no calls"}
+        if evaluation.features is None:
+            evaluation.features = stored.load()
         return evaluation
     # Costliest first, so two workers finish together (measured on the simulation).
     order = ["performance", "cache", "resources", "selection", "scaling", "risk"]
@@ -215,11 +247,17 @@ def evaluate_features(features: Features, options: Options | None = None, *,
         progress(f"evaluating {', '.join(order)} on {where}"
                  + ("" if cluster else f" in {jobs} process{'es' if jobs > 1 else ''}"))
         tasks = [delayed(_named)(name, task) for name, task in (also or {}).items()]
-        tasks += [delayed(run_family)(family, features, options) for family in order]
         if jobs > 1:
-            results = list(Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks))
+            with _shared(features, options, local=not cluster) as shared:
+                tasks += [delayed(run_family)(family, shared, options) for family in order]
+                results = list(Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks))
         else:
+            if isinstance(features, FeaturesFile):
+                features = features.load()
+            tasks += [delayed(run_family)(family, features, options) for family in order]
             results = [function(*args, **kwargs) for function, args, kwargs in tasks]
+    if evaluation.features is None:
+        evaluation.features = features if isinstance(features, Features) else features.load()
     runs = [r for r in results if isinstance(r, FamilyRun)]
     for name, result, seconds in (r for r in results if not isinstance(r, FamilyRun)):
         evaluation.also[name] = result

@@ -15,7 +15,11 @@ leak-free history features are computed once per job, not once per family.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,7 +27,7 @@ import pandas as pd
 from predictor.models.history import call_features
 from predictor.training.split import TimeSplit
 
-__all__ = ["Features", "Options", "Unsupported", "newest"]
+__all__ = ["Features", "FeaturesFile", "Options", "Unsupported", "newest"]
 
 
 class Unsupported(Exception):
@@ -126,3 +130,90 @@ class Features:
         history = call_features(frame) if len(calls) else pd.DataFrame(index=calls.index)
         return cls(frame, calls, history, split, split.train_mask[is_call],
                    split.test_mask[is_call], rejected)
+
+
+@dataclass(frozen=True)
+class FeaturesFile:
+    """:class:`Features` written once to a file that this machine's workers read.
+
+    Handed to each family's task as an argument, the features were pickled
+    once per task by the main process, which also held them for the whole
+    evaluation; a task now receives this handle, and the main process may
+    drop its copy meanwhile. The file is joblib's format: every numeric
+    column is stored raw and memory-mapped copy-on-write when read, so the
+    workers share those pages and a task that writes to an array writes to its
+    own copy.
+
+    Loading unpickles, so the file is checked first against an HMAC-SHA256
+    whose key lives only in memory (this handle, passed to the workers as a
+    task argument): a file replaced on disk is refused, not loaded. Write it
+    in a private folder (``tempfile.TemporaryDirectory``).
+
+    Attributes
+    ----------
+    path
+        Where the features are.
+    key, digest
+        The HMAC key and the file's HMAC under it (hex).
+    summary
+        What the evaluation report's header reads (events, calls, the split's
+        sizes, the training calls a batch model fits on), so that the main
+        process need not load the features to write it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from predictor.data.frame import records_to_frame
+    >>> from predictor.data.schema import parse_record
+    >>> frame = records_to_frame([parse_record({"ts": t, "server": "a", "tool": "q"})
+    ...                           for t in range(10)])
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     stored = FeaturesFile.write(Features.of(frame), folder)
+    ...     stored.summary["calls"], len(stored.load().calls)
+    (10, 10)
+    """
+
+    path: str
+    key: bytes = field(repr=False)
+    digest: str
+    summary: dict
+
+    @classmethod
+    def write(cls, features: Features, folder: str | Path,
+              options: Options | None = None) -> FeaturesFile:
+        """Write ``features`` into ``folder``; the handle that reads them back."""
+        import joblib
+
+        path = Path(folder) / "features.joblib"
+        joblib.dump(features, path)
+        key = secrets.token_bytes(32)
+        summary = {
+            "events": len(features.frame), "calls": len(features.calls),
+            "train_events": int(features.split.train_mask.sum()),
+            "test_events": int(features.split.test_mask.sum()),
+            "rejected": features.rejected,
+            "fit_calls": int(features.fit_mask(options).sum()),
+        }
+        return cls(str(path), key, _file_hmac(path, key), summary)
+
+    def load(self) -> Features:
+        """The features, after checking the file is the one written.
+
+        Raises
+        ------
+        ValueError
+            When the file is not the one :meth:`write` wrote.
+        """
+        import joblib
+
+        if not hmac.compare_digest(_file_hmac(Path(self.path), self.key), self.digest):
+            raise ValueError(f"{self.path} is not the features file this job wrote")
+        return joblib.load(self.path, mmap_mode="c")
+
+
+def _file_hmac(path: Path, key: bytes) -> str:
+    digest = hmac.new(key, digestmod=hashlib.sha256)
+    with path.open("rb") as data:
+        while chunk := data.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -40,7 +40,7 @@ from predictor.data.frame import frame_records
 from predictor.data.readers import ReadSummary
 from predictor.training.bundles import BUNDLES
 from predictor.training.evaluate import Evaluation, evaluate_features, load_log
-from predictor.training.features import Features, Options
+from predictor.training.features import Features, FeaturesFile, Options
 
 __all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "Registered", "TrainResult", "promote",
            "register", "train", "train_steps"]
@@ -310,8 +310,6 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
     import mlflow
     from mlflow import MlflowClient
 
-    from predictor.training.plots import write_plots
-    from predictor.training.pyfunc import pip_requirements
 
     if promote not in PROMOTE_CHOICES:
         raise ValueError(f"promote must be one of {PROMOTE_CHOICES}, got {promote!r}")
@@ -334,14 +332,37 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
         raise ValueError("the logs hold no valid record")
     progress("history features")
     features = Features.of(frame, summary.rejected)
-    # The online state learns the whole log in a worker while the families are evaluated.
-    also = {"online": functools.partial(learn_online, frame)} if online else None
-    evaluation = evaluate_features(features, Options(plots=True), progress=progress,
-                                   cluster=cluster, also=also)
+    del frame
+    options = Options(plots=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        # The workers read the features from a file while this process holds none of
+        # them: a copy here during the whole evaluation was a third of the job's peak.
+        stored = FeaturesFile.write(features, tmp, options)
+        del features
+        # The online state learns the whole log in a worker while the families are
+        # evaluated.
+        also = {"online": functools.partial(learn_online, stored)} if online else None
+        evaluation = evaluate_features(stored, options, progress=progress, cluster=cluster,
+                                       also=also)
+        return _record(evaluation, logs, summary, chosen, policy, client, online, progress,
+                       Path(tmp))
+
+
+def _record(evaluation: Evaluation, logs: Sequence[str | Path], summary: ReadSummary,
+            chosen: list[str], policy: str, client: Any, online: bool,
+            progress: Callable[[str], None], tmp: Path) -> TrainResult:
+    """The parent run, each family's register step, the promote step, the online state."""
+    import mlflow
+
+    from predictor.training.plots import write_plots
+    from predictor.training.pyfunc import pip_requirements
+
+    features = evaluation.features
+    frame = features.frame
     report = evaluation.report
     pip = pip_requirements()
     example = _input_example(frame)
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name="train") as parent:
+    with mlflow.start_run(run_name="train") as parent:
         mlflow.set_tag("predictor.step", "train")
         mlflow.log_input(_dataset(frame, logs), context="training")
         ts = frame["ts"]
@@ -353,14 +374,14 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
             "families": ",".join(chosen), "promote": policy,
         })
         progress("plots")
-        plots = write_plots(evaluation, Path(tmp) / "plots")
+        plots = write_plots(evaluation, tmp / "plots")
         for plot in plots:
             mlflow.log_artifact(str(plot), artifact_path="plots")
         mlflow.log_dict(report, "evaluation.json")
         registered = []
         for family in chosen:
             progress(f"{family}: registering")
-            entry = register(family, evaluation, plots, Path(tmp), example, pip)
+            entry = register(family, evaluation, plots, tmp, example, pip)
             registered.append(entry)
             progress(f"{family}: " + (f"version {entry.version}" if entry.version
                                       else f"skipped ({entry.reason})"))
@@ -379,14 +400,17 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
 promote_step = promote
 
 
-def learn_online(frame: pd.DataFrame) -> Any:
+def learn_online(frame: pd.DataFrame | FeaturesFile) -> Any:
     """The service's online state after learning every record of ``frame``, in time order.
 
+    ``frame`` may be the features file of the job (its frame is learned).
     The records are rebuilt from the frame one at a time as they are learned:
     the log's records are never all held at once.
     """
     from predictor.engine import Engine
 
+    if isinstance(frame, FeaturesFile):
+        frame = frame.load().frame
     engine = Engine()
     engine.learn(frame_records(frame))
     return engine
