@@ -139,10 +139,12 @@ class FeaturesFile:
     Handed to each family's task as an argument, the features were pickled
     once per task by the main process, which also held them for the whole
     evaluation; a task now receives this handle, and the main process may
-    drop its copy meanwhile. The file is joblib's format: every numeric
-    column is stored raw and memory-mapped copy-on-write when read, so the
-    workers share those pages and a task that writes to an array writes to its
-    own copy.
+    drop its copy meanwhile. The file is joblib's format (numeric columns
+    stored raw, read without a pickle of them in between); each task reads
+    its own copy. Memory-mapping the arrays instead (``mmap_mode``) would
+    share their pages among the workers, but reading one value of a NumPy
+    ``memmap`` costs twice as much as of an array (its indexing runs in
+    Python), and the replays read the log value by value.
 
     Loading unpickles, so the file is checked first against an HMAC-SHA256
     whose key lives only in memory (this handle, passed to the workers as a
@@ -208,7 +210,7 @@ class FeaturesFile:
 
         if not hmac.compare_digest(_file_hmac(Path(self.path), self.key), self.digest):
             raise ValueError(f"{self.path} is not the features file this job wrote")
-        return joblib.load(self.path, mmap_mode="c")
+        return joblib.load(self.path)
 
 
 def _file_hmac(path: Path, key: bytes) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from predictor.data.frame import records_to_frame
@@ -106,3 +108,38 @@ def test_the_served_risk_replay_answers_alike_without_the_online_model(features)
     assert len(served) == len(features.calls)
     assert replayed == served
     assert learned and not skipped
+
+
+def test_the_features_file_reads_back_equal_and_refuses_a_replaced_file(features, tmp_path):
+    """Workers read the features from a file checked with a key only this job holds."""
+    import pandas as pd
+
+    from predictor.training.features import FeaturesFile
+
+    stored = FeaturesFile.write(features, tmp_path)
+    loaded = stored.load()
+    pd.testing.assert_frame_equal(loaded.frame, features.frame)
+    pd.testing.assert_frame_equal(loaded.history, features.history)
+    assert (loaded.test == features.test).all()
+    assert stored.summary["calls"] == len(features.calls)
+    assert stored.summary["test_events"] == int(features.split.test_mask.sum())
+    # A task writing into its copy leaves the file as it was.
+    loaded.frame.loc[loaded.frame.index[:5], "latency_ms"] = -1.0
+    assert (stored.load().frame["latency_ms"].to_numpy()[:5] != -1.0).all()
+    # A file written by anyone else (same content and format, another key) is refused.
+    (tmp_path / "other").mkdir()
+    other = FeaturesFile.write(Features.of(features.frame.head(500)), tmp_path / "other")
+    Path(stored.path).write_bytes(Path(other.path).read_bytes())
+    with pytest.raises(ValueError, match="not the features file"):
+        stored.load()
+
+
+def test_an_evaluation_given_the_features_file_reports_as_given_the_features(features,
+                                                                              tmp_path):
+    from predictor.training.features import FeaturesFile
+
+    direct = evaluate_features(features, n_jobs=1).report
+    stored = FeaturesFile.write(features, tmp_path)
+    evaluation = evaluate_features(stored, n_jobs=2)
+    assert evaluation.report == direct
+    assert len(evaluation.features.calls) == len(features.calls)
