@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -57,17 +58,28 @@ MAX_CANDIDATES = 10
 TIMEOUT_MS = 30_000.0
 
 
-def _candidate_frame(calls: pd.DataFrame, frame: pd.DataFrame, candidates: dict[str, list[str]],
-                     test_index: set[int]) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple]]:
-    """Rows for every (test call, candidate server), with history as of that call."""
+def _candidate_frames(calls: pd.DataFrame, frame: pd.DataFrame,
+                      candidates: dict[str, list[str]], test_index: set[int]
+                      ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, list[tuple]]]:
+    """Rows for every (test call, candidate server), with history as of that call.
+
+    Yields them ``_ROWS_AT_ONCE`` rows at a time, in time order: the calls'
+    rows, their history features and their (call index, candidate) owners.
+    The rows of the whole test part at once (a copy of each call per
+    candidate, its features, then the model's inputs) were this family's
+    peak memory on large logs (2.2 GB on a million events).
+    """
     history = History()
-    # Each row's history features, packed into an array every _ROWS_AT_ONCE rows: one
-    # dict per (test call, candidate) held for the whole test part was this family's
-    # peak memory (2.2 GB on a million-event log).
     names: list[str] = []
-    packed: list[np.ndarray] = []
     rows: list[tuple] = []
     owners: list[tuple] = []  # (call index, candidate server)
+
+    def chunk() -> tuple[pd.DataFrame, pd.DataFrame, list[tuple]]:
+        cand = calls.loc[[idx for idx, _ in owners]].reset_index(drop=True)
+        cand["server"] = [server for _, server in owners]
+        hist = pd.DataFrame(np.array(rows, dtype=float), index=cand.index, columns=names)
+        return cand, hist, list(owners)
+
     cols = [frame[c].to_numpy() for c in ("ts", "kind", "server", "tool", "latency_ms",
                                            "success", "output_tokens", "concurrency",
                                            "reachable", "cpu_pct", "mem_pct", "queue_depth",
@@ -87,20 +99,16 @@ def _candidate_frame(calls: pd.DataFrame, frame: pd.DataFrame, candidates: dict[
                 rows.append(tuple(features.values()))
                 owners.append((idx, cand))
             if len(rows) >= _ROWS_AT_ONCE:
-                packed.append(np.array(rows, dtype=float))
+                yield chunk()
                 rows.clear()
+                owners.clear()
         history.observe_call(ts, server, tool, latency_ms=lat, success=ok, output_tokens=out,
                              concurrency=conc)
     if rows:
-        packed.append(np.array(rows, dtype=float))
-    cand = calls.loc[[idx for idx, _ in owners]].reset_index(drop=True)
-    cand["server"] = [server for _, server in owners]
-    hist = (pd.DataFrame(np.concatenate(packed), index=cand.index, columns=names) if packed
-            else pd.DataFrame(index=cand.index))
-    return cand, hist, owners
+        yield chunk()
 
 
-#: Candidate rows :func:`_candidate_frame` packs into an array at once.
+#: Candidate rows :func:`_candidate_frames` yields at once.
 _ROWS_AT_ONCE = 65_536
 
 
@@ -196,19 +204,19 @@ def score_selection(features: Features, fit: SelectionFit, options: Options | No
     served_picks, all_rounds = _replay_served(frame, calls, candidates, rounds, seed)
     hist_names = list(history.columns)
     test_index = set(calls.index[eligible])
-    cand, cand_hist, owners = _candidate_frame(calls, frame, candidates, test_index)
-    cand_hist.columns = hist_names
-    pred = model.predict(featurizer.transform(cand, cand_hist))
-    expected = pred.latency_p50_ms / np.maximum(pred.success, 0.05)
-    ewma = cand_hist["hist_latency"].to_numpy(float)
     model_pick: dict[int, tuple[float, str]] = {}
     ewma_pick: dict[int, tuple[float, str]] = {}
-    for (idx, server), score, avg in zip(owners, expected, ewma, strict=True):
-        if idx not in model_pick or score < model_pick[idx][0]:
-            model_pick[idx] = (score, server)
-        key = -math.inf if math.isnan(avg) else avg  # unseen servers are tried first
-        if idx not in ewma_pick or key < ewma_pick[idx][0]:
-            ewma_pick[idx] = (key, server)
+    for cand, cand_hist, owners in _candidate_frames(calls, frame, candidates, test_index):
+        cand_hist.columns = hist_names
+        pred = model.predict(featurizer.transform(cand, cand_hist))
+        expected = pred.latency_p50_ms / np.maximum(pred.success, 0.05)
+        ewma = cand_hist["hist_latency"].to_numpy(float)
+        for (idx, server), score, avg in zip(owners, expected, ewma, strict=True):
+            if idx not in model_pick or score < model_pick[idx][0]:
+                model_pick[idx] = (score, server)
+            key = -math.inf if math.isnan(avg) else avg  # unseen servers are tried first
+            if idx not in ewma_pick or key < ewma_pick[idx][0]:
+                ewma_pick[idx] = (key, server)
     rng = random.Random(seed)
     test_calls = calls[eligible]
     latency = test_calls["latency_ms"].fillna(TIMEOUT_MS)
