@@ -222,13 +222,7 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
     stored = features if isinstance(features, FeaturesFile) else None
     if stored is not None and cluster:
         features = stored.load()  # another machine cannot read this one's file
-    summary = stored.summary if stored is not None else {
-        "events": len(features.frame), "calls": len(features.calls),
-        "train_events": int(features.split.train_mask.sum()),
-        "test_events": int(features.split.test_mask.sum()),
-        "rejected": features.rejected,
-        "fit_calls": int(features.fit_mask(options).sum()),
-    }
+    summary = stored.summary if stored is not None else features.summary(options)
     # Training calls the batch models fit on (fit_calls: Options.max_fit_calls, the newest).
     report: dict[str, Any] = {key: summary[key] for key in (
         "events", "train_events", "test_events", "rejected", "fit_calls")}

@@ -120,6 +120,20 @@ class Features:
         """
         return newest(self.train, (options or Options()).max_fit_calls)
 
+    def summary(self, options: Options | None = None) -> dict[str, int]:
+        """What the evaluation report's header reads: records, calls, the split's sizes.
+
+        ``fit_calls`` is how many training calls a batch model fits on
+        (:meth:`fit_mask`).
+        """
+        return {
+            "events": len(self.frame), "calls": len(self.calls),
+            "train_events": int(self.split.train_mask.sum()),
+            "test_events": int(self.split.test_mask.sum()),
+            "rejected": self.rejected,
+            "fit_calls": int(self.fit_mask(options).sum()),
+        }
+
     @classmethod
     def of(cls, frame: pd.DataFrame, rejected: int = 0) -> Features:
         """Split ``frame`` and compute its history features (the one pass over the log)."""
@@ -158,9 +172,8 @@ class FeaturesFile:
     key, digest
         The HMAC key and the file's HMAC under it (hex).
     summary
-        What the evaluation report's header reads (events, calls, the split's
-        sizes, the training calls a batch model fits on), so that the main
-        process need not load the features to write it.
+        :meth:`Features.summary`: what the evaluation report's header reads,
+        so that the main process need not load the features to write it.
 
     Examples
     --------
@@ -189,14 +202,7 @@ class FeaturesFile:
         path = Path(folder) / "features.joblib"
         joblib.dump(features, path)
         key = secrets.token_bytes(32)
-        summary = {
-            "events": len(features.frame), "calls": len(features.calls),
-            "train_events": int(features.split.train_mask.sum()),
-            "test_events": int(features.split.test_mask.sum()),
-            "rejected": features.rejected,
-            "fit_calls": int(features.fit_mask(options).sum()),
-        }
-        return cls(str(path), key, _file_hmac(path, key), summary)
+        return cls(str(path), key, _file_hmac(path, key), features.summary(options))
 
     def load(self) -> Features:
         """The features, after checking the file is the one written.
