@@ -156,8 +156,7 @@ def run_family(family: str, features: Features | FeaturesFile, options: Options)
     """
     fit_step, score_step = STEPS[family]
     measured = _reset_peak()
-    if isinstance(features, FeaturesFile):
-        features = features.load()
+    features = _loaded(features)
     start = time.perf_counter()
     try:
         fit = fit_step(features, options)
@@ -177,6 +176,11 @@ def run_family(family: str, features: Features | FeaturesFile, options: Options)
     fit = replace(fit, **dict.fromkeys(getattr(fit, "WORKSPACE", ())))
     return FamilyRun(family, section, fit, plot, fitted - start, time.perf_counter() - fitted,
                      _peak_mb() if measured else None)
+
+
+def _loaded(features: Features | FeaturesFile) -> Features:
+    """The features themselves, read from their file when given that."""
+    return features.load() if isinstance(features, FeaturesFile) else features
 
 
 @contextmanager
@@ -219,19 +223,18 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
     """
     options = options or Options()
     progress = progress or (lambda message: None)
-    stored = features if isinstance(features, FeaturesFile) else None
-    if stored is not None and cluster:
-        features = stored.load()  # another machine cannot read this one's file
-    summary = stored.summary if stored is not None else features.summary(options)
+    if cluster:
+        features = _loaded(features)  # another machine cannot read this one's file
+    summary = features.summary if isinstance(features, FeaturesFile) \
+        else features.summary(options)
     # Training calls the batch models fit on (fit_calls: Options.max_fit_calls, the newest).
     report: dict[str, Any] = {key: summary[key] for key in (
         "events", "train_events", "test_events", "rejected", "fit_calls")}
-    evaluation = Evaluation(report, None if isinstance(features, FeaturesFile) else features)
+    evaluation = Evaluation(report)
     if not summary["calls"]:
         for family in FAMILIES:
             report[family] = {"reason": "the log has no calls"}
-        if evaluation.features is None:
-            evaluation.features = stored.load()
+        evaluation.features = _loaded(features)
         return evaluation
     # Costliest first, so two workers finish together (measured on the simulation).
     order = ["performance", "cache", "resources", "selection", "scaling", "risk"]
@@ -246,12 +249,10 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
                 tasks += [delayed(run_family)(family, shared, options) for family in order]
                 results = list(Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks))
         else:
-            if isinstance(features, FeaturesFile):
-                features = features.load()
+            features = _loaded(features)
             tasks += [delayed(run_family)(family, features, options) for family in order]
             results = [function(*args, **kwargs) for function, args, kwargs in tasks]
-    if evaluation.features is None:
-        evaluation.features = features if isinstance(features, Features) else features.load()
+    evaluation.features = _loaded(features)
     runs = [r for r in results if isinstance(r, FamilyRun)]
     for name, result, seconds in (r for r in results if not isinstance(r, FamilyRun)):
         evaluation.also[name] = result

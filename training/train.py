@@ -310,7 +310,6 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
     import mlflow
     from mlflow import MlflowClient
 
-
     if promote not in PROMOTE_CHOICES:
         raise ValueError(f"promote must be one of {PROMOTE_CHOICES}, got {promote!r}")
     chosen = list(families or BUNDLES)
