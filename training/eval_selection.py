@@ -19,7 +19,7 @@ probes, via :class:`predictor.models.history.History`):
 * ``best_fixed``: per task type, the one server with the lowest mean latency
   over the test part, in hindsight;
 * ``served``: the select decision as the service builds it (the engine's
-  selector with its cooldowns, the seed's weights, the default exploration),
+  selector with its cooldowns, the default weights and exploration),
   replayed over the whole log: it learns every call once it has finished
   and every health probe, as ``predictor serve`` does.
 

@@ -62,6 +62,12 @@ def test_models_beat_their_baselines_on_the_simulation(sim_report):
     s = sim_report["selection"]["mean_latency_ms"]
     assert s["model"] < s["random"]
     assert s["served"] < s["random"]
+    # The served selector at its default weights is at least as good as a latency router,
+    # on the test part and over every round, in latency and in success.
+    selection = sim_report["selection"]
+    for figures in (selection, selection["all_rounds"]):
+        assert figures["mean_latency_ms"]["served"] < figures["mean_latency_ms"]["ewma"]
+        assert figures["success_rate"]["served"] >= figures["success_rate"]["ewma"]
     assert sim_report["cache"]["hit_ratio"]["served"] > c["lru"]
     assert r["served"] > max(r["thresholds"], r["recent_error_rate"])
     d = sim_report["resources"]["duration_mae_ms"]
