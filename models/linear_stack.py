@@ -1,0 +1,269 @@
+"""river's scaler and linear-model step for several models on the same inputs, compiled.
+
+Several online linear models that read the same call (a median, an upper
+quantile, a success classifier, ...) repeat the same work in river: each
+walks the call's inputs, reads and writes its own weight per input, and
+the shared scaler is walked once more. :class:`ScaledLinearStack` holds the
+scaler's statistics and every model's weights and AdaGrad sums as rows of
+numpy arrays over one index of input names, so one call is a handful of
+array operations over the inputs it holds, whatever the number of models.
+
+The arithmetic is river's, for linear models that step with AdaGrad at a
+constant rate, clip their loss gradient and have no L1 or L2 penalty (the
+setting :func:`predictor.models.adagrad.learn_glm` fuses): the scaler's
+running mean and variance per input present in the call (river's
+``StandardScaler.learn_one``, then ``transform_one``), then per model the
+raw prediction, the clipped loss gradient, the intercept's step and
+AdaGrad's per-weight step. Inputs a call does not hold are not touched, as
+in river's dictionaries. The weights equal river's up to the last bits of
+the dot product (river sums in its own order); ``tests/models/test_linear_stack.py``
+checks it against river's models.
+
+>>> from river import linear_model, optim, preprocessing
+>>> def river_pipeline(model):
+...     return preprocessing.StandardScaler() | model
+>>> median = linear_model.LinearRegression(optimizer=optim.AdaGrad(0.05), clip_gradient=1.0)
+>>> upper = linear_model.LinearRegression(optimizer=optim.AdaGrad(0.01), clip_gradient=1.0,
+...                                       loss=optim.losses.Quantile(0.95))
+>>> stack = ScaledLinearStack()
+>>> rows = [stack.add_model(m) for m in (median, upper)]
+>>> pipelines = [river_pipeline(m.clone()) for m in (median, upper)]
+>>> for i in range(200):
+...     x = {"load": float(i % 7), "size": float(i % 3)}
+...     y = 2.0 * x["load"] - x["size"]
+...     stack.learn(x, [(rows[0], y), (rows[1], y)])
+...     for pipeline in pipelines:
+...         pipeline.learn_one(x, y)
+>>> x = {"load": 3.0, "size": 1.0}
+>>> [round(v, 9) for v in stack.predict(x, rows)] == [
+...     round(p.predict_one(x), 9) for p in pipelines]
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numba
+import numpy as np
+from river import optim
+
+__all__ = ["ScaledLinearStack"]
+
+_START = 64
+#: The losses a stacked model may have, as the compiled step knows them.
+_SQUARED, _QUANTILE, _LOG = 0, 1, 2
+
+
+def _loss_code(loss: Any) -> tuple[int, float]:
+    """(code, quantile) of a river loss the compiled step computes exactly as river does."""
+    if type(loss) is optim.losses.Squared:
+        return _SQUARED, 0.0
+    if type(loss) is optim.losses.Quantile:
+        return _QUANTILE, float(loss.alpha)
+    if type(loss) is optim.losses.Log and loss.weight_pos == 1.0 and loss.weight_neg == 1.0:
+        return _LOG, 0.0
+    raise ValueError(f"no compiled step for the loss {loss!r}")
+
+
+class ScaledLinearStack:
+    """A shared standard scaler and several AdaGrad linear models over one input index.
+
+    Models are added from river linear models (:meth:`add_model`), whose
+    settings (loss, learning rate, gradient clip, intercept rate) are read
+    once; their learned state lives here. Rows name the models.
+    """
+
+    def __init__(self) -> None:
+        self._names: dict[str, int] = {}
+        self._capacity = _START
+        # The scaler: river's StandardScaler statistics per input.
+        self._counts = np.zeros(_START)
+        self._means = np.zeros(_START)
+        self._vars = np.zeros(_START)
+        # Per model (row): weights and AdaGrad's sums of squared gradients per input,
+        # then its intercept, settings and steps taken.
+        self._weights = np.zeros((0, _START))
+        self._g2 = np.zeros((0, _START))
+        self._intercepts = np.zeros(0)
+        self._losses: list[Any] = []
+        self._loss_codes = np.zeros(0, dtype=np.int64)
+        self._alphas = np.zeros(0)
+        self._lrs = np.zeros(0)
+        self._eps = np.zeros(0)
+        self._clips = np.zeros(0)
+        self._intercept_lrs = np.zeros(0)
+        self._steps = np.zeros(0, dtype=np.int64)
+
+    # --- models -----------------------------------------------------------
+    def add_model(self, model: Any) -> int:
+        """Add a model with ``model``'s settings (a river linear model); return its row.
+
+        ``model`` must step with AdaGrad (river's or
+        :class:`predictor.models.adagrad.AdaGrad`) at a constant rate, with a
+        constant intercept rate, no L1 or L2 penalty, and a squared,
+        quantile or (unweighted) log loss.
+        """
+        optimizer = model.optimizer
+        if not isinstance(optimizer, optim.AdaGrad) or model.l1 or model.l2:
+            raise ValueError("only AdaGrad models without L1 or L2 penalty stack")
+        rate, intercept_rate = optimizer.lr, model.intercept_lr
+        if not isinstance(rate, optim.schedulers.Constant) or not isinstance(
+                intercept_rate, optim.schedulers.Constant):
+            raise ValueError("only constant learning rates stack")
+        code, alpha = _loss_code(model.loss)
+        self._weights = np.vstack([self._weights, np.zeros((1, self._capacity))])
+        self._g2 = np.vstack([self._g2, np.zeros((1, self._capacity))])
+        self._intercepts = np.append(self._intercepts, float(model.intercept))
+        self._losses.append(model.loss)
+        self._loss_codes = np.append(self._loss_codes, code)
+        self._alphas = np.append(self._alphas, alpha)
+        self._lrs = np.append(self._lrs, rate.learning_rate)
+        self._eps = np.append(self._eps, optimizer.eps)
+        self._clips = np.append(self._clips, float(model.clip_gradient))
+        self._intercept_lrs = np.append(self._intercept_lrs, intercept_rate.learning_rate)
+        self._steps = np.append(self._steps, 0)
+        return len(self._losses) - 1
+
+    def weights(self, row: int) -> dict[str, float]:
+        """The model's weight per input name (as river's ``model.weights``)."""
+        return {name: float(self._weights[row, i]) for name, i in self._names.items()}
+
+    def intercept(self, row: int) -> float:
+        """The model's intercept."""
+        return float(self._intercepts[row])
+
+    @property
+    def steps(self) -> list[int]:
+        """Steps each model (row) has taken."""
+        return self._steps.tolist()
+
+    @property
+    def models(self) -> int:
+        """How many models the stack holds."""
+        return len(self._losses)
+
+    # --- inputs -----------------------------------------------------------
+    def _grow(self, size: int) -> None:
+        capacity = self._capacity
+        while capacity < size:
+            capacity *= 2
+        extra = capacity - self._capacity
+        self._counts = np.concatenate([self._counts, np.zeros(extra)])
+        self._means = np.concatenate([self._means, np.zeros(extra)])
+        self._vars = np.concatenate([self._vars, np.zeros(extra)])
+        self._weights = np.hstack([self._weights, np.zeros((self.models, extra))])
+        self._g2 = np.hstack([self._g2, np.zeros((self.models, extra))])
+        self._capacity = capacity
+
+    def _index(self, x: dict[str, float]) -> np.ndarray:
+        """The positions of ``x``'s inputs, adding the new ones."""
+        names = self._names
+        try:
+            return np.array([names[name] for name in x], dtype=np.intp)
+        except KeyError:
+            for name in x:
+                if name not in names:
+                    names[name] = len(names)
+            if len(names) > self._capacity:
+                self._grow(len(names))
+            return np.array([names[name] for name in x], dtype=np.intp)
+
+    # --- learning and predicting -----------------------------------------
+    def learn(self, x: dict[str, float], targets: Sequence[tuple[int, Any]]) -> None:
+        """The scaler learns ``x``; then each ``(row, y)`` model learns ``y`` from it."""
+        if not x:
+            return
+        idx = self._index(x)
+        rows = np.array([row for row, _ in targets], dtype=np.intp)
+        ys = np.array([float(y) for _, y in targets])
+        _learn(idx, np.fromiter(x.values(), dtype=float, count=len(x)), self._counts,
+               self._means, self._vars, self._weights, self._g2, self._intercepts,
+               self._lrs, self._eps, self._clips, self._intercept_lrs, self._loss_codes,
+               self._alphas, rows, ys, self._steps)
+
+    def raw(self, x: dict[str, float], rows: Sequence[int]) -> np.ndarray:
+        """Each model's raw output (before its loss's mean function) on ``x``.
+
+        Inputs never learned count as 0, as in river.
+        """
+        get = self._names.get
+        idx = np.array([get(name, -1) for name in x], dtype=np.intp)
+        values = np.fromiter(x.values(), dtype=float, count=len(x))
+        return _raw(idx, values, self._means, self._vars, self._weights, self._intercepts,
+                    np.asarray(rows, dtype=np.intp))
+
+    def predict(self, x: dict[str, float], rows: Sequence[int]) -> list[float]:
+        """Each model's prediction on ``x``: its loss's mean function of :meth:`raw`."""
+        return [float(self._losses[row].mean_func(float(value)))
+                for row, value in zip(rows, self.raw(x, rows), strict=True)]
+
+
+
+@numba.njit(nogil=True)
+def _learn(idx, values, counts, means, variances, weights, g2, intercepts, lrs, eps, clips,
+           intercept_lrs, loss_codes, alphas, rows, ys, steps):  # pragma: no cover - compiled
+    """river's ``StandardScaler.learn_one`` + ``transform_one``, then each row's GLM step."""
+    k = idx.size
+    scaled = np.empty(k)
+    for j in range(k):
+        i = idx[j]
+        value = values[j]
+        n = counts[i] + 1.0
+        counts[i] = n
+        old_mean = means[i]
+        mean = old_mean + (value - old_mean) / n
+        means[i] = mean
+        var = variances[i]
+        var += ((value - old_mean) * (value - mean) - var) / n
+        variances[i] = var
+        scaled[j] = (value - mean) / var ** 0.5 if var != 0.0 else 0.0
+    for t in range(rows.size):
+        r = rows[t]
+        raw = intercepts[r]
+        for j in range(k):
+            raw += weights[r, idx[j]] * scaled[j]
+        y = ys[t]
+        code = loss_codes[r]
+        if code == 0:  # Squared
+            gradient = 2.0 * (raw - y)
+        elif code == 1:  # Quantile
+            gradient = (1.0 if y < raw else 0.0) - alphas[r]
+        else:  # Log, labels {0, 1} read as {-1, 1}
+            sign = 1.0 if y != 0.0 else -1.0
+            z = raw * sign
+            if z > 18.0:
+                gradient = np.exp(-z) * -sign
+            elif z < -18.0:
+                gradient = -sign
+            else:
+                gradient = -sign / (np.exp(z) + 1.0)
+        gradient = max(min(gradient, clips[r]), -clips[r])
+        intercepts[r] -= intercept_lrs[r] * gradient
+        rate, epsilon = lrs[r], eps[r]
+        for j in range(k):
+            i = idx[j]
+            step = scaled[j] * gradient
+            total = g2[r, i] + step * step
+            g2[r, i] = total
+            weights[r, i] -= rate / (total + epsilon) ** 0.5 * step
+        steps[r] += 1
+
+
+@numba.njit(nogil=True)
+def _raw(idx, values, means, variances, weights, intercepts, rows):  # pragma: no cover
+    """Each row's raw output on the scaled inputs (the scaler unchanged; ``idx`` -1: unknown)."""
+    out = np.empty(rows.size)
+    for t in range(rows.size):
+        r = rows[t]
+        raw = intercepts[r]
+        for j in range(idx.size):
+            i = idx[j]
+            if i < 0:
+                continue
+            var = variances[i]
+            if var != 0.0:
+                raw += weights[r, i] * ((values[j] - means[i]) / var ** 0.5)
+        out[t] = raw
+    return out
