@@ -54,8 +54,8 @@ FORMAT = 2
 #: pickler: 3 to 5 times slower on the dict-heavy online state.
 ENCODING = "zlib-pickle"
 
-_LIBRARIES = ("predictor", "scikit-learn", "treelite", "river", "numpy", "pandas", "joblib",
-              "pydantic")
+_LIBRARIES = ("predictor", "scikit-learn", "treelite", "river", "numba", "numpy", "pandas",
+              "joblib", "pydantic")
 
 
 class ArtifactIntegrityError(RuntimeError):

@@ -21,14 +21,14 @@ and the call's own load and attempt number (see :mod:`predictor.models.history`)
 
 from __future__ import annotations
 
-import functools
 import math
+from typing import NamedTuple
 
+import numba
 import numpy as np
-from river import base, drift, linear_model, preprocessing
+from river import base, drift, utils
 
 from predictor.models import compiled
-from predictor.models.adagrad import AdaGrad, learn_glm
 from predictor.models.calibrated import fit_calibrated_classifier
 from predictor.models.features import informative_columns
 
@@ -80,17 +80,6 @@ class BatchRisk:
         return compiled.predict_proba(self.model_, X[:, self.columns_])
 
 
-@functools.lru_cache(maxsize=1024)
-def _cross_cells(inputs: tuple[str, ...], bins: int
-                 ) -> tuple[tuple[int, int, tuple[tuple[str, ...], ...]], ...]:
-    """Per pair of ``inputs``: their positions and the name of each pair of bins' cell
-    (the last bin: missing). One table per choice, shared by the models that made it."""
-    labels = (*(str(i) for i in range(bins - 1)), "m")
-    return tuple(
-        (k, m, tuple(tuple(f"{a}*{b}={i}{j}" for j in labels) for i in labels))
-        for k, a in enumerate(inputs) for m, b in enumerate(inputs) if m > k)
-
-
 class OnlineRisk(base.Classifier):
     """River failure classifier that adapts after drift.
 
@@ -105,6 +94,15 @@ class OnlineRisk(base.Classifier):
     cheapest kind a linear model learns). An ADWIN detector watches the
     stream of outcomes; each detected change is counted in ``drifts``.
     Before it has seen both outcomes it answers the prior failure rate.
+
+    The arithmetic is river's ``StandardScaler`` then ``LogisticRegression``
+    (AdaGrad, gradient clipped at 1) over the expanded inputs, in one loop
+    compiled by numba (:func:`_learn_risk`): each input has five weights in
+    a row of an array (its standardized value, its missing-value indicator,
+    its three hinges) and each crossed pair 25 (its cells), so a call costs
+    no dictionary of names. ``tests/models/test_risk.py`` checks it against
+    river's own objects, step by step. :attr:`weights` names them as river
+    would.
 
     Parameters
     ----------
@@ -148,6 +146,11 @@ class OnlineRisk(base.Classifier):
     KNOTS = (-1.0, 0.5, 1.5)
     #: Standardized levels that cut a crossed input into four bins (a fifth: missing).
     CROSS_CUTS = (-0.5, 0.5, 1.5)
+    #: AdaGrad's epsilon and the gradient clip of the logistic step (river's defaults
+    #: for AdaGrad; the clip this model always used).
+    EPS, CLIP = 1e-8, 1.0
+    #: river's default intercept learning rate.
+    INTERCEPT_LR = 0.01
 
     def __init__(self, prior: float = 0.05, lr: float = 0.05, crossed: int = 6,
                  cross_after: int = 2000) -> None:
@@ -155,9 +158,17 @@ class OnlineRisk(base.Classifier):
         self.lr = lr
         self.crossed = crossed
         self.cross_after = cross_after
-        self._scaler = preprocessing.StandardScaler()
-        self._model = linear_model.LogisticRegression(optimizer=AdaGrad(lr),
-                                                      clip_gradient=1.0)
+        #: Input names, in the order first seen; an input's row in the arrays below.
+        self._names: list[str] = []
+        #: Per input, [present, missing]: river's StandardScaler count, mean, variance.
+        self._counts = np.zeros((0, 2))
+        self._means = np.zeros((0, 2))
+        self._vars = np.zeros((0, 2))
+        #: Per input: weights and AdaGrad sums of [value, missing, hinge 1, 2, 3].
+        self._weights = np.zeros((0, _SLOTS))
+        self._g2 = np.zeros((0, _SLOTS))
+        #: [intercept, steps taken].
+        self._glm = np.zeros(2)
         self._drift = drift.ADWIN(delta=0.002)
         self._seen: set[bool] = set()
         self.drifts = 0
@@ -167,31 +178,97 @@ class OnlineRisk(base.Classifier):
         #: Per input: [sum when failed, count, sum when not, count], until the choice.
         self._class_sums: dict[str, list[float]] | None = {} if self.crossed >= 2 else None
         self._ranked = 0
-        #: The crossed inputs, and per pair of them (their positions in it, and the name
-        #: of each pair of bins' cell: bins 0-3 by CROSS_CUTS, 4 missing).
+        #: The crossed inputs; per pair of them (positions in that tuple), its cells'
+        #: weights and AdaGrad sums, [pair, bin, bin] (bins 0-3 by CROSS_CUTS, 4 missing).
         self._crossed_inputs: tuple[str, ...] = ()
-        self._crosses: tuple[tuple[int, int, tuple[tuple[str, ...], ...]], ...] = ()
+        self._pairs = np.zeros((0, 2), dtype=np.intp)
+        self._cell_weights = np.zeros((0, _BINS, _BINS))
+        self._cell_g2 = np.zeros((0, _BINS, _BINS))
+        self._layouts: dict[tuple[str, ...], _Layout] = {}
 
     def __getstate__(self) -> dict:
-        # Names built from the inputs, not learned: rebuilt on load, so that a published
-        # state holds each model's weights and not hundreds of names per model.
         state = self.__dict__.copy()
-        state.pop("_inputs", None)
-        state["_crosses"] = ()
+        state.pop("_layouts", None)  # rebuilt from the names on use
+        state.pop("_rows", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
+        if "_scaler" in state:  # checkpoints whose state was river's objects
+            state = _from_river_state(state)
         self.__dict__.update(state)
         if "crossed" not in state:  # checkpoints from before crossed inputs
             self.crossed, self.cross_after = 6, 2000
             self._init_crosses()
-        elif self._crossed_inputs:
-            self.cross(self._crossed_inputs)
+        self._layouts = {}
 
     @property
     def crossed_inputs(self) -> tuple[str, ...]:
         """The inputs whose pairs are crossed (empty until they are chosen)."""
         return self._crossed_inputs
+
+    @property
+    def intercept(self) -> float:
+        """The logistic regression's intercept."""
+        return float(self._glm[0])
+
+    @property
+    def steps(self) -> int:
+        """Calls learned (river's ``optimizer.n_iterations``)."""
+        return int(self._glm[1])
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Every weight a call has touched, named as river names them.
+
+        ``name``, ``name_missing``, ``name>knot`` per input, and
+        ``a*b=ij`` per cell of a crossed pair (``m``: missing).
+        """
+        out: dict[str, float] = {}
+        for row, name in enumerate(self._names):
+            labels = (name, f"{name}_missing", *(f"{name}>{knot}" for knot in self.KNOTS))
+            for slot, label in enumerate(labels):
+                if self._g2[row, slot] > 0:
+                    out[label] = float(self._weights[row, slot])
+        bin_labels = (*(str(i) for i in range(_BINS - 1)), "m")
+        for pair, (a, b) in enumerate(self._pairs):
+            first, second = self._crossed_inputs[a], self._crossed_inputs[b]
+            for i in range(_BINS):
+                for j in range(_BINS):
+                    if self._cell_g2[pair, i, j] > 0:
+                        out[f"{first}*{second}={bin_labels[i]}{bin_labels[j]}"] = float(
+                            self._cell_weights[pair, i, j])
+        return out
+
+    def _row(self, name: str) -> int:
+        """``name``'s row, added (with zero statistics and weights) when new."""
+        rows = self.__dict__.get("_rows")
+        if rows is None or len(rows) != len(self._names):
+            rows = self.__dict__["_rows"] = {n: i for i, n in enumerate(self._names)}
+        row = rows.get(name)
+        if row is None:
+            row = rows[name] = len(self._names)
+            self._names.append(name)
+            for attr in ("_counts", "_means", "_vars", "_weights", "_g2"):
+                array = getattr(self, attr)
+                setattr(self, attr, np.concatenate([array, np.zeros((1, array.shape[1]))]))
+        return row
+
+    def _layout(self, keys: tuple[str, ...], add: bool) -> _Layout:
+        """Where each of ``keys`` lives: its row (-1: unknown), whether it has hinges,
+        and each crossed input's position among the keys (-1: absent)."""
+        if add:
+            rows = np.array([self._row(name) for name in keys], dtype=np.intp)
+        else:
+            known = self.__dict__.get("_rows") or {n: i for i, n in enumerate(self._names)}
+            rows = np.array([known.get(name, -1) for name in keys], dtype=np.intp)
+        hinged = np.array([not name.endswith("_missing") for name in keys], dtype=np.bool_)
+        position = {name: j for j, name in enumerate(keys)}
+        crossed_at = np.array([position.get(name, -1) for name in self._crossed_inputs],
+                              dtype=np.intp)
+        layout = _Layout(rows, hinged, crossed_at)
+        if add or (rows >= 0).all():
+            self._layouts[keys] = layout
+        return layout
 
     def _note(self, x: dict, y: bool) -> None:
         """Count ``x`` towards the choice of crossed inputs; choose once enough are seen.
@@ -219,7 +296,7 @@ class OnlineRisk(base.Classifier):
         self._ranked += 1
         if self._ranked < self.cross_after or len(self._seen) < 2:
             return
-        variances = self._scaler.vars
+        variances = {name: float(self._vars[row, 0]) for row, name in enumerate(self._names)}
         strength = {}
         for name, (failed_sum, failed, other_sum, other) in sums.items():
             variance = variances.get(name, 0.0)
@@ -233,94 +310,31 @@ class OnlineRisk(base.Classifier):
     def cross(self, inputs: tuple[str, ...]) -> None:
         """Cross the pairs of ``inputs`` from now on, and stop counting towards a choice."""
         self._class_sums = None
-        self._crossed_inputs = inputs
-        self._crosses = _cross_cells(inputs, len(self.CROSS_CUTS) + 2)
-
-    def _cross(self, z: dict[str, float], out: dict[str, float]) -> None:
-        """Add to ``out`` the cell of each crossed pair that standardized ``z`` falls in."""
-        low, mid, high = self.CROSS_CUTS
-        get = z.get
-        bins = [4 if (value := get(name)) is None
-                else (value > low) + (value > mid) + (value > high)
-                for name in self._crossed_inputs]
-        for a, b, cells in self._crosses:
-            out[cells[bins[a]][bins[b]]] = 1.0
+        self._crossed_inputs = tuple(inputs)
+        pairs = [(a, b) for a in range(len(inputs)) for b in range(a + 1, len(inputs))]
+        self._pairs = np.array(pairs, dtype=np.intp).reshape(-1, 2)
+        self._cell_weights = np.zeros((len(pairs), _BINS, _BINS))
+        self._cell_g2 = np.zeros((len(pairs), _BINS, _BINS))
+        self._layouts = {}
 
     @staticmethod
-    def _clean(x: dict) -> dict[str, float]:
-        out = {}
-        for k, v in x.items():
-            if v != v or v is None:
-                out[f"{k}_missing"] = 1.0
-            else:
-                out[k] = float(v)
-        return out
-
-    def _expand(self, z: dict[str, float]) -> dict[str, float]:
-        out = dict(z)
-        for name, value in z.items():
-            for knot, hinge in self._input(name)[1]:
-                if value > knot:
-                    out[hinge] = value - knot
-        if self._crosses:
-            self._cross(z, out)
-        return out
-
-    def _input(self, name: str) -> tuple[str, tuple[tuple[float, str], ...]]:
-        """``name``'s missing-value indicator name and its hinges (none for an indicator).
-
-        Built once per input: formatting these names per call cost as much as
-        the regression's step.
-        """
-        specs = self.__dict__.setdefault("_inputs", {})
-        spec = specs.get(name)
-        if spec is None:
-            hinges = () if name.endswith("_missing") else tuple(
-                (knot, f"{name}>{knot}") for knot in self.KNOTS)
-            spec = specs[name] = (f"{name}_missing", hinges)
-        return spec
+    def _values(x: dict) -> np.ndarray:
+        try:
+            return np.fromiter(x.values(), dtype=float, count=len(x))
+        except TypeError:  # None among them: missing, as NaN is
+            return np.array([math.nan if v is None else float(v) for v in x.values()])
 
     def learn_one(self, x: dict, y: bool) -> None:
-        """Learn one outcome: river's ``StandardScaler | LogisticRegression`` step, fused.
-
-        The arithmetic is that of ``scaler.learn_one(x)``, then
-        ``model.learn_one(expand(scaler.transform_one(x)), y)``, on the same
-        river objects (their state is what checkpoints hold): the scaler's
-        in one loop over the inputs that also expands them, the model's by
-        :func:`predictor.models.adagrad.learn_glm`. Through river's own calls
-        this step was the largest cost of the online learner.
-        ``tests/models/test_risk.py`` checks it against them.
-        """
+        """Learn one outcome: the scaler's step, then the logistic regression's."""
         y = bool(y)
         if self._class_sums is not None:
             self._note(x, y)
-        scaler = self._scaler
-        counts, means, variances = scaler.counts, scaler.means, scaler.vars
-        specs = self.__dict__.get("_inputs") or {}
-        z: dict[str, float] = {}
-        for name, value in x.items():
-            spec = specs.get(name) or self._input(name)
-            if value is None or value != value:
-                name, value, hinges = spec[0], 1.0, ()
-            else:
-                value, hinges = float(value), spec[1]
-            # StandardScaler.learn_one, then transform_one, on the scaler's own dicts.
-            n = counts[name] + 1
-            counts[name] = n
-            old_mean = means[name]
-            mean = old_mean + (value - old_mean) / n
-            means[name] = mean
-            var = variances[name]
-            var += ((value - old_mean) * (value - mean) - var) / n
-            variances[name] = var
-            scaled = (value - mean) / var**0.5 if var else 0.0
-            z[name] = scaled
-            for knot, hinge in hinges:
-                if scaled > knot:
-                    z[hinge] = scaled - knot
-        if self._crosses:
-            self._cross(z, z)
-        learn_glm(self._model, z, y)
+        keys = tuple(x)
+        layout = self._layouts.get(keys) or self._layout(keys, add=True)
+        _learn_risk(layout.rows, layout.hinged, layout.crossed_at, self._pairs,
+                    self._values(x), _KNOTS, _CUTS, self._counts, self._means, self._vars,
+                    self._weights, self._g2, self._cell_weights, self._cell_g2, self._glm,
+                    self.lr, self.EPS, self.CLIP, self.INTERCEPT_LR, 1.0 if y else 0.0)
         self._drift.update(float(y))
         if self._drift.drift_detected:
             self.drifts += 1
@@ -334,10 +348,212 @@ class OnlineRisk(base.Classifier):
     def predict_proba_one(self, x: dict) -> dict[bool, float]:
         if not self.learned:
             return {False: 1.0 - self.prior, True: self.prior}
-        x = self._clean(x)
-        p = self._model.predict_proba_one(
-            self._expand(self._scaler.transform_one(x))).get(True, self.prior)
+        keys = tuple(x)
+        layout = self._layouts.get(keys) or self._layout(keys, add=False)
+        raw = _raw_risk(layout.rows, layout.hinged, layout.crossed_at, self._pairs,
+                        self._values(x), _KNOTS, _CUTS, self._means, self._vars,
+                        self._weights, self._cell_weights, float(self._glm[0]))
+        p = utils.math.sigmoid(raw)
         return {False: 1.0 - p, True: p}
+
+
+#: Weights per input: its standardized value, its missing indicator, three hinges.
+_SLOTS = 5
+#: Bins of a crossed input: four by CROSS_CUTS, one for missing.
+_BINS = 5
+_KNOTS = np.array(OnlineRisk.KNOTS)
+_CUTS = np.array(OnlineRisk.CROSS_CUTS)
+
+
+class _Layout(NamedTuple):
+    """Where a call's inputs live in an :class:`OnlineRisk`'s arrays (see ``_layout``)."""
+
+    rows: np.ndarray
+    hinged: np.ndarray
+    crossed_at: np.ndarray
+
+
+@numba.njit(cache=True, nogil=True)
+def _scaled_inputs(rows, values, means, variances):  # pragma: no cover - compiled
+    """Standardized value and slot (0 present, 1 missing) per input, the scaler unchanged."""
+    k = rows.size
+    scaled = np.zeros(k)
+    slot = np.zeros(k, dtype=np.intp)
+    for j in range(k):
+        i = rows[j]
+        value = values[j]
+        if value != value:
+            slot[j] = 1
+            value = 1.0
+        if i < 0:
+            continue
+        var = variances[i, slot[j]]
+        if var != 0.0:
+            scaled[j] = (value - means[i, slot[j]]) / var ** 0.5
+    return scaled, slot
+
+
+@numba.njit(cache=True, nogil=True)
+def _bins(crossed_at, scaled, slot, cuts):  # pragma: no cover - compiled
+    out = np.empty(crossed_at.size, dtype=np.intp)
+    for c in range(crossed_at.size):
+        j = crossed_at[c]
+        if j < 0 or slot[j] == 1:
+            out[c] = 4
+        else:
+            s = scaled[j]
+            out[c] = (s > cuts[0]) + (s > cuts[1]) + (s > cuts[2])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _raw_risk(rows, hinged, crossed_at, pairs, values, knots, cuts, means, variances,
+              weights, cell_weights, intercept):  # pragma: no cover - compiled
+    """The logistic regression's raw output on one call (nothing learned)."""
+    scaled, slot = _scaled_inputs(rows, values, means, variances)
+    raw = intercept
+    for j in range(rows.size):
+        i = rows[j]
+        if i < 0:
+            continue  # an input never learned: every weight of it is 0
+        s = scaled[j]
+        raw += weights[i, slot[j]] * s
+        if slot[j] == 0 and hinged[j]:
+            for h in range(knots.size):
+                if s > knots[h]:
+                    raw += weights[i, 2 + h] * (s - knots[h])
+    if pairs.shape[0]:
+        bins = _bins(crossed_at, scaled, slot, cuts)
+        for p in range(pairs.shape[0]):
+            raw += cell_weights[p, bins[pairs[p, 0]], bins[pairs[p, 1]]]
+    return raw
+
+
+@numba.njit(cache=True, nogil=True)
+def _learn_risk(rows, hinged, crossed_at, pairs, values, knots, cuts, counts, means,
+                variances, weights, g2, cell_weights, cell_g2, glm, lr, eps, clip,
+                intercept_lr, y):  # pragma: no cover - compiled
+    """river's ``StandardScaler.learn_one`` + ``transform_one`` on the call's inputs, then
+    ``LogisticRegression.learn_one`` (AdaGrad) on their expansion, in river's order."""
+    k = rows.size
+    scaled = np.zeros(k)
+    slot = np.zeros(k, dtype=np.intp)
+    for j in range(k):
+        i = rows[j]
+        value = values[j]
+        if value != value:
+            slot[j] = 1
+            value = 1.0
+        m = slot[j]
+        n = counts[i, m] + 1.0
+        counts[i, m] = n
+        old_mean = means[i, m]
+        mean = old_mean + (value - old_mean) / n
+        means[i, m] = mean
+        var = variances[i, m]
+        var += ((value - old_mean) * (value - mean) - var) / n
+        variances[i, m] = var
+        scaled[j] = (value - mean) / var ** 0.5 if var != 0.0 else 0.0
+    bins = _bins(crossed_at, scaled, slot, cuts)
+    # The prediction, summed in the order river's dictionary of expanded inputs holds.
+    raw = glm[0]
+    for j in range(k):
+        i = rows[j]
+        s = scaled[j]
+        raw += weights[i, slot[j]] * s
+        if slot[j] == 0 and hinged[j]:
+            for h in range(knots.size):
+                if s > knots[h]:
+                    raw += weights[i, 2 + h] * (s - knots[h])
+    for p in range(pairs.shape[0]):
+        raw += cell_weights[p, bins[pairs[p, 0]], bins[pairs[p, 1]]]
+    # river's Log loss gradient, labels {0, 1} read as {-1, 1}; clipped.
+    sign = 1.0 if y != 0.0 else -1.0
+    z = raw * sign
+    if z > 18.0:
+        gradient = np.exp(-z) * -sign
+    elif z < -18.0:
+        gradient = -sign
+    else:
+        gradient = -sign / (np.exp(z) + 1.0)
+    gradient = max(min(gradient, clip), -clip)
+    glm[0] -= intercept_lr * gradient
+    for j in range(k):
+        i = rows[j]
+        s = scaled[j]
+        m = slot[j]
+        step = s * gradient
+        total = g2[i, m] + step * step
+        g2[i, m] = total
+        weights[i, m] -= lr / (total + eps) ** 0.5 * step
+        if m == 0 and hinged[j]:
+            for h in range(knots.size):
+                if s > knots[h]:
+                    step = (s - knots[h]) * gradient
+                    total = g2[i, 2 + h] + step * step
+                    g2[i, 2 + h] = total
+                    weights[i, 2 + h] -= lr / (total + eps) ** 0.5 * step
+    for p in range(pairs.shape[0]):
+        a, b = bins[pairs[p, 0]], bins[pairs[p, 1]]
+        step = gradient  # the cell's indicator is 1
+        total = cell_g2[p, a, b] + step * step
+        cell_g2[p, a, b] = total
+        cell_weights[p, a, b] -= lr / (total + eps) ** 0.5 * step
+    glm[1] += 1.0
+
+
+def _from_river_state(state: dict) -> dict:
+    """An :class:`OnlineRisk` state held as river objects (scaler, logistic regression),
+    in the arrays that hold it now: the same statistics and weights, name by name."""
+    state = dict(state)
+    scaler, model = state.pop("_scaler"), state.pop("_model")
+    state.pop("_inputs", None)
+    state.pop("_crosses", None)
+    g2 = model.optimizer.g2
+    names: list[str] = []
+    rows: dict[str, int] = {}
+    for name in scaler.counts:
+        base = name[:-len("_missing")] if name.endswith("_missing") else None
+        key = base if base is not None and base in scaler.counts else name
+        if key not in rows:
+            rows[key] = len(names)
+            names.append(key)
+    size = len(names)
+    counts, means, variances = (np.zeros((size, 2)) for _ in range(3))
+    for name, count in scaler.counts.items():
+        base = name[:-len("_missing")] if name.endswith("_missing") else None
+        row, slot = (rows[base], 1) if base is not None and base in rows and \
+            name not in rows else (rows[name], 0)
+        counts[row, slot] = count
+        means[row, slot] = scaler.means[name]
+        variances[row, slot] = scaler.vars[name]
+    weights, sums = np.zeros((size, _SLOTS)), np.zeros((size, _SLOTS))
+    crossed = tuple(state.get("_crossed_inputs", ()))
+    pairs = [(a, b) for a in range(len(crossed)) for b in range(a + 1, len(crossed))]
+    pair_of = {f"{crossed[a]}*{crossed[b]}": p for p, (a, b) in enumerate(pairs)}
+    cells, cell_sums = np.zeros((len(pairs), _BINS, _BINS)), np.zeros((len(pairs), _BINS, _BINS))
+    bin_of = {**{str(i): i for i in range(_BINS - 1)}, "m": _BINS - 1}
+    hinges = {f">{knot}": 2 + h for h, knot in enumerate(OnlineRisk.KNOTS)}
+    for name, weight in model.weights.items():
+        if "*" in name and "=" in name:
+            pair, label = name.rsplit("=", 1)
+            where = (cells, cell_sums, (pair_of[pair], bin_of[label[0]], bin_of[label[1]]))
+        elif name in rows:
+            where = (weights, sums, (rows[name], 0))
+        elif name.endswith("_missing") and name[:-len("_missing")] in rows:
+            where = (weights, sums, (rows[name[:-len("_missing")]], 1))
+        else:
+            base, _, knot = name.rpartition(">")
+            where = (weights, sums, (rows[base], hinges[f">{knot}"]))
+        target, target_sums, index = where
+        target[index] = weight
+        target_sums[index] = g2.get(name, 0.0)
+    state.update(
+        _names=names, _counts=counts, _means=means, _vars=variances, _weights=weights,
+        _g2=sums, _glm=np.array([model.intercept, model.optimizer.n_iterations], dtype=float),
+        _pairs=np.array(pairs, dtype=np.intp).reshape(-1, 2), _cell_weights=cells,
+        _cell_g2=cell_sums)
+    return state
 
 
 class ServerRisk:

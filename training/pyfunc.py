@@ -27,7 +27,7 @@ def pip_requirements() -> list[str]:
     from predictor.models.persistence import library_versions
 
     versions = library_versions()
-    return [f"{name}=={versions[name]}" for name in ("scikit-learn", "treelite", "river",
+    return [f"{name}=={versions[name]}" for name in ("scikit-learn", "treelite", "river", "numba",
                                                      "numpy", "pandas", "joblib", "pydantic")
             if versions.get(name, "not installed") != "not installed"]
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+from river import linear_model, optim, preprocessing
 
 from predictor.models.risk import (
     BatchRisk,
@@ -108,48 +109,109 @@ def test_a_risk_model_that_cannot_rank_is_never_champion():
     assert "no better than chance" in ranking.why_not_champion(0.5)
 
 
-def _river_step(model: OnlineRisk, x: dict, y: bool) -> None:
-    """What OnlineRisk.learn_one did before its step was fused: river's own path (after
-    counting the call towards the choice of crossed inputs)."""
-    model._note(x, bool(y))
-    x = model._clean(x)
-    model._scaler.learn_one(x)
-    model._model.learn_one(model._expand(model._scaler.transform_one(x)), y)
-    model._drift.update(float(y))
-    if model._drift.drift_detected:
-        model.drifts += 1
-    model._seen.add(y)
+class _RiverRisk:
+    """OnlineRisk's model as river's own objects: the scaler, then a logistic regression
+    over the standardized inputs, their missing indicators, hinges and crossed cells (what
+    OnlineRisk held, and learned through river's calls, before its step was compiled)."""
+
+    def __init__(self) -> None:
+        self.scaler = preprocessing.StandardScaler()
+        self.model = linear_model.LogisticRegression(optimizer=optim.AdaGrad(0.05),
+                                                     clip_gradient=1.0)
+        self.crossed: tuple[str, ...] = ()
+
+    @staticmethod
+    def clean(x: dict) -> dict:
+        return {(f"{k}_missing" if v is None or v != v else k):
+                (1.0 if v is None or v != v else float(v)) for k, v in x.items()}
+
+    def expand(self, z: dict) -> dict:
+        out = dict(z)
+        for name, value in z.items():
+            if not name.endswith("_missing"):
+                for knot in OnlineRisk.KNOTS:
+                    if value > knot:
+                        out[f"{name}>{knot}"] = value - knot
+        low, mid, high = OnlineRisk.CROSS_CUTS
+        bins = ["m" if (v := z.get(name)) is None else str((v > low) + (v > mid) + (v > high))
+                for name in self.crossed]
+        for a in range(len(self.crossed)):
+            for b in range(a + 1, len(self.crossed)):
+                out[f"{self.crossed[a]}*{self.crossed[b]}={bins[a]}{bins[b]}"] = 1.0
+        return out
+
+    def learn_one(self, x: dict, y: bool) -> None:
+        x = self.clean(x)
+        self.scaler.learn_one(x)
+        self.model.learn_one(self.expand(self.scaler.transform_one(x)), y)
+
+    def predict(self, x: dict) -> float:
+        z = self.scaler.transform_one(self.clean(x))
+        return self.model.predict_proba_one(self.expand(z))[True]
 
 
-def test_online_risk_fused_step_equals_river_pipeline():
-    rng = np.random.default_rng(3)
-    fused, reference = OnlineRisk(), OnlineRisk()
-    for i in range(3000):
+def _calls(n: int, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    for i in range(n):
         mem = float(rng.uniform(20, 100))
         x = {"probe_mem": mem if i % 7 else float("nan"), "srv_error_rate": float(rng.random()),
              "attempt": None if i % 5 else 2.0, "concurrency": float(rng.integers(0, 9))}
-        y = bool(rng.random() < (0.6 if mem > 85 else 0.05))
-        fused.learn_one(x, y)
-        _river_step(reference, x, y)
-    assert fused._scaler.counts == reference._scaler.counts
-    assert fused._scaler.means == reference._scaler.means
-    # The dot product sums in another order (river's is in Rust): equal to the last bits.
-    assert abs(fused._model.intercept - reference._model.intercept) < 1e-9
-    assert fused._model.optimizer.n_iterations == reference._model.optimizer.n_iterations == 3000
-    ours, theirs = fused._model.weights, reference._model.weights
-    assert ours.keys() == theirs.keys()
+        yield x, bool(rng.random() < (0.6 if mem > 85 else 0.05))
+
+
+def test_online_risk_compiled_step_equals_river_objects():
+    compiled, reference = OnlineRisk(), _RiverRisk()
+    for x, y in _calls(3000):
+        compiled.learn_one(x, y)
+        reference.crossed = compiled.crossed_inputs  # as chosen before this step
+        reference.learn_one(x, y)
+    for row, name in enumerate(compiled._names):
+        for slot, key in enumerate((name, f"{name}_missing")):
+            assert compiled._counts[row, slot] == reference.scaler.counts.get(key, 0)
+            assert compiled._means[row, slot] == reference.scaler.means.get(key, 0.0)
+    assert abs(compiled.intercept - reference.model.intercept) < 1e-12
+    assert compiled.steps == reference.model.optimizer.n_iterations == 3000
+    ours, theirs = compiled.weights, reference.model.weights
+    assert set(ours) <= set(theirs)
     # 4 inputs, 3 hinges each, 2 missing; then the cells of the crossed pairs (attempt,
     # constant when present, is not crossed).
-    assert fused.crossed_inputs == reference.crossed_inputs
-    assert set(fused.crossed_inputs) == {"probe_mem", "srv_error_rate", "concurrency"}
-    cells = [k for k in ours if "*" in k]
-    assert len(ours) - len(cells) == 16 and {k.split("=")[0] for k in cells} == {
+    assert set(compiled.crossed_inputs) == {"probe_mem", "srv_error_rate", "concurrency"}
+    cells = [k for k in theirs if "*" in k]
+    assert len(theirs) - len(cells) == 16 and {k.split("=")[0] for k in cells} == {
         "probe_mem*srv_error_rate", "probe_mem*concurrency", "srv_error_rate*concurrency"}
-    assert max(abs(ours[k] - theirs[k]) for k in ours) < 1e-9
-    assert fused.drifts == reference.drifts
+    # river's dot product sums in its own order (in Rust): equal to the last bits.
+    assert max(abs(ours.get(k, 0.0) - theirs[k]) for k in theirs) < 1e-12
     for mem in (30.0, 90.0, float("nan")):
         x = {"probe_mem": mem, "srv_error_rate": 0.5, "attempt": 1.0, "concurrency": 3.0}
-        assert abs(fused.predict_proba_one(x)[True] - reference.predict_proba_one(x)[True]) < 1e-9
+        assert abs(compiled.predict_proba_one(x)[True] - reference.predict(x)) < 1e-12
+    # An input never learned weighs nothing, as in river.
+    x = {"probe_mem": 50.0, "srv_error_rate": 0.5, "attempt": 1.0, "concurrency": 3.0}
+    assert compiled.predict_proba_one({**x, "new": 9.0}) == compiled.predict_proba_one(x)
+
+
+def test_checkpoints_holding_river_objects_load_and_learn_on():
+    reference = _RiverRisk()
+    crossing = OnlineRisk()
+    for x, y in _calls(2500):
+        crossing.learn_one(x, y)
+        reference.crossed = crossing.crossed_inputs
+        reference.learn_one(x, y)
+    # The state an OnlineRisk pickled when its scaler and regression were river's.
+    old = {"prior": 0.05, "lr": 0.05, "crossed": 6, "cross_after": 2000,
+           "_scaler": reference.scaler, "_model": reference.model, "_drift": crossing._drift,
+           "_seen": {False, True}, "drifts": 0, "_class_sums": None, "_ranked": 2000,
+           "_crossed_inputs": reference.crossed, "_crosses": ()}
+    restored = OnlineRisk.__new__(OnlineRisk)
+    restored.__setstate__(old)
+    for mem in (30.0, 90.0, float("nan")):
+        x = {"probe_mem": mem, "srv_error_rate": 0.5, "attempt": None, "concurrency": 3.0}
+        assert abs(restored.predict_proba_one(x)[True] - reference.predict(x)) < 1e-12
+    for x, y in _calls(500, seed=9):  # and both learn on alike
+        restored.learn_one(x, y)
+        reference.learn_one(x, y)
+    assert abs(restored.intercept - reference.model.intercept) < 1e-12
+    assert max(abs(restored.weights.get(k, 0.0) - w)
+               for k, w in reference.model.weights.items()) < 1e-9
 
 
 def test_crossed_inputs_survive_a_checkpoint_and_their_names_are_not_in_it():
@@ -163,21 +225,23 @@ def test_crossed_inputs_survive_a_checkpoint_and_their_names_are_not_in_it():
         model.learn_one(x, bool(x["mem"] > 0.7 and x["errors"] > 0.7))
     assert len(model.crossed_inputs) == 3 and {"mem", "errors"} <= set(model.crossed_inputs)
     state = model.__getstate__()
-    assert state["_crosses"] == () and "_inputs" not in state  # names, rebuilt on load
+    # The inputs' names, once each: weights are arrays, not dictionaries of names.
+    assert state["_names"] == ["mem", "errors", "queue", "noise"] and "_layouts" not in state
     restored = pickle.loads(pickle.dumps(model))
-    assert restored._crosses == model._crosses
     probe = {"mem": 0.9, "errors": 0.9, "queue": 0.1, "noise": 0.5}
     assert restored.crossed_inputs == model.crossed_inputs
     assert restored.predict_proba_one(probe) == model.predict_proba_one(probe)
     restored.learn_one(probe, True)  # and it learns on, crosses and all
-    assert any("*" in name for name in restored._model.weights)
+    model.learn_one(probe, True)
+    assert restored.weights == model.weights
+    assert any("*" in name for name in restored.weights)
 
 
 def test_risk_models_saved_before_crosses_learn_on_and_choose_them():
     model = OnlineRisk()
     state = model.__dict__.copy()
     for name in ("crossed", "cross_after", "_class_sums", "_ranked", "_crossed_inputs",
-                 "_crosses"):
+                 "_pairs", "_cell_weights", "_cell_g2"):
         del state[name]
     restored = OnlineRisk.__new__(OnlineRisk)
     restored.__setstate__(state)
