@@ -236,8 +236,10 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
             report[family] = {"reason": "the log has no calls"}
         evaluation.features = _loaded(features)
         return evaluation
-    # Costliest first, so two workers finish together (measured on the simulation).
-    order = ["performance", "cache", "resources", "selection", "scaling", "risk"]
+    # Costliest first, so two workers finish together (fit + score seconds measured on a
+    # 300,000-record simulation: selection 77, resources 51, cache 38, performance 37,
+    # risk 32, scaling 16, since the online performance and risk steps were compiled).
+    order = ["selection", "resources", "cache", "performance", "risk", "scaling"]
     with cluster_backend(cluster) as where:
         jobs = len(order) if cluster else n_jobs if n_jobs is not None \
             else min(2, os.cpu_count() or 1)
