@@ -52,7 +52,7 @@ import numba
 import numpy as np
 from river import optim
 
-__all__ = ["ScaledLinearStack"]
+__all__ = ["ScaledLinearStack", "log_loss_gradient"]
 
 _START = 64
 #: The losses a stacked model may have, as the compiled step knows them.
@@ -205,6 +205,18 @@ class ScaledLinearStack:
 
 
 @numba.njit(cache=True, nogil=True)
+def log_loss_gradient(raw: float, y: float) -> float:  # pragma: no cover - compiled
+    """river's ``Log`` loss gradient at the raw output ``raw``, label ``y`` in {0, 1}."""
+    sign = 1.0 if y != 0.0 else -1.0  # labels read as {-1, 1}
+    z = raw * sign
+    if z > 18.0:
+        return np.exp(-z) * -sign
+    if z < -18.0:
+        return -sign
+    return -sign / (np.exp(z) + 1.0)
+
+
+@numba.njit(cache=True, nogil=True)
 def _learn(idx, values, counts, means, variances, weights, g2, intercepts, lrs, eps, clips,
            intercept_lrs, loss_codes, alphas, rows, ys, steps):  # pragma: no cover - compiled
     """river's ``StandardScaler.learn_one`` + ``transform_one``, then each row's GLM step."""
@@ -233,15 +245,8 @@ def _learn(idx, values, counts, means, variances, weights, g2, intercepts, lrs, 
             gradient = 2.0 * (raw - y)
         elif code == 1:  # Quantile
             gradient = (1.0 if y < raw else 0.0) - alphas[r]
-        else:  # Log, labels {0, 1} read as {-1, 1}
-            sign = 1.0 if y != 0.0 else -1.0
-            z = raw * sign
-            if z > 18.0:
-                gradient = np.exp(-z) * -sign
-            elif z < -18.0:
-                gradient = -sign
-            else:
-                gradient = -sign / (np.exp(z) + 1.0)
+        else:
+            gradient = log_loss_gradient(raw, y)
         gradient = max(min(gradient, clips[r]), -clips[r])
         intercepts[r] -= intercept_lrs[r] * gradient
         rate, epsilon = lrs[r], eps[r]

@@ -31,6 +31,7 @@ from river import base, drift, utils
 from predictor.models import compiled
 from predictor.models.calibrated import fit_calibrated_classifier
 from predictor.models.features import informative_columns
+from predictor.models.linear_stack import log_loss_gradient
 
 __all__ = ["RISK_FEATURES", "BatchRisk", "OnlineRisk", "RecoveryStats", "ServerRisk",
            "threshold_score"]
@@ -407,10 +408,10 @@ def _bins(crossed_at, scaled, slot, cuts):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _raw_risk(rows, hinged, crossed_at, pairs, values, knots, cuts, means, variances,
-              weights, cell_weights, intercept):  # pragma: no cover - compiled
-    """The logistic regression's raw output on one call (nothing learned)."""
-    scaled, slot = _scaled_inputs(rows, values, means, variances)
+def _expanded_raw(rows, hinged, pairs, bins, knots, scaled, slot, weights, cell_weights,
+                  intercept):  # pragma: no cover - compiled
+    """The raw output over the expanded inputs, summed in the order river's dictionary of
+    them holds (each input, its hinges, then the crossed cells); rows -1 weigh nothing."""
     raw = intercept
     for j in range(rows.size):
         i = rows[j]
@@ -422,11 +423,19 @@ def _raw_risk(rows, hinged, crossed_at, pairs, values, knots, cuts, means, varia
             for h in range(knots.size):
                 if s > knots[h]:
                     raw += weights[i, 2 + h] * (s - knots[h])
-    if pairs.shape[0]:
-        bins = _bins(crossed_at, scaled, slot, cuts)
-        for p in range(pairs.shape[0]):
-            raw += cell_weights[p, bins[pairs[p, 0]], bins[pairs[p, 1]]]
+    for p in range(pairs.shape[0]):
+        raw += cell_weights[p, bins[pairs[p, 0]], bins[pairs[p, 1]]]
     return raw
+
+
+@numba.njit(cache=True, nogil=True)
+def _raw_risk(rows, hinged, crossed_at, pairs, values, knots, cuts, means, variances,
+              weights, cell_weights, intercept):  # pragma: no cover - compiled
+    """The logistic regression's raw output on one call (nothing learned)."""
+    scaled, slot = _scaled_inputs(rows, values, means, variances)
+    bins = _bins(crossed_at, scaled, slot, cuts)
+    return _expanded_raw(rows, hinged, pairs, bins, knots, scaled, slot, weights,
+                         cell_weights, intercept)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -455,27 +464,9 @@ def _learn_risk(rows, hinged, crossed_at, pairs, values, knots, cuts, counts, me
         variances[i, m] = var
         scaled[j] = (value - mean) / var ** 0.5 if var != 0.0 else 0.0
     bins = _bins(crossed_at, scaled, slot, cuts)
-    # The prediction, summed in the order river's dictionary of expanded inputs holds.
-    raw = glm[0]
-    for j in range(k):
-        i = rows[j]
-        s = scaled[j]
-        raw += weights[i, slot[j]] * s
-        if slot[j] == 0 and hinged[j]:
-            for h in range(knots.size):
-                if s > knots[h]:
-                    raw += weights[i, 2 + h] * (s - knots[h])
-    for p in range(pairs.shape[0]):
-        raw += cell_weights[p, bins[pairs[p, 0]], bins[pairs[p, 1]]]
-    # river's Log loss gradient, labels {0, 1} read as {-1, 1}; clipped.
-    sign = 1.0 if y != 0.0 else -1.0
-    z = raw * sign
-    if z > 18.0:
-        gradient = np.exp(-z) * -sign
-    elif z < -18.0:
-        gradient = -sign
-    else:
-        gradient = -sign / (np.exp(z) + 1.0)
+    raw = _expanded_raw(rows, hinged, pairs, bins, knots, scaled, slot, weights, cell_weights,
+                        glm[0])
+    gradient = log_loss_gradient(raw, y)
     gradient = max(min(gradient, clip), -clip)
     glm[0] -= intercept_lr * gradient
     for j in range(k):
