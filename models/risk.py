@@ -375,22 +375,29 @@ class _Layout(NamedTuple):
 
 
 @numba.njit(cache=True, nogil=True)
+def _slots(values):  # pragma: no cover - compiled
+    """Each input's value and slot: a missing one (NaN) is its indicator, 1.0 in slot 1."""
+    out = values.copy()
+    slot = np.zeros(values.size, dtype=np.intp)
+    for j in range(values.size):
+        if values[j] != values[j]:
+            slot[j] = 1
+            out[j] = 1.0
+    return out, slot
+
+
+@numba.njit(cache=True, nogil=True)
 def _scaled_inputs(rows, values, means, variances):  # pragma: no cover - compiled
     """Standardized value and slot (0 present, 1 missing) per input, the scaler unchanged."""
-    k = rows.size
-    scaled = np.zeros(k)
-    slot = np.zeros(k, dtype=np.intp)
-    for j in range(k):
+    values, slot = _slots(values)
+    scaled = np.zeros(rows.size)
+    for j in range(rows.size):
         i = rows[j]
-        value = values[j]
-        if value != value:
-            slot[j] = 1
-            value = 1.0
         if i < 0:
             continue
         var = variances[i, slot[j]]
         if var != 0.0:
-            scaled[j] = (value - means[i, slot[j]]) / var ** 0.5
+            scaled[j] = (values[j] - means[i, slot[j]]) / var ** 0.5
     return scaled, slot
 
 
@@ -445,14 +452,11 @@ def _learn_risk(rows, hinged, crossed_at, pairs, values, knots, cuts, counts, me
     """river's ``StandardScaler.learn_one`` + ``transform_one`` on the call's inputs, then
     ``LogisticRegression.learn_one`` (AdaGrad) on their expansion, in river's order."""
     k = rows.size
+    values, slot = _slots(values)
     scaled = np.zeros(k)
-    slot = np.zeros(k, dtype=np.intp)
     for j in range(k):
         i = rows[j]
         value = values[j]
-        if value != value:
-            slot[j] = 1
-            value = 1.0
         m = slot[j]
         n = counts[i, m] + 1.0
         counts[i, m] = n
