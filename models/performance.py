@@ -14,7 +14,10 @@ Two variants over the same inputs (:class:`predictor.models.features.CallFeaturi
   (server, tool) moving average when there is one, so the model adapts as
   fast as the average and adds what load and input size explain; the p95
   uses a quantile (pinball) loss. It predicts before it has learned
-  anything (priors: 500 ms, 95 % success).
+  anything (priors: 500 ms, 95 % success). Its models are river's
+  ``LinearRegression`` and ``LogisticRegression`` settings stepped together
+  over one shared scaler, compiled
+  (:class:`predictor.models.linear_stack.ScaledLinearStack`).
 """
 
 from __future__ import annotations
@@ -198,7 +201,9 @@ class OnlinePerformance(base.MultiTargetRegressor):
     learned on a log scale, latency and tokens as a correction to their
     (server, tool) moving average when the features carry one, so the model
     adapts as fast as the average and adds what load and input size explain.
-    Before any learning it answers the priors: 500 ms, 95 % success.
+    Before any learning it answers the priors: 500 ms, 95 % success. The
+    models' state lives in a :class:`~predictor.models.linear_stack.ScaledLinearStack`
+    (river's arithmetic, every model stepped in one compiled loop).
 
     Parameters
     ----------
