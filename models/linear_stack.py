@@ -6,10 +6,9 @@ walks the call's inputs, reads and writes its own weight per input, and
 the shared scaler is walked once more, in Python. :class:`ScaledLinearStack`
 holds the scaler's statistics and every model's weights and AdaGrad sums as
 rows of numpy arrays over one index of input names, and steps them in one
-call of a loop compiled by numba (about 1 s to compile at the first call,
-cached beside the module for later processes; numpy's per-operation cost on arrays of some thirty
-inputs was as large as river's loops). Learning one call of five models
-went from 128 to 21 microseconds on the simulation's 29 inputs per call.
+call of a loop compiled by numba (compiled at the first call, cached
+beside the module for later processes; numpy's per-operation cost on
+arrays of some thirty inputs was as large as river's loops).
 
 The arithmetic is river's, for linear models that step with AdaGrad at a
 constant rate, clip their loss gradient and have no L1 or L2 penalty (the
