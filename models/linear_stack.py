@@ -47,9 +47,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numba
 import numpy as np
 from river import optim
+
+from predictor.models.kernels import kernel
 
 __all__ = ["ScaledLinearStack", "log_loss_gradient"]
 
@@ -203,7 +204,7 @@ class ScaledLinearStack:
 
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def log_loss_gradient(raw: float, y: float) -> float:  # pragma: no cover - compiled
     """river's ``Log`` loss gradient at the raw output ``raw``, label ``y`` in {0, 1}."""
     sign = 1.0 if y != 0.0 else -1.0  # labels read as {-1, 1}
@@ -215,7 +216,7 @@ def log_loss_gradient(raw: float, y: float) -> float:  # pragma: no cover - comp
     return -sign / (np.exp(z) + 1.0)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _learn(idx, values, counts, means, variances, weights, g2, intercepts, lrs, eps, clips,
            intercept_lrs, loss_codes, alphas, rows, ys, steps):  # pragma: no cover - compiled
     """river's ``StandardScaler.learn_one`` + ``transform_one``, then each row's GLM step."""
@@ -258,7 +259,7 @@ def _learn(idx, values, counts, means, variances, weights, g2, intercepts, lrs, 
         steps[r] += 1
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _raw(idx, values, means, variances, weights, intercepts, rows):  # pragma: no cover
     """Each row's raw output on the scaled inputs (the scaler unchanged; ``idx`` -1: unknown)."""
     out = np.empty(rows.size)

@@ -24,13 +24,13 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import numba
 import numpy as np
 from river import base, drift, utils
 
 from predictor.models import compiled
 from predictor.models.calibrated import fit_calibrated_classifier
 from predictor.models.features import informative_columns
+from predictor.models.kernels import kernel
 from predictor.models.linear_stack import log_loss_gradient
 
 __all__ = ["RISK_FEATURES", "BatchRisk", "OnlineRisk", "RecoveryStats", "ServerRisk",
@@ -374,7 +374,7 @@ class _Layout(NamedTuple):
     crossed_at: np.ndarray
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _slots(values):  # pragma: no cover - compiled
     """Each input's value and slot: a missing one (NaN) is its indicator, 1.0 in slot 1."""
     out = values.copy()
@@ -386,7 +386,7 @@ def _slots(values):  # pragma: no cover - compiled
     return out, slot
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _scaled_inputs(rows, values, means, variances):  # pragma: no cover - compiled
     """Standardized value and slot (0 present, 1 missing) per input, the scaler unchanged."""
     values, slot = _slots(values)
@@ -401,7 +401,7 @@ def _scaled_inputs(rows, values, means, variances):  # pragma: no cover - compil
     return scaled, slot
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _bins(crossed_at, scaled, slot, cuts):  # pragma: no cover - compiled
     out = np.empty(crossed_at.size, dtype=np.intp)
     for c in range(crossed_at.size):
@@ -414,7 +414,7 @@ def _bins(crossed_at, scaled, slot, cuts):  # pragma: no cover - compiled
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _expanded_raw(rows, hinged, pairs, bins, knots, scaled, slot, weights, cell_weights,
                   intercept):  # pragma: no cover - compiled
     """The raw output over the expanded inputs, summed in the order river's dictionary of
@@ -435,7 +435,7 @@ def _expanded_raw(rows, hinged, pairs, bins, knots, scaled, slot, weights, cell_
     return raw
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _raw_risk(rows, hinged, crossed_at, pairs, values, knots, cuts, means, variances,
               weights, cell_weights, intercept):  # pragma: no cover - compiled
     """The logistic regression's raw output on one call (nothing learned)."""
@@ -445,7 +445,7 @@ def _raw_risk(rows, hinged, crossed_at, pairs, values, knots, cuts, means, varia
                          cell_weights, intercept)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _learn_risk(rows, hinged, crossed_at, pairs, values, knots, cuts, counts, means,
                 variances, weights, g2, cell_weights, cell_g2, glm, lr, eps, clip,
                 intercept_lr, y):  # pragma: no cover - compiled
