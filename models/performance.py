@@ -35,7 +35,8 @@ from predictor.models.calibrated import fit_calibrated_classifier
 from predictor.models.features import informative_columns
 from predictor.models.linear_stack import ScaledLinearStack
 
-__all__ = ["BatchPerformance", "OnlinePerformance", "PerformancePrediction"]
+__all__ = ["PERFORMANCE_TARGETS", "BatchPerformance", "OnlinePerformance",
+           "PerformancePrediction"]
 
 PRIOR_LATENCY_MS = 500.0
 PRIOR_SUCCESS = 0.95
@@ -48,6 +49,11 @@ class PerformancePrediction:
     success: np.ndarray
     output_tokens: np.ndarray
     cost_usd: np.ndarray
+
+
+#: What :class:`BatchPerformance` predicts: the fields of :class:`PerformancePrediction`.
+PERFORMANCE_TARGETS = ("latency_p50_ms", "latency_p95_ms", "success", "output_tokens",
+                       "cost_usd")
 
 
 def _hgb_regressor(loss: str, quantile: float | None = None, categorical=None,
@@ -84,15 +90,28 @@ class BatchPerformance:
         Fit on at most this many rows, the most recent ones.
     random_state
         Seed for the boosters.
+    targets
+        The predictions to fit (fields of :class:`PerformancePrediction`); the
+        others are predicted as NaN. A caller that reads only some of them
+        (the selection evaluation's ``model`` policy reads the median latency
+        and the success) spares the others' boosters; each fitted one is the
+        same whatever else is fitted.
     """
 
     def __init__(self, *, categorical: list[bool] | None = None, max_rows: int = 120_000,
-                 random_state: int = 0) -> None:
+                 random_state: int = 0, targets: tuple[str, ...] = PERFORMANCE_TARGETS
+                 ) -> None:
+        unknown = set(targets) - set(PERFORMANCE_TARGETS)
+        if unknown:
+            raise ValueError(f"unknown targets {sorted(unknown)}; known: {PERFORMANCE_TARGETS}")
         self.categorical = categorical
         self.max_rows = max_rows
         self.random_state = random_state
+        self.targets = tuple(targets)
 
-    def _fit_reg(self, X, y, loss, quantile=None, min_rows=50):
+    def _fit_reg(self, X, y, loss, quantile=None, min_rows=50, target: str = ""):
+        if target not in self.targets:
+            return _Constant(math.nan)
         mask = ~np.isnan(y) & self._recent
         if mask.sum() < min_rows:
             return _Constant(float(np.nanmedian(y)) if mask.any() else math.nan)
@@ -130,13 +149,18 @@ class BatchPerformance:
                                                           self.tokens_fallback_)
         # Quantiles commute with the monotone log and with a per-row shift, so these
         # quantile (and absolute-error) fits are still quantiles of the raw target.
-        self.latency_p50_ = self._fit_reg(X, log_latency, "quantile", 0.5)
-        self.latency_p95_ = self._fit_reg(X, log_latency, "quantile", 0.95)
-        self.output_tokens_ = self._fit_reg(X, log_tokens, "absolute_error")
-        self.cost_usd_ = self._fit_reg(X, cost_usd, "absolute_error")
+        self.latency_p50_ = self._fit_reg(X, log_latency, "quantile", 0.5,
+                                          target="latency_p50_ms")
+        self.latency_p95_ = self._fit_reg(X, log_latency, "quantile", 0.95,
+                                          target="latency_p95_ms")
+        self.output_tokens_ = self._fit_reg(X, log_tokens, "absolute_error",
+                                            target="output_tokens")
+        self.cost_usd_ = self._fit_reg(X, cost_usd, "absolute_error", target="cost_usd")
         mask = ~np.isnan(success) & self._recent
         y = success[mask]
-        if mask.sum() >= 50 and 0 < y.mean() < 1 and min(y.sum(), (1 - y).sum()) >= 10:
+        if "success" not in self.targets:
+            self.success_ = _Constant(math.nan)
+        elif mask.sum() >= 50 and 0 < y.mean() < 1 and min(y.sum(), (1 - y).sum()) >= 10:
             self.success_ = fit_calibrated_classifier(X[mask], y.astype(int), self._categorical,
                                                       self.random_state)
         else:

@@ -186,7 +186,10 @@ def fit_selection(features: Features, options: Options | None = None) -> Selecti
     y = {n: calls[n].to_numpy(float) for n in ("latency_ms", "success", "output_tokens",
                                                 "cost_usd")}
     rows = features.fit_mask(options)
-    model = BatchPerformance(categorical=featurizer.categorical_mask).fit(
+    # The model policy ranks by median latency over success: the other boosters of a
+    # performance model would be fitted for nothing (nothing here is registered).
+    model = BatchPerformance(categorical=featurizer.categorical_mask,
+                             targets=("latency_p50_ms", "success")).fit(
         X[rows], latency_ms=y["latency_ms"][rows], success=y["success"][rows],
         output_tokens=y["output_tokens"][rows], cost_usd=y["cost_usd"][rows],
         feature_names=featurizer.feature_names_)
