@@ -92,7 +92,9 @@ class AccessModel:
             succ = successors.get(prev_key)
             if succ is None:
                 succ = successors[prev_key] = Counter()
-            succ[key] += 1
+            # get() + 1: Counter's ``+= 1`` on a new key goes through its __missing__ in
+            # Python, most of this loop's cost.
+            succ[key] = succ.get(key, 0) + 1
             if len(succ) > crowded:
                 # Keep memory bounded: drop the rarest successors.
                 for rare, _ in succ.most_common()[2 * self.max_successors :]:
@@ -101,8 +103,9 @@ class AccessModel:
                 stride = number - prev_number
                 if stride not in credited_strides:
                     credited_strides.add(stride)
-                    strides[stride] += 1
-        self._seen[key] += 1
+                    strides[stride] = strides.get(stride, 0) + 1
+        seen = self._seen
+        seen[key] = seen.get(key, 0) + 1
         if number is not None:
             self._numeric_seen += 1
         recent = self._recent
