@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -106,10 +107,26 @@ class _Base(BaseModel):
                 raise ValueError(f"attrs.{key} is not a finite number")
         return value
 
-    @property
+    @cached_property
     def epoch(self) -> float:
-        """Start time as seconds since the Unix epoch."""
+        """Start time as seconds since the Unix epoch.
+
+        Computed once per record: the engine and each of its plug-ins read it
+        (about nine times per record learned).
+
+        >>> rec = parse_record({"ts": 10, "server": "s", "tool": "t"})
+        >>> later = rec.model_copy(update={"ts": datetime.fromtimestamp(20, UTC)})
+        >>> rec.epoch, later.epoch, rec == parse_record({"ts": 10, "server": "s", "tool": "t"})
+        (10.0, 20.0, True)
+        """
         return self.ts.timestamp()
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Any:
+        """pydantic's ``model_copy``; a copy given another ``ts`` recomputes its ``epoch``."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update and "ts" in update:
+            copied.__dict__.pop("epoch", None)
+        return copied
 
 
 class CallRecord(_Base):
