@@ -176,8 +176,9 @@ class OnlineRisk(base.Classifier):
         self._init_crosses()
 
     def _init_crosses(self) -> None:
-        #: Per input: [sum when failed, count, sum when not, count], until the choice.
-        self._class_sums: dict[str, list[float]] | None = {} if self.crossed >= 2 else None
+        #: Per input (row): [sum when failed, count, sum when not, count] of its present
+        #: values, until the choice; summed by the compiled step, in call order.
+        self._class_sums: np.ndarray | None = np.zeros((0, 4)) if self.crossed >= 2 else None
         self._ranked = 0
         #: The crossed inputs; per pair of them (positions in that tuple), its cells'
         #: weights and AdaGrad sums, [pair, bin, bin] (bins 0-3 by CROSS_CUTS, 4 missing).
@@ -201,6 +202,11 @@ class OnlineRisk(base.Classifier):
             self.crossed, self.cross_after = 6, 2000
             self._init_crosses()
         self._layouts = {}
+        if isinstance(self._class_sums, dict):  # checkpoints that summed by name
+            by_name = self._class_sums
+            self._class_sums = np.zeros((len(self._names), 4))
+            for name, entry in by_name.items():
+                self._class_sums[self._row(name)] = entry
 
     @property
     def crossed_inputs(self) -> tuple[str, ...]:
@@ -249,9 +255,10 @@ class OnlineRisk(base.Classifier):
         if row is None:
             row = rows[name] = len(self._names)
             self._names.append(name)
-            for attr in ("_counts", "_means", "_vars", "_weights", "_g2"):
+            for attr in ("_counts", "_means", "_vars", "_weights", "_g2", "_class_sums"):
                 array = getattr(self, attr)
-                setattr(self, attr, np.concatenate([array, np.zeros((1, array.shape[1]))]))
+                if array is not None:
+                    setattr(self, attr, np.concatenate([array, np.zeros((1, array.shape[1]))]))
         return row
 
     def _layout(self, keys: tuple[str, ...], add: bool) -> _Layout:
@@ -271,36 +278,39 @@ class OnlineRisk(base.Classifier):
             self._layouts[keys] = layout
         return layout
 
-    def _note(self, x: dict, y: bool) -> None:
-        """Count ``x`` towards the choice of crossed inputs; choose once enough are seen.
+    def _choose(self, x: dict, y: bool) -> None:
+        """Cross the strongest inputs once enough calls of both outcomes were seen.
 
         An input's strength is the gap between its mean over failed and over
-        other calls, in standard deviations (as the scaler knows them); the
-        ``crossed`` strongest inputs, after ``cross_after`` calls with both
-        outcomes among them, have their pairs crossed for good.
+        other calls (this one included), in standard deviations (as the scaler
+        knows them before this call); the ``crossed`` strongest inputs, after
+        ``cross_after`` calls with both outcomes among them, have their pairs
+        crossed for good.
         """
-        sums = self._class_sums
-        if sums is None:
-            return
-        for name, value in x.items():
-            if value is None or value != value:
-                continue
-            entry = sums.get(name)
-            if entry is None:
-                entry = sums[name] = [0.0, 0, 0.0, 0]
-            if y:
-                entry[0] += value
-                entry[1] += 1
-            else:
-                entry[2] += value
-                entry[3] += 1
         self._ranked += 1
         if self._ranked < self.cross_after or len(self._seen) < 2:
             return
-        variances = {name: float(self._vars[row, 0]) for row, name in enumerate(self._names)}
+        sums = self._class_sums
+        # Five calls of each outcome are needed of two inputs: none before four of each
+        # were summed (this call may add the fifth), so most calls stop here.
+        if np.count_nonzero((sums[:, 1] >= 4) & (sums[:, 3] >= 4)) < 2:
+            return
+        sums = sums.copy()
+        rows = self.__dict__.get("_rows") or {n: i for i, n in enumerate(self._names)}
+        for name, value in x.items():
+            row = rows.get(name)
+            if row is None or value is None or value != value:
+                continue  # an input never learned has no variance yet: it cannot be chosen
+            if y:
+                sums[row, 0] += value
+                sums[row, 1] += 1
+            else:
+                sums[row, 2] += value
+                sums[row, 3] += 1
         strength = {}
-        for name, (failed_sum, failed, other_sum, other) in sums.items():
-            variance = variances.get(name, 0.0)
+        for row, name in enumerate(self._names):
+            failed_sum, failed, other_sum, other = sums[row]
+            variance = float(self._vars[row, 0])
             if failed >= 5 and other >= 5 and variance > 0:
                 strength[name] = abs(failed_sum / failed - other_sum / other) / variance**0.5
         if len(strength) < 2:
@@ -329,13 +339,15 @@ class OnlineRisk(base.Classifier):
         """Learn one outcome: the scaler's step, then the logistic regression's."""
         y = bool(y)
         if self._class_sums is not None:
-            self._note(x, y)
+            self._choose(x, y)
         keys = tuple(x)
         layout = self._layouts.get(keys) or self._layout(keys, add=True)
+        sums = self._class_sums
         _learn_risk(layout.rows, layout.hinged, layout.crossed_at, self._pairs,
                     self._values(x), _KNOTS, _CUTS, self._counts, self._means, self._vars,
                     self._weights, self._g2, self._cell_weights, self._cell_g2, self._glm,
-                    self.lr, self.EPS, self.CLIP, self.INTERCEPT_LR, 1.0 if y else 0.0)
+                    self.lr, self.EPS, self.CLIP, self.INTERCEPT_LR, 1.0 if y else 0.0,
+                    _NO_SUMS if sums is None else sums, sums is not None)
         self._drift.update(float(y))
         if self._drift.drift_detected:
             self.drifts += 1
@@ -363,6 +375,8 @@ _SLOTS = 5
 #: Bins of a crossed input: four by CROSS_CUTS, one for missing.
 _BINS = 5
 _KNOTS = np.array(OnlineRisk.KNOTS)
+#: What the compiled step is given for the class sums once inputs are crossed.
+_NO_SUMS = np.zeros((0, 4))
 _CUTS = np.array(OnlineRisk.CROSS_CUTS)
 
 
@@ -448,16 +462,22 @@ def _raw_risk(rows, hinged, crossed_at, pairs, values, knots, cuts, means, varia
 @kernel
 def _learn_risk(rows, hinged, crossed_at, pairs, values, knots, cuts, counts, means,
                 variances, weights, g2, cell_weights, cell_g2, glm, lr, eps, clip,
-                intercept_lr, y):  # pragma: no cover - compiled
+                intercept_lr, y, class_sums, counting):  # pragma: no cover - compiled
     """river's ``StandardScaler.learn_one`` + ``transform_one`` on the call's inputs, then
-    ``LogisticRegression.learn_one`` (AdaGrad) on their expansion, in river's order."""
+    ``LogisticRegression.learn_one`` (AdaGrad) on their expansion, in river's order;
+    while ``counting``, each present input's value is summed into ``class_sums`` by
+    outcome (see ``OnlineRisk._choose``)."""
     k = rows.size
     values, slot = _slots(values)
     scaled = np.zeros(k)
+    side = 0 if y != 0.0 else 2
     for j in range(k):
         i = rows[j]
         value = values[j]
         m = slot[j]
+        if counting and m == 0:
+            class_sums[i, side] += value
+            class_sums[i, side + 1] += 1.0
         n = counts[i, m] + 1.0
         counts[i, m] = n
         old_mean = means[i, m]

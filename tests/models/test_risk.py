@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import copy
+import math
+
 import numpy as np
 from river import linear_model, optim, preprocessing
 
@@ -263,3 +266,73 @@ def test_a_model_that_has_seen_too_few_failures_waits_to_choose_its_crosses():
         x = {"mem": float(rng.random()), "errors": float(rng.random())}
         model.learn_one(x, bool(x["mem"] > 0.8))
     assert sorted(model.crossed_inputs) == ["errors", "mem"]
+
+
+class _NamedSums:
+    """The choice of crossed inputs as it was made with per-name sums (the reference)."""
+
+    def __init__(self, model: OnlineRisk) -> None:
+        self.model, self.sums, self.ranked = model, {}, 0
+
+    def note(self, x: dict, y: bool) -> tuple[str, ...] | None:
+        for name, value in x.items():
+            if value is None or value != value:
+                continue
+            entry = self.sums.setdefault(name, [0.0, 0, 0.0, 0])
+            entry[0 if y else 2] += value
+            entry[1 if y else 3] += 1
+        self.ranked += 1
+        model = self.model
+        if self.ranked < model.cross_after or not model.learned:
+            return None
+        variances = {name: float(model._vars[row, 0]) for row, name in enumerate(model._names)}
+        strength = {}
+        for name, (failed_sum, failed, other_sum, other) in self.sums.items():
+            variance = variances.get(name, 0.0)
+            if failed >= 5 and other >= 5 and variance > 0:
+                strength[name] = abs(failed_sum / failed - other_sum / other) / variance**0.5
+        if len(strength) < 2:
+            return None
+        return tuple(sorted(strength, key=lambda n: (-strength[n], n))[:model.crossed])
+
+
+def test_crossed_inputs_are_chosen_at_the_call_and_as_per_name_sums_chose_them():
+    rng = np.random.default_rng(11)
+    model = OnlineRisk(crossed=3, cross_after=300)
+    reference = _NamedSums(model)
+    chosen_at = expected_at = expected = None
+    for i in range(3_000):
+        x = {"mem": float(rng.random()), "errors": float(rng.normal(3.0, 1.0)),
+             "queue": float(rng.integers(0, 9)) if rng.random() < 0.7 else math.nan,
+             "late": float(rng.random()) if i > 1_000 else None, "constant": 1.0}
+        failed = bool(rng.random() < 0.02 + 0.2 * (x["mem"] > 0.9))
+        if expected is None:
+            expected = reference.note(x, failed)
+            expected_at = i if expected is not None else None
+        model.learn_one(x, failed)
+        if chosen_at is None and model.crossed_inputs:
+            chosen_at = i
+    assert expected is not None and chosen_at == expected_at == 299  # the 300th call
+    assert model.crossed_inputs == expected
+    assert "constant" not in expected  # no variance: never crossed
+
+
+def test_a_checkpoint_that_summed_by_name_resumes_as_the_arrays_do():
+    rng = np.random.default_rng(5)
+    calls = [({"mem": float(rng.random()), "errors": float(rng.random())},
+              bool(rng.random() < 0.1)) for _ in range(900)]
+    model = OnlineRisk(crossed=2, cross_after=400)
+    for x, y in calls[:300]:
+        model.learn_one(x, y)
+    state = copy.deepcopy(model.__getstate__())  # its arrays, not the model's
+    state["_class_sums"] = {name: [float(v) if k % 2 == 0 else int(v)
+                                   for k, v in enumerate(state["_class_sums"][row])]
+                            for row, name in enumerate(state["_names"])}
+    old = OnlineRisk.__new__(OnlineRisk)
+    old.__setstate__(state)
+    for x, y in calls[300:]:
+        model.learn_one(x, y)
+        old.learn_one(x, y)
+    assert sorted(model.crossed_inputs) == ["errors", "mem"]
+    assert old.crossed_inputs == model.crossed_inputs
+    assert old.weights == model.weights
