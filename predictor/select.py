@@ -79,6 +79,9 @@ __all__ = [
 PRIOR_LATENCY_MS = 500.0
 PRIOR_LOG_SD = 1.0
 _MEMO_SIZE = 1024
+#: Posterior estimates kept per (server, task type, tool); past it they are dropped
+#: (requests name task types and tools freely).
+_ESTIMATES_SIZE = 8192
 
 
 
@@ -138,6 +141,21 @@ class Selector(DecisionPlugin):
         self.observations = 0
         self._state = 0  # bumped by every observation: the memo's validity
         self._memo: dict[tuple, tuple[int, list[dict], SelectResponse]] = {}
+        #: Per server, its observations: what its estimates were computed at. An
+        #: observation changes only its own server's estimates, so a select after one
+        #: recomputes that server's and reuses the other candidates'.
+        self._versions: dict[str, int] = {}
+        self._estimates: dict[tuple, tuple[int, tuple[float, ...]]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_estimates"] = {}  # recomputed on use: not worth a checkpoint's bytes
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("_versions", {})  # checkpoints from before the estimates
+        self.__dict__.setdefault("_estimates", {})
 
     family = "performance"
     needs = MappingProxyType({"cooldowns": "predictor.cooldown:Cooldowns"})
@@ -175,6 +193,7 @@ class Selector(DecisionPlugin):
         """Learn from a health probe."""
         with self._lock:
             self._state += 1
+            self._versions[server] = self._versions.get(server, 0) + 1
             srv = self._server(server)
             srv.reachable = reachable
             if queue_depth is not None and not math.isnan(queue_depth):
@@ -189,6 +208,7 @@ class Selector(DecisionPlugin):
         with self._lock:
             self.observations += 1
             self._state += 1
+            self._versions[server] = self._versions.get(server, 0) + 1
             srv = self._server(server)
             if concurrency is not None and not math.isnan(concurrency):
                 srv.load = float(concurrency)
@@ -211,6 +231,15 @@ class Selector(DecisionPlugin):
     def _estimate(self, server: str, task: str, tool: str | None,
                   sample: bool) -> tuple[float, ...]:
         srv = self._servers.get(server) or _PRIOR_SERVER
+        available = 1.0 if srv.reachable and srv.connect_failures < 3 else 0.0
+        if self.cooldowns is not None and self.cooldowns.cooling(server):
+            available = 0.0  # read every time: a cooldown ends with time, not observations
+        if not sample:
+            key, version = (server, task, tool), self._versions.get(server, 0)
+            kept = self._estimates.get(key)
+            if kept is not None and kept[0] == version:
+                p50, p95, capability, reliability, cost = kept[1]
+                return p50, p95, capability, reliability, available, cost
         mean_log, sd, latency_n, a, b, ra, rb, cost = self.stats.posterior(
             server, task, srv.load, self._capability_prior(server, task), tool)
         capability, reliability = a / (a + b), ra / (ra + rb)
@@ -227,9 +256,10 @@ class Selector(DecisionPlugin):
                 reliability * (1 - reliability) / (rn + 1)))))
         p50 = max(math.expm1(mean_log), 0.0)
         p95 = max(math.expm1(mean_log + 1.645 * sd), p50)
-        available = 1.0 if srv.reachable and srv.connect_failures < 3 else 0.0
-        if self.cooldowns is not None and self.cooldowns.cooling(server):
-            available = 0.0
+        if not sample:
+            if len(self._estimates) >= _ESTIMATES_SIZE:
+                self._estimates.clear()
+            self._estimates[key] = (version, (p50, p95, capability, reliability, cost))
         return p50, p95, capability, reliability, available, cost
 
     def _scored(self, req: SelectRequest, sample: bool) -> list[tuple[float, str, tuple]]:

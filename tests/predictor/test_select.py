@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import random
+
 import pytest
 from pydantic import ValidationError
 
+from predictor.data.schema import parse_record
+from predictor.engine import Engine
 from predictor.select import DEFAULT_WEIGHTS, Selector, SelectRequest
 
 
@@ -105,3 +109,46 @@ def test_each_candidate_says_whether_it_is_known():
     sources = {r.server: r.source for r in answer.ranking}
     assert sources == {"known": "online", "new": "prior"}
     assert answer.source == sources[answer.ranking[0].server]
+
+
+def test_kept_estimates_answer_as_estimates_computed_afresh():
+    """A select reuses the estimates of servers not observed since; every answer equals the
+    answer of a selector that recomputes them all, through calls, probes and cooldowns."""
+    rng = random.Random(7)
+    servers = ["a", "b", "c", "d", "e"]
+    kept, fresh = Engine(seed=3), Engine(seed=3)
+    requests = [SelectRequest(task_type=task, candidates=rng.sample(servers, 3), tool=tool,
+                              explore=0.1)
+                for task, tool in (("search", "q"), ("docs", "read"), ("search", None))
+                for _ in range(4)]
+    selector = kept.plugin("select")
+    posterior, computed = selector.stats.posterior, []
+
+    def counted(*args, **kwargs):
+        computed.append(args[0])
+        return posterior(*args, **kwargs)
+
+    selector.stats.posterior = counted
+    for i in range(3_000):
+        server = rng.choice(servers)
+        if rng.random() < 0.05:
+            record = parse_record({"ts": float(i), "server": server, "kind": "health",
+                                   "reachable": rng.random() < 0.7,
+                                   "queue_depth": rng.randint(0, 20)})
+        else:
+            failed = rng.random() < (0.4 if server == "e" else 0.05)
+            record = parse_record({
+                "ts": float(i), "server": server, "tool": rng.choice(["q", "read"]),
+                "task_type": rng.choice(["search", "docs"]),
+                "latency_ms": rng.lognormvariate(5 + servers.index(server) * 0.2, 0.5),
+                "success": not failed,
+                "error_type": rng.choice(["timeout", "connection"]) if failed else None,
+                "cost_usd": 0.001 * (1 + servers.index(server)),
+                "concurrency": rng.randint(0, 8)})
+        kept.learn([record])
+        fresh.learn([record])
+        fresh.plugin("select")._estimates.clear()
+        request = requests[i % len(requests)]
+        assert kept.select(request).model_dump() == fresh.select(request).model_dump()
+    # Greedy estimates: 3 candidates a select; most were kept (one server changes a call).
+    assert len(computed) < 0.6 * 3 * 3_000
