@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -79,12 +78,39 @@ class RecordError(ValueError):
         self.reason = reason
 
 
+class _Epoch:
+    """A record's start time as seconds since the Unix epoch, computed once.
+
+    The engine and each of its plug-ins read it (about nine times per record
+    learned). The value is kept in the record's ``__dict__`` at the first
+    read, where later reads find it before this descriptor (functools'
+    ``cached_property`` does the same behind a lock, which costs more here
+    than the value does). A copy given another ``ts`` recomputes it
+    (``model_copy`` below).
+
+    >>> rec = parse_record({"ts": 10, "server": "s", "tool": "t"})
+    >>> later = rec.model_copy(update={"ts": datetime.fromtimestamp(20, UTC)})
+    >>> rec.epoch, later.epoch, rec == parse_record({"ts": 10, "server": "s", "tool": "t"})
+    (10.0, 20.0, True)
+    """
+
+    def __get__(self, record: Any, owner: type | None = None) -> Any:
+        if record is None:
+            return self
+        value = record.ts.timestamp()
+        record.__dict__["epoch"] = value
+        return value
+
+
 class _Base(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings",
+                              ignored_types=(_Epoch,))
 
     ts: datetime
     server: Name
     attrs: dict[str, AttrValue] = Field(default_factory=dict)
+    #: Start time as seconds since the Unix epoch (computed once: :class:`_Epoch`).
+    epoch = _Epoch()
 
     @field_validator("ts")
     @classmethod
@@ -106,20 +132,6 @@ class _Base(BaseModel):
             if isinstance(item, float) and not math.isfinite(item):
                 raise ValueError(f"attrs.{key} is not a finite number")
         return value
-
-    @cached_property
-    def epoch(self) -> float:
-        """Start time as seconds since the Unix epoch.
-
-        Computed once per record: the engine and each of its plug-ins read it
-        (about nine times per record learned).
-
-        >>> rec = parse_record({"ts": 10, "server": "s", "tool": "t"})
-        >>> later = rec.model_copy(update={"ts": datetime.fromtimestamp(20, UTC)})
-        >>> rec.epoch, later.epoch, rec == parse_record({"ts": 10, "server": "s", "tool": "t"})
-        (10.0, 20.0, True)
-        """
-        return self.ts.timestamp()
 
     def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Any:
         """pydantic's ``model_copy``; a copy given another ``ts`` recomputes its ``epoch``."""
