@@ -1,8 +1,7 @@
 """Loops compiled by numba at their first call, with numba imported only then.
 
-numba and LLVM add about 90 MB and a second of start-up to a process
-(``python -c "import numba"``), and most processes that import the models
-never run a compiled loop: the main process of an evaluation or of a
+numba and LLVM add memory and start-up time to a process, and most
+processes that import the models never run a compiled loop: the main process of an evaluation or of a
 training job, which only receives fitted models from its workers; a
 service that has not learned yet; a command that reads a checkpoint.
 :func:`kernel` marks a function to be compiled with
@@ -15,8 +14,7 @@ to them (numba compiles a call to a global only when it finds a compiled
 function there). The first call also rebinds the kernel's own name in its
 module, so later calls from that module go to numba's dispatcher directly.
 Compiled code is cached beside the module (``__pycache__``): a later
-process loads it instead of compiling (about 0.4 s for the risk model's
-kernels on this project's test machine, against 5 s to compile them).
+process loads it, much faster than compiling it.
 
 >>> @kernel
 ... def _twice(values):

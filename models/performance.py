@@ -109,7 +109,7 @@ class BatchPerformance:
         self.random_state = random_state
         self.targets = tuple(targets)
 
-    def _fit_reg(self, X, y, loss, quantile=None, min_rows=50, target: str = ""):
+    def _fit_reg(self, target: str, X, y, loss, quantile=None, min_rows=50):
         if target not in self.targets:
             return _Constant(math.nan)
         mask = ~np.isnan(y) & self._recent
@@ -149,13 +149,10 @@ class BatchPerformance:
                                                           self.tokens_fallback_)
         # Quantiles commute with the monotone log and with a per-row shift, so these
         # quantile (and absolute-error) fits are still quantiles of the raw target.
-        self.latency_p50_ = self._fit_reg(X, log_latency, "quantile", 0.5,
-                                          target="latency_p50_ms")
-        self.latency_p95_ = self._fit_reg(X, log_latency, "quantile", 0.95,
-                                          target="latency_p95_ms")
-        self.output_tokens_ = self._fit_reg(X, log_tokens, "absolute_error",
-                                            target="output_tokens")
-        self.cost_usd_ = self._fit_reg(X, cost_usd, "absolute_error", target="cost_usd")
+        self.latency_p50_ = self._fit_reg("latency_p50_ms", X, log_latency, "quantile", 0.5)
+        self.latency_p95_ = self._fit_reg("latency_p95_ms", X, log_latency, "quantile", 0.95)
+        self.output_tokens_ = self._fit_reg("output_tokens", X, log_tokens, "absolute_error")
+        self.cost_usd_ = self._fit_reg("cost_usd", X, cost_usd, "absolute_error")
         mask = ~np.isnan(success) & self._recent
         y = success[mask]
         if "success" not in self.targets:

@@ -246,11 +246,16 @@ class OnlineRisk(base.Classifier):
                             self._cell_weights[pair, i, j])
         return out
 
-    def _row(self, name: str) -> int:
-        """``name``'s row, added (with zero statistics and weights) when new."""
+    def _row_index(self) -> dict[str, int]:
+        """Input name -> row, rebuilt from the names when missing or stale (not saved)."""
         rows = self.__dict__.get("_rows")
         if rows is None or len(rows) != len(self._names):
             rows = self.__dict__["_rows"] = {n: i for i, n in enumerate(self._names)}
+        return rows
+
+    def _row(self, name: str) -> int:
+        """``name``'s row, added (with zero statistics and weights) when new."""
+        rows = self._row_index()
         row = rows.get(name)
         if row is None:
             row = rows[name] = len(self._names)
@@ -267,7 +272,7 @@ class OnlineRisk(base.Classifier):
         if add:
             rows = np.array([self._row(name) for name in keys], dtype=np.intp)
         else:
-            known = self.__dict__.get("_rows") or {n: i for i, n in enumerate(self._names)}
+            known = self._row_index()
             rows = np.array([known.get(name, -1) for name in keys], dtype=np.intp)
         hinged = np.array([not name.endswith("_missing") for name in keys], dtype=np.bool_)
         position = {name: j for j, name in enumerate(keys)}
@@ -296,7 +301,7 @@ class OnlineRisk(base.Classifier):
         if np.count_nonzero((sums[:, 1] >= 4) & (sums[:, 3] >= 4)) < 2:
             return
         sums = sums.copy()
-        rows = self.__dict__.get("_rows") or {n: i for i, n in enumerate(self._names)}
+        rows = self._row_index()
         for name, value in x.items():
             row = rows.get(name)
             if row is None or value is None or value != value:
