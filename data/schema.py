@@ -81,7 +81,7 @@ class RecordError(ValueError):
 class _Epoch:
     """A record's start time as seconds since the Unix epoch, computed once.
 
-    The engine and each of its plug-ins read it (about nine times per record
+    The engine and each of its plug-ins read it (several times per record
     learned). The value is kept in the record's ``__dict__`` at the first
     read, where later reads find it before this descriptor (functools'
     ``cached_property`` does the same behind a lock, which costs more here
