@@ -1,9 +1,10 @@
 """Loops compiled by numba at their first call, with numba imported only then.
 
 numba and LLVM add memory and start-up time to a process, and most
-processes that import the models never run a compiled loop: the main process of an evaluation or of a
-training job, which only receives fitted models from its workers; a
-service that has not learned yet; a command that reads a checkpoint.
+processes that import the models never run a compiled loop: the main
+process of an evaluation or of a training job, which only receives fitted
+models from its workers; a service that has not learned yet; a command
+that reads a checkpoint.
 :func:`kernel` marks a function to be compiled with
 ``numba.njit(cache=True, nogil=True)`` when it is first called, so only the
 processes that run one pay for numba.
