@@ -17,6 +17,15 @@ records, is what learning a record costs in instructions. Run it with
 each code to compare them: two runs of the same code differed by 0.8 %
 (379,194 and 382,401 instructions per record), a change of a tenth by ten
 times that.
+
+``--gateway CALLS`` counts the gateway's own work per call instead: a
+gateway process (its service, its learner and its store, as ``predictor
+gateway`` builds them) in front of one ``mcp-server-time`` (installed by
+``scripts/upstreams``), called through its own MCP server over the SDK's
+in-memory transport, 20 calls (the base) against 20 + ``CALLS``. The
+upstream runs in its own process, not counted; the client of the
+in-memory transport is counted (it is the same SDK code as the end
+client's, in every code compared).
 """
 
 from __future__ import annotations
@@ -44,27 +53,82 @@ if sys.argv[2] == "learn":
 """
 
 
-def _instructions(log: Path, mode: str, folder: Path) -> int:
-    out = folder / f"callgrind.{mode}"
+_GATEWAY_CHILD = """
+import asyncio, sys, tempfile
+from pathlib import Path
+from mcp import Client
+from predictor.serving.gateway import Gateway, build_server
+from predictor.serving.gateway_config import GatewayConfig
+from predictor.serving.service import Service
+from predictor.serving.settings import Settings
+folder = Path(tempfile.mkdtemp(prefix="predictor-bench-instructions-"))
+config = GatewayConfig.model_validate({
+    "db": str(folder / "gw.db"),
+    "upstream": [{"name": "time", "command": [sys.argv[1], "--local-timezone", "UTC"]}],
+    "route": [{"tool": "get_current_time", "providers": ["time"]}]})
+service = Service(Settings(db=folder / "gw.db", state_dir=folder / "state",
+                           durability=config.durability, load_champions=False,
+                           online_registry=False))
+
+async def main():
+    await asyncio.to_thread(service.start)
+    gateway = Gateway(config, service)
+    await gateway.start()
+    try:
+        async with Client(build_server(gateway)) as client:
+            for _ in range(20 + int(sys.argv[2])):
+                await client.call_tool("get_current_time", {"timezone": "UTC"})
+        await asyncio.to_thread(service.wait_learned)
+    finally:
+        await gateway.stop()
+        await asyncio.to_thread(service.stop, False)
+
+asyncio.run(main())
+"""
+
+
+def _instructions(child: str, args: list[str], folder: Path, name: str) -> int:
+    out = folder / f"callgrind.{name}"
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-         "-c", _CHILD, str(log), mode], capture_output=True, text=True, check=True)
+         "-c", child, *args], capture_output=True, text=True, check=True)
     return int(re.search(r"Collected : (\d+)", done.stderr).group(1))
+
+
+def _gateway(calls: int, folder: Path) -> dict:
+    from _support import ROOT
+
+    upstreams = subprocess.run([str(ROOT / "scripts" / "upstreams")], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    server = str(Path(upstreams) / "mcp-server-time" / "bin" / "mcp-server-time")
+    _instructions(_GATEWAY_CHILD, [server, "0"], folder, "warm")  # see _CHILD's warm-up
+    base = _instructions(_GATEWAY_CHILD, [server, "0"], folder, "gateway-base")
+    called = _instructions(_GATEWAY_CHILD, [server, str(calls)], folder, "gateway")
+    return {"command": f"python bench/instructions.py --gateway {calls}", "calls": calls,
+            "instructions_base": base, "instructions_calls": called - base,
+            "instructions_per_call": round((called - base) / calls)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gateway", type=int, metavar="CALLS",
+                        help="count the gateway's work per call instead (see above)")
     args = parser.parse_args()
+    if args.gateway:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(_gateway(args.gateway, Path(tmp)), indent=2))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         log = folder / "sim.jsonl"
         write_simulation(log, args.events, args.seed)
-        # Warm numba's cache outside valgrind: a kernel compiled under it would count.
-        subprocess.run([sys.executable, "-c", _CHILD, str(log), "base"], check=True)
-        base = _instructions(log, "base", folder)
-        learn = _instructions(log, "learn", folder)
+        # Warm numba's cache under valgrind: a kernel compiled in a counted run would count,
+        # and numba caches a kernel per CPU, which valgrind's emulated one is not.
+        _instructions(_CHILD, [str(log), "base"], folder, "warm")
+        base = _instructions(_CHILD, [str(log), "base"], folder, "base")
+        learn = _instructions(_CHILD, [str(log), "learn"], folder, "learn")
     print(json.dumps({
         "command": f"python bench/instructions.py --events {args.events} --seed {args.seed}",
         "records": args.events,

@@ -46,6 +46,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 
+import orjson
 from mcp import types
 from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
@@ -139,6 +140,16 @@ class CallReport:
     def failure(self) -> str:
         """What was tried, for an error message."""
         return "; ".join(f"{a.server}: {a.error_type} ({a.detail[:80]})" for a in self.attempts)
+
+
+def _epoch(seconds: float) -> float:
+    """``seconds`` to the microsecond, the precision a record keeps (and the service's
+    fast check of a record's JSON takes: at most six decimals).
+
+    >>> _epoch(1767571200.1234567)
+    1767571200.123457
+    """
+    return round(seconds, 6)
 
 
 def _result_text(result: types.CallToolResult | None) -> str:
@@ -419,7 +430,7 @@ class Gateway:
         for k, attempt in enumerate(attempts):
             record = self._base(entry, context)
             record.update({
-                "ts": attempt.started, "server": attempt.server,
+                "ts": _epoch(attempt.started), "server": attempt.server,
                 "latency_ms": round(attempt.latency_ms, 3), "success": attempt.success,
                 "attempt": k + 1, "input_tokens": context["input_tokens"],
                 "attrs": {"tokens": "estimated"},
@@ -445,7 +456,7 @@ class Gateway:
                           context: dict[str, Any]) -> None:
         record = self._base(entry, context)
         record.update({
-            "ts": time.time(), "server": self.config.cache.server,
+            "ts": _epoch(time.time()), "server": self.config.cache.server,
             "latency_ms": round(report.latency_ms, 3), "success": True,
             "cache_key": context["key"], "cache_hit": True,
             "input_tokens": report.input_tokens, "output_tokens": report.output_tokens,
@@ -455,14 +466,17 @@ class Gateway:
         await self._ingest(report.records)
 
     async def _ingest(self, records: list[dict[str, Any]]) -> None:
+        # As JSON text: the service checks records in the contract's plain form without
+        # pydantic and stores the text as it came (the same records, validated alike).
+        body = orjson.dumps(records)
         try:
             if self._in_flight <= 1 and not self._prefetching:
                 # Alone on the loop, the append (a commit; with "fsync", a disk sync too)
                 # costs less in place than the hop to a worker thread and back; with
                 # others in flight it must not hold them up.
-                self.service.ingest(records)
+                self.service.ingest_json(body)
             else:
-                await asyncio.to_thread(self.service.ingest, records)
+                await asyncio.to_thread(self.service.ingest_json, body)
         except Exception as err:  # the call's answer must not be lost to a telemetry hiccup
             log.error("attempts not recorded: %s", err)
 

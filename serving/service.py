@@ -566,7 +566,8 @@ class Service:
         shared = self.settings.role != "all"  # the learner follows the store, not a queue
         self._reserve(0 if shared else len(records))
         # What this batch answers, kept with its id so that a retry answers the same.
-        reply = IngestReport.of(replace(result, accepted=len(records))).model_dump_json().encode()
+        reply = b"" if batch_id is None else \
+            IngestReport.of(replace(result, accepted=len(records))).model_dump_json().encode()
         try:
             with self._ingest_lock:  # ids reach the queue in the order they were given
                 ids = self.store.append_batch(records, sources, batch_key=batch_id,

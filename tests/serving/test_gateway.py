@@ -224,3 +224,51 @@ def test_gateway_over_stdio_answers_concurrent_calls(tmp_path, time_server):
 
     with SQLiteEventStore(tmp_path / "gw.db") as store:
         assert sorted(r.tool for r in store.read()) == ["get_current_time"] * 3
+
+
+def test_attempts_are_stored_as_the_gateway_wrote_them(tmp_path):
+    """The records go in as JSON text through the service's fast check, stored as written,
+    and read back as the contract's parser makes them of the same fields."""
+    import sqlite3
+
+    import orjson
+
+    from predictor.data.schema import parse_record
+    from predictor.serving.gateway import Gateway, GatewayTool
+    from predictor.serving.service import Service
+    from predictor.serving.settings import Settings
+    from predictor.serving.upstream import Outcome
+
+    config = GatewayConfig.model_validate({
+        "db": str(tmp_path / "g.db"),
+        "upstream": [{"name": "a", "command": ["x"]}, {"name": "b", "command": ["x"]}],
+        "route": [{"tool": "t", "providers": ["a", "b"], "task_type": "clock"}]})
+    service = Service(Settings(db=tmp_path / "g.db", state_dir=tmp_path / "state",
+                               load_champions=False, online_registry=False))
+    service.start()
+    try:
+        core = Gateway(config, service)
+        entry = GatewayTool(types.Tool(name="t", input_schema={"type": "object"}), ("a", "b"),
+                            "t", "clock")
+        answer = types.CallToolResult(content=[types.TextContent(type="text", text="12:00")])
+        attempts = [Outcome("a", "t", 1767571200.1234567, 41.23456, None, "timeout"),
+                    Outcome("b", "t", 1767571200.2, 12.5, answer, None)]
+        context = {"workflow_id": "w1", "phase": "read", "key": "t:1", "input_tokens": 4}
+        records = asyncio.run(core._record(entry, attempts, ["fallback"], True, context))
+        prefetched = asyncio.run(core._record(entry, attempts[1:], [], True, context,
+                                              prefetch=True))
+        with sqlite3.connect(tmp_path / "g.db") as conn:
+            stored = [bytes(row[0]) for row in conn.execute(
+                "SELECT record FROM events ORDER BY id")]
+        written = records + prefetched
+        assert stored == [orjson.dumps(record) for record in written]
+        assert [r for _, r in service.store.read_since(0, 10)] == [
+            parse_record(record) for record in written]
+        first, second, third = written
+        assert first["ts"] == 1767571200.123457  # to the microsecond, as a record keeps it
+        assert (first["error_type"], first["recovery"], first["recovered"]) == (
+            "timeout", "fallback", True)
+        assert (second["attempt"], second["cache_key"], second["output_tokens"]) == (2, "t:1", 2)
+        assert "cache_key" not in third and third["attrs"]["prefetch_key"] == "t:1"
+    finally:
+        service.stop(False)
