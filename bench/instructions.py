@@ -25,7 +25,8 @@ gateway`` builds them) in front of one ``mcp-server-time`` (installed by
 in-memory transport, 20 calls (the base) against 20 + ``CALLS``. The
 upstream runs in its own process, not counted; the client of the
 in-memory transport is counted (it is the same SDK code as the end
-client's, in every code compared).
+client's, in every code compared). 3,510,095 instructions per call (200
+calls), against 3,678,834 before records went to the service as JSON text.
 """
 
 from __future__ import annotations
