@@ -30,6 +30,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def time_server() -> str:
+    """``mcp-server-time`` as ``scripts/upstreams`` installs it (installing it if needed)."""
+    folder = subprocess.run([str(ROOT / "scripts" / "upstreams")], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    return str(Path(folder) / "mcp-server-time" / "bin" / "mcp-server-time")
+
+
 def predictor_command() -> str:
     """The ``predictor`` entry point of the running environment."""
     found = shutil.which("predictor")

@@ -65,15 +65,9 @@ import time
 from pathlib import Path
 
 import _support  # noqa: F401 - first: it keeps bench/http.py off the import path
-from _support import ROOT, predictor_command
+from _support import ROOT, predictor_command, time_server
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
-
-
-def time_server() -> str:
-    folder = subprocess.run([str(ROOT / "scripts" / "upstreams")], capture_output=True,
-                            text=True, check=True).stdout.strip()
-    return str(Path(folder) / "mcp-server-time" / "bin" / "mcp-server-time")
 
 
 async def timed_calls(params: StdioServerParameters, calls: int) -> list[float]:

@@ -40,6 +40,7 @@ import tempfile
 from pathlib import Path
 
 import _support  # noqa: F401 - first: it keeps bench/http.py off the import path
+from _support import time_server
 
 from predictor.data.simulator import write_simulation
 
@@ -97,11 +98,7 @@ def _instructions(child: str, args: list[str], folder: Path, name: str) -> int:
 
 
 def _gateway(calls: int, folder: Path) -> dict:
-    from _support import ROOT
-
-    upstreams = subprocess.run([str(ROOT / "scripts" / "upstreams")], capture_output=True,
-                               text=True, check=True).stdout.strip()
-    server = str(Path(upstreams) / "mcp-server-time" / "bin" / "mcp-server-time")
+    server = time_server()
     _instructions(_GATEWAY_CHILD, [server, "0"], folder, "warm")  # see _CHILD's warm-up
     base = _instructions(_GATEWAY_CHILD, [server, "0"], folder, "gateway-base")
     called = _instructions(_GATEWAY_CHILD, [server, str(calls)], folder, "gateway")
