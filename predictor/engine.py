@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -119,27 +120,61 @@ class Engine(LockedState):
                 setattr(plugin, attr, self.plugins[key])
 
     # --- learning ---------------------------------------------------------
+    #: Records each plug-in learns in turn: a plug-in learns a run of records at once
+    #: (its code and state stay in the CPU's caches), then the next plug-in the same run.
+    RUN = 1024
+
     def learn(self, records: Iterable[Record], cursor: int | None = None) -> int:
         """Teach every plug-in from ``records`` (in order); return how many were learned.
 
         ``cursor``, when given, is the store id of the last of these records.
+        Each plug-in learns the records in their order; plug-ins learn only
+        from records, never from each other (see :mod:`predictor.plugin`), so
+        the engine teaches them a run of :attr:`RUN` records one plug-in after
+        another, which leaves every plug-in as learning record by record
+        would, a quarter faster (``bench/learn.py``).
         """
         n = 0
         plugins = list(self.plugins.values())
         # What DecisionPlugin.learn does, with each record's type and time read once for
         # every plug-in rather than once by each, and plug-ins that ignore a kind skipped.
-        on_call = [p.learn_call for p in plugins
-                   if type(p).learn_call is not DecisionPlugin.learn_call]
-        on_health = [p.learn_health for p in plugins
-                     if type(p).learn_health is not DecisionPlugin.learn_health]
+        learners = []
+        for plugin in plugins:
+            kind = type(plugin)
+            on_call = plugin.learn_call \
+                if kind.learn_call is not DecisionPlugin.learn_call else None
+            on_health = plugin.learn_health \
+                if kind.learn_health is not DecisionPlugin.learn_health else None
+            if on_call is not None or on_health is not None:
+                learners.append((on_call, on_health))
+        iterator = iter(records)
         with self._lock:
-            for record in records:
-                ts = record.epoch
-                if not ts < self.clock:
-                    self.clock = ts
-                for learn in on_call if isinstance(record, CallRecord) else on_health:
-                    learn(record)
-                n += 1
+            while run := list(islice(iterator, self.RUN)):
+                clock = self.clock
+                calls, health = [], []
+                for record in run:
+                    ts = record.epoch
+                    if not ts < clock:
+                        clock = ts
+                    (calls if isinstance(record, CallRecord) else health).append(record)
+                self.clock = clock
+                for on_call, on_health in learners:
+                    if on_health is None:
+                        for record in calls:
+                            on_call(record)
+                    elif on_call is None:
+                        for record in health:
+                            on_health(record)
+                    elif not health:
+                        for record in calls:
+                            on_call(record)
+                    else:  # both kinds, in the order they came
+                        for record in run:
+                            if isinstance(record, CallRecord):
+                                on_call(record)
+                            else:
+                                on_health(record)
+                n += len(run)
             for plugin in plugins:
                 if not plugin.clock >= self.clock:
                     plugin.clock = self.clock

@@ -10,7 +10,11 @@ peers it borrows).
 A plug-in that needs another one's answers (recover ranks fallbacks with the
 select decision; select keeps cooling servers out) names it in ``needs``
 (attribute -> plug-in key); the engine binds it after building or restoring
-the plug-ins, so each piece of state has exactly one owner.
+the plug-ins, so each piece of state has exactly one owner. A plug-in reads
+its peers only to answer, never to learn: what it learns from a record
+depends on the records and on its own state alone (and not on ``clock``,
+which the engine sets after a batch). That lets the engine teach the
+plug-ins a run of records one plug-in after another.
 
 >>> from predictor.data.schema import parse_record
 >>> class Counter(DecisionPlugin):

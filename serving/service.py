@@ -66,7 +66,7 @@ __all__ = ["IngestError", "IngestReport", "IngestResult", "QueueFull",
 log = logging.getLogger("predictor.service")
 
 _CATCH_UP_CHUNK = 5_000
-_LEARN_CHUNK = 50  # records learned between two looks at the ingestion path
+_LEARN_CHUNK = 200  # records learned between two looks at the ingestion path
 _YIELD_S = 0.1  # the longest the learner waits for ingestion, per chunk
 
 
