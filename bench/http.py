@@ -31,7 +31,9 @@ process (the clients), sampled every 50 ms over the whole run.
 beside ``--role learner`` on one SQLite store (two processes: the learner
 learns on a core of its own and publishes its state every second; the
 replica ingests and answers from the newest state), the learner's lag read
-from its ``/readyz``.
+from its ``/readyz``; and what the replica answers from (its ``/readyz``):
+the stored records its state lacks when the burst ends, that state's age,
+and how long until it answers from a state that holds every record.
 
 Needs wrk (``apt-get install wrk``).
 """
@@ -72,6 +74,25 @@ def wait_learned(client: httpx.Client, timeout: float = 600.0) -> float:
             return time.perf_counter() - started
         time.sleep(0.05)
     raise RuntimeError("the online models did not catch up")
+
+
+def replica_behind(base: str, learner: str) -> tuple[int, float]:
+    """Records the replica's state lacks of the shared store, and that state's age (s)."""
+    state = httpx.get(f"{learner}/readyz", timeout=60).json()
+    last = state.get("learned_cursor", 0) + state.get("behind_records", 0)
+    loaded = httpx.get(f"{base}/readyz", timeout=60).json().get("state") or {}
+    return (max(0, last - loaded.get("cursor", 0)),
+            time.time() - loaded.get("created", time.time()))
+
+
+def wait_published(base: str, learner: str, timeout: float = 600.0) -> float:
+    """Seconds until the replica answers from a state holding every stored record."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if replica_behind(base, learner)[0] == 0:
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    raise RuntimeError("the replica did not load a state with every record")
 
 
 def simulate(folder: Path, events: int, seed: int) -> list[dict]:
@@ -129,10 +150,18 @@ def ingest(base: str, records: list[dict], batch: int, clients: int,
     for thread in threads:
         thread.join()
     acknowledged = time.perf_counter() - started
+    published: dict[str, float] = {}
+    if learner is not None:  # what the replica answers from, when the burst ended
+        behind_records, age = replica_behind(base, learner)
+        published = {"replica_behind_records_at_burst_end": behind_records,
+                     "replica_state_age_s_at_burst_end": round(age, 2)}
     with httpx.Client(base_url=learner or base, timeout=60) as client:
         # How far the learner was behind the store when the burst ended.
         pending = behind(client)
         learned = acknowledged + wait_learned(client)
+    if learner is not None:
+        # From the burst's start, as all_learned_s (the replica cannot be ahead of it).
+        published["all_published_s"] = round(learned + wait_published(base, learner), 3)
     rate = len(records) / acknowledged
     return {"records": len(records), "batch": batch, "clients": clients,
             "acknowledged_s": round(acknowledged, 3),
@@ -143,7 +172,7 @@ def ingest(base: str, records: list[dict], batch: int, clients: int,
             "learned_per_s": round(len(records) / learned),
             "learned_during_burst": len(records) - pending,
             "learned_per_s_during_burst": round((len(records) - pending) / acknowledged),
-            "learner_lag_s_at_burst_end": round(pending / rate, 2)}
+            "learner_lag_s_at_burst_end": round(pending / rate, 2), **published}
 
 
 def main() -> None:

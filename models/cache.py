@@ -60,7 +60,9 @@ class AccessModel:
         self.max_successors = max_successors
         self.max_strides = max_strides
         self.max_keys = max_keys
-        self._successors: dict[str, Counter[str]] = {}
+        # Plain dicts, not Counters: a Counter pickles through a Python __reduce__ that
+        # copies it, which made the successors most of the time a published state took.
+        self._successors: dict[str, dict[str, int]] = {}
         self._seen: Counter[str] = Counter()
         self._strides: Counter[int] = Counter()
         self._numeric_seen = 0
@@ -70,6 +72,9 @@ class AccessModel:
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("max_keys", 250_000)  # checkpoints from before the bound
+        successors = state.get("_successors") or {}
+        if any(type(succ) is not dict for succ in successors.values()):  # saved as Counters
+            state["_successors"] = {key: dict(succ) for key, succ in successors.items()}
         self.__dict__.update(state)
 
     @staticmethod
@@ -91,13 +96,13 @@ class AccessModel:
             credited.add(prev_key)
             succ = successors.get(prev_key)
             if succ is None:
-                succ = successors[prev_key] = Counter()
-            # get() + 1: Counter's ``+= 1`` on a new key goes through its __missing__ in
-            # Python, most of this loop's cost.
+                succ = successors[prev_key] = {}
             succ[key] = succ.get(key, 0) + 1
             if len(succ) > crowded:
                 # Keep memory bounded: drop the rarest successors.
-                for rare, _ in succ.most_common()[2 * self.max_successors :]:
+                # What succ.most_common() ranks (a stable sort on the counts).
+                for rare, _ in sorted(succ.items(), key=itemgetter(1),
+                                      reverse=True)[2 * self.max_successors:]:
                     del succ[rare]
             if number is not None and prev_number is not None:
                 stride = number - prev_number

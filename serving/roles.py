@@ -44,7 +44,7 @@ import joblib
 
 from predictor.models.persistence import ArtifactIntegrityError, signing_key
 
-__all__ = ["pack_state", "unpack_state"]
+__all__ = ["pack_state", "seal_state", "snapshot_state", "unpack_state"]
 
 _MAGIC = b"PSTATE1\n"
 
@@ -57,18 +57,30 @@ def _mac(header: bytes, payload: bytes) -> str:
 
 def pack_state(engine: Any, *, publisher: str) -> tuple[bytes, int]:
     """``engine`` as a signed, compressed state; and its size before compression."""
+    raw, header = snapshot_state(engine, publisher=publisher)
+    return seal_state(raw, header), len(raw)
+
+
+def snapshot_state(engine: Any, *, publisher: str) -> tuple[bytes, dict[str, Any]]:
+    """``engine`` pickled, and the header of its state: the part that must see the engine.
+
+    :func:`seal_state` does the rest (compress, sign) from these bytes alone,
+    so it may run in another thread while the engine goes on learning
+    (zlib and the HMAC release the GIL on large buffers).
+    """
     # The C pickler: joblib's pure-Python one takes 3 to 5 times longer on the engine.
     raw = pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL)
+    return raw, {"publisher": publisher, "created": time.time(), "raw_bytes": len(raw),
+                 "encoding": "pickle", "cursor": engine.cursor, "learned": engine.learned,
+                 "store_id": engine.store_id}
+
+
+def seal_state(raw: bytes, header: dict[str, Any]) -> bytes:
+    """The published state of ``raw`` (from :func:`snapshot_state`): compressed, signed."""
     payload = zlib.compress(raw, 6)
-    header = json.dumps({
-        "publisher": publisher, "created": time.time(), "raw_bytes": len(raw),
-        "encoding": "pickle",
-        "bytes": len(payload), "cursor": engine.cursor, "learned": engine.learned,
-        "store_id": engine.store_id,
-    }, sort_keys=True).encode()
-    signature = _mac(header, payload).encode()
-    return (_MAGIC + struct.pack(">I", len(header)) + header + signature + payload,
-            len(raw))
+    encoded = json.dumps({**header, "bytes": len(payload)}, sort_keys=True).encode()
+    signature = _mac(encoded, payload).encode()
+    return _MAGIC + struct.pack(">I", len(encoded)) + encoded + signature + payload
 
 
 def unpack_state(blob: bytes) -> tuple[Any, dict[str, Any]]:

@@ -33,6 +33,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -176,6 +177,10 @@ class Service:
         self.state_info: dict[str, Any] = {}
         self._leadership: Any = None
         self.leading = False
+        #: The learner's publication being compressed and stored, off its learning thread.
+        self._publication: Future[None] | None = None
+        self._publisher: ThreadPoolExecutor | None = None
+        self._snapshot_s = 0.0  # how long the last state took to pickle
         #: The newest online checkpoint registered or resumed from, for ``/v1/models``.
         self.online_registry: dict[str, Any] = {"state": "not used"}
         self._learn_rate = 10_000.0  # records per second, measured as the learner runs
@@ -282,27 +287,60 @@ class Service:
         self.metrics.model_version.labels(family="all", variant="online").set(engine.learned)
         return True
 
-    def publish_state(self) -> int | None:
-        """Publish the engine for replicas, if it learned since the last publication."""
-        from predictor.serving.roles import pack_state
+    def publish_state(self, wait: bool = True) -> int | None:
+        """Publish the engine for replicas, if it learned since the last publication.
 
+        The engine is pickled here, in the learner's thread, so the state is
+        the one its cursor says. With ``wait=False`` (the learner's periodic
+        publication) a thread of its own compresses, signs and stores it
+        while the learner goes on learning (zlib and the HMAC release the
+        GIL): ``None`` is returned, and a publication still in flight makes
+        this one wait for the next due time. Returns the version published.
+        """
+        from predictor.serving.roles import snapshot_state
+
+        pending = self._publication
+        if pending is not None and not pending.done():
+            if not wait:
+                return None
+            pending.result()  # never raises: its failure is logged
         engine = self.engine
         if self.state_info.get("cursor") == engine.cursor and self.state_version:
             return None
         engine.store_id = self.store.store_id
-        packed, raw = pack_state(engine, publisher=_publisher())
-        version = self.store.publish_state(packed, cursor=engine.cursor,
-                                           learned=engine.learned, raw_bytes=raw,
-                                           publisher=_publisher())
+        started = time.perf_counter()
+        raw, header = snapshot_state(engine, publisher=_publisher())
+        self._snapshot_s = time.perf_counter() - started
+        if wait:
+            return self._store_state(raw, header)
+        if self._publisher is None:
+            self._publisher = ThreadPoolExecutor(1, thread_name_prefix="predictor-publisher")
+        self._publication = self._publisher.submit(self._store_state_logged, raw, header)
+        return None
+
+    def _store_state(self, raw: bytes, header: dict[str, Any]) -> int:
+        """Compress, sign and store a snapshot (:meth:`publish_state`); return its version."""
+        from predictor.serving.roles import seal_state
+
+        packed = seal_state(raw, header)
+        version = self.store.publish_state(packed, cursor=header["cursor"],
+                                           learned=header["learned"], raw_bytes=len(raw),
+                                           publisher=header["publisher"])
         self.state_version = version
-        self.state_info = {"version": version, "cursor": engine.cursor,
-                           "learned": engine.learned, "publisher": _publisher(),
-                           "created": time.time(), "bytes": len(packed), "raw_bytes": raw,
-                           "compression_ratio": round(raw / max(len(packed), 1), 2)}
+        self.state_info = {"version": version, "cursor": header["cursor"],
+                           "learned": header["learned"], "publisher": header["publisher"],
+                           "created": time.time(), "bytes": len(packed), "raw_bytes": len(raw),
+                           "compression_ratio": round(len(raw) / max(len(packed), 1), 2)}
         log.info("state published", extra={"event": "publish", "version": version,
-                                           "cursor": engine.cursor, "bytes": len(packed),
-                                           "raw_bytes": raw})
+                                           "cursor": header["cursor"], "bytes": len(packed),
+                                           "raw_bytes": len(raw)})
         return version
+
+    def _store_state_logged(self, raw: bytes, header: dict[str, Any]) -> None:
+        try:
+            self._store_state(raw, header)
+        except Exception:  # the learner publishes again at its next due time
+            log.exception("state not published")
 
     def _follow_loop(self) -> None:
         """Learner: elected, learn the shared stream and publish; else, as replicas, sync."""
@@ -321,10 +359,15 @@ class Service:
                     self.leading = False
                     log.error("leadership lost: standing by", extra={"event": "standby"})
                 if lead:
-                    self._catch_up()
-                    last_publish = _when_due(last_publish, interval, self.publish_state,
+                    caught_up = self._catch_up(budget_s=interval)
+                    # A state costs the learner its pickling (a large engine, a tenth of
+                    # a second or more): at most a fifth of its time goes to publishing.
+                    last_publish = _when_due(last_publish,
+                                             max(interval, 5 * self._snapshot_s),
+                                             lambda: self.publish_state(wait=False),
                                              "state not published")
-                    self._stop.wait(0.2)
+                    if caught_up:  # else more is stored already: learn on
+                        self._stop.wait(0.2)
                 else:
                     self._sync_state()
                     self._stop.wait(min(interval, 1.0) if self._leadership else interval)
@@ -349,6 +392,8 @@ class Service:
         self._stop.set()
         if self._learner is not None:
             self._learner.join(timeout=120)
+        if self._publisher is not None:  # a publication in flight is stored before closing
+            self._publisher.shutdown(wait=True)
         if self.store is not None:
             if self.settings.role == "all":  # shared roles keep their state in the store
                 self.checkpoint()
@@ -478,15 +523,24 @@ class Service:
             self.metrics.learned.inc(n)
         self.metrics.model_version.labels(family="all", variant="online").set(self.engine.learned)
 
-    def _catch_up(self, until: int | None = None) -> None:
-        """Learn stored records after the engine's cursor (up to id ``until``)."""
+    def _catch_up(self, until: int | None = None, budget_s: float | None = None) -> bool:
+        """Learn stored records after the engine's cursor (up to id ``until``).
+
+        ``budget_s``: return once a chunk ends past that many seconds, caught
+        up or not (the elected learner publishes between two catch-ups: a
+        burst it cannot keep up with must not hold its publications back).
+        Returns whether it caught up.
+        """
         assert self.store is not None
+        started = time.monotonic()
         while not self._stop.is_set() or until is not None:
+            if budget_s is not None and time.monotonic() - started >= budget_s:
+                return False
             rows = self.store.read_since(self.engine.cursor, _CATCH_UP_CHUNK)
             if until is not None:
                 rows = [row for row in rows if row[0] <= until]
             if not rows:
-                return
+                return True
             last = rows[-1][0]
             if self._learned_until is not None:
                 old, clock = self._learned_until
@@ -496,6 +550,7 @@ class Service:
             if self._learned_until is not None and last >= self._learned_until[0]:
                 # Past every record taken as learned: from here on, each is learned once.
                 self._learned_until = self.engine.taken_as_learned = None
+        return False
 
     def _learn_loop(self) -> None:
         try:

@@ -166,3 +166,21 @@ def test_the_preload_share_shrinks_when_preloads_crowd_out_reused_keys():
     assert fixed.preload_cap == 10 and fixed.hit_ratio == 0.0
     assert adaptive.preload_cap == 1
     assert adaptive.hit_ratio > 0.95
+
+
+def test_access_models_saved_with_counters_load_as_plain_dicts_and_answer_the_same():
+    import pickle
+    from collections import Counter
+
+    model = AccessModel(horizon=2)
+    for t, key in enumerate("abcabdabcabe" * 20):
+        model.learn_one(key, float(t))
+    before = {key: model.predict_next(key, k=4) for key in "abcde"}
+    # What checkpoints held before the successors were plain dicts.
+    model._successors = {key: Counter(succ) for key, succ in model._successors.items()}
+    restored = pickle.loads(pickle.dumps(model))
+    assert {type(succ) for succ in restored._successors.values()} == {dict}
+    assert {key: restored.predict_next(key, k=4) for key in "abcde"} == before
+    assert before["a"][0] == ("b", 1.0) and before["b"][0][0] == "a"
+    restored.learn_one("a", 1e6)
+    assert restored.access_count("a") == model.access_count("a") + 1
