@@ -27,6 +27,9 @@ and wrk (``apt-get install wrk``). It measures, in one run:
 * **state size**: the published engine state after learning 100 servers and
   1,000 cache keys, compressed and not, and its compression ratio (``--only
   state``: also 100 servers and 10,000 keys, 1,000 servers and 1,000 keys);
+  and what publishing it costs: pickling it (the learner's thread), compressing
+  and signing it (a thread of the learner's own), loading it (each replica),
+  milliseconds, medians of 5;
 * **burst** (``--only burst``): a learner and a replica; 10 clients post the
   records to the replica at once; acknowledged records/s, how far the learner
   falls behind the shared store, and when it has learned everything.
@@ -145,7 +148,7 @@ def state_size(servers: int = 100, keys: int = 1000) -> dict:
 
     from predictor.data.schema import parse_record
     from predictor.engine import Engine
-    from predictor.serving.roles import pack_state
+    from predictor.serving.roles import pack_state, seal_state, snapshot_state, unpack_state
 
     rng = random.Random(0)
     engine = Engine()
@@ -159,9 +162,24 @@ def state_size(servers: int = 100, keys: int = 1000) -> dict:
         for i in range(n)]
     engine.learn(records, cursor=len(records))
     packed, raw = pack_state(engine, publisher="bench")
+    snapshot = snapshot_state(engine, publisher="bench")
     return {"servers": servers, "keys": keys, "records_learned": len(records),
             "published_bytes": len(packed), "uncompressed_bytes": raw,
-            "compression_ratio": round(raw / len(packed), 2)}
+            "compression_ratio": round(raw / len(packed), 2),
+            # What a publication costs: the learner's thread pickles, a thread of its
+            # own compresses and signs, each replica loads (medians of 5).
+            "snapshot_ms": _median_ms(lambda: snapshot_state(engine, publisher="bench")),
+            "seal_ms": _median_ms(lambda: seal_state(*snapshot)),
+            "load_ms": _median_ms(lambda: unpack_state(packed))}
+
+
+def _median_ms(action, runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times) * 1000, 1)
 
 
 def burst(folder: Path, url: str, records: list[dict], clients: int = 10) -> dict:
