@@ -148,7 +148,7 @@ def state_size(servers: int = 100, keys: int = 1000) -> dict:
 
     from predictor.data.schema import parse_record
     from predictor.engine import Engine
-    from predictor.serving.roles import pack_state, seal_state, snapshot_state, unpack_state
+    from predictor.serving.roles import seal_state, snapshot_state, unpack_state
 
     rng = random.Random(0)
     engine = Engine()
@@ -161,8 +161,8 @@ def state_size(servers: int = 100, keys: int = 1000) -> dict:
         "output_tokens": rng.randrange(1000), "concurrency": rng.randrange(10)})
         for i in range(n)]
     engine.learn(records, cursor=len(records))
-    packed, raw = pack_state(engine, publisher="bench")
     snapshot = snapshot_state(engine, publisher="bench")
+    packed, raw = seal_state(*snapshot), len(snapshot[0])  # what pack_state returns
     return {"servers": servers, "keys": keys, "records_learned": len(records),
             "published_bytes": len(packed), "uncompressed_bytes": raw,
             "compression_ratio": round(raw / len(packed), 2),

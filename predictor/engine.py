@@ -159,13 +159,10 @@ class Engine(LockedState):
                     (calls if isinstance(record, CallRecord) else health).append(record)
                 self.clock = clock
                 for on_call, on_health in learners:
-                    if on_health is None:
-                        for record in calls:
-                            on_call(record)
-                    elif on_call is None:
+                    if on_call is None:
                         for record in health:
                             on_health(record)
-                    elif not health:
+                    elif on_health is None or not health:
                         for record in calls:
                             on_call(record)
                     else:  # both kinds, in the order they came
