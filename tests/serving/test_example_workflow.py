@@ -83,7 +83,8 @@ def test_example_workflow_runs_records_and_learns(tmp_path, upstreams):
     over = [d for d in research["deviations"] if d["actual"] > d["high"]]
     assert research["within"] == (not over)
     assert research["replanned"] == bool(over)
-    assert [r["after_phase"] for r in second["replans"]] == (["research"] if over else [])
+    # (later phases are timed by the wall clock too: only research's re-plan is judged)
+    assert ("research" in [r["after_phase"] for r in second["replans"]]) == bool(over)
 
     # Context passed under its budget into the notes, which the last phase reads back.
     notes = (tmp_path / "out" / "example" / "notes.md").read_text()
