@@ -56,6 +56,7 @@ from predictor.api.preload import PreloadRequest
 from predictor.api.recover import RecoverRequest
 from predictor.api.risk import RiskRequest
 from predictor.api.select import SelectRequest
+from predictor.engine import warm_up
 from predictor.serving.gateway_config import GatewayConfig
 from predictor.serving.response_cache import ResponseCache, cache_key
 from predictor.serving.service import Service
@@ -595,7 +596,7 @@ def http_app(gateway: Gateway, host: str = "127.0.0.1") -> Any:
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         await asyncio.to_thread(gateway.service.start)
-        await gateway.start()
+        await _start_warm(gateway)
         try:
             async with server.session_manager.run():
                 yield
@@ -606,13 +607,24 @@ def http_app(gateway: Gateway, host: str = "127.0.0.1") -> Any:
     return Starlette(routes=[*inner.routes, Route("/metrics", metrics)], lifespan=lifespan)
 
 
+async def _start_warm(gateway: Gateway) -> None:
+    """Start the upstreams while the learner's compiled loops load (see :func:`warm_up`).
+
+    Each call is a record the gateway learns: without this, the first ones
+    learned load numba while calls wait for the interpreter (calls of the first
+    second took 10 to 250 ms where later ones take 5). The upstreams start in
+    child processes meanwhile.
+    """
+    await asyncio.gather(asyncio.to_thread(warm_up), gateway.start())
+
+
 async def serve_stdio(gateway: Gateway) -> None:
     """Serve the gateway over stdio until stdin closes."""
     from predictor.serving.stdio_transport import stdio_streams
 
     server = build_server(gateway)
     await asyncio.to_thread(gateway.service.start)
-    await gateway.start()
+    await _start_warm(gateway)
     try:
         async with stdio_streams() as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
