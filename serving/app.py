@@ -35,6 +35,7 @@ from predictor import __version__
 from predictor.api.base import MAX_DURATION_MS, MAX_EPOCH_S
 from predictor.bottlenecks import BottlenecksRequest, BottlenecksResponse, Thresholds
 from predictor.data.schema import CallRecord, HealthRecord, RecordError
+from predictor.engine import warm_up
 from predictor.serving.catalog import CATALOG, Decision
 from predictor.serving.errors import ERROR_RESPONSES, ErrorBody, validation_error
 from predictor.serving.mcp_server import build_mcp_server
@@ -177,6 +178,11 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(service.start)
+        if service.settings.role != "replica":
+            # The first records learned load numba's compiled loops, holding the
+            # interpreter: here, before serving, not during a request (a decision asked
+            # while a fresh service learned its first batch waited 195 ms).
+            await run_in_threadpool(warm_up)
         try:
             async with mcp_server.session_manager.run():
                 yield
