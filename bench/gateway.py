@@ -44,6 +44,11 @@ through the gateway's own MCP server over an in-memory transport, and the
 record of one attempt alone (``Service.ingest``, at the gateway's default
 durability); medians.
 
+``--learn-linger-s S`` sets the gateway config's ``learn_linger_s`` in
+every gateway it starts (default: the config's default), so that one run
+with ``0`` and one without compare learning each attempt at once with
+learning them in runs.
+
 Providers crashing mid-run: two reliable providers under the served
 policy, once as they are and once exiting after every 100 and 130 calls
 they serve (the gateway restarts each with back-off); the failures the
@@ -85,6 +90,10 @@ async def timed_calls(params: StdioServerParameters, calls: int) -> list[float]:
         return out
 
 
+#: Top-level lines every gateway config this bench writes starts with (``--learn-linger-s``).
+CONFIG_TOP: list[str] = []
+
+
 #: Two providers of one route, as (name, faulty_upstream.py arguments), per scenario.
 SCENARIOS = {
     # A fast provider that fails often beside a steady one: latency alone picks wrong.
@@ -121,7 +130,7 @@ def _run(providers: list[tuple[str, list[str]]], policy: str, calls: int, seed: 
 
     faulty = str(ROOT / "bench" / "faulty_upstream.py")
     folder = Path(tempfile.mkdtemp(prefix=f"predictor-bench-{policy}-"))
-    lines = [f'db = "{folder / "gw.db"}"', f'policy = "{policy}"']
+    lines = [*CONFIG_TOP, f'db = "{folder / "gw.db"}"', f'policy = "{policy}"']
     for k, (name, argv) in enumerate(providers):
         command = json.dumps([sys.executable, faulty, *argv, "--seed", str(seed + k)])
         lines += ["[[upstream]]", f'name = "{name}"', f"command = {command}"]
@@ -223,7 +232,8 @@ def caching(calls: int, seed: int) -> dict:
         command = json.dumps([sys.executable, faulty, "--latency-ms", "20", "--jitter", "0.1",
                               "--seed", str(seed)])
         (folder / "gateway.toml").write_text(
-            f'db = "{folder / "gw.db"}"\n[cache]\n{cache}\n'
+            "".join(f"{line}\n" for line in CONFIG_TOP)
+            + f'db = "{folder / "gw.db"}"\n[cache]\n{cache}\n'
             f'[[upstream]]\nname = "docs"\ncommand = {command}\n')
         port = free_port()
         env = {**os.environ, "PREDICTOR_STATE_DIR": str(folder / "state"),
@@ -336,15 +346,20 @@ def main() -> None:
     parser.add_argument("--cache-calls", type=int, default=400,
                         help="reads per case in the cache part (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learn-linger-s", type=float,
+                        help="learn_linger_s of every gateway started (default: the config's)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.learn_linger_s is not None:
+        CONFIG_TOP.append(f"learn_linger_s = {args.learn_linger_s}")
     server = time_server()
     folder = Path(tempfile.mkdtemp(prefix="predictor-bench-gateway-"))
     direct = StdioServerParameters(command=server, args=["--local-timezone", "UTC"])
     paths = {"direct": direct}
     for path, durability in (("gateway", None), ("gateway_fsync", "fsync")):
         config = folder / f"{path}.toml"
-        config.write_text(("" if durability is None else f'durability = "{durability}"\n')
+        config.write_text("".join(f"{line}\n" for line in CONFIG_TOP)
+                          + ("" if durability is None else f'durability = "{durability}"\n')
                           + f'db = "{folder / path}.db"\n[[upstream]]\nname = "time"\n'
                           f'command = ["{server}", "--local-timezone", "UTC"]\n'
                           '[[route]]\ntool = "get_current_time"\nproviders = ["time"]\n')

@@ -8,8 +8,12 @@ Simulates ``--events`` records (not timed) and reads them into records once.
 Then, ``--repeat`` times: parses and validates the log again (the reference
 workload: the ratio of learning to parsing is what compares across runs on
 a shared, noisy machine), teaches a fresh :class:`predictor.engine.Engine`
-every record, and teaches each plug-in alone (its ``learn_call`` and
-``learn_health``) to see where the learner's time goes. Prints medians in
+every record, teaches another one the first ``--one-at-a-time`` records
+with one ``Engine.learn`` call each (as a gateway or a client posting
+single records feeds it) and the same records in one call (what learning
+them as a run saves), and teaches each plug-in
+alone (its ``learn_call`` and ``learn_health``) to see where the learner's
+time goes. Prints medians in
 records per second and the peak resident memory of this process (it is the
 only one).
 """
@@ -52,13 +56,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--one-at-a-time", type=int, default=10_000,
+                        help="records taught one per Engine.learn call (0: skip)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "sim.jsonl"
         write_simulation(log, args.events, args.seed)
         records = list(read_records(log, ReadSummary()))
-        parse, engine = [], []
+        parse, engine, single, together = [], [], [], []
+        alone = records[:args.one_at_a_time]
         plugins: dict[str, list[float]] = {name: [] for name in Engine().plugins}
         for _ in range(args.repeat):
             start = time.perf_counter()
@@ -67,16 +74,29 @@ def main() -> None:
             start = time.perf_counter()
             Engine().learn(records)
             engine.append(len(records) / (time.perf_counter() - start))
+            if alone:
+                start = time.perf_counter()
+                Engine().learn(alone)
+                together.append(len(alone) / (time.perf_counter() - start))
+                learner = Engine()
+                start = time.perf_counter()
+                for record in alone:
+                    learner.learn((record,))
+                single.append(len(alone) / (time.perf_counter() - start))
             for name, rates in plugins.items():
                 rates.append(_plugin_rate(name, records))
     median = {name: round(statistics.median(rates)) for name, rates in plugins.items()}
     report = {
         "command": f"python bench/learn.py --events {args.events} --repeat {args.repeat} "
-                   f"--seed {args.seed}",
+                   f"--seed {args.seed} --one-at-a-time {args.one_at_a_time}",
         "records": len(records),
         "parse_records_per_s": round(statistics.median(parse)),
         "learn_records_per_s": round(statistics.median(engine)),
         "learn_to_parse": round(statistics.median(engine) / statistics.median(parse), 3),
+        # The first --one-at-a-time records, one Engine.learn call each, and in one call.
+        "one_at_a_time_records_per_s": round(statistics.median(single)) if single else None,
+        "same_records_in_one_call_per_s": round(statistics.median(together))
+        if together else None,
         # Each plug-in alone, slowest first: its share of the learner's time is about
         # (1 / its rate) / (1 / the engine's rate).
         "plugin_records_per_s": dict(sorted(median.items(), key=lambda item: item[1])),

@@ -465,7 +465,8 @@ def _gateway_settings(config: Any) -> Any:
 
     db = config.db
     store = {"db": db, "durability": config.durability,
-             "fsync_interval_s": config.fsync_interval_s}
+             "fsync_interval_s": config.fsync_interval_s,
+             "learn_linger_s": config.learn_linger_s}
     if "PREDICTOR_STATE_DIR" in os.environ:
         return Settings(**store)
     return Settings(**store, state_dir=db.with_name(f"{db.stem}-state"))

@@ -144,6 +144,23 @@ def _when_due(last: float, interval_s: float, action: Callable[[], object],
     return time.monotonic()
 
 
+def contiguous(batches: list[tuple[int, int, list[Record]]]
+               ) -> list[tuple[int, int, list[Record]]]:
+    """Queued ``(first id, last id, records)`` batches, each joined to the one before
+    when its ids follow on (so that they are learned as one run), in their order.
+
+    >>> contiguous([(1, 2, ["a", "b"]), (3, 3, ["c"]), (7, 8, ["d", "e"]), (4, 4, ["f"])])
+    [(1, 3, ['a', 'b', 'c']), (7, 8, ['d', 'e']), (4, 4, ['f'])]
+    """
+    out: list[tuple[int, int, list[Record]]] = []
+    for first, last, records in batches:
+        if out and first == out[-1][1] + 1:
+            out[-1] = (out[-1][0], last, out[-1][2] + records)
+        else:
+            out.append((first, last, records))
+    return out
+
+
 class Service:
     """Everything the HTTP app and the MCP server share; see the module docstring."""
 
@@ -560,30 +577,48 @@ class Service:
         last_checkpoint = last_registered = time.monotonic()
         while True:
             try:
-                first, last, records = self._queue.get(timeout=0.2)
+                batch = self._queue.get(timeout=0.2)
             except queue.Empty:
                 if self._stop.is_set():
                     break
             else:
-                try:
-                    if last > self.engine.cursor:
-                        if first > self.engine.cursor + 1:
-                            # An earlier batch is still on its way to the queue: learn
-                            # it from the store now, in order.
-                            self._catch_up(until=first - 1)
-                        skip = max(0, self.engine.cursor - first + 1)
-                        self._learn(records[skip:], range(first + skip, last + 1))
-                except Exception:  # one bad batch must not stop learning
-                    log.exception("learning a batch failed")
-                finally:
-                    with self._pending_lock:
-                        self._pending -= len(records)
-                        self.metrics.queue.set(self._pending)
+                for first, last, records in contiguous([batch, *self._linger(batch)]):
+                    try:
+                        if last > self.engine.cursor:
+                            if first > self.engine.cursor + 1:
+                                # An earlier batch is still on its way to the queue: learn
+                                # it from the store now, in order.
+                                self._catch_up(until=first - 1)
+                            skip = max(0, self.engine.cursor - first + 1)
+                            self._learn(records[skip:], range(first + skip, last + 1))
+                    except Exception:  # one bad batch must not stop learning
+                        log.exception("learning a batch failed")
+                    finally:
+                        with self._pending_lock:
+                            self._pending -= len(records)
+                            self.metrics.queue.set(self._pending)
             last_checkpoint = _when_due(last_checkpoint, self.settings.checkpoint_interval_s,
                                         self.checkpoint, "checkpoint failed")
             last_registered = _when_due(last_registered,
                                         self.settings.online_registry_interval_s,
                                         self.register_online, "online checkpoint not registered")
+
+    def _linger(self, batch: tuple[int, int, list[Record]]) -> list[tuple[int, int, list[Record]]]:
+        """The batches queued within ``learn_linger_s`` of ``batch`` (at most a chunk's
+        worth of records: a queue that fills faster is learned without waiting)."""
+        linger = self.settings.learn_linger_s
+        more: list[tuple[int, int, list[Record]]] = []
+        if linger <= 0:
+            return more
+        deadline = time.monotonic() + linger
+        gathered = len(batch[2])
+        while gathered < _LEARN_CHUNK and (left := deadline - time.monotonic()) > 0:
+            try:
+                more.append(self._queue.get(timeout=left))
+            except queue.Empty:
+                break
+            gathered += len(more[-1][2])
+        return more
 
     def wait_learned(self, timeout: float = 30.0) -> bool:
         """Block until everything ingested so far has been learned (tests, benchmarks)."""

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
                                     "waits to reach the disk (SQLite)")
     sync_interval_s: float = Field(default=5.0, gt=0, le=3600, description="how often a "
                                    "learner publishes its state and a replica loads the newest")
+    learn_linger_s: float = Field(
+        default=0.0, ge=0, le=1, description="how long the learner waits for more records "
+        "after a batch arrives, so that records ingested one at a time are learned in runs "
+        "(about half the cost per record); 0: learn each batch at once")
     state_dir: Path = Field(default=Path("predictor-state"),
                             description="online model checkpoints")
     tracking_uri: str | None = Field(

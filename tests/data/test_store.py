@@ -52,6 +52,33 @@ def test_append_all_batches(store):
     assert store.count() == 25
 
 
+@pytest.mark.parametrize("durability", ["fsync", "commit"])
+def test_single_records_take_the_next_ids_and_survive_a_crash(tmp_path, durability):
+    db = tmp_path / "single.db"
+    # One record per append (a gateway's attempts): one statement, committed on its own.
+    child = textwrap.dedent(f"""
+        import os
+        from predictor.data.schema import parse_record
+        from predictor.data.store import SQLiteEventStore
+        store = SQLiteEventStore({str(db)!r}, durability={durability!r}, fsync_interval_s=60)
+        ids = [store.append_batch([parse_record({{"ts": i, "server": "s", "tool": "t"}})])
+               for i in range(3)]
+        ids.append(store.append_batch([parse_record({{"ts": 3 + i, "server": "s", "tool": "t"}})
+                                       for i in range(2)]))
+        ids.append(store.append_batch([parse_record({{"ts": 5, "server": "s", "tool": "t"}})]))
+        print(ids, store.unsynced, flush=True)
+        os._exit(9)
+    """)
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+    assert proc.returncode == 9, proc.stderr
+    assert proc.stdout.strip() == ("[(1, 1), (2, 2), (3, 3), (4, 5), (6, 6)] "
+                                   + ("5" if durability == "commit" else "0"))
+    reopened = SQLiteEventStore(db)
+    assert [(i, r.epoch) for i, r in reopened.read_since(0)] == [(i + 1, float(i))
+                                                                  for i in range(6)]
+    reopened.close()
+
+
 def test_acknowledged_records_survive_a_crash(tmp_path):
     db = tmp_path / "crash.db"
     # The child appends, prints the acknowledgement, then dies without closing.
