@@ -293,7 +293,7 @@ def breakdown(server: str, calls: int) -> dict:
         "route": [{"tool": "get_current_time", "providers": ["time"]}]})
     service = Service(Settings(db=folder / "gw.db", state_dir=folder / "state",
                                durability=config.durability, load_champions=False,
-                               online_registry=False))
+                               online_registry=False, learn_linger_s=config.learn_linger_s))
     arguments = {"timezone": "UTC"}
 
     async def timed(call) -> float:
