@@ -27,9 +27,9 @@ upstream runs in its own process, not counted; the client of the
 in-memory transport is counted (it is the same SDK code as the end
 client's, in every code compared). 3,510,095 instructions per call (200
 calls), against 3,678,834 before records went to the service as JSON text.
-The gateway's count varies by about 4 % between runs of code doing the same
-work (its timed threads run differently under valgrind): compare only
-larger changes with it.
+The gateway's count includes threads woken by the clock (the learner's
+waits, the store's sync timer), which run differently under valgrind's
+slowdown: it cannot judge a change to when the learner wakes.
 """
 
 from __future__ import annotations

@@ -508,8 +508,12 @@ class SQLiteEventStore(_SqlAppends, _FrameMixin):
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
-            if self._syncer is not None:
-                self.unsynced += 1
+            self._committed()
+
+    def _committed(self) -> None:
+        """Count one commit more for the sync timer to sync (``durability="commit"``)."""
+        if self._syncer is not None:
+            self.unsynced += 1
 
     def _insert(self, rows: Sequence[StoreRow], batch_key: str | None = None,
                 reply: bytes = b"") -> tuple[int, int] | None:
@@ -521,8 +525,7 @@ class SQLiteEventStore(_SqlAppends, _FrameMixin):
             # be three statements more for each call a gateway records.
             with self._lock:
                 last = int(self._conn.execute(_INSERT_EVENT, rows[0]).lastrowid)
-                if self._syncer is not None:
-                    self.unsynced += 1
+                self._committed()
             return last, last
         with self._transaction():
             if batch_key is not None:

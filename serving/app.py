@@ -181,7 +181,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
         if service.settings.role != "replica":
             # The first records learned load numba's compiled loops, holding the
             # interpreter: here, before serving, not during a request (a decision asked
-            # while a fresh service learned its first batch waited 195 ms).
+            # while a fresh service learned its first batch waited 205-229 ms in
+            # bench/first_ingest.py).
             await run_in_threadpool(warm_up)
         try:
             async with mcp_server.session_manager.run():

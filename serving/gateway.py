@@ -611,9 +611,9 @@ async def _start_warm(gateway: Gateway) -> None:
     """Start the upstreams while the learner's compiled loops load (see :func:`warm_up`).
 
     Each call is a record the gateway learns: without this, the first ones
-    learned load numba while calls wait for the interpreter (calls of the first
-    second took 10 to 250 ms where later ones take 5). The upstreams start in
-    child processes meanwhile.
+    learned load numba while calls wait for the interpreter (``bench/gateway.py``
+    read 25 ms added at p99 from that alone). The upstreams start in child
+    processes meanwhile.
     """
     await asyncio.gather(asyncio.to_thread(warm_up), gateway.start())
 

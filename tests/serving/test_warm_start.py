@@ -1,8 +1,9 @@
 """A service that learns loads its compiled loops before it serves; a replica does not.
 
 The first records a process learns load numba and its compiled loops, holding
-the interpreter (a decision asked meanwhile waited 195 ms): the app does it at
-start. Run in fresh processes: this one may have loaded them in other tests.
+the interpreter (a decision asked meanwhile waited 205 to 229 ms in
+``bench/first_ingest.py``): the app does it at start. Run in fresh processes:
+this one may have loaded them in other tests.
 """
 
 from __future__ import annotations
