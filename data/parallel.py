@@ -8,12 +8,13 @@ process appends each chunk durably, in file order.
 
 from __future__ import annotations
 
-import os
+import io
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import orjson
 
@@ -60,31 +61,69 @@ def _parse_chunk(
     return metas, errors, read
 
 
-def _chunks(stream: IO[bytes]) -> Iterator[tuple[int, list[bytes]]]:
-    """``(number of the first line, lines)`` of at most :data:`_CHUNK` lines, in file order,
-    each stripped of surrounding whitespace (blank lines stay, empty, so numbers hold).
+def _parse_range(
+    name: str, path: str, chunk: Chunk
+) -> tuple[list[RowMeta], list[RejectedRecord], int, int]:
+    """:func:`_parse_chunk` of the lines a worker reads itself from ``path`` at the chunk's
+    byte range (the calling process sends 40 bytes, not the lines), with the checksum of
+    what it read, which the calling process compares with its own lines'."""
+    with open(path, "rb") as handle:
+        handle.seek(chunk.offset)
+        data = handle.read(chunk.size)
+    raw = data.split(b"\n")
+    if data.endswith(b"\n"):
+        raw.pop()
+    return (*_parse_chunk(name, chunk.first, [line.strip() for line in raw]),
+            zlib.crc32(b"\n".join(raw)))
+
+
+class Chunk(NamedTuple):
+    """At most :data:`_CHUNK` lines of a stream, stripped of surrounding whitespace (blank
+    lines stay, empty, so numbers hold), and where they were."""
+
+    #: Number of the first line (1-based).
+    first: int
+    lines: list[bytes]
+    #: Byte offset of the first line in the stream, and bytes up to the next chunk's.
+    offset: int
+    size: int
+    #: ``zlib.crc32`` of the lines as read (unstripped), joined by newlines.
+    crc: int
+
+
+def _chunks(stream: IO[bytes]) -> Iterator[Chunk]:
+    """The stream's :class:`Chunk` s, in order.
 
     >>> import io
-    >>> [(first, len(lines)) for first, lines in _chunks(io.BytesIO(b"a\\n" * 25_001))]
-    [(1, 10000), (10001, 10000), (20001, 5001)]
+    >>> [(c.first, len(c.lines), c.offset, c.size)
+    ...  for c in _chunks(io.BytesIO(b"ab\\n" * 25_001))]
+    [(1, 10000, 0, 30000), (10001, 10000, 30000, 30000), (20001, 5001, 60000, 15003)]
     """
     pending: list[bytes] = []
-    first = 1
-    tail = b""
+    first, offset, tail = 1, 0, b""
+
+    def cut(raw: list[bytes], newline_last: bool) -> Chunk:
+        size = sum(map(len, raw)) + len(raw) - (0 if newline_last else 1)
+        return Chunk(first, [line.strip() for line in raw], offset, size,
+                     zlib.crc32(b"\n".join(raw)))
+
     while True:
         block = stream.read(_BLOCK)
         if not block:
             break
         lines = (tail + block).split(b"\n")
         tail = lines.pop()  # the unfinished last line, completed by the next block
-        pending.extend(line.strip() for line in lines)
+        pending.extend(lines)
         while len(pending) >= _CHUNK:
-            yield first, pending[:_CHUNK]
-            first, pending = first + _CHUNK, pending[_CHUNK:]
+            chunk = cut(pending[:_CHUNK], True)
+            yield chunk
+            first, offset, pending = first + _CHUNK, offset + chunk.size, pending[_CHUNK:]
     if tail.strip():
-        pending.append(tail.strip())
-    if pending:
-        yield first, pending
+        pending.append(tail)
+        if pending:
+            yield cut(pending, False)
+    elif pending:
+        yield cut(pending, True)
 
 
 def _rows(metas: list[RowMeta], lines: list[bytes]) -> list[StoreRow]:
@@ -127,31 +166,50 @@ class _Writer:
 
 
 def ingest_jsonl_parallel(
-    store: SQLiteEventStore, source: str | Path, summary: ReadSummary, *, workers: int | None = None
+    store: SQLiteEventStore, source: str | Path | IO[bytes], summary: ReadSummary, *,
+    workers: int | None = None,
 ) -> None:
     """Parse the JSONL file ``source`` in worker processes and append it to ``store``.
 
     Chunks are appended in file order, each durably, so a crash leaves a
     prefix of the file stored. Errors are reported as by
-    :func:`predictor.data.readers.read_records`.
+    :func:`predictor.data.readers.read_records`. Workers read a plain file's
+    chunks themselves, by byte range; a chunk whose bytes differ from what
+    this process read (the file changed meanwhile) is parsed again from this
+    process's lines, so what is stored is always what was validated.
     """
-    workers = workers or max(1, min(2, (os.cpu_count() or 1)))
+    # One parser keeps up with the one writer (a line parses in about half the time its
+    # append takes); a second took CPU from the writer on two cores (bench/ingest.py).
+    workers = workers or 1
     stream, name = _open_binary(source)
-    in_flight: deque[tuple[Future, list[bytes]]] = deque()
+    # A plain file can be read again by the workers; standard input and gzip cannot.
+    path = str(source) if isinstance(source, str | Path) and str(source) != "-" \
+        and type(stream) is io.BufferedReader else None
+    in_flight: deque[tuple[Future, Chunk]] = deque()
     writer = _Writer(store, summary)
     try:
         with ProcessPoolExecutor(max_workers=workers) as pool:
 
             def drain_one() -> None:
-                future, lines = in_flight.popleft()
-                metas, errors, read = future.result()
-                writer.submit(_rows(metas, lines))
+                future, chunk = in_flight.popleft()
+                if path is None:
+                    metas, errors, read = future.result()
+                else:
+                    metas, errors, read, crc = future.result()
+                    if crc != chunk.crc:
+                        metas, errors, read = _parse_chunk(name, chunk.first, chunk.lines)
+                writer.submit(_rows(metas, chunk.lines))
                 summary.read += read
                 for err in errors:
                     summary.reject(err)
 
-            for first, lines in _chunks(stream):
-                in_flight.append((pool.submit(_parse_chunk, name, first, lines), lines))
+            for chunk in _chunks(stream):
+                if path is None:
+                    future = pool.submit(_parse_chunk, name, chunk.first, chunk.lines)
+                else:
+                    future = pool.submit(_parse_range, name, path,
+                                         chunk._replace(lines=[]))
+                in_flight.append((future, chunk))
                 if len(in_flight) > 2 * workers:
                     drain_one()
             while in_flight:

@@ -109,8 +109,11 @@ def test_chunks_keep_line_numbers_across_blocks(monkeypatch):
     text = b"".join(b"line%d\n" % i for i in range(1, 26)) + b"last"
     monkeypatch.setattr("predictor.data.parallel._CHUNK", 10)
     chunks = list(_chunks(io.BytesIO(text)))
-    assert [(first, len(lines)) for first, lines in chunks] == [(1, 10), (11, 10), (21, 6)]
-    assert chunks[1][1][0] == b"line11" and chunks[2][1][-1] == b"last"
+    assert [(c.first, len(c.lines)) for c in chunks] == [(1, 10), (11, 10), (21, 6)]
+    assert chunks[1].lines[0] == b"line11" and chunks[2].lines[-1] == b"last"
+    # The byte ranges tile the text: what a worker reads there is the chunk.
+    assert [(c.offset, c.size) for c in chunks] == [(0, 61), (61, 70), (131, 39)]
+    assert sum(c.size for c in chunks) == len(text)
 
 
 def test_the_fast_structs_name_the_contract_fields():

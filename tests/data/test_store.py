@@ -174,3 +174,23 @@ def test_one_writer_and_readers_at_once(tmp_path):
     # Every read saw whole batches: a reader never sees half a transaction.
     assert all(n % 10 == 0 for n in seen)
     store.close()
+
+
+def test_a_bulk_load_creates_larger_pages_and_an_existing_file_keeps_its_own(tmp_path):
+    import sqlite3
+
+    from predictor.data.store import open_store
+
+    def page_size(path) -> int:
+        with sqlite3.connect(path) as conn:
+            return conn.execute("PRAGMA page_size").fetchone()[0]
+
+    record = parse_record({"ts": 1, "server": "a", "tool": "t"})
+    for bulk in (True, False):
+        with open_store(str(tmp_path / f"{bulk}.db"), bulk=bulk) as store:
+            store.append([record])
+    assert (page_size(tmp_path / "True.db"), page_size(tmp_path / "False.db")) == (16384, 4096)
+    with open_store(str(tmp_path / "False.db"), bulk=True) as store:  # a service's file
+        store.append([record])
+        assert store.count() == 2
+    assert page_size(tmp_path / "False.db") == 4096
