@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import pickle
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -153,10 +155,11 @@ class FeaturesFile:
     Handed to each family's task as an argument, the features were pickled
     once per task by the main process, which also held them for the whole
     evaluation; a task now receives this handle, and the main process may
-    drop its copy meanwhile. The file is joblib's format (numeric columns
-    stored raw, read without a pickle of them in between); each task reads
-    its own copy. Memory-mapping the arrays instead (``mmap_mode``) would
-    share their pages among the workers, but reading one value of a NumPy
+    drop its copy meanwhile. The file is a pickle (protocol 5, the C
+    unpickler: joblib's format read object columns through Python's) of
+    :func:`_pack`'s compact form; each task reads its own copy. Memory-mapping
+    the arrays instead would share their pages among the workers (though each
+    worker's resident memory still counts them), but reading one value of a NumPy
     ``memmap`` costs twice as much as of an array (its indexing runs in
     Python), and the replays read the log value by value.
 
@@ -197,10 +200,9 @@ class FeaturesFile:
     def write(cls, features: Features, folder: str | Path,
               options: Options | None = None) -> FeaturesFile:
         """Write ``features`` into ``folder``; the handle that reads them back."""
-        import joblib
-
-        path = Path(folder) / "features.joblib"
-        joblib.dump(features, path)
+        path = Path(folder) / "features.pickle"
+        with path.open("wb") as out:
+            pickle.dump(_pack(features), out, protocol=5)
         key = secrets.token_bytes(32)
         return cls(str(path), key, _file_hmac(path, key), features.summary(options))
 
@@ -212,11 +214,10 @@ class FeaturesFile:
         ValueError
             When the file is not the one :meth:`write` wrote.
         """
-        import joblib
-
         if not hmac.compare_digest(_file_hmac(Path(self.path), self.key), self.digest):
             raise ValueError(f"{self.path} is not the features file this job wrote")
-        return joblib.load(self.path)
+        with open(self.path, "rb") as stored:
+            return _unpack(pickle.load(stored))  # the HMAC above checked what it unpickles
 
 
 def _file_hmac(path: Path, key: bytes) -> str:
@@ -225,3 +226,69 @@ def _file_hmac(path: Path, key: bytes) -> str:
         while chunk := data.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(codes, distinct)`` with ``distinct[codes]`` equal to ``values`` (the same objects),
+    for a column of strings and ``None``; ``None`` for any other column."""
+    distinct: dict = {}
+    codes = np.fromiter((distinct.setdefault(v, len(distinct)) for v in values),
+                        dtype=np.int32, count=len(values))
+    if not all(v is None or type(v) is str for v in distinct):
+        return None
+    table = np.empty(len(distinct), dtype=object)
+    table[:] = list(distinct)
+    return codes, table
+
+
+def _pack(features: Features) -> dict[str, Any]:
+    """What :class:`FeaturesFile` stores of ``features``: :func:`_unpack` rebuilds them.
+
+    Unpickling an object column costs a pickle opcode per row, and the frame's
+    string columns (server, tool, task type, ...) were most of a file's load
+    time (2.2 s per 300,000 records, in each of the workers): each is stored
+    as integer codes into its distinct values. The calls are the frame's rows
+    of kind ``call`` (as :meth:`Features.of` makes them) and are not stored
+    twice, unless they are something else.
+    """
+    frame = features.frame
+    columns: dict[str, Any] = {}
+    for name in frame.columns:
+        column = frame[name]
+        coded = _codes(column.to_numpy()) if column.dtype == object and name != "attrs" \
+            else None
+        # Other columns go as Series: pickled from their own arrays, they come back
+        # writable (a read-only view, as to_numpy gives, would come back read-only).
+        columns[name] = ("codes", *coded) if coded is not None else ("series", column)
+    calls = features.calls
+    is_call = (frame["kind"] == "call").to_numpy() if "kind" in frame.columns else None
+    derived = is_call is not None and list(calls.columns) == list(frame.columns) \
+        and calls.index.equals(frame.index[is_call])
+    fields = {name: getattr(features, name) for name in ("history", "split", "train", "test",
+                                                          "rejected")}
+    return {"columns": columns, "index": frame.index,
+            "calls": ("of frame", is_call) if derived else ("stored", calls), **fields}
+
+
+def _unpack(packed: dict[str, Any]) -> Features:
+    """The :class:`Features` that :func:`_pack` packed.
+
+    >>> from predictor.data.frame import records_to_frame
+    >>> from predictor.data.schema import parse_record
+    >>> frame = records_to_frame([parse_record({"ts": t, "server": "ab"[t % 2], "tool": "q"})
+    ...                           for t in range(4)])
+    >>> back = _unpack(_pack(Features.of(frame)))
+    >>> back.frame["server"].tolist(), back.frame["server"].dtype, len(back.calls)
+    (['a', 'b', 'a', 'b'], dtype('O'), 4)
+    """
+    data: dict[str, Any] = {}
+    index = packed.pop("index")
+    for name, (how, *parts) in packed.pop("columns").items():
+        # Of dtype object: pandas would infer its string dtype from an object array.
+        data[name] = pd.Series(parts[1][parts[0]], index=index, dtype=object, copy=False) \
+            if how == "codes" else parts[0]
+    frame = pd.DataFrame(data, copy=False)
+    how, calls = packed.pop("calls")
+    if how == "of frame":
+        calls = frame[calls]
+    return Features(frame, calls, **packed)

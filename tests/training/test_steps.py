@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -120,7 +121,18 @@ def test_the_features_file_reads_back_equal_and_refuses_a_replaced_file(features
     loaded = stored.load()
     pd.testing.assert_frame_equal(loaded.frame, features.frame)
     pd.testing.assert_frame_equal(loaded.history, features.history)
+    pd.testing.assert_frame_equal(loaded.calls, features.calls)  # rebuilt from the frame
+    # String columns come back as the same values and types (None stays None, not NaN).
+    for name in ("server", "error_type", "cache_key", "attrs"):
+        assert loaded.frame[name].dtype == object
+        assert [(type(v), v) for v in loaded.frame[name]] == \
+            [(type(v), v) for v in features.frame[name]]
     assert (loaded.test == features.test).all()
+    # Calls that are not the frame's calls (a caller's own) are stored as they are.
+    odd = replace(features, calls=features.calls.iloc[::2], history=features.history.iloc[::2])
+    (tmp_path / "odd").mkdir()
+    pd.testing.assert_frame_equal(FeaturesFile.write(odd, tmp_path / "odd").load().calls,
+                                  odd.calls)
     assert stored.summary["calls"] == len(features.calls)
     assert stored.summary["test_events"] == int(features.split.test_mask.sum())
     # A task writing into its copy leaves the file as it was.
@@ -143,3 +155,16 @@ def test_an_evaluation_given_the_features_file_reports_as_given_the_features(fea
     evaluation = evaluate_features(stored, n_jobs=2)
     assert evaluation.report == direct
     assert len(evaluation.features.calls) == len(features.calls)
+
+
+def test_the_features_file_keeps_an_index_that_is_not_a_range(features, tmp_path):
+    import pandas as pd
+
+    from predictor.training.features import FeaturesFile
+
+    frame = features.frame.set_axis(features.frame.index * 3 + 7)
+    calls = features.calls.set_axis(features.calls.index * 3 + 7)
+    odd = replace(features, frame=frame, calls=calls)
+    loaded = FeaturesFile.write(odd, tmp_path).load()
+    pd.testing.assert_frame_equal(loaded.frame, frame)
+    pd.testing.assert_frame_equal(loaded.calls, calls)
