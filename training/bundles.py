@@ -14,7 +14,6 @@ bundle has
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,7 +184,7 @@ class CacheBundle:
 
     def predict(self, frame: pd.DataFrame, k: int = 2) -> pd.DataFrame:
         """After each access, the ``k`` keys most likely next, with probabilities."""
-        model = copy.deepcopy(self.access_model)
+        model = self.access_model.copy()
         calls = _calls(frame)
         rows = []
         for ts, key in zip(calls["ts"], calls["cache_key"], strict=True):
@@ -204,7 +203,7 @@ class CacheBundle:
         if len(keys) < 10:
             return None
         size = max(1, round(0.05 * len(set(keys))))
-        cache = PredictiveCache(size, copy.deepcopy(self.access_model), **self.settings)
+        cache = PredictiveCache(size, self.access_model.copy(), **self.settings)
         for key, ts in zip(keys, calls["ts"].to_numpy(float)[mask], strict=True):
             cache.access(key, ts)
         return 1.0 - cache.hit_ratio

@@ -281,6 +281,7 @@ def _replay_served(frame: pd.DataFrame, calls: pd.DataFrame, candidates: dict[st
     finished: LabelDelay[tuple[str, str, float]] = LabelDelay()
     rng = random.Random(f"all-rounds-{seed}")
     index = frame.index.to_numpy()
+    requests: dict[tuple[str, str], SelectRequest] = {}
     for position, call in replay(engine, frame_records(frame)):
         ts = call.epoch
         for key, lat in finished.ready(ts):
@@ -293,8 +294,12 @@ def _replay_served(frame: pd.DataFrame, calls: pd.DataFrame, candidates: dict[st
         if idx not in scored:
             continue
         options = candidates[call.task_type]
-        pick = engine.select(SelectRequest(task_type=call.task_type, candidates=options,
-                                           tool=call.tool)).ranking[0].server
+        # The same question for every call of a task type and tool: validated once.
+        request = requests.get((call.task_type, call.tool))
+        if request is None:
+            request = requests[(call.task_type, call.tool)] = SelectRequest(
+                task_type=call.task_type, candidates=options, tool=call.tool)
+        pick = engine.select(request).ranking[0].server
         picks[idx] = pick
         cost = math.nan if call.cost_usd is None else call.cost_usd
         reward = (TIMEOUT_MS if latency is None else latency, float(bool(call.success)), cost)
