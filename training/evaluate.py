@@ -38,7 +38,7 @@ from predictor.training.eval_selection import fit_selection, score_selection
 from predictor.training.features import Features, FeaturesFile, Options, Unsupported
 
 __all__ = ["STEPS", "Evaluation", "FamilyRun", "evaluate_features", "evaluate_frame",
-           "evaluate_log", "load_log", "load_records", "run_family"]
+           "evaluate_log", "load_log", "load_records", "release_freed_memory", "run_family"]
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,26 @@ class FamilyRun:
     peak_mb: float | None = None
 
 
+def release_freed_memory() -> bool:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``); whether
+    it could.
+
+    A process that dropped a large frame keeps the pages its many small
+    objects lived on: freed, reused by this process only, but resident, so
+    they count in its memory (and in a job's, summed over its processes)
+    until they are handed back.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return bool(libc is not None and libc.malloc_trim(0))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
 def _reset_peak() -> bool:
     """Reset this process's peak resident memory (Linux); whether it could."""
     try:
@@ -155,6 +175,7 @@ def run_family(family: str, features: Features | FeaturesFile, options: Options)
     ``features`` may be the file they were written to (:class:`FeaturesFile`).
     """
     fit_step, score_step = STEPS[family]
+    release_freed_memory()  # what the worker's previous task left: not this one's peak
     measured = _reset_peak()
     features = _loaded(features)
     start = time.perf_counter()

@@ -39,7 +39,12 @@ import pandas as pd
 from predictor.data.frame import frame_records
 from predictor.data.readers import ReadSummary
 from predictor.training.bundles import BUNDLES
-from predictor.training.evaluate import Evaluation, evaluate_features, load_log
+from predictor.training.evaluate import (
+    Evaluation,
+    evaluate_features,
+    load_log,
+    release_freed_memory,
+)
 from predictor.training.features import Features, FeaturesFile, Options
 
 __all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "Registered", "TrainResult", "promote",
@@ -338,6 +343,7 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
         # them: a copy here during the whole evaluation was a third of the job's peak.
         stored = FeaturesFile.write(features, tmp, options)
         del features
+        release_freed_memory()
         # The online state learns the whole log in a worker while the families are
         # evaluated.
         also = {"online": functools.partial(learn_online, stored)} if online else None
