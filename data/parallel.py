@@ -1,9 +1,10 @@
-"""Parallel ingestion of JSONL: parse in worker processes, append in this one.
+"""Parallel ingestion of JSONL: parse in a worker process, append in this one.
 
-Parsing and validating a record costs about as much CPU as appending it to
-SQLite, so on a multi-core machine the two run side by side: worker
-processes turn chunks of lines into store rows and errors, the calling
-process appends each chunk durably, in file order.
+Parsing and validating a record costs about half as much CPU as appending
+it to SQLite, so the two run side by side: a worker process turns chunks
+of lines (read from the file itself, by byte range, when it is a plain
+file) into store rows and errors, and the calling process appends each
+chunk durably, in file order, on a thread of its own.
 """
 
 from __future__ import annotations
