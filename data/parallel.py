@@ -1,7 +1,7 @@
 """Parallel ingestion of JSONL: parse in a worker process, append in this one.
 
-Parsing and validating a record costs about half as much CPU as appending
-it to SQLite, so the two run side by side: a worker process turns chunks
+Parsing and validating a record costs less CPU than appending it to
+SQLite, so the two run side by side: a worker process turns chunks
 of lines (read from the file itself, by byte range, when it is a plain
 file) into store rows and errors, and the calling process appends each
 chunk durably, in file order, on a thread of its own.
@@ -74,8 +74,14 @@ def _parse_range(
     raw = data.split(b"\n")
     if data.endswith(b"\n"):
         raw.pop()
-    return (*_parse_chunk(name, chunk.first, [line.strip() for line in raw]),
-            zlib.crc32(b"\n".join(raw)))
+    lines, crc = _stripped(raw)
+    return (*_parse_chunk(name, chunk.first, lines), crc)
+
+
+def _stripped(raw: list[bytes]) -> tuple[list[bytes], int]:
+    """Lines as a chunk holds them (stripped), and the checksum of them as read: the one
+    split that the calling process and a worker reading the same bytes both make."""
+    return [line.strip() for line in raw], zlib.crc32(b"\n".join(raw))
 
 
 class Chunk(NamedTuple):
@@ -105,8 +111,8 @@ def _chunks(stream: IO[bytes]) -> Iterator[Chunk]:
 
     def cut(raw: list[bytes], newline_last: bool) -> Chunk:
         size = sum(map(len, raw)) + len(raw) - (0 if newline_last else 1)
-        return Chunk(first, [line.strip() for line in raw], offset, size,
-                     zlib.crc32(b"\n".join(raw)))
+        lines, crc = _stripped(raw)
+        return Chunk(first, lines, offset, size, crc)
 
     while True:
         block = stream.read(_BLOCK)
@@ -119,10 +125,8 @@ def _chunks(stream: IO[bytes]) -> Iterator[Chunk]:
             chunk = cut(pending[:_CHUNK], True)
             yield chunk
             first, offset, pending = first + _CHUNK, offset + chunk.size, pending[_CHUNK:]
-    if tail.strip():
-        pending.append(tail)
-        if pending:
-            yield cut(pending, False)
+    if tail.strip():  # a last line without its newline
+        yield cut([*pending, tail], False)
     elif pending:
         yield cut(pending, True)
 
@@ -179,8 +183,8 @@ def ingest_jsonl_parallel(
     this process read (the file changed meanwhile) is parsed again from this
     process's lines, so what is stored is always what was validated.
     """
-    # One parser keeps up with the one writer (a line parses in about half the time its
-    # append takes); a second took CPU from the writer on two cores (bench/ingest.py).
+    # One parser keeps up with the one writer (a line's check takes less time than its
+    # append, bench/ingest.py); a second took CPU from the writer on two cores.
     workers = workers or 1
     stream, name = _open_binary(source)
     # A plain file can be read again by the workers; standard input and gzip cannot.

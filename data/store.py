@@ -652,7 +652,7 @@ def open_store(target: str | Path | None = None, *, bulk: bool = False,
     if bulk:
         # Pages of 16 KiB (a file created here; an existing file keeps its own) put a
         # record's bytes in fewer pages, and checkpoints every 40 MB of log rather than
-        # 4 MB: appending a file took 12 % less time (bench/ingest.py).
+        # 4 MB: fewer page and checkpoint writes per record appended.
         return SQLiteEventStore(target or "predictor.db", checkpoint_pages=2_500,
                                 durability=durability, fsync_interval_s=fsync_interval_s,
                                 page_size=16_384)

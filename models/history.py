@@ -187,8 +187,8 @@ def call_features(frame: pd.DataFrame) -> pd.DataFrame:
     that call started.
     """
     history = History()
-    # One flat array of floats: a list of 17 boxed floats per call held about 600 bytes a
-    # call until the end (0.6 GB per million calls in the process that trains).
+    # One flat array of floats: a list of boxed floats per call, held until the end, cost
+    # many times the 8 bytes a value takes here.
     values = array("d")
     extend = values.extend
     cols = [frame[c].to_numpy() for c in ("ts", "kind", "server", "tool", "latency_ms",

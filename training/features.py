@@ -141,7 +141,7 @@ class Features:
         """Split ``frame`` and compute its history features (the one pass over the log)."""
         frame = frame.reset_index(drop=True)
         split = TimeSplit.of(frame)
-        is_call = (frame["kind"] == "call").to_numpy()
+        is_call = _call_rows(frame)
         calls = frame[is_call]
         history = call_features(frame) if len(calls) else pd.DataFrame(index=calls.index)
         return cls(frame, calls, history, split, split.train_mask[is_call],
@@ -228,6 +228,11 @@ def _file_hmac(path: Path, key: bytes) -> str:
     return digest.hexdigest()
 
 
+def _call_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Which rows of a frame are calls (its :attr:`Features.calls`)."""
+    return (frame["kind"] == "call").to_numpy()
+
+
 def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """``(codes, distinct)`` with ``distinct[codes]`` equal to ``values`` (the same objects),
     for a column of strings and ``None``; ``None`` for any other column."""
@@ -246,7 +251,7 @@ def _pack(features: Features) -> dict[str, Any]:
 
     Unpickling an object column costs a pickle opcode per row, and the frame's
     string columns (server, tool, task type, ...) were most of a file's load
-    time (2.2 s per 300,000 records, in each of the workers): each is stored
+    time, in each of the workers: each is stored
     as integer codes into its distinct values. The calls are the frame's rows
     of kind ``call`` (as :meth:`Features.of` makes them) and are not stored
     twice, unless they are something else.
@@ -261,7 +266,7 @@ def _pack(features: Features) -> dict[str, Any]:
         # writable (a read-only view, as to_numpy gives, would come back read-only).
         columns[name] = ("codes", *coded) if coded is not None else ("series", column)
     calls = features.calls
-    is_call = (frame["kind"] == "call").to_numpy() if "kind" in frame.columns else None
+    is_call = _call_rows(frame) if "kind" in frame.columns else None
     derived = is_call is not None and list(calls.columns) == list(frame.columns) \
         and calls.index.equals(frame.index[is_call])
     fields = {name: getattr(features, name) for name in ("history", "split", "train", "test",
