@@ -35,9 +35,9 @@ from predictor.training.eval_resources import fit_resources, score_resources
 from predictor.training.eval_risk import fit_risk, score_risk
 from predictor.training.eval_scaling import fit_scaling, score_scaling
 from predictor.training.eval_selection import fit_selection, score_selection
-from predictor.training.features import Features, FeaturesFile, Options, Unsupported
+from predictor.training.features import PARTS, Features, FeaturesFile, Options, Unsupported
 
-__all__ = ["STEPS", "Evaluation", "FamilyRun", "evaluate_features", "evaluate_frame",
+__all__ = ["READS", "STEPS", "Evaluation", "FamilyRun", "evaluate_features", "evaluate_frame",
            "evaluate_log", "load_log", "load_records", "release_freed_memory", "run_family"]
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,18 @@ STEPS: dict[str, tuple[Callable[..., Any], Callable[..., tuple[dict, Any]]]] = {
     "cache": (fit_cache, score_cache),
     "scaling": (fit_scaling, score_scaling),
     "risk": (fit_risk, score_risk),
+}
+
+
+#: family -> the parts of the features (:data:`predictor.training.features.PARTS`) its fit
+#: and score steps read; a task holds only those (any other part raises when used).
+READS: dict[str, tuple[str, ...]] = {
+    "performance": ("calls", "history"),
+    "selection": ("frame", "calls", "history"),
+    "resources": ("calls", "history"),
+    "cache": ("calls",),
+    "scaling": ("calls",),
+    "risk": ("frame", "calls", "history"),
 }
 
 
@@ -177,7 +189,9 @@ def run_family(family: str, features: Features | FeaturesFile, options: Options)
     fit_step, score_step = STEPS[family]
     release_freed_memory()  # what the worker's previous task left: not this one's peak
     measured = _reset_peak()
-    features = _loaded(features)
+    # Only the parts the family reads, however the features came (here too when given
+    # them whole, so that a part a family reads without naming it fails every run).
+    features = _loaded(features, READS[family])
     start = time.perf_counter()
     try:
         fit = fit_step(features, options)
@@ -199,9 +213,12 @@ def run_family(family: str, features: Features | FeaturesFile, options: Options)
                      _peak_mb() if measured else None)
 
 
-def _loaded(features: Features | FeaturesFile) -> Features:
-    """The features themselves, read from their file when given that."""
-    return features.load() if isinstance(features, FeaturesFile) else features
+def _loaded(features: Features | FeaturesFile, parts: tuple[str, ...] = PARTS) -> Features:
+    """The features themselves (only ``parts`` of them), read from their file when given
+    that."""
+    if isinstance(features, FeaturesFile):
+        return features.load(parts)
+    return features if parts == PARTS else features.only(parts)
 
 
 @contextmanager
@@ -218,6 +235,19 @@ def _shared(features: Features | FeaturesFile, options: Options, *, local: bool
         return
     with tempfile.TemporaryDirectory(prefix="predictor-features-") as folder:
         yield FeaturesFile.write(features, folder, options)
+
+
+def _stop_idle_workers() -> None:
+    """Stop the worker processes joblib keeps for reuse on this machine.
+
+    Idle, each still held what its last family read and built (about 0.9 GB
+    on a million records), while training went on to register the models.
+    """
+    from joblib.externals.loky import reusable_executor
+
+    executor = reusable_executor._executor  # joblib's reusable pool; no public handle
+    if executor is not None:
+        executor.shutdown(wait=True)
 
 
 def _named(name: str, task: Callable[[], Any]) -> tuple[str, Any, float]:
@@ -269,8 +299,13 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
         tasks = [delayed(_named)(name, task) for name, task in (also or {}).items()]
         if jobs > 1:
             with _shared(features, options, local=not cluster) as shared:
-                tasks += [delayed(run_family)(family, shared, options) for family in order]
+                # A cluster's worker receives only the parts its family reads.
+                tasks += [delayed(run_family)(family, shared.only(READS[family])
+                                              if isinstance(shared, Features) else shared,
+                                              options) for family in order]
                 results = list(Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks))
+            if not cluster:
+                _stop_idle_workers()
         else:
             features = _loaded(features)
             tasks += [delayed(run_family)(family, features, options) for family in order]

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import pickle
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,11 @@ import pandas as pd
 from predictor.models.history import call_features
 from predictor.training.split import TimeSplit
 
-__all__ = ["Features", "FeaturesFile", "Options", "Unsupported", "newest"]
+__all__ = ["PARTS", "Features", "FeaturesFile", "NotLoaded", "Options", "Unsupported",
+           "newest"]
+
+#: The large parts of :class:`Features`: a task names those it reads (:meth:`Features.only`).
+PARTS = ("frame", "calls", "history")
 
 
 class Unsupported(Exception):
@@ -136,6 +140,30 @@ class Features:
             "fit_calls": int(self.fit_mask(options).sum()),
         }
 
+    def only(self, parts: tuple[str, ...]) -> Features:
+        """These features with only ``parts`` of :data:`PARTS`; the others are
+        :class:`NotLoaded`, which names the part on any use.
+
+        A family's task in a worker holds only what it reads: the frame, the
+        calls and their history are each a few hundred MB on a million records.
+
+        >>> from predictor.data.frame import records_to_frame
+        >>> from predictor.data.schema import parse_record
+        >>> frame = records_to_frame([parse_record({"ts": t, "server": "a", "tool": "q"})
+        ...                           for t in range(4)])
+        >>> calls_only = Features.of(frame).only(("calls",))
+        >>> len(calls_only.calls)
+        4
+        >>> calls_only.history["hist_latency"]
+        Traceback (most recent call last):
+        ...
+        RuntimeError: features.history was not loaded for this task: add it to the parts it reads
+        """
+        unknown = set(parts) - set(PARTS)
+        if unknown:
+            raise ValueError(f"unknown parts {sorted(unknown)}; known: {list(PARTS)}")
+        return replace(self, **{part: NotLoaded(part) for part in PARTS if part not in parts})
+
     @classmethod
     def of(cls, frame: pd.DataFrame, rejected: int = 0) -> Features:
         """Split ``frame`` and compute its history features (the one pass over the log)."""
@@ -146,6 +174,28 @@ class Features:
         history = call_features(frame) if len(calls) else pd.DataFrame(index=calls.index)
         return cls(frame, calls, history, split, split.train_mask[is_call],
                    split.test_mask[is_call], rejected)
+
+
+class NotLoaded:
+    """Stands for a part of :class:`Features` that a task did not load; any use of it
+    raises, naming the part (rather than a task reading an empty or stale one)."""
+
+    def __init__(self, part: str) -> None:
+        self.part = part
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"features.{self.part} was not loaded for this task: add it to "
+                           "the parts it reads")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and the like probe for these
+            raise AttributeError(name)
+        return self._refuse()
+
+    __getitem__ = __len__ = __iter__ = __contains__ = _refuse
+
+    def __repr__(self) -> str:
+        return f"NotLoaded({self.part!r})"
 
 
 @dataclass(frozen=True)
@@ -201,13 +251,19 @@ class FeaturesFile:
               options: Options | None = None) -> FeaturesFile:
         """Write ``features`` into ``folder``; the handle that reads them back."""
         path = Path(folder) / "features.pickle"
+        packed = _pack(features)
         with path.open("wb") as out:
-            pickle.dump(_pack(features), out, protocol=5)
+            # The history last, in a pickle of its own: a task that does not read it
+            # stops before it.
+            history = packed.pop("history")
+            pickle.dump(packed, out, protocol=5)
+            pickle.dump(history, out, protocol=5)
         key = secrets.token_bytes(32)
         return cls(str(path), key, _file_hmac(path, key), features.summary(options))
 
-    def load(self) -> Features:
-        """The features, after checking the file is the one written.
+    def load(self, parts: tuple[str, ...] = PARTS) -> Features:
+        """The features (only ``parts`` of them: :meth:`Features.only`), after checking
+        the file is the one written.
 
         Raises
         ------
@@ -216,8 +272,12 @@ class FeaturesFile:
         """
         if not hmac.compare_digest(_file_hmac(Path(self.path), self.key), self.digest):
             raise ValueError(f"{self.path} is not the features file this job wrote")
+        # The HMAC above checked what is unpickled here.
         with open(self.path, "rb") as stored:
-            return _unpack(pickle.load(stored))  # the HMAC above checked what it unpickles
+            packed = pickle.load(stored)
+            packed["history"] = pickle.load(stored) if "history" in parts \
+                else NotLoaded("history")
+        return _unpack(packed, parts)
 
 
 def _file_hmac(path: Path, key: bytes) -> str:
@@ -275,8 +335,11 @@ def _pack(features: Features) -> dict[str, Any]:
             "calls": ("of frame", is_call) if derived else ("stored", calls), **fields}
 
 
-def _unpack(packed: dict[str, Any]) -> Features:
-    """The :class:`Features` that :func:`_pack` packed.
+def _unpack(packed: dict[str, Any], parts: tuple[str, ...] = PARTS) -> Features:
+    """The :class:`Features` that :func:`_pack` packed (only ``parts`` of them).
+
+    Calls derived from the frame are built from the packed columns directly,
+    so a task that reads the calls alone never holds the frame.
 
     >>> from predictor.data.frame import records_to_frame
     >>> from predictor.data.schema import parse_record
@@ -285,15 +348,30 @@ def _unpack(packed: dict[str, Any]) -> Features:
     >>> back = _unpack(_pack(Features.of(frame)))
     >>> back.frame["server"].tolist(), back.frame["server"].dtype, len(back.calls)
     (['a', 'b', 'a', 'b'], dtype('O'), 4)
+    >>> _unpack(_pack(Features.of(frame)), ("calls",)).calls["server"].tolist()
+    ['a', 'b', 'a', 'b']
     """
-    data: dict[str, Any] = {}
     index = packed.pop("index")
-    for name, (how, *parts) in packed.pop("columns").items():
-        # Of dtype object: pandas would infer its string dtype from an object array.
-        data[name] = pd.Series(parts[1][parts[0]], index=index, dtype=object, copy=False) \
-            if how == "codes" else parts[0]
-    frame = pd.DataFrame(data, copy=False)
+    columns = packed.pop("columns")
+
+    def table(rows: np.ndarray | None) -> pd.DataFrame:
+        at = index if rows is None else index[rows]
+        data: dict[str, Any] = {}
+        for name, (how, *stored) in columns.items():
+            if how == "codes":
+                codes = stored[0] if rows is None else stored[0][rows]
+                # Of dtype object: pandas would infer its string dtype from an object array.
+                data[name] = pd.Series(stored[1][codes], index=at, dtype=object, copy=False)
+            else:
+                data[name] = stored[0] if rows is None else stored[0][rows]
+        return pd.DataFrame(data, copy=False)
+
     how, calls = packed.pop("calls")
-    if how == "of frame":
-        calls = frame[calls]
+    if "history" not in parts:
+        packed["history"] = NotLoaded("history")
+    frame = table(None) if "frame" in parts else NotLoaded("frame")
+    if "calls" not in parts:
+        calls = NotLoaded("calls")
+    elif how == "of frame":
+        calls = frame[calls] if "frame" in parts else table(calls)
     return Features(frame, calls, **packed)

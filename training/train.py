@@ -345,8 +345,9 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
         del features
         release_freed_memory()
         # The online state learns the whole log in a worker while the families are
-        # evaluated.
-        also = {"online": functools.partial(learn_online, stored)} if online else None
+        # evaluated (a cluster's worker may be on a machine that cannot read the file).
+        source = stored if cluster is None else stored.load(("frame",)).frame
+        also = {"online": functools.partial(learn_online, source)} if online else None
         evaluation = evaluate_features(stored, options, progress=progress, cluster=cluster,
                                        also=also)
         return _record(evaluation, logs, summary, chosen, policy, client, online, progress,
@@ -415,7 +416,7 @@ def learn_online(frame: pd.DataFrame | FeaturesFile) -> Any:
     from predictor.engine import Engine
 
     if isinstance(frame, FeaturesFile):
-        frame = frame.load().frame
+        frame = frame.load(("frame",)).frame
     engine = Engine()
     engine.learn(frame_records(frame))
     return engine

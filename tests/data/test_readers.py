@@ -120,3 +120,31 @@ def test_frame_keeps_one_string_object_per_distinct_value():
     assert servers[0] is servers[2] is servers[4] and servers[1] is servers[3]
     assert len({id(tool) for tool in tools}) == 1
     assert frame["task_type"].isna().tolist() == [False, False, False, True, False, False]
+
+
+def test_rows_without_attrs_share_one_read_only_dict_and_records_get_their_own():
+    import pickle
+
+    from predictor.data.frame import NO_ATTRS, frame_records, records_to_frame
+    from predictor.data.schema import parse_record
+
+    frame = records_to_frame([parse_record({"ts": t, "server": "s", "tool": "t"})
+                              for t in range(3)]
+                             + [parse_record({"ts": 3, "server": "s", "tool": "t",
+                                              "region": "eu"})])
+    attrs = frame["attrs"].tolist()
+    assert attrs == [{}, {}, {}, {"region": "eu"}]
+    assert all(a is NO_ATTRS for a in attrs[:3])
+    with pytest.raises(TypeError, match="read-only"):
+        attrs[0]["region"] = "us"
+    with pytest.raises(TypeError, match="read-only"):
+        attrs[0].update(region="us")
+    assert NO_ATTRS == {}
+    # Pickled (a features file, a worker's copy) it stays the one shared object.
+    assert pickle.loads(pickle.dumps(frame, protocol=5))["attrs"][0] is NO_ATTRS
+    # Each record built from the frame has its own attrs, which it may change.
+    records = list(frame_records(frame))
+    assert [r.attrs for r in records] == attrs
+    assert records[0].attrs is not NO_ATTRS and records[3].attrs is not attrs[3]
+    records[0].attrs["region"] = "us"
+    assert NO_ATTRS == {} and records[1].attrs == {}

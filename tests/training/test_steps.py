@@ -184,3 +184,65 @@ def test_freed_small_objects_are_given_back_to_the_system():
     assert release_freed_memory()
     assert before - resident_mb() > 50
     assert len(kept) == 15_000
+
+
+def test_a_task_holds_only_the_parts_its_family_reads(features, tmp_path):
+    import pandas as pd
+
+    from predictor.training.evaluate import READS
+    from predictor.training.features import FeaturesFile, NotLoaded
+
+    stored = FeaturesFile.write(features, tmp_path)
+    calls_only = stored.load(("calls",))
+    # The calls are built from the stored columns without the frame, equal to the frame's.
+    pd.testing.assert_frame_equal(calls_only.calls, features.calls)
+    assert isinstance(calls_only.frame, NotLoaded) and isinstance(calls_only.history, NotLoaded)
+    with pytest.raises(RuntimeError, match=r"features\.frame was not loaded"):
+        calls_only.frame["ts"]
+    with pytest.raises(RuntimeError, match=r"features\.history was not loaded"):
+        len(calls_only.history)
+    frame_only = stored.load(("frame",))
+    pd.testing.assert_frame_equal(frame_only.frame, features.frame)
+    assert isinstance(frame_only.calls, NotLoaded)
+    pd.testing.assert_frame_equal(stored.load(("history",)).history, features.history)
+    with pytest.raises(ValueError, match="unknown parts"):
+        features.only(("frames",))
+    # Every family reads what it names, and not everything (the cache reads the calls).
+    assert READS["cache"] == ("calls",)
+    assert {family: run_family(family, features, Options()).section.get("reason")
+            for family in READS} == dict.fromkeys(READS)
+
+
+def test_a_family_that_reads_a_part_it_does_not_name_fails_saying_which(features,
+                                                                       monkeypatch):
+    from predictor.training import evaluate
+
+    monkeypatch.setitem(evaluate.READS, "risk", ("calls", "history"))
+    section = run_family("risk", features, Options()).section
+    assert "features.frame was not loaded" in section["reason"]
+
+
+def test_the_evaluation_stops_its_idle_workers(features, tmp_path):
+    import os
+
+    from predictor.training.features import FeaturesFile
+
+    def children() -> set[int]:
+        found = set()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    state, parent = stat.read().rsplit(")", 1)[1].split()[:2]
+                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                    command = cmdline.read()
+            except OSError:
+                continue
+            # Workers, not loky's resource tracker (it lives as long as this process).
+            if int(parent) == os.getpid() and state != "Z" and b"popen_loky" in command:
+                found.add(int(pid))
+        return found
+
+    evaluation = evaluate_features(FeaturesFile.write(features, tmp_path), n_jobs=2)
+    assert "reason" not in evaluation.report["cache"]
+    # The workers held what their last family read; training registers models after.
+    assert not children()
