@@ -194,3 +194,61 @@ def test_a_bulk_load_creates_larger_pages_and_an_existing_file_keeps_its_own(tmp
         store.append([record])
         assert store.count() == 2
     assert page_size(tmp_path / "False.db") == 4096
+
+
+def _layout(path) -> tuple[str, list[str]]:
+    """A SQLite file's journal mode and the indexes of its events table."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        indexes = [row[1] for row in conn.execute("PRAGMA index_list(events)")]
+    return mode, sorted(indexes)
+
+
+def test_a_bulk_load_into_a_new_file_journals_and_indexes_at_the_end(tmp_path):
+    from predictor.data.store import open_store
+
+    records = [parse_record({"ts": 100 - t, "server": "a", "tool": "t"}) for t in range(50)]
+    with open_store(str(tmp_path / "new.db"), bulk=True) as store:
+        assert store.loading
+        store.append(records[:25])
+        store.append(records[25:])
+        # While loading: a rollback journal, and no time index to keep up row by row.
+        assert _layout(tmp_path / "new.db") == ("delete", [])
+    assert _layout(tmp_path / "new.db") == ("wal", ["events_ts"])
+    with SQLiteEventStore(tmp_path / "new.db") as reopened:
+        assert [r.epoch for r in reopened.read(start=60, end=70)] == list(range(60, 70))
+    # A file that exists (a service's) is loaded into as it is; so is one that commits
+    # without syncing (its timer syncs the write-ahead log).
+    with open_store(str(tmp_path / "new.db"), bulk=True) as store:
+        assert not store.loading
+        store.append(records[:1])
+        assert _layout(tmp_path / "new.db") == ("wal", ["events_ts"])
+    with open_store(str(tmp_path / "timer.db"), bulk=True, durability="commit") as store:
+        assert not store.loading
+        assert _layout(tmp_path / "timer.db") == ("wal", ["events_ts"])
+
+
+def test_a_bulk_load_that_dies_keeps_what_it_acknowledged_and_the_next_opening_finishes_it(
+        tmp_path):
+    db = tmp_path / "load.db"
+    child = textwrap.dedent(f"""
+        import os
+        from predictor.data.schema import parse_record
+        from predictor.data.store import open_store
+        store = open_store({str(db)!r}, bulk=True)
+        for batch in range(4):
+            store.append([parse_record({{"ts": batch * 100 + i, "server": "s", "tool": "t"}})
+                          for i in range(100)])
+            print("ack", (batch + 1) * 100, flush=True)
+        os._exit(9)
+    """)
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+    assert proc.returncode == 9, proc.stderr
+    assert int(proc.stdout.split()[-1]) == 400
+    assert _layout(db) == ("delete", [])
+    with SQLiteEventStore(db) as reopened:
+        assert reopened.count() == 400
+        assert [r.epoch for r in reopened.read(start=390, end=400)] == list(range(390, 400))
+    assert _layout(db) == ("wal", ["events_ts"])
