@@ -79,23 +79,28 @@ def test_single_records_take_the_next_ids_and_survive_a_crash(tmp_path, durabili
     reopened.close()
 
 
-def test_acknowledged_records_survive_a_crash(tmp_path):
-    db = tmp_path / "crash.db"
-    # The child appends, prints the acknowledgement, then dies without closing.
+def _append_then_die(store: str, batches: int) -> int:
+    """Records a child acknowledged before it died: it opens ``store`` (an expression),
+    appends batches of 100, prints each acknowledgement, then dies without closing."""
     child = textwrap.dedent(f"""
-        import os, sys
+        import os
         from predictor.data.schema import parse_record
-        from predictor.data.store import SQLiteEventStore
-        store = SQLiteEventStore({str(db)!r})
-        for batch in range(5):
+        from predictor.data.store import SQLiteEventStore, open_store
+        store = {store}
+        for batch in range({batches}):
             store.append([parse_record({{"ts": batch * 100 + i, "server": "s", "tool": "t"}})
                           for i in range(100)])
             print("ack", (batch + 1) * 100, flush=True)
         os._exit(9)
     """)
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
-    assert proc.returncode == 9
-    acked = int(proc.stdout.split()[-1])
+    assert proc.returncode == 9, proc.stderr
+    return int(proc.stdout.split()[-1])
+
+
+def test_acknowledged_records_survive_a_crash(tmp_path):
+    db = tmp_path / "crash.db"
+    acked = _append_then_die(f"SQLiteEventStore({str(db)!r})", batches=5)
     reopened = SQLiteEventStore(db)
     assert reopened.count() == acked == 500
     assert [r.epoch for r in reopened.read()] == list(range(500))
@@ -233,20 +238,7 @@ def test_a_bulk_load_into_a_new_file_journals_and_indexes_at_the_end(tmp_path):
 def test_a_bulk_load_that_dies_keeps_what_it_acknowledged_and_the_next_opening_finishes_it(
         tmp_path):
     db = tmp_path / "load.db"
-    child = textwrap.dedent(f"""
-        import os
-        from predictor.data.schema import parse_record
-        from predictor.data.store import open_store
-        store = open_store({str(db)!r}, bulk=True)
-        for batch in range(4):
-            store.append([parse_record({{"ts": batch * 100 + i, "server": "s", "tool": "t"}})
-                          for i in range(100)])
-            print("ack", (batch + 1) * 100, flush=True)
-        os._exit(9)
-    """)
-    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
-    assert proc.returncode == 9, proc.stderr
-    assert int(proc.stdout.split()[-1]) == 400
+    assert _append_then_die(f"open_store({str(db)!r}, bulk=True)", batches=4) == 400
     assert _layout(db) == ("delete", [])
     with SQLiteEventStore(db) as reopened:
         assert reopened.count() == 400
