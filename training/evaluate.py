@@ -245,7 +245,8 @@ def _stop_idle_workers() -> None:
     """
     from joblib.externals.loky import reusable_executor
 
-    executor = reusable_executor._executor  # joblib's reusable pool; no public handle
+    # joblib's reusable pool has no public handle; a joblib without it stops nothing here.
+    executor = getattr(reusable_executor, "_executor", None)
     if executor is not None:
         executor.shutdown(wait=True)
 
