@@ -3,8 +3,8 @@
 Score = weighted sum of five factors, each normalized to 0-1 and reported.
 Each factor compares the candidate with the best one on a quantity where
 less is better, as the best figure over this one's, so the weights trade
-comparable things (the defaults are the seed's, with cost at .05 instead of .20:
-:data:`predictor.api.select.DEFAULT_WEIGHTS` says why):
+comparable things (the defaults are DESIGN's:
+:data:`predictor.api.select.DEFAULT_WEIGHTS` says what they trade):
 
 * **capability** (.35): how well the server does this task type: the
   lowest failure rate among the candidates over this one's (each plus 2 %,
@@ -14,7 +14,7 @@ comparable things (the defaults are the seed's, with cost at .05 instead of .20:
 * **performance** (.25): the shortest expected time to a success among the
   candidates (p50 latency over success probability: a failure costs a retry)
   over this one's;
-* **cost** (.05): ``1 / (1 + ln(cost / cheapest))``: prices of tools differ by
+* **cost** (.20): ``1 / (1 + ln(cost / cheapest))``: prices of tools differ by
   orders of magnitude, so they compare on a log scale (1 when no cost is
   known);
 * **reliability** (.15): the server's recent success rate over all tasks;

@@ -20,12 +20,12 @@ __all__ = [
 #: The factors a selection weighs.
 Factor = Literal["capability", "performance", "cost", "reliability", "availability"]
 
-#: The factor weights the service answers with unless a request sets its own: the seed's
-#: (.35/.25/.20/.15/.05) with cost at .05. At .20 a server 2.7 times the cheapest one's
-#: price lost as much score as one 67 % slower, so the selector traded latency for cost
-#: and lost to a latency router (ewma) on latency; at .05 the same price buys about 11 %
-#: of speed, and cost still decides between servers that are alike (README, "Decisions").
-DEFAULT_WEIGHTS = {"capability": 0.35, "performance": 0.25, "cost": 0.05, "reliability": 0.15,
+#: The factor weights the service answers with unless a request sets its own: DESIGN's
+#: (the seed's), .35/.25/.20/.15/.05. They trade cost against speed: at .20 a server 2.7
+#: times the cheapest one's price loses as much score as one 67 % slower, so where a log
+#: has costs the served selector pays in latency for what it saves (README, "Decisions");
+#: a request that cares less for cost says so in ``weights``.
+DEFAULT_WEIGHTS = {"capability": 0.35, "performance": 0.25, "cost": 0.20, "reliability": 0.15,
                    "availability": 0.05}
 
 
@@ -39,7 +39,7 @@ class SelectRequest(RequestModel):
     weights: dict[Factor, Annotated[float, Field(ge=0, le=1e6)]] | None = Field(
         default=None, max_length=len(DEFAULT_WEIGHTS),
         description="factor -> weight (0 to 1e6), for the factors to weigh otherwise than the "
-                    "defaults: capability .35, performance .25, cost .05, reliability .15, "
+                    "defaults: capability .35, performance .25, cost .20, reliability .15, "
                     "availability .05")
     explore: float = Field(default=0.1, ge=0.0, le=1.0)
 
