@@ -65,8 +65,8 @@ BOOL_COLUMNS = ("success", "cache_hit", "recovered", "reachable")
 class _NoAttrs(dict):
     """An empty dict that cannot be filled: the ``attrs`` of every row without attributes.
 
-    Most telemetry has no extra attributes; a dict per row (64 bytes each) was
-    a tenth of a frame's memory, and of each copy a training worker reads.
+    Most telemetry has no extra attributes; an empty dict per row (64 bytes
+    each) was held by the frame and by each copy a training worker reads.
     Shared by many rows, it must not change: every way of filling it raises.
 
     >>> NO_ATTRS == {}, len(NO_ATTRS)
