@@ -275,8 +275,8 @@ class FeaturesFile:
         # The HMAC above checked what is unpickled here.
         with open(self.path, "rb") as stored:
             packed = pickle.load(stored)
-            packed["history"] = pickle.load(stored) if "history" in parts \
-                else NotLoaded("history")
+            if "history" in parts:  # else _unpack stands a NotLoaded in for it
+                packed["history"] = pickle.load(stored)
         return _unpack(packed, parts)
 
 
