@@ -297,7 +297,8 @@ class Selector(DecisionPlugin):
         """The greedy ranking as plain dicts (validated once, as a whole, by :meth:`_answer`)."""
         ranked = []
         # Rounded (shorter answers on the wire); the memo pays for it once per state.
-        for score, server, (perf, capability, cost_factor, e) in self._scored(req, sample=False):
+        for score, server, (perf, capability, cost_factor, e) in _greedy_order(
+                self._scored(req, sample=False)):
             p50, p95, success, reliability, available, cost = e
             ranked.append({
                 "server": server, "score": round(score, 4),
@@ -308,8 +309,6 @@ class Selector(DecisionPlugin):
                 "predicted": {"latency_p50_ms": round(p50, 1), "latency_p95_ms": round(p95, 1),
                               "success": round(success, 4),
                               "cost_usd": None if math.isnan(cost) else cost}})
-        # A server out of service (cooling down, unreachable) goes after every other one.
-        ranked.sort(key=lambda r: (r["factors"]["availability"] == 0.0, -r["score"]))
         return ranked
 
     def _answer(self, req: SelectRequest, ranking: list[dict], explored: bool) -> SelectResponse:
@@ -343,13 +342,43 @@ class Selector(DecisionPlugin):
                 if len(self._memo) >= _MEMO_SIZE:
                     self._memo.pop(next(iter(self._memo)))  # the oldest entry
                 self._memo[key] = (self._state, greedy, answer)
-            if req.explore > 0 and self._rng.random() < req.explore:
-                drawn = self._scored(req, sample=True)
-                # Exploration never sends a call to a server that is out of service.
-                in_service = [d for d in drawn if d[2][3][4] > 0.0] or drawn
-                pick = max(in_service)[1]
-                if pick != greedy[0]["server"]:
-                    ranking = ([r for r in greedy if r["server"] == pick]
-                               + [r for r in greedy if r["server"] != pick])
-                    return self._answer(req, ranking, True)
+            pick = self._explored(req)
+            if pick is not None and pick != greedy[0]["server"]:
+                ranking = ([r for r in greedy if r["server"] == pick]
+                           + [r for r in greedy if r["server"] != pick])
+                return self._answer(req, ranking, True)
             return answer
+
+    def pick(self, req: SelectRequest) -> str:
+        """The server :meth:`select` would rank first for ``req``, without building its answer.
+
+        What a replay of the decision asks at every call (the served figures
+        of ``predictor evaluate``): the same scores, order and exploration
+        draw as :meth:`select`, so the same server and the same random
+        stream, for a fraction of its cost (the answer's validation and its
+        rounded figures per candidate).
+        """
+        key = (req.task_type, req.tool, tuple(req.candidates),
+               tuple(sorted(req.weights.items())) if req.weights else None)
+        with self._lock:
+            hit = self._memo.get(key)
+            greedy = hit[1][0]["server"] if hit is not None and hit[0] == self._state \
+                else _greedy_order(self._scored(req, sample=False))[0][1]
+            explored = self._explored(req)
+            return greedy if explored is None else explored
+
+    def _explored(self, req: SelectRequest) -> str | None:
+        """With probability ``req.explore``, the pick of a Thompson draw; else ``None``."""
+        if req.explore > 0 and self._rng.random() < req.explore:
+            drawn = self._scored(req, sample=True)
+            # Exploration never sends a call to a server that is out of service.
+            in_service = [d for d in drawn if d[2][3][4] > 0.0] or drawn
+            return max(in_service)[1]
+        return None
+
+
+def _greedy_order(scored: list[tuple[float, str, tuple]]) -> list[tuple[float, str, tuple]]:
+    """The candidates as :meth:`Selector.select` ranks them: a server out of service (cooling
+    down, unreachable) after every other one, then by score as answered (rounded to four
+    places; ties keep the candidates' order)."""
+    return sorted(scored, key=lambda s: (s[2][3][4] == 0.0, -round(s[0], 4)))

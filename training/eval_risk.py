@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -232,11 +233,20 @@ def _served(frame: pd.DataFrame, calls: pd.DataFrame, test: np.ndarray,
         assessor.online_while_batch = False
     wanted = set(calls.index[test])
     index = frame.index.to_numpy()
-    out = []
+    out: list[float] = []
+    rows: np.ndarray | None = None  # what assess gives the batch classifier, per test call
     for position, call in replay(engine, frame_records(frame)):
         if int(index[position]) in wanted:
-            answer = assessor.assess(RiskRequest(server=call.server, tool=call.tool,
-                                                 ts=call.epoch, concurrency=call.concurrency,
-                                                 attempt=call.attempt))
-            out.append(answer.failure_probability)
+            request = RiskRequest(server=call.server, tool=call.tool, ts=call.epoch,
+                                  concurrency=call.concurrency, attempt=call.attempt)
+            if batch is None:
+                out.append(assessor.assess(request).failure_probability)
+                continue
+            row = assessor.inputs(request)
+            if rows is None:
+                rows = np.empty((len(wanted), len(row)))
+            rows[len(out)] = row
+            out.append(math.nan)
+    if rows is not None:  # scored at once, rounded as assess answers
+        out = [round(p, 4) for p in assessor.batch_probabilities(rows[:len(out)]).tolist()]
     return np.array(out, dtype=float)

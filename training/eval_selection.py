@@ -273,6 +273,7 @@ def _replay_served(frame: pd.DataFrame, calls: pd.DataFrame, candidates: dict[st
     ``served``, ``ewma`` and ``random`` over all rounds (training part included).
     """
     engine = served_engine(("select",))
+    selector = engine.plugin("select")
     scored = set(calls.index[rounds])
     picks: dict[int, str] = {}
     rewards: dict[str, list[tuple[float, float, float]]] = {"served": [], "ewma": [],
@@ -299,7 +300,7 @@ def _replay_served(frame: pd.DataFrame, calls: pd.DataFrame, candidates: dict[st
         if request is None:
             request = requests[(call.task_type, call.tool)] = SelectRequest(
                 task_type=call.task_type, candidates=options, tool=call.tool)
-        pick = engine.select(request).ranking[0].server
+        pick = selector.pick(request)  # select's first server, without its answer built
         picks[idx] = pick
         cost = math.nan if call.cost_usd is None else call.cost_usd
         reward = (TIMEOUT_MS if latency is None else latency, float(bool(call.success)), cost)

@@ -54,3 +54,34 @@ def test_a_checkpoint_of_the_fleet_model_alone_goes_on_per_server():
     assert restored.model.fleet.predict_proba_one({"probe_mem": 95.0}) == \
         fleet.predict_proba_one({"probe_mem": 95.0})
     assert restored.model.learned and restored.model.servers == {}
+
+
+def test_rows_scored_at_once_answer_as_assess_does():
+    """A replay collects ``inputs`` and scores them together: the same probabilities."""
+    import numpy as np
+
+    from predictor.models.risk import BatchRisk
+
+    teacher = RiskAssessor()
+    rng = random.Random(1)
+    rows, failed = [], []
+    for t in range(2000):
+        mem = rng.uniform(40, 100)
+        teacher.observe_health(float(t), "hot", reachable=True, mem_pct=mem, cpu_pct=30)
+        rows.append(teacher.inputs(RiskRequest(server="hot", tool="q", ts=float(t))))
+        fails = mem > 85 and rng.random() < 0.9
+        failed.append(fails)
+        teacher.observe_call(float(t), "hot", "q", success=not fails, latency_ms=100.0)
+    assessor = RiskAssessor()
+    assessor.use_batch(BatchRisk().fit(np.array(rows), np.array(failed)), "1")
+    answers, later = [], []
+    for t in range(300):
+        assessor.observe_health(float(t), "hot", reachable=t % 7 != 0, mem_pct=40.0 + t % 60,
+                                cpu_pct=30)
+        request = RiskRequest(server="hot", tool="q", ts=float(t), concurrency=t % 4)
+        answers.append(assessor.assess(request).failure_probability)
+        later.append(assessor.inputs(request))
+        assessor.observe_call(float(t), "hot", "q", success=t % 5 != 0, latency_ms=80.0)
+    batched = [round(p, 4) for p in assessor.batch_probabilities(np.array(later)).tolist()]
+    assert batched == answers
+    assert len(set(answers)) > 20  # the answers moved with the history

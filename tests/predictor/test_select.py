@@ -152,3 +152,29 @@ def test_kept_estimates_answer_as_estimates_computed_afresh():
         assert kept.select(request).model_dump() == fresh.select(request).model_dump()
     # Greedy estimates: 3 candidates a select; most were kept (one server changes a call).
     assert len(computed) < 0.6 * 3 * 3_000
+
+
+def test_pick_is_the_server_select_ranks_first():
+    """``pick`` (what a replay asks) answers as ``select`` would, draw for draw."""
+    asked, answered = Selector(seed=7), Selector(seed=7)
+    rng = random.Random(3)
+    servers = ["a", "b", "c", "d"]
+    latency = {"a": 300.0, "b": 320.0, "c": 900.0, "d": 310.0}
+    explored = 0
+    for i in range(3000):
+        server = rng.choice(servers)
+        call = {"latency_ms": rng.expovariate(1 / latency[server]),
+                "success": rng.random() > (0.3 if server == "c" else 0.05),
+                "cost_usd": 0.002 if server == "a" else 0.001, "tool": "q"}
+        for selector in (asked, answered):
+            selector.observe_call(float(i), server, "search", **call)
+            if i % 97 == 0:
+                selector.observe_health(server, reachable=i % 194 != 0)
+        req = SelectRequest(task_type="search", candidates=rng.sample(servers, 3), tool="q",
+                            explore=0.2, weights={"cost": 0.05} if i % 5 == 0 else None)
+        answer = answered.select(req)
+        explored += answer.explored
+        assert asked.pick(req) == answer.ranking[0].server, i
+        if i % 50 == 0:  # an answer served from the memo: pick reads it too
+            assert asked.pick(req) == answered.select(req).ranking[0].server, i
+    assert explored > 50  # the draws were compared, not only the greedy order
