@@ -110,14 +110,30 @@ class Preloader(DecisionPlugin):
         return scores
 
     def preload(self, req: PreloadRequest) -> PreloadResponse:
-        if not req.recent:  # no accesses given: the latest ones seen in telemetry
-            req = req.model_copy(update={"recent": list(self.recent)})
+        keys, learned, observations = self._chosen(req)
+        chosen = [PreloadKey(key=k, probability=p) for k, p in keys]
+        rate = sum(k.probability for k in chosen) / len(chosen) if chosen else 0.0
+        return PreloadResponse(keys=chosen, estimated_hit_rate=round(rate, 4),
+                               source="online" if learned else "prior",
+                               model=Provenance.of("cache", observations=observations,
+                                                   learned=learned))
+
+    def proposals(self, req: PreloadRequest) -> list[tuple[str, float]]:
+        """The keys :meth:`preload` would answer ``req`` with and their probabilities, without
+        building its answer: what a replay of the decision asks after every access."""
+        return self._chosen(req)[0]
+
+    def _chosen(self, req: PreloadRequest) -> tuple[list[tuple[str, float]], bool, int]:
+        """The chosen (key, probability as answered), whether they are learned, and the
+        observations they come from."""
         limit = req.budget_keys
         if req.budget_mb is not None:
             limit = min(limit, int(req.budget_mb // req.key_size_mb))
-        skip = set(req.cached) | set(req.recent[-1:])
         with self._lock:
-            recent = req.recent[-self.context:]
+            # No accesses given: the latest ones seen in telemetry.
+            accessed = req.recent or list(self.recent)
+            recent = accessed[-self.context:]
+            skip = set(req.cached) | set(accessed[-1:])
             raw = self._scores(recent, limit, skip)
             # Stated as the rate at which such scores came true lately (the successor counts
             # overstate on keys that rarely repeat: 0.21 stated where 0.10 came true on
@@ -128,10 +144,5 @@ class Preloader(DecisionPlugin):
             learned = bool(scores) or any(self.model.access_count(k) for k in recent)
             observations = self.observations
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
-        chosen = [PreloadKey(key=k, probability=round(p, 4)) for k, p in ranked
-                  if p >= req.min_probability][:limit]
-        rate = sum(k.probability for k in chosen) / len(chosen) if chosen else 0.0
-        return PreloadResponse(keys=chosen, estimated_hit_rate=round(rate, 4),
-                               source="online" if learned else "prior",
-                               model=Provenance.of("cache", observations=observations,
-                                                   learned=learned))
+        chosen = [(k, round(p, 4)) for k, p in ranked if p >= req.min_probability][:limit]
+        return chosen, learned, observations

@@ -206,6 +206,7 @@ class _ServedPreloads:
         self.check = PredictionCalibration(horizon=preloader.model.horizon)
         self.stated = 0.0
         self._ts = float("-inf")
+        self._requests: dict[int, PreloadRequest] = {}
 
     def learn_one(self, key: str, ts: float) -> None:
         self.check.observe(key, ts)
@@ -213,8 +214,10 @@ class _ServedPreloads:
         self._ts = ts
 
     def predict_next(self, key: str, k: int) -> list[tuple[str, float]]:
-        answer = self.preloader.preload(PreloadRequest(budget_keys=k))
-        proposed = [(chosen.key, chosen.probability) for chosen in answer.keys]
+        request = self._requests.get(k)
+        if request is None:  # one default request per budget: validated once
+            request = self._requests[k] = PreloadRequest(budget_keys=k)
+        proposed = self.preloader.proposals(request)  # what preload would answer
         self.check.record(proposed, self._ts)
         self.stated += sum(p for _, p in proposed)
         return proposed

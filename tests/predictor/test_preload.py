@@ -63,3 +63,23 @@ def test_stated_probabilities_match_how_often_the_keys_came():
     realized = sum(checker.used) / sum(checker.issued)
     assert max(p for _, p in preloader.model.predict_next("k1", k=2)) >= 0.2  # the counts
     assert abs(sum(stated) / len(stated) - realized) < 0.01  # uncalibrated: 0.29 vs 0.003
+
+
+def test_proposals_are_what_preload_answers():
+    """What a replay asks after each access: preload's keys and probabilities, unbuilt."""
+    import random
+
+    rng = random.Random(5)
+    preloader = Preloader(horizon=3)
+    requests = [PreloadRequest(), PreloadRequest(budget_keys=2),
+                PreloadRequest(recent=["k3", "k4"], cached=["k5"], min_probability=0.0),
+                PreloadRequest(budget_mb=2.5, key_size_mb=1.0)]
+    proposed = 0
+    for t in range(3000):
+        key = f"k{(t % 7) + rng.choice([0, 0, 0, 1, 9])}"
+        preloader.observe(key, float(t))
+        for request in requests:
+            answer = [(k.key, k.probability) for k in preloader.preload(request).keys]
+            assert preloader.proposals(request) == answer, (t, request)
+            proposed += len(answer)
+    assert proposed > 3000
