@@ -3,7 +3,7 @@
 Usage::
 
     python bench/http.py [--rounds 3] [--duration 8] [--connections 16] [--learner-process]
-                         [--out FILE.json]
+                         [--batches 100] [--ingest-clients 2] [--ingest-rate 0] [--out FILE.json]
 
 Starts ``predictor serve`` on a free loopback port in a temporary folder
 (its own store, no registry), teaches it a 3,000-record simulation through
@@ -16,12 +16,14 @@ healthz measured in the same run.
 
 Ingestion: ``--batches`` batches of 1,000 simulated records, encoded
 beforehand, posted by ``--ingest-clients`` concurrent clients (httpx threads
-in this process) honouring ``429 Retry-After``; it reports records per
+in this process) honouring ``429 Retry-After``, as fast as acknowledged or
+at ``--ingest-rate`` records per second offered; it reports records per
 second acknowledged (durable) and the ratio of that time to one plain
 ``json.loads`` pass over the same bodies in this process (the reference
 measured in the same run), how many the online models learned while
 the burst lasted (the learner must not starve), how far behind the store
-the learner was when it ended (in seconds of ingestion), and how long
+the learner was when it ended and at most while it lasted (read twice a
+second; in seconds of ingestion), and how long
 until the online models had learned them all.
 
 Memory: the peak resident memory of the service's process tree and of this
@@ -114,10 +116,13 @@ def wait_loaded(client: httpx.Client, cursor: int, timeout: float = 120.0) -> No
 
 
 def ingest(base: str, records: list[dict], batch: int, clients: int,
-           learner: str | None = None) -> dict[str, float]:
+           learner: str | None = None, rate: float = 0.0) -> dict[str, float]:
     """Post ``records`` in batches from ``clients`` threads; bodies are encoded beforehand.
 
     ``learner``: the base URL of the process that learns, when it is not ``base``.
+    ``rate``: records per second offered (batch ``j`` is posted no earlier than
+    ``j * batch / rate`` seconds after the start); 0 posts as fast as acknowledged.
+    While the burst lasts, the learner's lag is read twice a second.
     """
     bodies = [orjson.dumps(records[i:i + batch]) for i in range(0, len(records), batch)]
     # The reference, measured in the same minutes: one plain json.loads pass over the bodies.
@@ -137,19 +142,32 @@ def ingest(base: str, records: list[dict], batch: int, clients: int,
             throttled[0] += 1
             time.sleep(float(reply.headers.get("retry-after", "1")))
 
-    def worker(share: list[bytes]) -> None:
+    def worker(first: int) -> None:
         with httpx.Client(base_url=base, timeout=120) as client:
-            for body in share:
-                post(client, body)
+            for j in range(first, len(bodies), clients):
+                if rate:
+                    time.sleep(max(0.0, started + j * batch / rate - time.perf_counter()))
+                post(client, bodies[j])
 
-    threads = [threading.Thread(target=worker, args=(bodies[k::clients],))
-               for k in range(clients)]
+    lags: list[int] = []  # records stored and not learned, twice a second during the burst
+    done = threading.Event()
+
+    def watch() -> None:
+        with httpx.Client(base_url=learner or base, timeout=60) as client:
+            while not done.wait(0.5):
+                lags.append(behind(client))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    watcher = threading.Thread(target=watch)
     started = time.perf_counter()
     for thread in threads:
         thread.start()
+    watcher.start()
     for thread in threads:
         thread.join()
     acknowledged = time.perf_counter() - started
+    done.set()
+    watcher.join()
     published: dict[str, float] = {}
     if learner is not None:  # what the replica answers from, when the burst ended
         behind_records, age = replica_behind(base, learner)
@@ -162,17 +180,19 @@ def ingest(base: str, records: list[dict], batch: int, clients: int,
     if learner is not None:
         # From the burst's start, as all_learned_s (the replica cannot be ahead of it).
         published["all_published_s"] = round(learned + wait_published(base, learner), 3)
-    rate = len(records) / acknowledged
+    ack_rate = len(records) / acknowledged
     return {"records": len(records), "batch": batch, "clients": clients,
             "acknowledged_s": round(acknowledged, 3),
-            "records_per_s": round(rate),
+            "records_per_s": round(ack_rate),
             "json_pass_s": round(json_pass, 3),
             "acknowledged_to_json_pass": round(acknowledged / json_pass, 2),
             "throttled_batches": throttled[0], "all_learned_s": round(learned, 3),
             "learned_per_s": round(len(records) / learned),
             "learned_during_burst": len(records) - pending,
             "learned_per_s_during_burst": round((len(records) - pending) / acknowledged),
-            "learner_lag_s_at_burst_end": round(pending / rate, 2), **published}
+            "learner_lag_s_at_burst_end": round(pending / ack_rate, 2),
+            "learner_lag_s_max_during_burst": round(max(lags, default=pending) / ack_rate, 2),
+            "offered_records_per_s": rate or None, **published}
 
 
 def main() -> None:
@@ -183,6 +203,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=100, help="ingestion batches of 1,000")
     parser.add_argument("--ingest-clients", type=int, default=2,
                         help="concurrent ingestion clients")
+    parser.add_argument("--ingest-rate", type=float, default=0.0,
+                        help="records/s the ingestion clients offer (0: as fast as acknowledged)")
     parser.add_argument("--learner-process", action="store_true",
                         help="a learner and a replica on one SQLite store (two processes): "
                              "the routes and the ingestion go to the replica")
@@ -237,7 +259,8 @@ def main() -> None:
                                for k in ("rps", "p50_ms", "p99_ms")}
                        for route, rs in runs.items()}
             stream = simulate(folder, args.batches * 1000, 21)
-            ingestion = ingest(base, stream, 1000, args.ingest_clients, learner)
+            ingestion = ingest(base, stream, 1000, args.ingest_clients, learner,
+                               args.ingest_rate)
     finally:
         for running in (proc, learner_proc):
             if running is not None:
@@ -271,7 +294,8 @@ def main() -> None:
           f"{ingestion['throttled_batches']} throttled); all learned after "
           f"{ingestion['all_learned_s']} s ({ingestion['learned_per_s']:,} records/s)")
     print(f"learned during the burst: {ingestion['learned_per_s_during_burst']:,} records/s; "
-          f"learner {ingestion['learner_lag_s_at_burst_end']} s of ingestion behind at its end")
+          f"learner {ingestion['learner_lag_s_at_burst_end']} s of ingestion behind at its end "
+          f"({ingestion['learner_lag_s_max_during_burst']} s at most during it)")
     print("peak resident memory (MB): " + ", ".join(
         f"{name} {size:,}" for name, size in peak.mb.items()))
     if args.out:

@@ -18,8 +18,9 @@ attributes share one read-only empty dict, :data:`NO_ATTRS`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -162,27 +163,28 @@ def frame_records(frame: pd.DataFrame) -> Iterator[Record]:
     """
     columns = [c for c in ("ts", *STRING_COLUMNS, *NUMBER_COLUMNS, *BOOL_COLUMNS, "attrs")
                if c in frame.columns]
-    kinds = {
-        "health": (_BUILD_HEALTH, [(c, _conversion(c)) for c in columns
-                                   if c in HEALTH_FIELDS and c != "ts"]),
-        "call": (_BUILD_CALL, [(c, _conversion(c)) for c in columns
-                               if c in CALL_FIELDS and c != "ts"]),
-    }
     arrays = {c: frame[c].to_numpy() for c in columns}
     if "kind" not in arrays:
         arrays["kind"] = np.full(len(frame), "call", dtype=object)
+    names = [c for c in arrays if c != "ts" and (c in CALL_FIELDS or c in HEALTH_FIELDS)]
+    # Each kind's builder, fields, and their positions in a row of ``names``.
+    kinds = {kind: (build, [n for n in names if n in known],
+                    _getter([i for i, n in enumerate(names) if n in known]))
+             for kind, build, known in (("call", _BUILD_CALL, CALL_FIELDS),
+                                        ("health", _BUILD_HEALTH, HEALTH_FIELDS))}
+    fromtimestamp = datetime.fromtimestamp
     for start in range(0, len(frame), _ROWS_AT_ONCE):
-        # Python values a slice at a time: indexing numpy arrays value by value cost more
-        # than building the records, and whole columns as lists would hold the log.
-        rows = {c: values[start:start + _ROWS_AT_ONCE].tolist() for c, values in arrays.items()}
-        for i, ts in enumerate(rows["ts"]):
-            build, wanted = kinds["health" if rows["kind"][i] == "health" else "call"]
-            fields: dict = {"ts": datetime.fromtimestamp(ts, UTC)}
-            for name, convert in wanted:
-                value = rows[name][i]
-                if value is None or value != value:  # None or NaN: absent
-                    continue
-                fields[name] = convert(value) if convert is not None else value
+        # Python values a slice at a time, converted column by column (absent: None):
+        # value by value cost more than building the records, and whole columns as
+        # lists would hold the log.
+        chunk = slice(start, start + _ROWS_AT_ONCE)
+        values = [_python_values(name, arrays[name][chunk]) for name in names]
+        for ts, kind, row in zip(arrays["ts"][chunk].tolist(), arrays["kind"][chunk].tolist(),
+                                 zip(*values, strict=True), strict=True):
+            build, wanted, pick = kinds["health" if kind == "health" else "call"]
+            fields = {name: value for name, value in zip(wanted, pick(row), strict=True)
+                      if value is not None}
+            fields["ts"] = fromtimestamp(ts, UTC)
             if "attrs" not in fields:
                 fields["attrs"] = {}
             if build is _BUILD_CALL:
@@ -196,14 +198,38 @@ def frame_records(frame: pd.DataFrame) -> Iterator[Record]:
 _ROWS_AT_ONCE = 4096
 
 
-def _conversion(column: str):
-    """How a frame value of ``column`` becomes the record's value (``None``: as is)."""
+def _getter(positions: list[int]) -> Callable[[tuple], tuple]:
+    """A row's values at ``positions``, as a tuple (however many)."""
+    if len(positions) == 1:
+        only = positions[0]
+        return lambda row: (row[only],)
+    return itemgetter(*positions)
+
+
+def _python_values(column: str, values: np.ndarray) -> list:
+    """A slice of a frame column as the records' values.
+
+    ``None`` where absent (None or NaN); ints, flags and floats as the
+    record's fields are typed; ``attrs`` a dict of the record's own (never
+    the frame's: :data:`NO_ATTRS` is shared by many rows).
+
+    >>> _python_values("attempt", np.array([1.0, np.nan])), _python_values(
+    ...     "reachable", np.array([0.0, 1.0, np.nan]))
+    ([1, None], [False, True, None])
+    """
+    if values.dtype != object:
+        absent = np.isnan(values)
+        if column in BOOL_COLUMNS:
+            typed = (values != 0).astype(object)
+        elif column in _INTS:
+            present = values[~absent]
+            if present.size and not np.abs(present).max() < 2.0 ** 53:
+                return [None if v != v else int(v) for v in values.tolist()]  # beyond int64
+            typed = np.where(absent, 0.0, values).astype(np.int64).astype(object)
+        else:
+            typed = values.astype(object)
+        typed[absent] = None
+        return typed.tolist()
     if column == "attrs":
-        return dict  # a record's own, never the frame's (NO_ATTRS is shared by many rows)
-    if column in BOOL_COLUMNS:
-        return bool
-    if column in _INTS:
-        return int
-    if column in NUMBER_COLUMNS:
-        return float
-    return None
+        return [None if v is None or v != v else dict(v) for v in values.tolist()]
+    return [None if v is None or v != v else v for v in values.tolist()]
