@@ -37,8 +37,9 @@ from predictor.training.eval_scaling import fit_scaling, score_scaling
 from predictor.training.eval_selection import fit_selection, score_selection
 from predictor.training.features import PARTS, Features, FeaturesFile, Options, Unsupported
 
-__all__ = ["READS", "STEPS", "Evaluation", "FamilyRun", "evaluate_features", "evaluate_frame",
-           "evaluate_log", "load_log", "load_records", "release_freed_memory", "run_family"]
+__all__ = ["HOLDOUT_LOSSES", "READS", "STEPS", "Evaluation", "FamilyRun", "evaluate_features",
+           "evaluate_frame", "evaluate_log", "load_log", "load_records", "release_freed_memory",
+           "run_family"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ class Evaluation:
     also
         Name -> result of each other task run beside the families
         (:func:`evaluate_features`' ``also``).
+    losses
+        Family -> its bundle's loss on the holdout, where the family computed it
+        (``Options.holdout_losses``; the families in :data:`HOLDOUT_LOSSES`).
     """
 
     report: dict[str, Any]
@@ -71,6 +75,7 @@ class Evaluation:
     fits: dict[str, Any] = field(default_factory=dict)
     plots: dict[str, Any] = field(default_factory=dict)
     also: dict[str, Any] = field(default_factory=dict)
+    losses: dict[str, float | None] = field(default_factory=dict)
 
 
 def _read(paths: str | Path | list, summary: ReadSummary | None) -> Iterator[Record]:
@@ -135,6 +140,14 @@ class FamilyRun:
     fit_s: float = 0.0
     score_s: float = 0.0
     peak_mb: float | None = None
+    #: ``(loss,)``: the bundle's loss on the holdout, when computed (``Options.holdout_losses``).
+    holdout_loss: tuple[float | None] | None = None
+
+
+#: The families whose bundle's holdout loss reads only the calls and their history: the same
+#: from the calls alone as from the whole frame (the load bundle's reads the frame's
+#: windows, and stays the main process's).
+HOLDOUT_LOSSES = ("performance", "resources", "risk", "cache")
 
 
 def release_freed_memory() -> bool:
@@ -209,8 +222,17 @@ def run_family(family: str, features: Features | FeaturesFile, options: Options)
         section, plot = {"reason": f"evaluation failed: {type(err).__name__}: {err}"}, None
     # What only scoring needed (feature matrices over every call) is not sent back.
     fit = replace(fit, **dict.fromkeys(getattr(fit, "WORKSPACE", ())))
+    loss = None
+    bundle = getattr(fit, "bundle", None)
+    if options.holdout_losses and bundle is not None and family in HOLDOUT_LOSSES:
+        history = features.history if "history" in READS[family] else None
+        try:
+            loss = (bundle.loss(features.calls, features.test, history),)
+        except Exception:  # left to the register step, which reports it as it always has
+            log.warning("%s: holdout loss not computed here:\n%s", family,
+                        traceback.format_exc())
     return FamilyRun(family, section, fit, plot, fitted - start, time.perf_counter() - fitted,
-                     _peak_mb() if measured else None)
+                     _peak_mb() if measured else None, loss)
 
 
 def _loaded(features: Features | FeaturesFile, parts: tuple[str, ...] = PARTS) -> Features:
@@ -322,6 +344,8 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
             evaluation.fits[run.family] = run.fit
         if run.plot is not None:
             evaluation.plots[run.family] = run.plot
+        if run.holdout_loss is not None:
+            evaluation.losses[run.family] = run.holdout_loss[0]
         peak = "" if run.peak_mb is None else f", worker peak {run.peak_mb:,.0f} MB"
         progress(f"{run.family}: fitted in {run.fit_s:.1f} s, scored in {run.score_s:.1f} s"
                  + peak)

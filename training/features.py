@@ -76,6 +76,11 @@ class Options:
     plots
         Compute what the plots draw beyond the report (the cache's hit ratio
         at four more sizes: four more replays of the test part).
+    holdout_losses
+        Compute each registered per-call family's loss on the holdout (what
+        promotion compares) where the family ran, from the features it holds:
+        training registers them, and the main process need not predict the
+        holdout again.
     """
 
     cache_size: int | None = None
@@ -83,6 +88,7 @@ class Options:
     capacity: float | None = None
     max_fit_calls: int = 250_000
     plots: bool = False
+    holdout_losses: bool = False
 
 
 @dataclass(frozen=True)

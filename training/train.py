@@ -236,7 +236,8 @@ def register(family: str, evaluation: Evaluation, plots: Sequence[Path], folder:
             reason = section.get("reason", "no model for this log")
             mlflow.set_tag("skipped", reason)
             return Registered(family, run.info.run_id, None, None, None, reason)
-        loss = bundle.loss(features.frame, features.split.test_mask, features.history)
+        loss = evaluation.losses[section_name] if section_name in evaluation.losses else \
+            bundle.loss(features.frame, features.split.test_mask, features.history)
         if loss is not None:
             mlflow.log_metric("holdout_loss", loss)
         ts = features.frame["ts"]
@@ -337,7 +338,7 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
     progress("history features")
     features = Features.of(frame, summary.rejected)
     del frame
-    options = Options(plots=True)
+    options = Options(plots=True, holdout_losses=True)
     with tempfile.TemporaryDirectory() as tmp:
         # The workers read the features from a file while this process holds none of
         # them: a copy here during the whole evaluation was a third of the job's peak.

@@ -84,6 +84,21 @@ def test_a_holdout_loss_is_the_error_of_the_predictions_over_every_call(features
     assert np.isfinite(expected) and expected > 0
 
 
+def test_a_family_computes_its_holdout_loss_as_the_register_step_would(features):
+    """Training asks each per-call family for its bundle's holdout loss where it ran (from
+    the calls and history it holds): the same loss as from the whole frame."""
+    from predictor.training.evaluate import HOLDOUT_LOSSES
+
+    evaluation = evaluate_features(features, Options(holdout_losses=True), n_jobs=1)
+    assert set(evaluation.losses) == set(HOLDOUT_LOSSES) & set(evaluation.fits)
+    assert {"performance", "resources", "risk"} <= set(evaluation.losses)
+    for family, loss in evaluation.losses.items():
+        bundle = evaluation.fits[family].bundle
+        assert loss == bundle.loss(features.frame, features.split.test_mask,
+                                   features.history), family
+    assert evaluate_features(features, n_jobs=1).losses == {}  # evaluate alone: none
+
+
 def test_the_served_risk_replay_answers_alike_without_the_online_model(features):
     """With the batch classifier answering, the online model's learning changes no answer."""
     from predictor.api.risk import RiskRequest
