@@ -23,6 +23,7 @@ import json
 import logging
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from predictor.decisions import online_families, primary
 from predictor.engine import Engine
 from predictor.training.pyfunc import pip_requirements, row_fields
 
-__all__ = ["OnlineFamilyModel", "load_online", "online_model_name",
+__all__ = ["OnlineFamilyModel", "SavedEngine", "load_online", "online_model_name",
            "register_online"]
 
 log = logging.getLogger(__name__)
@@ -70,25 +71,46 @@ class OnlineFamilyModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame({"answer": answers})
 
 
-def register_online(engine: Engine, *, source: str,
+@dataclass(frozen=True)
+class SavedEngine:
+    """An engine's online state saved family by family (:meth:`Engine.save_parts`).
+
+    What a training worker hands back instead of the engine: the process
+    that registers it then holds one family's part at a time, not the whole
+    engine while the other families are still evaluated.
+    """
+
+    paths: dict[str, Path]
+    learned: int
+
+    @classmethod
+    def of(cls, engine: Engine, directory: str | Path) -> SavedEngine:
+        """Save ``engine``'s parts into ``directory``."""
+        return cls(engine.save_parts(directory), engine.learned)
+
+
+def register_online(engine: Engine | SavedEngine, *, source: str,
                     experiment: str = "predictor") -> dict[str, str]:
     """Register every family's online state from one snapshot; return family -> version.
 
     Uses the tracking and registry URIs already set (``mlflow.set_tracking_uri``).
     ``source`` says who checkpointed (``train``, ``serve``) and is tagged. The
     run is a child of the active run if there is one, else a run of ``experiment``.
+    ``engine`` may be its parts saved already (:class:`SavedEngine`).
     """
     import mlflow
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
+    from predictor.models.persistence import load
     from predictor.training.code import ONLINE_MODEL
 
     checkpoint = uuid.uuid4().hex[:12]
     versions: dict[str, str] = {}
     client = MlflowClient()
     with tempfile.TemporaryDirectory() as tmp:
-        paths = engine.save_parts(Path(tmp))
+        saved = isinstance(engine, SavedEngine)
+        paths = engine.paths if saved else engine.save_parts(Path(tmp))
         progress = json.loads(paths["load"].with_suffix(".json").read_text())["engine_progress"]
         tags = {"checkpoint": checkpoint, "source": source,
                 "cursor": str(progress["cursor"]), "learned": str(progress["learned"]),
@@ -108,7 +130,8 @@ def register_online(engine: Engine, *, source: str,
                 example = pd.DataFrame([primary(family).example])
                 probe = OnlineFamilyModel()
                 probe.family = family
-                probe.engine = Engine.from_parts({family: engine.part(family)}, progress)
+                part = load(path)[0] if saved else engine.part(family)
+                probe.engine = Engine.from_parts({family: part}, progress)
                 signature = infer_signature(example, probe.predict(None, example))
                 signature.inputs = _request_schema(primary(family).request)
                 info = mlflow.pyfunc.log_model(

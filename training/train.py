@@ -348,7 +348,9 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
         # The online state learns the whole log in a worker while the families are
         # evaluated (a cluster's worker may be on a machine that cannot read the file).
         source = stored if cluster is None else stored.load(("frame",)).frame
-        also = {"online": functools.partial(learn_online, source)} if online else None
+        # Its parts are saved where this process registers them from (not sent back whole).
+        also = {"online": functools.partial(learn_online, source, None if cluster else
+                                            Path(tmp) / "online")} if online else None
         evaluation = evaluate_features(stored, options, progress=progress, cluster=cluster,
                                        also=also)
         return _record(evaluation, logs, summary, chosen, policy, client, online, progress,
@@ -407,20 +409,23 @@ def _record(evaluation: Evaluation, logs: Sequence[str | Path], summary: ReadSum
 promote_step = promote
 
 
-def learn_online(frame: pd.DataFrame | FeaturesFile) -> Any:
+def learn_online(frame: pd.DataFrame | FeaturesFile, folder: Path | None = None) -> Any:
     """The service's online state after learning every record of ``frame``, in time order.
 
     ``frame`` may be the features file of the job (its frame is learned).
     The records are rebuilt from the frame one at a time as they are learned:
-    the log's records are never all held at once.
+    the log's records are never all held at once. With ``folder``, the state
+    is saved there family by family and a
+    :class:`predictor.training.online.SavedEngine` returned, not the engine.
     """
     from predictor.engine import Engine
+    from predictor.training.online import SavedEngine
 
     if isinstance(frame, FeaturesFile):
         frame = frame.load(("frame",)).frame
     engine = Engine()
     engine.learn(frame_records(frame))
-    return engine
+    return engine if folder is None else SavedEngine.of(engine, folder)
 
 
 def _register_online(engine: Any, progress: Callable[[str], None]) -> dict[str, str]:
