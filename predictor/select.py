@@ -330,8 +330,7 @@ class Selector(DecisionPlugin):
         state, so it is memoized until the next observation changes that
         state: a telemetry batch invalidates it once, not per request.
         """
-        key = (req.task_type, req.tool, tuple(req.candidates),
-               tuple(sorted(req.weights.items())) if req.weights else None)
+        key = _memo_key(req)
         with self._lock:
             hit = self._memo.get(key)
             if hit is not None and hit[0] == self._state:
@@ -358,8 +357,7 @@ class Selector(DecisionPlugin):
         stream, for a fraction of its cost (the answer's validation and its
         rounded figures per candidate).
         """
-        key = (req.task_type, req.tool, tuple(req.candidates),
-               tuple(sorted(req.weights.items())) if req.weights else None)
+        key = _memo_key(req)
         with self._lock:
             hit = self._memo.get(key)
             greedy = hit[1][0]["server"] if hit is not None and hit[0] == self._state \
@@ -375,6 +373,12 @@ class Selector(DecisionPlugin):
             in_service = [d for d in drawn if d[2][3][4] > 0.0] or drawn
             return max(in_service)[1]
         return None
+
+
+def _memo_key(req: SelectRequest) -> tuple:
+    """What the greedy answer to ``req`` depends on besides the learned state."""
+    return (req.task_type, req.tool, tuple(req.candidates),
+            tuple(sorted(req.weights.items())) if req.weights else None)
 
 
 def _greedy_order(scored: list[tuple[float, str, tuple]]) -> list[tuple[float, str, tuple]]:
