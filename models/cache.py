@@ -151,9 +151,12 @@ class AccessModel:
         succ = self._successors.get(key)
         if succ and seen:
             # What succ.most_common(n) answers (heapq.nlargest is documented equal to this
-            # sort, ties in insertion order), sorted in C: its heap runs in Python.
-            for other, count in sorted(succ.items(), key=itemgetter(1),
-                                       reverse=True)[:self.max_successors]:
+            # sort, ties in insertion order), sorted in C: its heap runs in Python. With n
+            # or fewer successors all are kept, and the order they are scored in does not
+            # matter (the ranking below is total), so nothing is sorted.
+            items = succ.items() if len(succ) <= self.max_successors else sorted(
+                succ.items(), key=itemgetter(1), reverse=True)[:self.max_successors]
+            for other, count in items:
                 if other != key:
                     scores[other] = min(1.0, count / seen)
         number = self._as_int(key)

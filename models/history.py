@@ -141,6 +141,11 @@ class History:
 
     def features(self, ts: float, server: str, tool: str) -> dict[str, float]:
         """History features for a call to ``server``/``tool`` starting at ``ts``."""
+        return dict(zip(HISTORY_FEATURES, self.values(ts, server, tool), strict=True))
+
+    def values(self, ts: float, server: str, tool: str) -> tuple[float, ...]:
+        """:meth:`features` as a tuple in the order of :data:`HISTORY_FEATURES`: what the
+        learners and the feature pass read, without a dictionary per call."""
         self.advance(ts)
         pair = self._pairs.get((server, tool))
         srv = self._servers.get(server)
@@ -158,25 +163,9 @@ class History:
             recent = sum(srv.recent) / len(srv.recent) if srv.recent else NAN
             since = ts - srv.last_failure if not math.isnan(srv.last_failure) else NAN
             probe = srv.probe
-        return {
-            "hist_latency": lat,
-            "hist_latency_fast": fast,
-            "hist_latency_trend": fast / lat if lat and not math.isnan(lat) else NAN,
-            "hist_output_tokens": out,
-            "hist_success": ok,
-            "hist_calls": calls,
-            "srv_error_rate": err,
-            "srv_recent_error_rate": recent,
-            "srv_latency": slat,
-            "srv_last_concurrency": conc,
-            "srv_since_failure_s": since,
-            "probe_reachable": probe[1],
-            "probe_latency": probe[2],
-            "probe_cpu": probe[3],
-            "probe_mem": probe[4],
-            "probe_queue": probe[5],
-            "probe_age_s": ts - probe[0] if not math.isnan(probe[0]) else NAN,
-        }
+        return (lat, fast, fast / lat if lat and not math.isnan(lat) else NAN, out, ok, calls,
+                err, recent, slat, conc, since, probe[1], probe[2], probe[3], probe[4],
+                probe[5], ts - probe[0] if not math.isnan(probe[0]) else NAN)
 
 
 def call_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -200,7 +189,7 @@ def call_features(frame: pd.DataFrame) -> pd.DataFrame:
             history.observe_health(ts, server, reachable=reach, latency_ms=lat, cpu_pct=cpu,
                                    mem_pct=mem, queue_depth=queue)
             continue
-        extend(history.features(ts, server, tool).values())
+        extend(history.values(ts, server, tool))
         history.observe_call(ts, server, tool, latency_ms=lat, success=ok, output_tokens=out,
                              concurrency=conc)
     index = frame.index[frame["kind"].to_numpy() != "health"]

@@ -50,7 +50,10 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
+import numpy as np
 from river import base
+
+from predictor.models.kernels import kernel
 
 __all__ = ["LEVELS", "PRIORS", "ToolLaws"]
 
@@ -66,7 +69,13 @@ _NORMAL = NormalDist()
 _LOWEST_MISS = 1e-4
 _HIGHEST_MISS = 1.0 - _LOWEST_MISS
 _TARGETS = tuple(1.0 - level for level in LEVELS)
-_LEVEL_INDICES = tuple(range(len(LEVELS)))
+_TARGETS_ARRAY = np.array(_TARGETS)
+#: The quantities in the order of their rows of miss rates (two per quantity).
+_KEYS = tuple(_SOURCES)
+_PRIOR_VARS = tuple(PRIORS[key][1] for key in _KEYS)
+_SQRT2 = math.sqrt(2.0)
+#: Values learned whose calibration may wait for the miss rates to be read (bounded memory).
+_PENDING_AT_MOST = 4096
 #: A tool's law is remembered after each of its first calls, then each time its count
 #: grew by this factor: a bounded history (log of the count) of what was served when.
 _SNAPSHOT_GROWTH = 1.25
@@ -133,46 +142,72 @@ class ToolLaws(base.MultiTargetRegressor):
             for key in PRIORS})
         state.setdefault("_histories", {})
         state.setdefault("_values", 0)
+        state.setdefault("_pending", [])
         # Per quantity: (values learned when computed, the population law).
         state["_populations"] = {}
         for stale in ("_population", "_learned_at_population", "_learned", "_sums"):
             state.pop(stale, None)
+
+    def __getstate__(self) -> dict:
+        self._calibrate()  # a saved state holds its rates, not values waiting for them
+        return self.__dict__.copy()
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._defaults()
 
     def learn_one(self, x: dict, y: dict) -> None:
-        tool = x.get("tool")
+        self.learn_values(x.get("tool"), x.get("start"), x.get("end"), y.get("latency_ms"),
+                          y.get("tokens"), y.get("mem_mb"), y.get("cpu_pct"))
+
+    def learn_values(self, tool: Any, start: Any, end: Any, latency_ms: Any, tokens: Any,
+                     mem_mb: Any, cpu_pct: Any) -> None:
+        """:meth:`learn_one` without its dictionaries: what the allocate decision calls."""
         stats = self._stats.get(tool)
         if stats is None:
             stats = self._stats[tool] = {k: _Moments() for k in PRIORS}
         at_start: dict[str, tuple[float, float]] | None = None
         checked = False
-        for key, source in _SOURCES.items():
-            value = y.get(source)
+        pending = self._pending
+        for index, (key, value) in enumerate(zip(_KEYS, (latency_ms, tokens, mem_mb, cpu_pct),
+                                                 strict=True)):
             if value is None or isinstance(value, str):
                 continue
             value = float(value)
-            if key == "log_duration":
+            if index == 0:
                 value = math.log1p(value) if value >= 0 else math.nan
             if not math.isfinite(value):
                 continue
             if not checked:
-                at_start, checked = self._at_start(tool, x.get("start")), True
+                at_start, checked = self._at_start(tool, start), True
             moments = stats[key]
+            n = moments.n
             if at_start is None:
-                law = ((moments.mean, (moments.m2 + 5 * PRIORS[key][1]) / (moments.n + 4), True)
-                       if moments.n else self._unseen(key))
+                if n:
+                    mean, var, learned = moments.mean, (moments.m2 + 5 * _PRIOR_VARS[index]) / (
+                        n + 4), True
+                else:
+                    mean, var, learned = self._unseen(key)
             else:
-                law = (*at_start[key], True) if key in at_start else self._unseen(key)
-            self._calibrate(key, value, *law)
-            if not moments.n:  # a tool joins the population
+                found = at_start.get(key)
+                mean, var, learned = (*found, True) if found is not None else self._unseen(key)
+            # The value's two-sided normal tail beyond its score, kept until the levels' miss
+            # rates are next read (:meth:`_calibrate`): computing them is what costs.
+            score = abs(value - mean) / math.sqrt(var) if var > 0 else math.inf
+            pending.append((2 * index + learned, math.erfc(score / _SQRT2)))
+            if not n:  # a tool joins the population
                 self._populations.pop(key, None)
-            moments.add(value)
+            # Welford's step (_Moments.add), inlined: this runs for every value learned.
+            n += 1
+            moments.n = n
+            delta = value - moments.mean
+            moments.mean += delta / n
+            moments.m2 += delta * (value - moments.mean)
         if checked:
             self._values += 1
-            self._remember(tool, stats, x.get("end"))
+            self._remember(tool, stats, end)
+            if len(pending) >= _PENDING_AT_MOST:
+                self._calibrate()
 
     def _at_start(self, tool: Any, start: Any) -> dict[str, tuple[float, float]] | None:
         """The tool's laws when a call started at ``start``; ``None`` when they are today's."""
@@ -196,29 +231,31 @@ class ToolLaws(base.MultiTargetRegressor):
             laws = {key: (m.mean, m.var(PRIORS[key][1])) for key, m in stats.items() if m.n}
             snapshots.append((history.last_end, history.calls, laws))
 
-    def _calibrate(self, key: str, value: float, mean: float, var: float, learned: bool
-                   ) -> None:
-        # Adaptive conformal inference (Gibbs and Candes, 2021): check the value against
-        # the one-call interval each level gave, and move that level's miss rate against
-        # its error. Whatever the sequence, the long-run share of values outside the
-        # interval then approaches 1 - level. Tools never seen and tools learned are
-        # calibrated apart (a Mondrian split): a population law's misses say nothing
-        # about a learned law's, and known tools' calls far outnumber new ones'.
-        score = abs(value - mean) / math.sqrt(var) if var > 0 else math.inf
-        # Outside the interval of miss rate r exactly when the two-sided normal tail
-        # beyond the score is below r: one erfc instead of a quantile per level.
-        tail = math.erfc(score / math.sqrt(2.0))
-        rates = self._miss_rates[key][learned]
-        step = self.CALIBRATION_RATE
-        for i in _LEVEL_INDICES:
-            rate = rates[i]
-            # The rate the served quantile uses: past the ends, the interval is all or none.
-            served = _LOWEST_MISS if rate < _LOWEST_MISS else (
-                _HIGHEST_MISS if rate > _HIGHEST_MISS else rate)
-            rate += step * (_TARGETS[i] - (tail < served))
-            # Bounded: a rate run far out (a quantity that never varies) would take long
-            # to return when it starts to.
-            rates[i] = -1.0 if rate < -1.0 else (2.0 if rate > 2.0 else rate)
+    def _calibrate(self) -> None:
+        """Move each level's miss rate with the values learned since the rates were read.
+
+        Adaptive conformal inference (Gibbs and Candes, 2021): each value is
+        checked against the one-call interval each level gave, and that
+        level's miss rate moves against its error. Whatever the sequence, the
+        long-run share of values outside the interval then approaches 1 -
+        level. Tools never seen and tools learned are calibrated apart (a
+        Mondrian split): a population law's misses say nothing about a learned
+        law's, and known tools' calls far outnumber new ones'. The values wait
+        in ``_pending`` as ``(2 * quantity + learned, tail)``, in the order they
+        were learned, and are applied in that order by a compiled loop.
+        """
+        pending = self._pending
+        if not pending:
+            return
+        groups, tails = zip(*pending, strict=True)
+        pending.clear()
+        rates = np.array([self._miss_rates[key][learned] for key in _KEYS
+                          for learned in (False, True)])
+        _apply_misses(np.array(groups, dtype=np.intp), np.array(tails), rates,
+                      _TARGETS_ARRAY, self.CALIBRATION_RATE, _LOWEST_MISS, _HIGHEST_MISS)
+        for index, key in enumerate(_KEYS):
+            for learned in (False, True):
+                self._miss_rates[key][learned] = rates[2 * index + learned].tolist()
 
     def z(self, key: str, coverage: float, learned: bool = True) -> float:
         """The normal quantile that gives ``coverage`` for quantity ``key`` now.
@@ -227,6 +264,7 @@ class ToolLaws(base.MultiTargetRegressor):
         (adaptive conformal inference), apart for laws ``learned`` and for
         tools never seen; ``coverage`` is one of :data:`LEVELS`.
         """
+        self._calibrate()
         return _quantile(self._miss_rates[key][learned][LEVELS.index(coverage)])
 
     def law(self, tool: Any, key: str) -> Law:
@@ -276,6 +314,28 @@ class ToolLaws(base.MultiTargetRegressor):
     def durations_learned(self) -> int:
         """How many durations were learned, over all tools."""
         return int(sum(s["log_duration"].n for s in self._stats.values()))
+
+
+@kernel
+def _apply_misses(groups, tails, rates, targets, step, lowest, highest
+                  ):  # pragma: no cover - compiled
+    """Each value's step of its group's miss rates, in order (``ToolLaws._calibrate``).
+
+    A value is outside the interval of miss rate r exactly when the two-sided
+    normal tail beyond its score is below r: one ``erfc`` per value rather than a
+    quantile per level.
+    """
+    for v in range(groups.size):
+        g = groups[v]
+        tail = tails[v]
+        for i in range(targets.size):
+            rate = rates[g, i]
+            # The rate the served quantile uses: past the ends, the interval is all or none.
+            served = lowest if rate < lowest else (highest if rate > highest else rate)
+            rate += step * (targets[i] - (1.0 if tail < served else 0.0))
+            # Bounded: a rate run far out (a quantity that never varies) would take long
+            # to return when it starts to.
+            rates[g, i] = -1.0 if rate < -1.0 else (2.0 if rate > 2.0 else rate)
 
 
 def _end(snapshot: tuple[float, int, dict]) -> float:

@@ -342,14 +342,22 @@ class OnlineRisk(base.Classifier):
 
     def learn_one(self, x: dict, y: bool) -> None:
         """Learn one outcome: the scaler's step, then the logistic regression's."""
+        self.learn_row(tuple(x), self._values(x), y)
+
+    def learn_row(self, keys: tuple[str, ...], values: np.ndarray, y: bool) -> None:
+        """:meth:`learn_one` with ``x`` given as its keys and its values (NaN: missing).
+
+        What a caller that builds the same inputs for every call uses: no
+        dictionary per call, and one array for several models (``values`` is
+        not changed).
+        """
         y = bool(y)
         if self._class_sums is not None:
-            self._choose(x, y)
-        keys = tuple(x)
+            self._choose(dict(zip(keys, values.tolist(), strict=True)), y)
         layout = self._layouts.get(keys) or self._layout(keys, add=True)
-        sums = self._class_sums
+        sums = self._class_sums  # after the layout: a new input adds a row to it
         _learn_risk(layout.rows, layout.hinged, layout.crossed_at, self._pairs,
-                    self._values(x), _KNOTS, _CUTS, self._counts, self._means, self._vars,
+                    values, _KNOTS, _CUTS, self._counts, self._means, self._vars,
                     self._weights, self._g2, self._cell_weights, self._cell_g2, self._glm,
                     self.lr, self.EPS, self.CLIP, self.INTERCEPT_LR, 1.0 if y else 0.0,
                     _NO_SUMS if sums is None else sums, sums is not None)
@@ -653,13 +661,18 @@ class ServerRisk:
 
     def learn_one(self, server: str, x: dict, failed: bool) -> None:
         """Learn one finished call of ``server``: its inputs at start, whether it failed."""
+        self.learn_row(server, tuple(x), OnlineRisk._values(x), failed)
+
+    def learn_row(self, server: str, keys: tuple[str, ...], values: np.ndarray, failed: bool
+                  ) -> None:
+        """:meth:`learn_one` with ``x`` as keys and values (see :meth:`OnlineRisk.learn_row`)."""
         self.calls += 1
         if self.calls % self.fleet_every == 0 or not self.fleet.learned:
-            self.fleet.learn_one(x, failed)
+            self.fleet.learn_row(keys, values, failed)
         model = self.servers.get(server)
         if model is None:
             model = self.servers[server] = OnlineRisk(self.prior, self.lr)
-        model.learn_one(x, failed)
+        model.learn_row(keys, values, failed)
 
     def predict_proba(self, server: str, x: dict) -> float:
         """Probability that a call to ``server`` with inputs ``x`` fails."""

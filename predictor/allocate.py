@@ -82,9 +82,10 @@ class Allocator(DecisionPlugin):
         tokens = None if r.input_tokens is None and r.output_tokens is None else float(
             (r.input_tokens or 0) + (r.output_tokens or 0))
         start = r.epoch
-        end = start + r.latency_ms / 1000.0 if r.latency_ms is not None else start
-        self.observe(r.tool, latency_ms=r.latency_ms, tokens=tokens, mem_mb=r.mem_mb,
-                     cpu_pct=r.cpu_pct, start=start, end=end)
+        latency_ms = r.latency_ms
+        end = start + latency_ms / 1000.0 if latency_ms is not None else start
+        with self._lock:  # what observe does, without its dictionaries
+            self.laws.learn_values(r.tool, start, end, latency_ms, tokens, r.mem_mb, r.cpu_pct)
 
     def observe(self, tool: str, *, latency_ms: float | None = None, tokens: float | None = None,
                 mem_mb: float | None = None, cpu_pct: float | None = None,

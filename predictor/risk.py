@@ -17,6 +17,7 @@ when it is unreachable or failing now, else ``prewarm_fallback``.
 from __future__ import annotations
 
 import math
+import operator
 import threading
 import time
 from typing import Any
@@ -26,7 +27,7 @@ import numpy as np
 from predictor.api.provenance import Provenance
 from predictor.api.risk import RiskRequest, RiskResponse
 from predictor.data.schema import CallRecord, HealthRecord
-from predictor.models.history import History
+from predictor.models.history import HISTORY_FEATURES, History
 from predictor.models.risk import RISK_FEATURES, OnlineRisk, ServerRisk
 from predictor.plugin import DecisionPlugin
 
@@ -39,6 +40,12 @@ __all__ = [
 
 
 
+
+
+#: The online model's inputs, in the order _x gives them.
+_INPUTS = (*RISK_FEATURES, "concurrency", "attempt")
+#: RISK_FEATURES out of History.values.
+_risk_values = operator.itemgetter(*(HISTORY_FEATURES.index(name) for name in RISK_FEATURES))
 
 
 def _x(features: dict[str, float], concurrency: float = math.nan,
@@ -140,10 +147,11 @@ class RiskAssessor(DecisionPlugin):
         with self._lock:
             self.observations += 1
             if self.batch is None or self.online_while_batch:
-                features = self.history.features(ts, server, tool)
-                self.model.learn_one(server, _x(
-                    features, nan if concurrency is None else concurrency,
-                    nan if attempt is None else attempt), not success)
+                # The inputs _x gives, as one array: no dictionary per call learned.
+                row = np.array((*_risk_values(self.history.values(ts, server, tool)),
+                                nan if concurrency is None else concurrency,
+                                nan if attempt is None else attempt))
+                self.model.learn_row(server, _INPUTS, row, not success)
             else:
                 # What features() would have applied, so the history moves as it would.
                 self.history.advance(ts)

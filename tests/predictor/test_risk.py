@@ -85,3 +85,33 @@ def test_rows_scored_at_once_answer_as_assess_does():
     batched = [round(p, 4) for p in assessor.batch_probabilities(np.array(later)).tolist()]
     assert batched == answers
     assert len(set(answers)) > 20  # the answers moved with the history
+
+
+def test_learning_from_rows_is_learning_from_the_features():
+    """observe_call teaches the model one array per call: the same model as teaching it the
+    features' dictionaries (what assess reads) call by call."""
+    from predictor.models.history import History
+    from predictor.risk import _x
+
+    assessor = RiskAssessor()
+    history, reference = History(), ServerRisk()
+    rng = random.Random(5)
+    for i in range(7500):  # each server past the 2,000 calls after which inputs are crossed
+        t, server = float(i), rng.choice("abc")
+        mem, ok = rng.uniform(40, 100), rng.random() > 0.1
+        assessor.observe_health(t, server, reachable=True, mem_pct=mem, cpu_pct=30)
+        history.observe_health(t, server, reachable=1.0, latency_ms=float("nan"), cpu_pct=30.0,
+                               mem_pct=mem, queue_depth=float("nan"))
+        ok = ok and not (server == "a" and mem > 80)
+        reference.learn_one(server, _x(history.features(t, server, "q"), float(i % 7)),
+                            not ok)
+        history.observe_call(t, server, "q", latency_ms=50.0, success=float(ok),
+                             concurrency=float(i % 7))
+        assessor.observe_call(t, server, "q", success=ok, latency_ms=50.0,
+                              concurrency=float(i % 7))
+    x = _x(history.features(7500.0, "a", "q"), 3.0)
+    own, theirs = assessor.model.servers["a"], reference.servers["a"]
+    assert own.crossed_inputs == theirs.crossed_inputs != ()
+    for server in "abc":
+        assert assessor.model.predict_proba(server, x) == reference.predict_proba(server, x)
+    assert assessor.model.predict_proba("a", x) > 0.2 > assessor.model.predict_proba("b", x)
