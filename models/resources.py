@@ -19,13 +19,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from river import base, linear_model, preprocessing
+from river import base, linear_model
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from predictor.models import compiled
-from predictor.models.adagrad import AdaGrad, learn_scaled_glm
+from predictor.models.adagrad import AdaGrad
 from predictor.models.conformal import ConformalIntervalRegressor
 from predictor.models.features import informative_columns
+from predictor.models.linear_stack import ScaledLinearStack
 
 __all__ = ["TARGETS", "BatchResources", "OnlineResources"]
 
@@ -143,16 +144,20 @@ class OnlineResources(base.Regressor):
     def __init__(self, prior_ms: float = 1000.0, lr: float = 0.1) -> None:
         self.prior_ms = prior_ms
         self.lr = lr
-        self._model = preprocessing.StandardScaler() | linear_model.LinearRegression(
-            optimizer=AdaGrad(lr), clip_gradient=1.0)
+        # river's StandardScaler | LinearRegression(AdaGrad(lr), clip 1), stepped by the
+        # compiled stack: the same arithmetic without river's loops over the call's inputs.
+        self._stack = ScaledLinearStack()
+        self._row = self._stack.add_model(linear_model.LinearRegression(
+            optimizer=AdaGrad(lr), clip_gradient=1.0))
         self._n = 0
 
     def learn_one(self, x: dict, y: float) -> None:
         if y is not None and not math.isnan(y):
-            learn_scaled_glm(self._model, x, math.log1p(max(float(y), 0.0)))
+            self._stack.learn(x, ((self._row, math.log1p(max(float(y), 0.0))),))
             self._n += 1
 
     def predict_one(self, x: dict) -> float:
         if not self._n:
             return self.prior_ms
-        return max(math.expm1(min(self._model.predict_one(x), 25.0)), 0.0)
+        raw = float(self._stack.raw(x, (self._row,))[0])
+        return max(math.expm1(min(raw, 25.0)), 0.0)

@@ -361,7 +361,7 @@ class Selector(DecisionPlugin):
         with self._lock:
             hit = self._memo.get(key)
             greedy = hit[1][0]["server"] if hit is not None and hit[0] == self._state \
-                else _greedy_order(self._scored(req, sample=False))[0][1]
+                else _greedy_first(self._scored(req, sample=False))
             explored = self._explored(req)
             return greedy if explored is None else explored
 
@@ -385,4 +385,14 @@ def _greedy_order(scored: list[tuple[float, str, tuple]]) -> list[tuple[float, s
     """The candidates as :meth:`Selector.select` ranks them: a server out of service (cooling
     down, unreachable) after every other one, then by score as answered (rounded to four
     places; ties keep the candidates' order)."""
-    return sorted(scored, key=lambda s: (s[2][3][4] == 0.0, -round(s[0], 4)))
+    return sorted(scored, key=_greedy_key)
+
+
+def _greedy_first(scored: list[tuple[float, str, tuple]]) -> str:
+    """The server :func:`_greedy_order` ranks first, without sorting the others (``min``
+    keeps the first of equals, as the stable sort does)."""
+    return min(scored, key=_greedy_key)[1]
+
+
+def _greedy_key(s: tuple[float, str, tuple]) -> tuple[bool, float]:
+    return s[2][3][4] == 0.0, -round(s[0], 4)

@@ -44,7 +44,7 @@ from predictor.api.select import DEFAULT_WEIGHTS, SelectRequest
 from predictor.data.frame import frame_records
 from predictor.models.delay import LabelDelay, finish_time
 from predictor.models.features import CallFeaturizer
-from predictor.models.history import History
+from predictor.models.history import HISTORY_FEATURES, History
 from predictor.models.performance import BatchPerformance
 from predictor.training.features import Features, Options, Unsupported
 from predictor.training.metrics import rounded
@@ -70,7 +70,7 @@ def _candidate_frames(calls: pd.DataFrame, frame: pd.DataFrame,
     peak memory on large logs (2.2 GB on a million events).
     """
     history = History()
-    names: list[str] = []
+    names = list(HISTORY_FEATURES)
     rows: list[tuple] = []
     owners: list[tuple] = []  # (call index, candidate server)
 
@@ -93,10 +93,7 @@ def _candidate_frames(calls: pd.DataFrame, frame: pd.DataFrame,
             continue
         if idx in test_index and isinstance(task, str) and len(candidates.get(task, ())) > 1:
             for cand in candidates[task]:
-                features = history.features(ts, cand, tool)
-                if not names:
-                    names = list(features)
-                rows.append(tuple(features.values()))
+                rows.append(history.values(ts, cand, tool))
                 owners.append((idx, cand))
             if len(rows) >= _ROWS_AT_ONCE:
                 yield chunk()

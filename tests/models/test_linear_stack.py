@@ -88,3 +88,27 @@ def test_only_what_the_compiled_step_computes_stacks():
     with pytest.raises(ValueError, match="loss"):
         stack.add_model(linear_model.LinearRegression(optimizer=AdaGrad(0.1),
                                                       loss=optim.losses.Huber()))
+
+
+def test_online_resources_answers_as_its_river_pipeline():
+    """OnlineResources steps on the stack: the durations river's scaler and AdaGrad linear
+    regression give, calls with different inputs and inputs never learned included."""
+    from predictor.models.resources import OnlineResources
+
+    rng = random.Random(2)
+    ours = OnlineResources()
+    theirs = preprocessing.StandardScaler() | linear_model.LinearRegression(
+        optimizer=AdaGrad(0.1), clip_gradient=1.0)
+    for i in range(3000):
+        x = {"log_input_tokens": rng.uniform(0, 8), f"tool=t{i % 5}": 1.0}
+        if i % 3:
+            x["hist_latency"] = rng.uniform(4, 9)
+        y = math.expm1(0.4 * x["log_input_tokens"] + 0.3 * (i % 5) + rng.gauss(0, 0.1))
+        ours.learn_one(x, y)
+        theirs.learn_one(x, math.log1p(y))
+    for x in ({"log_input_tokens": 2.0, "tool=t3": 1.0}, {"log_input_tokens": 5.0,
+              "tool=never": 1.0, "hist_latency": 6.0}):
+        want = max(math.expm1(min(theirs.predict_one(x), 25.0)), 0.0)
+        assert math.isclose(ours.predict_one(x), want, rel_tol=1e-9)
+    assert ours.predict_one({"log_input_tokens": 6.0, "tool=t4": 1.0}) > ours.predict_one(
+        {"log_input_tokens": 1.0, "tool=t0": 1.0})
