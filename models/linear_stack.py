@@ -55,6 +55,8 @@ from predictor.models.kernels import kernel
 __all__ = ["ScaledLinearStack", "log_loss_gradient"]
 
 _START = 64
+#: Tuples of input names whose positions are kept (:meth:`ScaledLinearStack._index`).
+_LAYOUTS_KEPT = 4096
 #: The losses a stacked model may have, as the compiled step knows them.
 _SQUARED, _QUANTILE, _LOG = 0, 1, 2
 
@@ -161,17 +163,33 @@ class ScaledLinearStack:
         self._capacity = capacity
 
     def _index(self, x: dict[str, float]) -> np.ndarray:
-        """The positions of ``x``'s inputs, adding the new ones."""
+        """The positions of ``x``'s inputs, adding the new ones.
+
+        Kept per tuple of input names (calls repeat a few such tuples: their
+        one-hot categories and missing indicators), so that a call whose names
+        came before costs one lookup rather than one per input.
+        """
+        keys = tuple(x)
+        layouts = self.__dict__.setdefault("_layouts", {})
+        found = layouts.get(keys)
+        if found is not None:
+            return found
         names = self._names
-        try:
-            return np.array([names[name] for name in x], dtype=np.intp)
-        except KeyError:
-            for name in x:
-                if name not in names:
-                    names[name] = len(names)
-            if len(names) > self._capacity:
-                self._grow(len(names))
-            return np.array([names[name] for name in x], dtype=np.intp)
+        for name in keys:
+            if name not in names:
+                names[name] = len(names)
+        if len(names) > self._capacity:
+            self._grow(len(names))
+        found = np.array([names[name] for name in keys], dtype=np.intp)
+        if len(layouts) >= _LAYOUTS_KEPT:
+            layouts.clear()
+        layouts[keys] = found
+        return found
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_layouts", None)  # rebuilt on use
+        return state
 
     # --- learning and predicting -----------------------------------------
     def learn(self, x: dict[str, float], targets: Sequence[tuple[int, Any]]) -> None:
@@ -191,8 +209,11 @@ class ScaledLinearStack:
 
         Inputs never learned count as 0, as in river.
         """
-        get = self._names.get
-        idx = np.array([get(name, -1) for name in x], dtype=np.intp)
+        # Inputs all learned: their positions as learning keeps them; else -1 for the others.
+        idx = self.__dict__.get("_layouts", {}).get(tuple(x))
+        if idx is None:
+            get = self._names.get
+            idx = np.array([get(name, -1) for name in x], dtype=np.intp)
         values = np.fromiter(x.values(), dtype=float, count=len(x))
         return _raw(idx, values, self._means, self._vars, self._weights, self._intercepts,
                     np.asarray(rows, dtype=np.intp))
