@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from array import array
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -142,7 +143,7 @@ class ToolLaws(base.MultiTargetRegressor):
             for key in PRIORS})
         state.setdefault("_histories", {})
         state.setdefault("_values", 0)
-        state.setdefault("_pending", [])
+        state.setdefault("_pending", array("d"))
         # Per quantity: (values learned when computed, the population law).
         state["_populations"] = {}
         for stale in ("_population", "_learned_at_population", "_learned", "_sums"):
@@ -194,7 +195,8 @@ class ToolLaws(base.MultiTargetRegressor):
             # The value's two-sided normal tail beyond its score, kept until the levels' miss
             # rates are next read (:meth:`_calibrate`): computing them is what costs.
             score = abs(value - mean) / math.sqrt(var) if var > 0 else math.inf
-            pending.append((2 * index + learned, math.erfc(score / _SQRT2)))
+            pending.append(2 * index + learned)
+            pending.append(math.erfc(score / _SQRT2))
             if not n:  # a tool joins the population
                 self._populations.pop(key, None)
             # Welford's step (_Moments.add), inlined: this runs for every value learned.
@@ -206,7 +208,7 @@ class ToolLaws(base.MultiTargetRegressor):
         if checked:
             self._values += 1
             self._remember(tool, stats, end)
-            if len(pending) >= _PENDING_AT_MOST:
+            if len(pending) >= 2 * _PENDING_AT_MOST:
                 self._calibrate()
 
     def _at_start(self, tool: Any, start: Any) -> dict[str, tuple[float, float]] | None:
@@ -241,17 +243,20 @@ class ToolLaws(base.MultiTargetRegressor):
         level. Tools never seen and tools learned are calibrated apart (a
         Mondrian split): a population law's misses say nothing about a learned
         law's, and known tools' calls far outnumber new ones'. The values wait
-        in ``_pending`` as ``(2 * quantity + learned, tail)``, in the order they
+        in ``_pending`` as ``2 * quantity + learned`` then ``tail``, flat floats rather
+        than a tuple per value (tuples that live until the rates are read made the
+        collector's full passes more frequent), in the order they
         were learned, and are applied in that order by a compiled loop.
         """
         pending = self._pending
         if not pending:
             return
-        groups, tails = zip(*pending, strict=True)
-        pending.clear()
+        values = np.array(pending).reshape(-1, 2)
+        del pending[:]
+        groups, tails = values[:, 0].astype(np.intp), values[:, 1].copy()
         rates = np.array([self._miss_rates[key][learned] for key in _KEYS
                           for learned in (False, True)])
-        _apply_misses(np.array(groups, dtype=np.intp), np.array(tails), rates,
+        _apply_misses(groups, tails, rates,
                       _TARGETS_ARRAY, self.CALIBRATION_RATE, _LOWEST_MISS, _HIGHEST_MISS)
         for index, key in enumerate(_KEYS):
             for learned in (False, True):

@@ -40,7 +40,7 @@ def test_calibration_follows_every_value_in_order_and_survives_a_save():
         laws.learn_one({"tool": "a"}, {"tokens": value})
     # Saved half-way: what is saved holds the rates of every value learned so far.
     laws = pickle.loads(pickle.dumps(laws))
-    assert laws._pending == []
+    assert len(laws._pending) == 0
     for value in values[2500:]:
         laws.learn_values("a", None, None, None, value, None, None)
     expected = _reference_rates(values)
