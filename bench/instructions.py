@@ -50,9 +50,10 @@ from predictor.data.simulator import write_simulation
 _CHILD = """
 import sys
 from predictor.data.readers import ReadSummary, read_records
-from predictor.engine import Engine
+from predictor.engine import Engine, warm_up
 records = list(read_records(sys.argv[1], ReadSummary()))
-Engine().learn(records[:100])  # the compiled kernels loaded (or compiled) here
+warm_up()  # the compiled kernels loaded (or compiled) here, as the gateway loads them
+Engine().learn(records[:100])
 if sys.argv[2] == "learn":
     Engine().learn(records)
 """

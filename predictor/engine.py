@@ -87,7 +87,12 @@ def warm_up() -> int:
                        "cache_key": f"k{i % 5}", "cpu_pct": 30.0, "mem_mb": 100.0,
                        "concurrency": 1 + i % 3, "attempt": 1}
             records.append(parse_record({"ts": 1.0 + i, "server": server, **raw}))
-    return Engine().learn(records)
+    engine = Engine()
+    taught = engine.learn(records)
+    # The allocate decision calibrates its intervals on what was learned when they are
+    # next read (a compiled loop, ToolLaws._calibrate): read one.
+    engine.plugin("allocate").laws.z("log_duration", 0.8)
+    return taught
 
 
 def family_parts(decisions: tuple[Decision, ...] = DECISIONS) -> dict[str, tuple[str, ...]]:

@@ -48,13 +48,13 @@ import json
 from predictor.data.schema import parse_record
 from predictor.data.simulator import Simulator
 from predictor.engine import Engine, warm_up
-from predictor.models import linear_stack, risk
+from predictor.models import laws, linear_stack, risk
 from predictor.models.kernels import Kernel
 
 
 def signatures():
     out = {}
-    for module in (risk, linear_stack):
+    for module in (risk, linear_stack, laws):
         for name, value in vars(module).items():
             if isinstance(value, Kernel):
                 out[f"{module.__name__}.{name}"] = [] if not value.compiled else [
