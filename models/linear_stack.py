@@ -131,6 +131,31 @@ class ScaledLinearStack:
         self._steps = np.append(self._steps, 0)
         return len(self._losses) - 1
 
+    @classmethod
+    def from_pipeline(cls, pipeline: Any) -> tuple[ScaledLinearStack, int]:
+        """A stack holding what river's ``StandardScaler() | <linear model>`` learned, and
+        the model's row: its scaler's statistics, weights, AdaGrad sums, intercept and
+        steps (what a state saved before a model moved onto the stack held).
+        """
+        scaler, model = pipeline.steps.values()
+        stack = cls()
+        row = stack.add_model(model)
+        names = list(dict.fromkeys([*scaler.counts, *model._weights]))
+        for name in names:
+            stack._names[name] = len(stack._names)
+        if len(stack._names) > stack._capacity:
+            stack._grow(len(stack._names))
+        g2 = model.optimizer.g2
+        for name, i in stack._names.items():
+            stack._counts[i] = scaler.counts.get(name, 0)
+            stack._means[i] = scaler.means.get(name, 0.0)
+            stack._vars[i] = scaler.vars.get(name, 0.0)
+            stack._weights[row, i] = model._weights.get(name, 0.0)
+            stack._g2[row, i] = g2.get(name, 0.0) if hasattr(g2, "get") else 0.0
+        stack._intercepts[row] = float(model.intercept)
+        stack._steps[row] = int(model.optimizer.n_iterations)
+        return stack, row
+
     def weights(self, row: int) -> dict[str, float]:
         """The model's weight per input name (as river's ``model.weights``)."""
         return {name: float(self._weights[row, i]) for name, i in self._names.items()}

@@ -22,12 +22,13 @@ import math
 
 import numpy as np
 import pandas as pd
-from river import base, linear_model, preprocessing
+from river import base, linear_model
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from predictor.models import compiled
-from predictor.models.adagrad import AdaGrad, learn_scaled_glm
+from predictor.models.adagrad import AdaGrad
 from predictor.models.features import informative_columns
+from predictor.models.linear_stack import ScaledLinearStack
 
 __all__ = ["ACTIVE_AFTER", "BatchLoad", "OnlineLoad", "active_windows", "load_features",
            "window_counts"]
@@ -214,8 +215,11 @@ class OnlineLoad(base.Regressor):
         self.warmup = warmup
         self.lr = lr
         self.error_decay = error_decay
-        self._model = preprocessing.StandardScaler() | linear_model.LinearRegression(
-            optimizer=AdaGrad(lr), clip_gradient=1.0, intercept_lr=lr)
+        # river's StandardScaler | LinearRegression(AdaGrad(lr), clip 1, intercept rate lr),
+        # stepped by the compiled stack (the same arithmetic, without river's loops).
+        self._stack = ScaledLinearStack()
+        self._row = self._stack.add_model(linear_model.LinearRegression(
+            optimizer=AdaGrad(lr), clip_gradient=1.0, intercept_lr=lr))
         self._n = 0
         self._model_error = 0.0
         self._last_error = 0.0
@@ -225,6 +229,9 @@ class OnlineLoad(base.Regressor):
         state.setdefault("error_decay", 0.05)
         state.setdefault("_model_error", 0.0)
         state.setdefault("_last_error", 0.0)
+        pipeline = state.pop("_model", None)
+        if pipeline is not None:  # checkpoints whose model was river's pipeline
+            state["_stack"], state["_row"] = ScaledLinearStack.from_pipeline(pipeline)
         self.__dict__.update(state)
 
     @staticmethod
@@ -246,7 +253,7 @@ class OnlineLoad(base.Regressor):
         recent = [v for v in (x.get("max12"), x.get("lag1")) if v is not None and v == v]
         ceiling = max(recent, default=0.0) + 1.0
         clean = self._clean(x) if clean is None else clean
-        raw = math.expm1(min(self._model.predict_one(clean), 20.0))
+        raw = math.expm1(min(float(self._stack.raw(clean, (self._row,))[0]), 20.0))
         return min(max(raw, 0.0), ceiling)
 
     @property
@@ -274,7 +281,7 @@ class OnlineLoad(base.Regressor):
             decay = self.error_decay
             self._model_error += decay * (abs(model - y) - self._model_error)
             self._last_error += decay * (abs(last - y) - self._last_error)
-        learn_scaled_glm(self._model, clean, math.log1p(y))
+        self._stack.learn(clean, ((self._row, math.log1p(y)),))
         self._n += 1
         return answered
 

@@ -86,7 +86,9 @@ def warm_up() -> int:
                        "input_tokens": 10 + i, "output_tokens": 5, "cost_usd": 0.001,
                        "cache_key": f"k{i % 5}", "cpu_pct": 30.0, "mem_mb": 100.0,
                        "concurrency": 1 + i % 3, "attempt": 1}
-            records.append(parse_record({"ts": 1.0 + i, "server": server, **raw}))
+            # A minute apart: the scale decision closes a window per record, and forecasts
+            # (a compiled loop) once it has learned ten.
+            records.append(parse_record({"ts": 1.0 + 60.0 * i, "server": server, **raw}))
     engine = Engine()
     taught = engine.learn(records)
     # The allocate decision calibrates its intervals on what was learned when they are

@@ -55,3 +55,43 @@ def test_batch_forecaster_falls_back_to_the_last_value_where_it_lost():
     y, last = feats["y"].to_numpy()[test], feats["lag1"].fillna(0).to_numpy()[test]
     assert _mae(y, mean) <= 1.1 * _mae(y, last)
     assert (upper >= mean).all()
+
+
+def test_online_load_steps_as_river_and_resumes_a_state_saved_with_river():
+    """The forecaster's model learns on the compiled stack what river's pipeline learns, and
+    a state saved when its model was river's pipeline loads onto the stack."""
+    import math
+    import pickle
+    import random
+
+    from river import linear_model, preprocessing
+
+    from predictor.models.adagrad import AdaGrad
+    from predictor.models.load import LAGS, OnlineLoad
+
+    rng = random.Random(4)
+    ours = OnlineLoad()
+    pipeline = preprocessing.StandardScaler() | linear_model.LinearRegression(
+        optimizer=AdaGrad(0.1), clip_gradient=1.0, intercept_lr=0.1)
+    for i in range(400):
+        x = {f"lag{k}": float(rng.randint(0, 30) + 10 * ((i - k) % 3)) for k in LAGS}
+        x["max12"] = max(x.values())
+        y = float(10 * (i % 3) + rng.randint(0, 5))
+        ours.learn_one(x, y)
+        pipeline.learn_one(OnlineLoad._clean(x), math.log1p(y))
+    x = {f"lag{k}": float(10 * ((400 - k) % 3)) for k in LAGS}
+    x["max12"] = 25.0
+    clean = OnlineLoad._clean(x)
+    assert math.isclose(float(ours._stack.raw(clean, (ours._row,))[0]),
+                        pipeline.predict_one(clean), rel_tol=1e-9)
+    # A state from before the stack: its pipeline, not the stack.
+    old = ours.__dict__.copy()
+    del old["_stack"], old["_row"]
+    old["_model"] = pipeline
+    resumed = OnlineLoad.__new__(OnlineLoad)
+    resumed.__setstate__(pickle.loads(pickle.dumps(old)))
+    assert math.isclose(resumed.predict_one(x), ours.predict_one(x), rel_tol=1e-9)
+    for model in (ours, resumed):  # both go on learning alike
+        model.learn_one(x, 12.0)
+    assert math.isclose(resumed.predict_one(x), ours.predict_one(x), rel_tol=1e-9)
+    assert ours.answering == "model"
