@@ -150,7 +150,7 @@ class ToolLaws(base.MultiTargetRegressor):
             state.pop(stale, None)
 
     def __getstate__(self) -> dict:
-        self._calibrate()  # a saved state holds its rates, not values waiting for them
+        self.calibrate()  # a saved state holds its rates, not values waiting for them
         return self.__dict__.copy()
 
     def __setstate__(self, state: dict) -> None:
@@ -193,7 +193,7 @@ class ToolLaws(base.MultiTargetRegressor):
                 found = at_start.get(key)
                 mean, var, learned = (*found, True) if found is not None else self._unseen(key)
             # The value's two-sided normal tail beyond its score, kept until the levels' miss
-            # rates are next read (:meth:`_calibrate`): computing them is what costs.
+            # rates are next read (:meth:`calibrate`): computing them is what costs.
             score = abs(value - mean) / math.sqrt(var) if var > 0 else math.inf
             pending.append(2 * index + learned)
             pending.append(math.erfc(score / _SQRT2))
@@ -209,7 +209,7 @@ class ToolLaws(base.MultiTargetRegressor):
             self._values += 1
             self._remember(tool, stats, end)
             if len(pending) >= 2 * _PENDING_AT_MOST:
-                self._calibrate()
+                self.calibrate()
 
     def _at_start(self, tool: Any, start: Any) -> dict[str, tuple[float, float]] | None:
         """The tool's laws when a call started at ``start``; ``None`` when they are today's."""
@@ -233,7 +233,7 @@ class ToolLaws(base.MultiTargetRegressor):
             laws = {key: (m.mean, m.var(PRIORS[key][1])) for key, m in stats.items() if m.n}
             snapshots.append((history.last_end, history.calls, laws))
 
-    def _calibrate(self) -> None:
+    def calibrate(self) -> None:
         """Move each level's miss rate with the values learned since the rates were read.
 
         Adaptive conformal inference (Gibbs and Candes, 2021): each value is
@@ -269,7 +269,7 @@ class ToolLaws(base.MultiTargetRegressor):
         (adaptive conformal inference), apart for laws ``learned`` and for
         tools never seen; ``coverage`` is one of :data:`LEVELS`.
         """
-        self._calibrate()
+        self.calibrate()
         return _quantile(self._miss_rates[key][learned][LEVELS.index(coverage)])
 
     def law(self, tool: Any, key: str) -> Law:
@@ -324,7 +324,7 @@ class ToolLaws(base.MultiTargetRegressor):
 @kernel
 def _apply_misses(groups, tails, rates, targets, step, lowest, highest
                   ):  # pragma: no cover - compiled
-    """Each value's step of its group's miss rates, in order (``ToolLaws._calibrate``).
+    """Each value's step of its group's miss rates, in order (``ToolLaws.calibrate``).
 
     A value is outside the interval of miss rate r exactly when the two-sided
     normal tail beyond its score is below r: one ``erfc`` per value rather than a

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import Any
 
 from predictor.api.allocate import (
     AdjustRequest,
@@ -76,6 +77,14 @@ class Allocator(DecisionPlugin):
     family = "resources"
     why_online = ("allocate answers per tool from the online laws; the batch model needs a "
                   "call's history, which a workflow spec does not have")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The laws apply what waits for calibration when read (an answer, under this lock)
+        # and when pickled (a checkpoint, under the engine's lock only): applied here first,
+        # under this lock, so that the two never apply the same values at once.
+        with self._lock:
+            self.laws.calibrate()
+        return super().__getstate__()
 
     def learn_call(self, record: CallRecord) -> None:
         r = record

@@ -92,7 +92,7 @@ def warm_up() -> int:
     engine = Engine()
     taught = engine.learn(records)
     # The allocate decision calibrates its intervals on what was learned when they are
-    # next read (a compiled loop, ToolLaws._calibrate): read one.
+    # next read (a compiled loop, ToolLaws.calibrate): read one.
     engine.plugin("allocate").laws.z("log_duration", 0.8)
     return taught
 

@@ -104,3 +104,22 @@ def test_intervals_are_calibrated_on_what_was_served_when_calls_started():
     fixed.laws.CALIBRATION_RATE = 0.0  # the normal quantile, never calibrated
     assert 0.75 <= calibrated <= 0.85
     assert _drifting_bursts(fixed, seed=0) < 0.6
+
+
+def test_a_checkpoint_holds_every_value_calibrated():
+    """What waits for calibration is applied before a checkpoint is written: the copy's
+    intervals are the original's, and nothing waits in it."""
+    import pickle
+
+    allocator = Allocator()
+    rng = random.Random(1)
+    for i in range(500):
+        allocator.observe(f"t{i % 3}", latency_ms=rng.lognormvariate(5.0, 0.4 + i / 1000),
+                          start=float(i), end=float(i) + 0.2)
+    assert len(allocator.laws._pending) > 0  # learned, not yet read
+    copy = pickle.loads(pickle.dumps(allocator))
+    assert len(copy.laws._pending) == 0 and len(allocator.laws._pending) == 0
+    for learned in (False, True):
+        assert copy.laws.z("log_duration", 0.8, learned) == allocator.laws.z(
+            "log_duration", 0.8, learned)
+    assert copy.duration("t1", 3) == allocator.duration("t1", 3)
