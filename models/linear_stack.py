@@ -12,7 +12,7 @@ arrays of some thirty inputs was as large as river's loops).
 
 The arithmetic is river's, for linear models that step with AdaGrad at a
 constant rate, clip their loss gradient and have no L1 or L2 penalty (the
-setting :func:`predictor.models.adagrad.learn_glm` fuses): the scaler's
+setting river's own step takes one input at a time): the scaler's
 running mean and variance per input present in the call (river's
 ``StandardScaler.learn_one``, then ``transform_one``), then per model the
 raw prediction, the clipped loss gradient, the intercept's step and
@@ -151,7 +151,7 @@ class ScaledLinearStack:
             stack._means[i] = scaler.means.get(name, 0.0)
             stack._vars[i] = scaler.vars.get(name, 0.0)
             stack._weights[row, i] = model._weights.get(name, 0.0)
-            stack._g2[row, i] = g2.get(name, 0.0) if hasattr(g2, "get") else 0.0
+            stack._g2[row, i] = g2.get(name, 0.0)
         stack._intercepts[row] = float(model.intercept)
         stack._steps[row] = int(model.optimizer.n_iterations)
         return stack, row

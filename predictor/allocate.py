@@ -93,8 +93,8 @@ class Allocator(DecisionPlugin):
         start = r.epoch
         latency_ms = r.latency_ms
         end = start + latency_ms / 1000.0 if latency_ms is not None else start
-        with self._lock:  # what observe does, without its dictionaries
-            self.laws.learn_values(r.tool, start, end, latency_ms, tokens, r.mem_mb, r.cpu_pct)
+        self.observe(r.tool, latency_ms=latency_ms, tokens=tokens, mem_mb=r.mem_mb,
+                     cpu_pct=r.cpu_pct, start=start, end=end)
 
     def observe(self, tool: str, *, latency_ms: float | None = None, tokens: float | None = None,
                 mem_mb: float | None = None, cpu_pct: float | None = None,
@@ -102,9 +102,7 @@ class Allocator(DecisionPlugin):
         """Learn one call of ``tool``; ``start`` and ``end`` (epoch seconds) say when it ran,
         so that its interval is calibrated against what was served when it started."""
         with self._lock:
-            self.laws.learn_one({"tool": tool, "start": start, "end": end},
-                                {"latency_ms": latency_ms, "tokens": tokens, "mem_mb": mem_mb,
-                                 "cpu_pct": cpu_pct})
+            self.laws.learn_values(tool, start, end, latency_ms, tokens, mem_mb, cpu_pct)
 
     def duration(self, tool: str, calls: int = 1, coverage: float = 0.8) -> tuple[Estimate, bool]:
         """Duration of ``calls`` calls of ``tool`` with its interval, and whether it is learned."""
