@@ -16,7 +16,8 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import Future, as_completed
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,11 @@ from predictor.training.eval_risk import fit_risk, score_risk
 from predictor.training.eval_scaling import fit_scaling, score_scaling
 from predictor.training.eval_selection import fit_selection, score_selection
 from predictor.training.features import PARTS, Features, FeaturesFile, Options, Unsupported
+from predictor.training.workers import WorkerPool
 
 __all__ = ["HOLDOUT_LOSSES", "READS", "STEPS", "Evaluation", "FamilyRun", "evaluate_features",
            "evaluate_frame", "evaluate_log", "load_log", "load_records", "release_freed_memory",
-           "run_family"]
+           "run_family", "start_task"]
 
 log = logging.getLogger(__name__)
 
@@ -259,20 +261,6 @@ def _shared(features: Features | FeaturesFile, options: Options, *, local: bool
         yield FeaturesFile.write(features, folder, options)
 
 
-def _stop_idle_workers() -> None:
-    """Stop the worker processes joblib keeps for reuse on this machine.
-
-    Idle, each still held what its last family read and built (about 0.9 GB
-    on a million records), while training went on to register the models.
-    """
-    from joblib.externals.loky import reusable_executor
-
-    # joblib's reusable pool has no public handle; a joblib without it stops nothing here.
-    executor = getattr(reusable_executor, "_executor", None)
-    if executor is not None:
-        executor.shutdown(wait=True)
-
-
 def _named(name: str, task: Callable[[], Any]) -> tuple[str, Any, float]:
     """``(name, task(), seconds it took)``: another task run beside the families."""
     start = time.perf_counter()
@@ -280,10 +268,28 @@ def _named(name: str, task: Callable[[], Any]) -> tuple[str, Any, float]:
     return name, result, time.perf_counter() - start
 
 
+def _report_done(result: FamilyRun | tuple[str, Any, float],
+                 progress: Callable[[str], None]) -> None:
+    """One progress line for a finished task: its seconds (and its worker's peak)."""
+    if not isinstance(result, FamilyRun):
+        progress(f"{result[0]}: done in {result[2]:.1f} s")
+        return
+    peak = "" if result.peak_mb is None else f", worker peak {result.peak_mb:,.0f} MB"
+    progress(f"{result.family}: fitted in {result.fit_s:.1f} s, scored in "
+             f"{result.score_s:.1f} s" + peak)
+
+
+def start_task(pool: WorkerPool, name: str, task: Callable[[], Any]) -> Future:
+    """Start one of :func:`evaluate_features`' ``also`` tasks in ``pool`` now (before the
+    features it does not read are computed); pass the future as that task."""
+    return pool.submit(_named, name, task)
+
+
 def evaluate_features(features: Features | FeaturesFile, options: Options | None = None, *,
                       progress: Callable[[str], None] | None = None,
                       n_jobs: int | None = None, cluster: str | None = None,
-                      also: dict[str, Callable[[], Any]] | None = None) -> Evaluation:
+                      also: dict[str, Callable[[], Any] | Future] | None = None,
+                      pool: WorkerPool | None = None) -> Evaluation:
     """Fit and score every family on computed features (see :func:`evaluate_frame`).
 
     ``features`` may be a :class:`FeaturesFile`: the worker processes of this
@@ -293,7 +299,11 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
     the features are then sent to its workers, whatever form they came in.
     ``also`` names other independent tasks (picklable callables) to run in the
     same workers, first: training learns its online state there while the
-    families are evaluated. Their results are in ``Evaluation.also``.
+    families are evaluated. Their results are in ``Evaluation.also``. A task
+    may be running already in ``pool``: its future from :func:`start_task`.
+    ``pool`` is this machine's workers (:class:`WorkerPool`), started by the
+    caller (who stops it); without it the evaluation starts ``n_jobs`` workers
+    of its own (default: two, or one per CPU if fewer) and stops them.
     """
     options = options or Options()
     progress = progress or (lambda message: None)
@@ -308,47 +318,63 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
     if not summary["calls"]:
         for family in FAMILIES:
             report[family] = {"reason": "the log has no calls"}
+        for name, task in (also or {}).items():
+            evaluation.also[name] = task.result()[1] if isinstance(task, Future) else task()
         evaluation.features = _loaded(features)
         return evaluation
-    # Costliest first, so two workers finish together (fit + score seconds measured on a
-    # 300,000-record simulation: selection 77, resources 51, cache 38, performance 37,
-    # risk 32, scaling 16, since the online performance and risk steps were compiled).
-    order = ["selection", "resources", "cache", "performance", "risk", "scaling"]
+    # Ordered so that two workers finish together, the online state (training's) first:
+    # fit + score seconds on a 1,000,000-record simulation: selection 51, resources 48,
+    # online 42, performance 38, cache 37, risk 26, scaling 15. The three costliest
+    # first; then risk before performance leaves the short scaling task last, to fill
+    # whichever worker is free first.
+    order = ["selection", "resources", "cache", "risk", "performance", "scaling"]
     with cluster_backend(cluster) as where:
-        jobs = len(order) if cluster else n_jobs if n_jobs is not None \
-            else min(2, os.cpu_count() or 1)
+        jobs = len(order) if cluster else pool.workers if pool is not None \
+            else n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
         progress(f"evaluating {', '.join(order)} on {where}"
                  + ("" if cluster else f" in {jobs} process{'es' if jobs > 1 else ''}"))
-        tasks = [delayed(_named)(name, task) for name, task in (also or {}).items()]
-        if jobs > 1:
-            with _shared(features, options, local=not cluster) as shared:
-                # A cluster's worker receives only the parts its family reads.
-                tasks += [delayed(run_family)(family, shared.only(READS[family])
-                                              if isinstance(shared, Features) else shared,
-                                              options) for family in order]
-                results = list(Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks))
-            if not cluster:
-                _stop_idle_workers()
+        if cluster:
+            tasks = [delayed(_named)(name, task) for name, task in (also or {}).items()]
+            # A cluster's worker receives only the parts its family reads.
+            tasks += [delayed(run_family)(family, features.only(READS[family]), options)
+                      for family in order]
+            results = []
+            for result in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
+                results.append(result)
+                _report_done(result, progress)  # each as it finishes
+        elif pool is not None or jobs > 1:
+            with _shared(features, options, local=True) as shared, \
+                    (nullcontext(pool) if pool is not None else WorkerPool(jobs)) as workers:
+                futures = [task if isinstance(task, Future) else start_task(workers, name, task)
+                           for name, task in (also or {}).items()]
+                futures += [workers.submit(run_family, family, shared, options)
+                            for family in order]
+                results = []
+                for future in as_completed(futures):
+                    results.append(future.result())
+                    _report_done(results[-1], progress)
         else:
             features = _loaded(features)
-            tasks += [delayed(run_family)(family, features, options) for family in order]
-            results = [function(*args, **kwargs) for function, args, kwargs in tasks]
+            results = []
+            for name, task in (also or {}).items():
+                results.append(task.result() if isinstance(task, Future) else _named(name, task))
+                _report_done(results[-1], progress)
+            for family in order:
+                results.append(run_family(family, features, options))
+                _report_done(results[-1], progress)
     evaluation.features = _loaded(features)
-    runs = [r for r in results if isinstance(r, FamilyRun)]
-    for name, result, seconds in (r for r in results if not isinstance(r, FamilyRun)):
-        evaluation.also[name] = result
-        progress(f"{name}: done in {seconds:.1f} s")
-    for run in runs:
-        report[run.family] = run.section
-        if run.fit is not None:
-            evaluation.fits[run.family] = run.fit
-        if run.plot is not None:
-            evaluation.plots[run.family] = run.plot
-        if run.holdout_loss is not None:
-            evaluation.losses[run.family] = run.holdout_loss[0]
-        peak = "" if run.peak_mb is None else f", worker peak {run.peak_mb:,.0f} MB"
-        progress(f"{run.family}: fitted in {run.fit_s:.1f} s, scored in {run.score_s:.1f} s"
-                 + peak)
+    for result in results:
+        if not isinstance(result, FamilyRun):
+            name, value, _ = result
+            evaluation.also[name] = value
+            continue
+        report[result.family] = result.section
+        if result.fit is not None:
+            evaluation.fits[result.family] = result.fit
+        if result.plot is not None:
+            evaluation.plots[result.family] = result.plot
+        if result.holdout_loss is not None:
+            evaluation.losses[result.family] = result.holdout_loss[0]
     # The contract's order, whatever order the workers finished in.
     evaluation.report = {key: report[key] for key in report if key not in FAMILIES}
     evaluation.report.update({family: report[family] for family in FAMILIES})

@@ -171,15 +171,25 @@ class Features:
         return replace(self, **{part: NotLoaded(part) for part in PARTS if part not in parts})
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, rejected: int = 0) -> Features:
-        """Split ``frame`` and compute its history features (the one pass over the log)."""
+    def of(cls, frame: pd.DataFrame, rejected: int = 0, *, history: bool = True) -> Features:
+        """Split ``frame`` and compute its history features (the one pass over the log).
+
+        With ``history=False`` the history is left :class:`NotLoaded`, for
+        :meth:`with_history` to compute later: what reads the frame alone can
+        start first.
+        """
         frame = frame.reset_index(drop=True)
         split = TimeSplit.of(frame)
         is_call = _call_rows(frame)
-        calls = frame[is_call]
-        history = call_features(frame) if len(calls) else pd.DataFrame(index=calls.index)
-        return cls(frame, calls, history, split, split.train_mask[is_call],
-                   split.test_mask[is_call], rejected)
+        features = cls(frame, frame[is_call], NotLoaded("history"), split,
+                       split.train_mask[is_call], split.test_mask[is_call], rejected)
+        return features.with_history() if history else features
+
+    def with_history(self) -> Features:
+        """These features with the calls' history features computed."""
+        history = call_features(self.frame) if len(self.calls) \
+            else pd.DataFrame(index=self.calls.index)
+        return replace(self, history=history)
 
 
 class NotLoaded:
@@ -213,7 +223,8 @@ class FeaturesFile:
     evaluation; a task now receives this handle, and the main process may
     drop its copy meanwhile. The file is a pickle (protocol 5, the C
     unpickler: joblib's format read object columns through Python's) of
-    :func:`_pack`'s compact form; each task reads its own copy. Memory-mapping
+    :func:`_pack`'s compact form, and the history features a second pickle
+    beside it; each task reads its own copy. Memory-mapping
     the arrays instead would share their pages among the workers (though each
     worker's resident memory still counts them), but reading one value of a NumPy
     ``memmap`` costs twice as much as of an array (its indexing runs in
@@ -227,9 +238,12 @@ class FeaturesFile:
     Attributes
     ----------
     path
-        Where the features are.
+        Where the features are (all but the history).
     key, digest
         The HMAC key and the file's HMAC under it (hex).
+    history_path, history_digest
+        Where the history features are, and that file's HMAC (``None`` until
+        they are written).
     summary
         :meth:`Features.summary`: what the evaluation report's header reads,
         so that the main process need not load the features to write it.
@@ -251,39 +265,60 @@ class FeaturesFile:
     key: bytes = field(repr=False)
     digest: str
     summary: dict
+    #: The history features' own file and its HMAC under ``key`` (:meth:`with_history`).
+    history_path: str | None = None
+    history_digest: str | None = None
 
     @classmethod
     def write(cls, features: Features, folder: str | Path,
               options: Options | None = None) -> FeaturesFile:
-        """Write ``features`` into ``folder``; the handle that reads them back."""
+        """Write ``features`` into ``folder``; the handle that reads them back.
+
+        Features whose history is :class:`NotLoaded` (``Features.of(...,
+        history=False)``) are written without it, for tasks that read the
+        frame or the calls; :meth:`with_history` adds it.
+        """
         path = Path(folder) / "features.pickle"
         packed = _pack(features)
+        history = packed.pop("history")
         with path.open("wb") as out:
-            # The history last, in a pickle of its own: a task that does not read it
-            # stops before it.
-            history = packed.pop("history")
             pickle.dump(packed, out, protocol=5)
+        stored = cls(str(path), key := secrets.token_bytes(32), _file_hmac(path, key),
+                     features.summary(options))
+        return stored if isinstance(history, NotLoaded) else stored.with_history(history)
+
+    def with_history(self, history: pd.DataFrame) -> FeaturesFile:
+        """This handle with the history features written beside the rest (in a file of
+        their own: a task that does not read them never opens it)."""
+        path = Path(self.path).with_name("history.pickle")
+        with path.open("wb") as out:
             pickle.dump(history, out, protocol=5)
-        key = secrets.token_bytes(32)
-        return cls(str(path), key, _file_hmac(path, key), features.summary(options))
+        return replace(self, history_path=str(path), history_digest=_file_hmac(path, self.key))
 
     def load(self, parts: tuple[str, ...] = PARTS) -> Features:
         """The features (only ``parts`` of them: :meth:`Features.only`), after checking
-        the file is the one written.
+        the files are the ones written.
 
         Raises
         ------
         ValueError
-            When the file is not the one :meth:`write` wrote.
+            When a file is not the one :meth:`write` wrote, or ``parts`` names the
+            history before it was written.
         """
-        if not hmac.compare_digest(_file_hmac(Path(self.path), self.key), self.digest):
-            raise ValueError(f"{self.path} is not the features file this job wrote")
-        # The HMAC above checked what is unpickled here.
-        with open(self.path, "rb") as stored:
+        # The HMACs checked what is unpickled here.
+        with open(self._checked(self.path, self.digest), "rb") as stored:
             packed = pickle.load(stored)
-            if "history" in parts:  # else _unpack stands a NotLoaded in for it
+        if "history" in parts:  # else _unpack stands a NotLoaded in for it
+            if self.history_path is None or self.history_digest is None:
+                raise ValueError("the history features were not written yet")
+            with open(self._checked(self.history_path, self.history_digest), "rb") as stored:
                 packed["history"] = pickle.load(stored)
         return _unpack(packed, parts)
+
+    def _checked(self, path: str, digest: str) -> str:
+        if not hmac.compare_digest(_file_hmac(Path(path), self.key), digest):
+            raise ValueError(f"{path} is not the features file this job wrote")
+        return path
 
 
 def _file_hmac(path: Path, key: bytes) -> str:

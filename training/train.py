@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,8 +46,10 @@ from predictor.training.evaluate import (
     evaluate_features,
     load_log,
     release_freed_memory,
+    start_task,
 )
 from predictor.training.features import Features, FeaturesFile, Options
+from predictor.training.workers import WorkerPool
 
 __all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "Registered", "TrainResult", "promote",
            "register", "train", "train_steps"]
@@ -330,29 +334,42 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
     mlflow.set_experiment(experiment)
     client = MlflowClient()
 
-    progress("reading logs")
-    summary = ReadSummary()
-    frame = load_log([str(p) for p in logs], summary).reset_index(drop=True)
-    if frame.empty:
-        raise ValueError("the logs hold no valid record")
-    progress("history features")
-    features = Features.of(frame, summary.rejected)
-    del frame
-    options = Options(plots=True, holdout_losses=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        # The workers read the features from a file while this process holds none of
+    jobs = min(2, os.cpu_count() or 1)
+    # This machine's workers start now and import what the tasks run while the log is read.
+    with (nullcontext() if cluster is not None or jobs < 2 else WorkerPool(jobs)) as pool, \
+            tempfile.TemporaryDirectory() as tmp:
+        progress("reading logs")
+        summary = ReadSummary()
+        frame = load_log([str(p) for p in logs], summary).reset_index(drop=True)
+        if frame.empty:
+            raise ValueError("the logs hold no valid record")
+        features = Features.of(frame, summary.rejected, history=False)
+        del frame
+        options = Options(plots=True, holdout_losses=True)
+        # The workers read the features from files while this process holds none of
         # them: a copy here during the whole evaluation was a third of the job's peak.
         stored = FeaturesFile.write(features, tmp, options)
+        also: dict[str, Any] = {}
+        if online:
+            # The online state learns the whole log in a worker while the families are
+            # evaluated; its parts are saved where this process registers them from (not
+            # sent back whole). It reads the frame alone, so on this machine it starts now,
+            # while this process computes the history features the families read.
+            if pool is not None:
+                also["online"] = start_task(pool, "online", functools.partial(
+                    learn_online, stored, Path(tmp) / "online"))
+            else:  # a cluster's worker may be on a machine that cannot read the file
+                also["online"] = functools.partial(
+                    learn_online, stored if cluster is None else features.frame,
+                    None if cluster else Path(tmp) / "online")
+        progress("history features")
+        stored = stored.with_history(features.with_history().history)
         del features
         release_freed_memory()
-        # The online state learns the whole log in a worker while the families are
-        # evaluated (a cluster's worker may be on a machine that cannot read the file).
-        source = stored if cluster is None else stored.load(("frame",)).frame
-        # Its parts are saved where this process registers them from (not sent back whole).
-        also = {"online": functools.partial(learn_online, source, None if cluster else
-                                            Path(tmp) / "online")} if online else None
         evaluation = evaluate_features(stored, options, progress=progress, cluster=cluster,
-                                       also=also)
+                                       also=also or None, pool=pool)
+        if pool is not None:
+            pool.shutdown()  # idle, each still held what its last family read
         return _record(evaluation, logs, summary, chosen, policy, client, online, progress,
                        Path(tmp))
 

@@ -261,3 +261,27 @@ def test_the_evaluation_stops_its_idle_workers(features, tmp_path):
     assert "reason" not in evaluation.report["cache"]
     # The workers held what their last family read; training registers models after.
     assert not children()
+
+
+def test_the_frame_is_written_before_the_history_features_and_read_without_them(features,
+                                                                                tmp_path):
+    """Training starts learning the online state from the frame while this process
+    computes the history features: the file is readable before they are written."""
+    import pandas as pd
+
+    from predictor.training.features import Features, FeaturesFile
+
+    early = Features.of(features.frame, history=False)
+    stored = FeaturesFile.write(early, tmp_path)
+    pd.testing.assert_frame_equal(stored.load(("frame",)).frame, features.frame)
+    with pytest.raises(ValueError, match="not written yet"):
+        stored.load()
+    (tmp_path / "whole").mkdir()
+    assert stored.summary == FeaturesFile.write(features, tmp_path / "whole").summary
+    complete = stored.with_history(early.with_history().history)
+    pd.testing.assert_frame_equal(complete.load().history, features.history)
+    # The history's file is checked like the rest.
+    Path(complete.history_path).write_bytes(Path(complete.history_path).read_bytes() + b"x")
+    with pytest.raises(ValueError, match="not the features file"):
+        complete.load(("history",))
+    assert isinstance(complete.load(("calls",)).calls, pd.DataFrame)  # the rest still reads
