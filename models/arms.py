@@ -39,7 +39,7 @@ from typing import Any
 
 from river import base
 
-__all__ = ["PARENT_WEIGHT", "PRIOR_CALLS", "UNINFORMED_SUCCESS", "ArmStats"]
+__all__ = ["PARENT_WEIGHT", "PRIOR_CALLS", "UNINFORMED_SUCCESS", "ArmStats", "as_number"]
 
 #: Faded calls of its own at which an arm's latency weighs as much as its server's calls
 #: of the same tool over every task type.
@@ -74,7 +74,12 @@ class _Arm:
         self.seen = calls
 
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """A learned value as a float, ``None`` when absent (``None``, NaN, text).
+
+    >>> as_number(True), as_number(float("nan")), as_number("3")
+    (1.0, None, None)
+    """
     if value is None or isinstance(value, str):
         return None
     value = float(value)
@@ -123,8 +128,18 @@ class ArmStats(base.MultiTargetRegressor):
         return (server, task_type or "*") in self._arms
 
     def learn_one(self, x: dict, y: dict) -> None:
-        key = self._key(x)
-        server = key[0]
+        server, task = self._key(x)
+        self.learn_values(server, task, x.get("tool"), as_number(x.get("load")) or 0.0,
+                          as_number(y.get("latency_ms")), as_number(y.get("success")),
+                          as_number(y.get("cost_usd")))
+
+    def learn_values(self, server: Any, task: Any, tool: Any, load: float,
+                     latency: float | None, success: float | None, cost: float | None
+                     ) -> None:
+        """:meth:`learn_one` from the values themselves (``task`` ``"*"`` when the call
+        names none; each number ``None`` when unknown, never NaN): what the select
+        decision teaches at every call, without two dictionaries to build and read."""
+        key = (server, task)
         calls = self._calls[server] = self._calls.get(server, 0) + 1
         arm = self._arms.get(key)
         if arm is None:
@@ -132,23 +147,21 @@ class ArmStats(base.MultiTargetRegressor):
         arm.fade(calls - 1, self.discount)
         # The server's calls of this tool over every task type: fresh where a task type
         # seldom asked is stale, so such an arm leans on it.
-        parent_key = (server, ("tool", x.get("tool")))
+        parent_key = (server, ("tool", tool))
         parent = self._arms.get(parent_key)
         if parent is None:
             parent = self._arms[parent_key] = self._prior()
         parent.fade(calls - 1, self.discount)
         d = self.discount
-        success = _number(y.get("success"))
         if success is not None:
             ok = success >= 0.5
             for known in (arm, parent):
                 known.ok, known.fail = d * known.ok + ok, d * known.fail + (not ok)
             counts = self._servers.setdefault(server, [0.0, 0.0])
             counts[0], counts[1] = d * counts[0] + ok, d * counts[1] + (not ok)
-        latency = _number(y.get("latency_ms"))
         if latency is not None and latency >= 0:
             target = math.log1p(latency)
-            load = (_number(x.get("load")) or 0.0) / 10.0
+            load = load / 10.0
             for known in (arm, parent):
                 if success is None or success >= 0.5 or known.n == 0:
                     err = target - (known.level + known.slope * load)
@@ -159,7 +172,6 @@ class ArmStats(base.MultiTargetRegressor):
                     known.n = d * known.n + 1.0
         # This call's forgetting is done (``discount`` above): the arm is current.
         arm.seen = parent.seen = calls
-        cost = _number(y.get("cost_usd"))
         if cost is not None:
             arm.cost = cost if math.isnan(arm.cost) else arm.cost + self.cost_alpha * (
                 cost - arm.cost)
@@ -214,8 +226,8 @@ class ArmStats(base.MultiTargetRegressor):
         posterior means and total pseudo-counts.
         """
         log_mean, log_sd, n, a, b, ra, rb, cost = self.posterior(
-            x.get("server"), x.get("task_type"), _number(x.get("load")) or 0.0,
-            _number(x.get("capability_prior")), x.get("tool"))
+            x.get("server"), x.get("task_type"), as_number(x.get("load")) or 0.0,
+            as_number(x.get("capability_prior")), x.get("tool"))
         p50 = max(math.expm1(log_mean), 0.0)
         return {"latency_p50_ms": p50,
                 "latency_p95_ms": max(math.expm1(log_mean + 1.645 * log_sd), p50),

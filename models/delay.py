@@ -14,7 +14,6 @@ production (river's ``progressive_val_score(..., delay=...)``).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 __all__ = ["LabelDelay", "finish_time"]
@@ -38,11 +37,20 @@ class LabelDelay(Generic[T]):
         heapq.heappush(self._heap, (at, self._seq, item))
         self._seq += 1
 
-    def ready(self, now: float) -> Iterator[T]:
-        """Release every item whose time is strictly before ``now``."""
+    def ready(self, now: float) -> list[T]:
+        """Release every item whose time is strictly before ``now``, in time order.
+
+        A list, not a generator: a replay asks at every record, and most of the
+        time nothing is due.
+        """
         heap = self._heap
+        if not heap or not heap[0][0] < now:
+            return []
+        due = []
+        pop = heapq.heappop
         while heap and heap[0][0] < now:
-            yield heapq.heappop(heap)[2]
+            due.append(pop(heap)[2])
+        return due
 
     def __len__(self) -> int:
         return len(self._heap)

@@ -173,7 +173,19 @@ class Engine(LockedState):
         another, which leaves every plug-in as learning record by record
         would, a quarter faster (``bench/learn.py``).
         """
-        n = 0
+        return self.learner()(records, cursor)
+
+    def learner(self) -> Callable[..., int]:
+        """:meth:`learn` for the plug-ins this engine has now, for a caller that teaches
+        many small batches (a replay teaches each call as it finishes): which plug-in
+        learns which kind of record is worked out once, not at every batch.
+
+        >>> from predictor.data.schema import parse_record
+        >>> engine = Engine(seed=1)
+        >>> teach = engine.learner()
+        >>> teach([parse_record({"ts": 1.0, "server": "a", "tool": "q"})]), engine.learned
+        (1, 1)
+        """
         plugins = list(self.plugins.values())
         # What DecisionPlugin.learn does, with each record's type and time read once for
         # every plug-in rather than once by each, and plug-ins that ignore a kind skipped.
@@ -186,38 +198,43 @@ class Engine(LockedState):
                 if kind.learn_health is not DecisionPlugin.learn_health else None
             if on_call is not None or on_health is not None:
                 learners.append((on_call, on_health))
-        iterator = iter(records)
-        with self._lock:
-            while run := list(islice(iterator, self.RUN)):
-                clock = self.clock
-                calls, health = [], []
-                for record in run:
-                    ts = record.epoch
-                    if not ts < clock:
-                        clock = ts
-                    (calls if isinstance(record, CallRecord) else health).append(record)
-                self.clock = clock
-                for on_call, on_health in learners:
-                    if on_call is None:
-                        for record in health:
-                            on_health(record)
-                    elif on_health is None or not health:
-                        for record in calls:
-                            on_call(record)
-                    else:  # both kinds, in the order they came
-                        for record in run:
-                            if isinstance(record, CallRecord):
-                                on_call(record)
-                            else:
+
+        def teach(records: Iterable[Record], cursor: int | None = None) -> int:
+            n = 0
+            iterator = iter(records)
+            with self._lock:
+                while run := list(islice(iterator, self.RUN)):
+                    clock = self.clock
+                    calls, health = [], []
+                    for record in run:
+                        ts = record.epoch
+                        if not ts < clock:
+                            clock = ts
+                        (calls if isinstance(record, CallRecord) else health).append(record)
+                    self.clock = clock
+                    for on_call, on_health in learners:
+                        if on_call is None:
+                            for record in health:
                                 on_health(record)
-                n += len(run)
-            for plugin in plugins:
-                if not plugin.clock >= self.clock:
-                    plugin.clock = self.clock
-            self.learned += n
-            if cursor is not None:
-                self.cursor = max(self.cursor, cursor)
-        return n
+                        elif on_health is None or not health:
+                            for record in calls:
+                                on_call(record)
+                        else:  # both kinds, in the order they came
+                            for record in run:
+                                if isinstance(record, CallRecord):
+                                    on_call(record)
+                                else:
+                                    on_health(record)
+                    n += len(run)
+                for plugin in plugins:
+                    if not plugin.clock >= self.clock:
+                        plugin.clock = self.clock
+                self.learned += n
+                if cursor is not None:
+                    self.cursor = max(self.cursor, cursor)
+            return n
+
+        return teach
 
     # --- decisions --------------------------------------------------------
     def plugin(self, decision: str) -> Any:

@@ -63,7 +63,7 @@ from predictor.api.select import (
     SelectResponse,
 )
 from predictor.data.schema import CallRecord, HealthRecord
-from predictor.models.arms import ArmStats
+from predictor.models.arms import ArmStats, as_number
 from predictor.plugin import DecisionPlugin
 
 __all__ = [
@@ -217,10 +217,9 @@ class Selector(DecisionPlugin):
                                         if error_type == "connection" else 0)
                 if success:
                     srv.reachable = True
-            self.stats.learn_one({"server": server, "task_type": task, "tool": tool,
-                                  "load": srv.load},
-                                 {"latency_ms": latency_ms, "success": success,
-                                  "cost_usd": cost_usd})
+            self.stats.learn_values(
+                server, task, tool, as_number(srv.load) or 0.0, as_number(latency_ms),
+                None if success is None else float(success), as_number(cost_usd))
 
     # --- deciding ---------------------------------------------------------
     def _capability_prior(self, server: str, task: str) -> float | None:

@@ -43,13 +43,14 @@ def replay(engine: Engine, records: Iterable[Record]) -> Iterator[tuple[int, Cal
     A call is learned when it finishes, before the first call that starts later.
     """
     pending: LabelDelay[Record] = LabelDelay()
+    teach = engine.learner()  # Engine.learn, its plug-ins looked up once
     for position, record in enumerate(records):
         ts = record.epoch
-        ready = list(pending.ready(ts))
+        ready = pending.ready(ts)
         if ready:
-            engine.learn(ready)
+            teach(ready)
         if not isinstance(record, CallRecord):
-            engine.learn([record])
+            teach((record,))
             continue
         yield position, record
         latency = record.latency_ms
