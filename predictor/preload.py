@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from operator import itemgetter
 
 from predictor.api.preload import PreloadKey, PreloadRequest, PreloadResponse
 from predictor.api.provenance import Provenance
 from predictor.data.schema import CallRecord
-from predictor.models.cache import AccessModel, PredictionCalibration
+from predictor.models.cache import AccessModel, PredictionCalibration, ranked_by_score
 from predictor.plugin import DecisionPlugin
 
 __all__ = [
@@ -95,8 +96,9 @@ class Preloader(DecisionPlugin):
             # after every few accesses only: rates need counts, not every answer.
             if self.observations % self.SHADOW_EVERY == 0:
                 recent = list(self.recent)[-self.context:]
+                # Highest first, equal scores in the order proposed (a stable sort).
                 ranked = sorted(self._scores(recent, self.SHADOW_KEYS, {key}).items(),
-                                key=lambda item: -item[1])
+                                key=itemgetter(1), reverse=True)
                 self.calibration.record(ranked[:self.SHADOW_KEYS], ts)
 
     def _scores(self, recent: list[str], limit: int, skip: set[str]) -> dict[str, float]:
@@ -106,7 +108,10 @@ class Preloader(DecisionPlugin):
             weight = 0.5 ** age  # the latest access says most about what comes next
             for candidate, p in self.model.predict_next(key, k=max(limit, 1) * 2):
                 if candidate not in skip:
-                    scores[candidate] = max(scores.get(candidate, 0.0), weight * p)
+                    # What max(scores.get(candidate, 0.0), weight * p) keeps.
+                    score, known = weight * p, scores.get(candidate)
+                    if known is None or score > known:
+                        scores[candidate] = score
         return scores
 
     def preload(self, req: PreloadRequest) -> PreloadResponse:
@@ -143,6 +148,6 @@ class Preloader(DecisionPlugin):
             # (strides learned on other keys); a key never seen gets no learned answer.
             learned = bool(scores) or any(self.model.access_count(k) for k in recent)
             observations = self.observations
-        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+        ranked = ranked_by_score(scores)
         chosen = [(k, round(p, 4)) for k, p in ranked if p >= req.min_probability][:limit]
         return chosen, learned, observations
