@@ -18,20 +18,16 @@ attributes share one read-only empty dict, :data:`NO_ATTRS`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from operator import itemgetter
 
 import numpy as np
 import pandas as pd
 
 from predictor.data.schema import (
-    CALL_FIELDS,
-    HEALTH_FIELDS,
     CallRecord,
     HealthRecord,
     Record,
-    trusted_builder,
 )
 
 __all__ = ["BOOL_COLUMNS", "NO_ATTRS", "NUMBER_COLUMNS", "STRING_COLUMNS", "frame_records",
@@ -150,15 +146,13 @@ _CHUNK = 65_536
 _INTS = frozenset({"input_tokens", "output_tokens", "concurrency", "attempt", "queue_depth"})
 
 
-_BUILD_CALL = trusted_builder(CallRecord)
-_BUILD_HEALTH = trusted_builder(HealthRecord)
-
-
 def frame_records(frame: pd.DataFrame) -> Iterator[Record]:
     """The records of a frame made by :func:`records_to_frame`, in its row order.
 
     The frame's values were validated when the records were read, so the
-    records are built without validating them again (NaN becomes ``None``).
+    records are built without validating them again (NaN becomes ``None``),
+    each as ``model_construct`` would build it from its present values (the
+    same field values, types and order, and the same set of fields set).
     A generator: a replay holds one record at a time, not the log.
     """
     columns = [c for c in ("ts", *STRING_COLUMNS, *NUMBER_COLUMNS, *BOOL_COLUMNS, "attrs")
@@ -166,44 +160,76 @@ def frame_records(frame: pd.DataFrame) -> Iterator[Record]:
     arrays = {c: frame[c].to_numpy() for c in columns}
     if "kind" not in arrays:
         arrays["kind"] = np.full(len(frame), "call", dtype=object)
-    names = [c for c in arrays if c != "ts" and (c in CALL_FIELDS or c in HEALTH_FIELDS)]
-    # Each kind's builder, fields, and their positions in a row of ``names``.
-    kinds = {kind: (build, [n for n in names if n in known],
-                    _getter([i for i, n in enumerate(names) if n in known]))
-             for kind, build, known in (("call", _BUILD_CALL, CALL_FIELDS),
-                                        ("health", _BUILD_HEALTH, HEALTH_FIELDS))}
-    fromtimestamp = datetime.fromtimestamp
+    fields_sets: dict[tuple, dict[int, frozenset[str]]] = {}
     for start in range(0, len(frame), _ROWS_AT_ONCE):
-        # Python values a slice at a time, converted column by column (absent: None):
-        # value by value cost more than building the records, and whole columns as
-        # lists would hold the log.
-        chunk = slice(start, start + _ROWS_AT_ONCE)
-        values = [_python_values(name, arrays[name][chunk]) for name in names]
-        for ts, kind, row in zip(arrays["ts"][chunk].tolist(), arrays["kind"][chunk].tolist(),
-                                 zip(*values, strict=True), strict=True):
-            build, wanted, pick = kinds["health" if kind == "health" else "call"]
-            fields = {name: value for name, value in zip(wanted, pick(row), strict=True)
-                      if value is not None}
-            fields["ts"] = fromtimestamp(ts, UTC)
-            if "attrs" not in fields:
-                fields["attrs"] = {}
-            if build is _BUILD_CALL:
-                fields["kind"] = "call"
-                if "success" not in fields:
-                    fields["success"] = fields.get("error_type") is None
-            yield build(fields)
+        # Python values a slice at a time, converted column by column: value by value
+        # cost more than building the records, and whole columns as lists would hold
+        # the log. Each kind's records are built field by field, then interleaved.
+        chunk = {name: values[start:start + _ROWS_AT_ONCE] for name, values in arrays.items()}
+        is_health = chunk["kind"] == "health"
+        calls = _kind_records(CallRecord, chunk, ~is_health, fields_sets)
+        health = _kind_records(HealthRecord, chunk, is_health, fields_sets)
+        for h in is_health.tolist():
+            yield next(health) if h else next(calls)
+
+
+def _kind_records(cls: type[CallRecord] | type[HealthRecord], chunk: dict[str, np.ndarray],
+                  rows: np.ndarray, fields_sets: dict[tuple, dict[int, frozenset[str]]]
+                  ) -> Iterator[Record]:
+    """The records of type ``cls`` of a slice of a frame's columns (``rows`` of it).
+
+    Each field's values are made at once (a column's, or its default), so a
+    record is one ``dict(zip(...))`` of its field values in field order. Its
+    fields set are those present in its row (one bit per column, the sets
+    kept per pattern of bits) and those always given: time and attributes,
+    and for a call its kind and success (``success`` absent: no error type).
+    """
+    n = int(rows.sum())
+    if not n:
+        return
+    values: list[list] = []
+    present = np.zeros(n, dtype=np.int64)
+    given: list[str] = []  # the columns behind present's bits
+    for name, field in cls.model_fields.items():
+        if name == "ts":
+            values.append([datetime.fromtimestamp(t, UTC) for t in chunk["ts"][rows].tolist()])
+        elif name in chunk:
+            column = chunk[name][rows]
+            absent = np.isnan(column) if column.dtype != object else pd.isna(column)
+            present |= (~absent).astype(np.int64) << len(given)
+            given.append(name)
+            values.append(_python_values(name, column))
+        else:
+            values.append([None if field.is_required() or field.default_factory is not None
+                           else field.default] * n)
+    at = {name: i for i, name in enumerate(cls.model_fields)}
+    values[at["attrs"]] = [{} if v is None else v for v in values[at["attrs"]]]
+    always = {"ts", "attrs"}
+    if cls is CallRecord:
+        values[at["kind"]] = ["call"] * n
+        values[at["success"]] = [error is None if success is None else success for
+                                 success, error in zip(values[at["success"]],
+                                                       values[at["error_type"]], strict=True)]
+        always |= {"kind", "success"}
+    order = list(cls.model_fields)
+    known = fields_sets.setdefault((cls, tuple(given)), {})
+    new, setattr_ = cls.__new__, object.__setattr__
+    for row, bits in zip(zip(*values, strict=True), present.tolist(), strict=True):
+        record = new(cls)
+        setattr_(record, "__dict__", dict(zip(order, row, strict=True)))
+        fields_set = known.get(bits)
+        if fields_set is None:
+            fields_set = known[bits] = frozenset(
+                {name for i, name in enumerate(given) if bits >> i & 1} | always)
+        # Its own set: pydantic adds to it when a field is assigned.
+        setattr_(record, "__pydantic_fields_set__", set(fields_set))
+        setattr_(record, "__pydantic_extra__", None)
+        setattr_(record, "__pydantic_private__", None)
+        yield record
 
 
 #: Rows :func:`frame_records` turns into Python values at once.
 _ROWS_AT_ONCE = 4096
-
-
-def _getter(positions: list[int]) -> Callable[[tuple], tuple]:
-    """A row's values at ``positions``, as a tuple (however many)."""
-    if len(positions) == 1:
-        only = positions[0]
-        return lambda row: (row[only],)
-    return itemgetter(*positions)
 
 
 def _python_values(column: str, values: np.ndarray) -> list:

@@ -148,3 +148,35 @@ def test_rows_without_attrs_share_one_read_only_dict_and_records_get_their_own()
     assert records[0].attrs is not NO_ATTRS and records[3].attrs is not attrs[3]
     records[0].attrs["region"] = "us"
     assert NO_ATTRS == {} and records[1].attrs == {}
+
+
+def test_records_rebuilt_from_the_frame_are_the_records_read():
+    """frame_records builds each record field by field (as model_construct would from its
+    present values): the same values, types, field order, and set of fields given."""
+    from predictor.data.frame import frame_records, records_to_frame
+    from predictor.data.schema import parse_record
+    from predictor.data.simulator import Simulator
+
+    records = [parse_record(r) for r in Simulator(seed=3).records(2000)] + [
+        parse_record({"ts": 5.0, "server": "x", "tool": "t", "attrs": {"region": "eu"},
+                      "error_type": "timeout"}),
+        parse_record({"ts": 6.0, "server": "x", "kind": "health", "reachable": True}),
+        parse_record({"ts": 7.0, "server": "x", "tool": "t", "input_tokens": 2**60,
+                      "success": False})]
+    records.sort(key=lambda r: r.epoch)
+    frame = records_to_frame(records)
+    rebuilt = list(frame_records(frame))
+    assert rebuilt == records
+    assert {type(r) for r in rebuilt} == {type(r) for r in records}
+    for got, read in zip(rebuilt, records, strict=True):
+        # The fields (``epoch`` is a cached property: the sort above stored it in each read).
+        fields = {name: value for name, value in read.__dict__.items() if name != "epoch"}
+        assert list(got.__dict__.items()) == list(fields.items())
+        assert [type(v) for v in got.__dict__.values()] == [type(v) for v in fields.values()]
+        assert got.__pydantic_fields_set__ == {
+            name for name, value in got.__dict__.items() if value is not None}
+    # Without the columns a record can do without (kind, success, attrs), the same calls.
+    bare = list(frame_records(frame[frame["kind"] == "call"].drop(
+        columns=["kind", "success", "attrs"])))
+    assert [(r.kind, r.success, r.attrs) for r in bare] == [
+        ("call", r.error_type is None, {}) for r in records if r.kind == "call"]
