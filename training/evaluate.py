@@ -246,15 +246,11 @@ def _loaded(features: Features | FeaturesFile, parts: tuple[str, ...] = PARTS) -
 
 
 @contextmanager
-def _shared(features: Features | FeaturesFile, options: Options, *, local: bool
-            ) -> Iterator[Features | FeaturesFile]:
-    """The features as the workers should receive them.
-
-    This machine's workers read a :class:`FeaturesFile` (written here, for
-    as long as the workers run, when the caller gave the features
-    themselves); a cluster's workers receive the features.
+def _shared(features: Features | FeaturesFile, options: Options) -> Iterator[FeaturesFile]:
+    """The features as this machine's workers read them: a :class:`FeaturesFile` (written
+    here, for as long as the workers run, when the caller gave the features themselves).
     """
-    if not local or isinstance(features, FeaturesFile):
+    if isinstance(features, FeaturesFile):
         yield features
         return
     with tempfile.TemporaryDirectory(prefix="predictor-features-") as folder:
@@ -343,7 +339,7 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
                 results.append(result)
                 _report_done(result, progress)  # each as it finishes
         elif pool is not None or jobs > 1:
-            with _shared(features, options, local=True) as shared, \
+            with _shared(features, options) as shared, \
                     (nullcontext(pool) if pool is not None else WorkerPool(jobs)) as workers:
                 futures = [task if isinstance(task, Future) else start_task(workers, name, task)
                            for name, task in (also or {}).items()]

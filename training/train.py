@@ -335,9 +335,10 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
     client = MlflowClient()
 
     jobs = min(2, os.cpu_count() or 1)
-    # This machine's workers start now and import what the tasks run while the log is read.
-    with (nullcontext() if cluster is not None or jobs < 2 else WorkerPool(jobs)) as pool, \
-            tempfile.TemporaryDirectory() as tmp:
+    # This machine's workers, for the job (stopped before its files are removed): one
+    # starts on the online state as soon as the log is read.
+    with tempfile.TemporaryDirectory() as tmp, \
+            (nullcontext() if cluster is not None or jobs < 2 else WorkerPool(jobs)) as pool:
         progress("reading logs")
         summary = ReadSummary()
         frame = load_log([str(p) for p in logs], summary).reset_index(drop=True)

@@ -17,6 +17,7 @@ in the next task's peak), at the cost of importing again in the new one.
 >>> with WorkerPool(2) as pool:
 ...     pool.submit(sum, [1, 2, 3]).result()
 6
+>>> pool.shutdown()  # stopped already: nothing more to do
 """
 
 from __future__ import annotations
@@ -76,12 +77,13 @@ class WorkerPool:
         """Run ``function(*args, **kwargs)`` in a worker; its future."""
         return self._executor.submit(function, *args, **kwargs)
 
-    def shutdown(self) -> None:
-        """Stop the workers (after their tasks)."""
-        self._executor.shutdown(wait=True)
+    def shutdown(self, *, kill: bool = False) -> None:
+        """Stop the workers: after their tasks, or (``kill``) at once, their tasks with
+        them (a job that failed has no use for them)."""
+        self._executor.shutdown(wait=True, kill_workers=kill)
 
     def __enter__(self) -> WorkerPool:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.shutdown(kill=exc_type is not None)

@@ -285,3 +285,15 @@ def test_the_frame_is_written_before_the_history_features_and_read_without_them(
     with pytest.raises(ValueError, match="not the features file"):
         complete.load(("history",))
     assert isinstance(complete.load(("calls",)).calls, pd.DataFrame)  # the rest still reads
+
+
+def test_a_job_that_fails_stops_its_workers_without_waiting_for_their_tasks():
+    import time
+
+    from predictor.training.workers import WorkerPool
+
+    with pytest.raises(ZeroDivisionError), WorkerPool(2) as pool:
+        sleeper = pool.submit(time.sleep, 60)
+        pool.submit(divmod, 1, 0).result()
+    # Killed with its worker, not waited for (it would have finished with None).
+    assert sleeper.done() and sleeper.exception() is not None
