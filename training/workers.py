@@ -23,6 +23,7 @@ in the next task's peak), at the cost of importing again in the new one.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -70,6 +71,10 @@ class WorkerPool:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = workers
+        # loky warns when it replaces a worker while tasks wait, naming a leak or a short
+        # timeout: here it is the replacement the module describes, and the job goes on.
+        warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given",
+                                category=UserWarning)
         self._executor = ProcessPoolExecutor(max_workers=workers, timeout=IDLE_TIMEOUT_S,
                                              env=thread_limits(workers))
 
