@@ -44,12 +44,9 @@ class LabelDelay(Generic[T]):
         time nothing is due.
         """
         heap = self._heap
-        if not heap or not heap[0][0] < now:
-            return []
         due = []
-        pop = heapq.heappop
         while heap and heap[0][0] < now:
-            due.append(pop(heap)[2])
+            due.append(heapq.heappop(heap)[2])
         return due
 
     def __len__(self) -> int:
