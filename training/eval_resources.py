@@ -18,9 +18,10 @@ from predictor.training.features import Features, Options, Unsupported
 from predictor.training.metrics import mae, rounded
 from predictor.training.served import replay, served_engine
 
-__all__ = ["ResourcesFit", "fit_resources", "score_resources"]
+__all__ = ["HISTORY", "ResourcesFit", "fit_resources", "score_resources"]
 
-_HISTORY = ["hist_latency", "hist_output_tokens", "hist_calls"]
+#: The history features the resources models read.
+HISTORY = ("hist_latency", "hist_output_tokens", "hist_calls")
 
 
 def _group_mean(calls: pd.DataFrame, column: str, train: np.ndarray,
@@ -53,7 +54,7 @@ def fit_resources(features: Features, options: Options | None = None) -> Resourc
     duration = calls["latency_ms"].to_numpy(float)
     if np.isnan(duration[train]).all() or np.isnan(duration[test]).all():
         raise Unsupported("no latency_ms (durations) on both sides of the time split")
-    hist = features.history[_HISTORY]
+    hist = features.history[list(HISTORY)]
     featurizer = CallFeaturizer(spec_only=True).fit(calls[train], hist)
     X = featurizer.transform(calls, hist)
     rows = features.fit_mask(options)

@@ -29,19 +29,28 @@ from joblib import Parallel, delayed
 from predictor.data.frame import records_to_frame
 from predictor.data.readers import ReadSummary, read_records
 from predictor.data.schema import Record
+from predictor.models.risk import RISK_FEATURES
 from predictor.training.cluster import cluster_backend
 from predictor.training.eval_cache import fit_cache, score_cache
 from predictor.training.eval_performance import fit_performance, score_performance
+from predictor.training.eval_resources import HISTORY as RESOURCES_HISTORY
 from predictor.training.eval_resources import fit_resources, score_resources
 from predictor.training.eval_risk import fit_risk, score_risk
 from predictor.training.eval_scaling import fit_scaling, score_scaling
 from predictor.training.eval_selection import fit_selection, score_selection
-from predictor.training.features import PARTS, Features, FeaturesFile, Options, Unsupported
+from predictor.training.features import (
+    PARTS,
+    Columns,
+    Features,
+    FeaturesFile,
+    Options,
+    Unsupported,
+)
 from predictor.training.workers import WorkerPool
 
-__all__ = ["HOLDOUT_LOSSES", "READS", "STEPS", "Evaluation", "FamilyRun", "evaluate_features",
-           "evaluate_frame", "evaluate_log", "load_log", "load_records", "release_freed_memory",
-           "run_family", "start_task"]
+__all__ = ["COLUMNS", "HOLDOUT_LOSSES", "READS", "STEPS", "Evaluation", "FamilyRun",
+           "evaluate_features", "evaluate_frame", "evaluate_log", "load_log", "load_records",
+           "release_freed_memory", "run_family", "start_task"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +135,23 @@ READS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: family -> the columns its steps read of the parts it holds, where that is not all of
+#: them (:data:`predictor.training.features.Columns`: ``"records"``, the frame's and the
+#: calls', ``"history"``, the history features'). A task unpickles and holds only those (a
+#: column is ~8 MB per million records); any other raises ``KeyError`` naming it. Families
+#: that replay records rebuilt from the frame or the calls read every column of them, and
+#: those whose featurizer takes the history whole, every history feature.
+COLUMNS: dict[str, Columns] = {
+    "performance": {"records": ("ts", "kind", "server", "tool", "task_type", "phase",
+                                "input_tokens", "concurrency", "attempt", "attrs",
+                                "latency_ms", "success", "output_tokens", "cost_usd")},
+    "resources": {"history": RESOURCES_HISTORY},
+    "cache": {"records": ("ts", "kind", "cache_key")},
+    "scaling": {"records": ("ts", "kind", "server")},
+    "risk": {"history": RISK_FEATURES},
+}
+
+
 @dataclass
 class FamilyRun:
     """What one family's fit and score steps produced, how long each took, at what memory.
@@ -206,7 +232,7 @@ def run_family(family: str, features: Features | FeaturesFile, options: Options)
     measured = _reset_peak()
     # Only the parts the family reads, however the features came (here too when given
     # them whole, so that a part a family reads without naming it fails every run).
-    features = _loaded(features, READS[family])
+    features = _loaded(features, READS[family], COLUMNS.get(family))
     start = time.perf_counter()
     try:
         fit = fit_step(features, options)
@@ -237,12 +263,13 @@ def run_family(family: str, features: Features | FeaturesFile, options: Options)
                      _peak_mb() if measured else None, loss)
 
 
-def _loaded(features: Features | FeaturesFile, parts: tuple[str, ...] = PARTS) -> Features:
-    """The features themselves (only ``parts`` of them), read from their file when given
-    that."""
+def _loaded(features: Features | FeaturesFile, parts: tuple[str, ...] = PARTS,
+            columns: Columns | None = None) -> Features:
+    """The features themselves (only ``parts`` of them, narrowed to ``columns``:
+    :meth:`Features.only`), read from their file when given that."""
     if isinstance(features, FeaturesFile):
-        return features.load(parts)
-    return features if parts == PARTS else features.only(parts)
+        return features.load(parts, columns)
+    return features if parts == PARTS and columns is None else features.only(parts, columns)
 
 
 @contextmanager
@@ -285,7 +312,8 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
                       progress: Callable[[str], None] | None = None,
                       n_jobs: int | None = None, cluster: str | None = None,
                       also: dict[str, Callable[[], Any] | Future] | None = None,
-                      pool: WorkerPool | None = None) -> Evaluation:
+                      pool: WorkerPool | None = None,
+                      load_features: bool = True) -> Evaluation:
     """Fit and score every family on computed features (see :func:`evaluate_frame`).
 
     ``features`` may be a :class:`FeaturesFile`: the worker processes of this
@@ -300,6 +328,9 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
     ``pool`` is this machine's workers (:class:`WorkerPool`), started by the
     caller (who stops it); without it the evaluation starts ``n_jobs`` workers
     of its own (default: two, or one per CPU if fewer) and stops them.
+    With ``load_features=False``, ``Evaluation.features`` is ``features`` as
+    given (a :class:`FeaturesFile` stays one): a caller whose idle workers
+    still hold what their last task read loads them once it has stopped them.
     """
     options = options or Options()
     progress = progress or (lambda message: None)
@@ -316,7 +347,7 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
             report[family] = {"reason": "the log has no calls"}
         for name, task in (also or {}).items():
             evaluation.also[name] = task.result()[1] if isinstance(task, Future) else task()
-        evaluation.features = _loaded(features)
+        evaluation.features = _loaded(features) if load_features else features
         return evaluation
     # Ordered so that two workers finish together, the online state (training's) first:
     # fit + score seconds on a 1,000,000-record simulation: selection 51, resources 48,
@@ -332,7 +363,8 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
         if cluster:
             tasks = [delayed(_named)(name, task) for name, task in (also or {}).items()]
             # A cluster's worker receives only the parts its family reads.
-            tasks += [delayed(run_family)(family, features.only(READS[family]), options)
+            tasks += [delayed(run_family)(family, features.only(READS[family],
+                                                                COLUMNS.get(family)), options)
                       for family in order]
             results = []
             for result in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
@@ -358,7 +390,7 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
             for family in order:
                 results.append(run_family(family, features, options))
                 _report_done(results[-1], progress)
-    evaluation.features = _loaded(features)
+    evaluation.features = _loaded(features) if load_features else features
     for result in results:
         if not isinstance(result, FamilyRun):
             name, value, _ = result

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import pickle
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,11 +31,18 @@ import pandas as pd
 from predictor.models.history import call_features
 from predictor.training.split import TimeSplit
 
-__all__ = ["PARTS", "Features", "FeaturesFile", "NotLoaded", "Options", "Unsupported",
+__all__ = ["PARTS", "Columns", "Features", "FeaturesFile", "NotLoaded", "Options", "Unsupported",
            "newest"]
 
 #: The large parts of :class:`Features`: a task names those it reads (:meth:`Features.only`).
 PARTS = ("frame", "calls", "history")
+
+#: Bytes of the offset that ends a features file: where its index of columns starts.
+_OFFSET_BYTES = 8
+
+#: What a task reads of the parts it holds, where not every column (:meth:`Features.only`):
+#: ``"records"`` -> columns of the frame and the calls, ``"history"`` -> history features.
+Columns = Mapping[str, tuple[str, ...]]
 
 
 class Unsupported(Exception):
@@ -146,9 +155,12 @@ class Features:
             "fit_calls": int(self.fit_mask(options).sum()),
         }
 
-    def only(self, parts: tuple[str, ...]) -> Features:
+    def only(self, parts: tuple[str, ...], columns: Columns | None = None) -> Features:
         """These features with only ``parts`` of :data:`PARTS`; the others are
-        :class:`NotLoaded`, which names the part on any use.
+        :class:`NotLoaded`, which names the part on any use. ``columns`` may
+        narrow the parts kept further (:data:`Columns`): the frame and the calls
+        to ``columns["records"]``, the history to ``columns["history"]`` (any
+        other column raises ``KeyError`` naming it).
 
         A family's task in a worker holds only what it reads: the frame, the
         calls and their history are each a few hundred MB on a million records.
@@ -164,11 +176,19 @@ class Features:
         Traceback (most recent call last):
         ...
         RuntimeError: features.history was not loaded for this task: add it to the parts it reads
+        >>> list(Features.of(frame).only(("calls",), {"records": ("tool", "ts")}).calls.columns)
+        ['ts', 'tool']
         """
         unknown = set(parts) - set(PARTS)
         if unknown:
             raise ValueError(f"unknown parts {sorted(unknown)}; known: {list(PARTS)}")
-        return replace(self, **{part: NotLoaded(part) for part in PARTS if part not in parts})
+        kept: dict[str, Any] = {part: NotLoaded(part) for part in PARTS if part not in parts}
+        for part in parts:
+            names = (columns or {}).get("history" if part == "history" else "records")
+            if names is not None:
+                table = getattr(self, part)
+                kept[part] = table[[name for name in table.columns if name in names]]
+        return replace(self, **kept)
 
     @classmethod
     def of(cls, frame: pd.DataFrame, rejected: int = 0, *, history: bool = True) -> Features:
@@ -221,10 +241,11 @@ class FeaturesFile:
     Handed to each family's task as an argument, the features were pickled
     once per task by the main process, which also held them for the whole
     evaluation; a task now receives this handle, and the main process may
-    drop its copy meanwhile. The file is a pickle (protocol 5, the C
+    drop its copy meanwhile. The file holds pickles (protocol 5, the C
     unpickler: joblib's format read object columns through Python's) of
-    :func:`_pack`'s compact form, and the history features a second pickle
-    beside it; each task reads its own copy. Memory-mapping
+    :func:`_pack`'s compact form, one per column of the frame, so that a task
+    unpickles only the columns it reads; the history features are a second
+    file beside it. Each task reads its own copy. Memory-mapping
     the arrays instead would share their pages among the workers (though each
     worker's resident memory still counts them), but reading one value of a NumPy
     ``memmap`` costs twice as much as of an array (its indexing runs in
@@ -281,8 +302,7 @@ class FeaturesFile:
         path = Path(folder) / "features.pickle"
         packed = _pack(features)
         history = packed.pop("history")
-        with path.open("wb") as out:
-            pickle.dump(packed, out, protocol=5)
+        _write_columns(path, packed.pop("columns"), packed)
         stored = cls(str(path), key := secrets.token_bytes(32), _file_hmac(path, key),
                      features.summary(options))
         return stored if isinstance(history, NotLoaded) else stored.with_history(history)
@@ -291,13 +311,16 @@ class FeaturesFile:
         """This handle with the history features written beside the rest (in a file of
         their own: a task that does not read them never opens it)."""
         path = Path(self.path).with_name("history.pickle")
-        with path.open("wb") as out:
-            pickle.dump(history, out, protocol=5)
+        # Arrays, not Series: each Series would carry its own copy of the index.
+        _write_columns(path, {name: history[name].to_numpy() for name in history.columns},
+                       {"index": history.index})
         return replace(self, history_path=str(path), history_digest=_file_hmac(path, self.key))
 
-    def load(self, parts: tuple[str, ...] = PARTS) -> Features:
-        """The features (only ``parts`` of them: :meth:`Features.only`), after checking
-        the files are the ones written.
+    def load(self, parts: tuple[str, ...] = PARTS, columns: Columns | None = None
+             ) -> Features:
+        """The features (only ``parts`` of them, narrowed to ``columns``:
+        :meth:`Features.only`), after checking the files are the ones written.
+        Columns not read are not unpickled.
 
         Raises
         ------
@@ -305,20 +328,65 @@ class FeaturesFile:
             When a file is not the one :meth:`write` wrote, or ``parts`` names the
             history before it was written.
         """
+        columns = columns or {}
         # The HMACs checked what is unpickled here.
-        with open(self._checked(self.path, self.digest), "rb") as stored:
-            packed = pickle.load(stored)
+        packed_columns, packed = _read_columns(self._checked(self.path, self.digest),
+                                               columns.get("records"))
+        packed["columns"] = packed_columns
         if "history" in parts:  # else _unpack stands a NotLoaded in for it
             if self.history_path is None or self.history_digest is None:
                 raise ValueError("the history features were not written yet")
-            with open(self._checked(self.history_path, self.history_digest), "rb") as stored:
-                packed["history"] = pickle.load(stored)
-        return _unpack(packed, parts)
+            history, rest = _read_columns(self._checked(self.history_path,
+                                                        self.history_digest),
+                                          columns.get("history"))
+            packed["history"] = pd.DataFrame(history, index=rest["index"], copy=False)
+        return _unpack(packed, parts, columns.get("records"))
 
     def _checked(self, path: str, digest: str) -> str:
         if not hmac.compare_digest(_file_hmac(Path(path), self.key), digest):
             raise ValueError(f"{path} is not the features file this job wrote")
         return path
+
+
+def _write_columns(path: Path, columns: dict[str, Any], rest: dict[str, Any]) -> None:
+    """Write ``columns`` (name -> any picklable) and ``rest`` to ``path``, so that
+    :func:`_read_columns` can unpickle some of the columns only.
+
+    The layout: one pickle per column, then ``rest`` with where each column
+    starts, then that pickle's offset in :data:`_OFFSET_BYTES` bytes.
+    """
+    with path.open("wb") as out:
+        starts = {}
+        for name, column in columns.items():
+            starts[name] = out.tell()
+            pickle.dump(column, out, protocol=5)
+        at = out.tell()
+        pickle.dump({**rest, "columns": starts}, out, protocol=5)
+        out.write(at.to_bytes(_OFFSET_BYTES, "little"))
+
+
+def _read_columns(path: str, names: tuple[str, ...] | None
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(columns, rest)`` as :func:`_write_columns` wrote them: of the columns only
+    ``names`` (all with ``None``), in the order written. The caller has checked the file.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder) / "columns"
+    ...     _write_columns(path, {"a": [1], "b": [2], "c": [3]}, {"n": 1})
+    ...     _read_columns(str(path), ("c", "a"))
+    ({'a': [1], 'c': [3]}, {'n': 1})
+    """
+    with open(path, "rb") as stored:
+        stored.seek(-_OFFSET_BYTES, os.SEEK_END)
+        stored.seek(int.from_bytes(stored.read(_OFFSET_BYTES), "little"))
+        rest = pickle.load(stored)
+        columns = {}
+        for name, start in rest.pop("columns").items():
+            if names is None or name in names:
+                stored.seek(start)
+                columns[name] = pickle.load(stored)
+    return columns, rest
 
 
 def _file_hmac(path: Path, key: bytes) -> str:
@@ -376,8 +444,10 @@ def _pack(features: Features) -> dict[str, Any]:
             "calls": ("of frame", is_call) if derived else ("stored", calls), **fields}
 
 
-def _unpack(packed: dict[str, Any], parts: tuple[str, ...] = PARTS) -> Features:
-    """The :class:`Features` that :func:`_pack` packed (only ``parts`` of them).
+def _unpack(packed: dict[str, Any], parts: tuple[str, ...] = PARTS,
+            columns: tuple[str, ...] | None = None) -> Features:
+    """The :class:`Features` that :func:`_pack` packed (only ``parts`` of them, and of the
+    frame and the calls only ``columns``: the packed columns may be those alone).
 
     Calls derived from the frame are built from the packed columns directly,
     so a task that reads the calls alone never holds the frame.
@@ -393,19 +463,21 @@ def _unpack(packed: dict[str, Any], parts: tuple[str, ...] = PARTS) -> Features:
     ['a', 'b', 'a', 'b']
     """
     index = packed.pop("index")
-    columns = packed.pop("columns")
+    packed_columns = packed.pop("columns")
 
     def table(rows: np.ndarray | None) -> pd.DataFrame:
         at = index if rows is None else index[rows]
         data: dict[str, Any] = {}
-        for name, (how, *stored) in columns.items():
+        for name, (how, *stored) in packed_columns.items():
+            if columns is not None and name not in columns:
+                continue
             if how == "codes":
                 codes = stored[0] if rows is None else stored[0][rows]
                 # Of dtype object: pandas would infer its string dtype from an object array.
                 data[name] = pd.Series(stored[1][codes], index=at, dtype=object, copy=False)
             else:
                 data[name] = stored[0] if rows is None else stored[0][rows]
-        return pd.DataFrame(data, copy=False)
+        return pd.DataFrame(data, copy=False) if data else pd.DataFrame(index=at)
 
     how, calls = packed.pop("calls")
     if "history" not in parts:
@@ -415,4 +487,6 @@ def _unpack(packed: dict[str, Any], parts: tuple[str, ...] = PARTS) -> Features:
         calls = NotLoaded("calls")
     elif how == "of frame":
         calls = frame[calls] if "frame" in parts else table(calls)
+    elif columns is not None:  # a caller's own calls, stored whole
+        calls = calls[[name for name in calls.columns if name in columns]]
     return Features(frame, calls, **packed)

@@ -368,9 +368,13 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
         del features
         release_freed_memory()
         evaluation = evaluate_features(stored, options, progress=progress, cluster=cluster,
-                                       also=also or None, pool=pool)
+                                       also=also or None, pool=pool, load_features=False)
         if pool is not None:
             pool.shutdown()  # idle, each still held what its last family read
+        # Loaded once the workers are gone: beside their idle memory, this copy took the job
+        # near its peak.
+        if isinstance(evaluation.features, FeaturesFile):
+            evaluation.features = evaluation.features.load()
         return _record(evaluation, logs, summary, chosen, policy, client, online, progress,
                        Path(tmp))
 

@@ -205,7 +205,7 @@ def test_a_task_holds_only_the_parts_its_family_reads(features, tmp_path):
     import pandas as pd
 
     from predictor.training.evaluate import READS
-    from predictor.training.features import FeaturesFile, NotLoaded
+    from predictor.training.features import PARTS, FeaturesFile, NotLoaded
 
     stored = FeaturesFile.write(features, tmp_path)
     calls_only = stored.load(("calls",))
@@ -222,6 +222,19 @@ def test_a_task_holds_only_the_parts_its_family_reads(features, tmp_path):
     pd.testing.assert_frame_equal(stored.load(("history",)).history, features.history)
     with pytest.raises(ValueError, match="unknown parts"):
         features.only(("frames",))
+    # Only some columns: those are unpickled and held, in the frame's order.
+    narrow = stored.load(PARTS, {"records": ("cache_key", "ts"),
+                                 "history": ("srv_latency", "hist_latency")})
+    pd.testing.assert_frame_equal(narrow.calls, features.calls[["ts", "cache_key"]])
+    pd.testing.assert_frame_equal(narrow.frame, features.frame[["ts", "cache_key"]])
+    pd.testing.assert_frame_equal(narrow.history,
+                                  features.history[["hist_latency", "srv_latency"]])
+    with pytest.raises(KeyError, match="server"):
+        narrow.calls["server"]
+    with pytest.raises(KeyError, match="probe_cpu"):
+        narrow.history["probe_cpu"]
+    pd.testing.assert_frame_equal(
+        features.only(("calls",), {"records": ("cache_key", "ts")}).calls, narrow.calls)
     # Every family reads what it names, and not everything (the cache reads the calls).
     assert READS["cache"] == ("calls",)
     assert {family: run_family(family, features, Options()).section.get("reason")
@@ -235,6 +248,14 @@ def test_a_family_that_reads_a_part_it_does_not_name_fails_saying_which(features
     monkeypatch.setitem(evaluate.READS, "risk", ("calls", "history"))
     section = run_family("risk", features, Options()).section
     assert "features.frame was not loaded" in section["reason"]
+
+
+def test_a_family_that_reads_a_column_it_does_not_name_fails_saying_which(features,
+                                                                         monkeypatch):
+    from predictor.training import evaluate
+
+    monkeypatch.setitem(evaluate.COLUMNS, "cache", {"records": ("ts", "kind")})
+    assert "KeyError: 'cache_key'" in run_family("cache", features, Options()).section["reason"]
 
 
 def test_the_evaluation_stops_its_idle_workers(features, tmp_path):
