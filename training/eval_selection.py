@@ -143,10 +143,17 @@ def with_task_types(features: Features) -> Features:
     missing = calls["task_type"].isna()
     if not missing.any():
         return features
-    frame = features.frame.copy()
     rows = missing[missing].index
-    frame.loc[rows, "task_type"] = frame.loc[rows, "tool"]
-    return replace(features, frame=frame, calls=frame.loc[calls.index])
+    task_type = features.frame["task_type"].copy()
+    task_type.loc[rows] = features.frame.loc[rows, "tool"]
+    # Shallow copies with that one column replaced: a deep copy of the frame and of its
+    # calls was most of this family's memory on large logs (the other columns are shared,
+    # and copy-on-write keeps the originals as they are).
+    frame = features.frame.copy(deep=False)
+    frame["task_type"] = task_type
+    calls = calls.copy(deep=False)
+    calls["task_type"] = task_type.loc[calls.index]
+    return replace(features, frame=frame, calls=calls)
 
 
 def _candidates(calls: pd.DataFrame, train: np.ndarray) -> dict[str, list[str]]:

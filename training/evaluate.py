@@ -136,19 +136,23 @@ READS: dict[str, tuple[str, ...]] = {
 
 
 #: family -> the columns its steps read of the parts it holds, where that is not all of
-#: them (:data:`predictor.training.features.Columns`: ``"records"``, the frame's and the
-#: calls', ``"history"``, the history features'). A task unpickles and holds only those (a
-#: column is ~8 MB per million records); any other raises ``KeyError`` naming it. Families
-#: that replay records rebuilt from the frame or the calls read every column of them, and
-#: those whose featurizer takes the history whole, every history feature.
+#: them (:data:`predictor.training.features.Columns`: part -> its columns read). A task
+#: unpickles and holds only those (a column is ~8 MB per million records); any other raises
+#: ``KeyError`` naming it. A family that replays records rebuilt from the frame reads every
+#: column of it, and one whose featurizer takes the history whole, every history feature.
 COLUMNS: dict[str, Columns] = {
-    "performance": {"records": ("ts", "kind", "server", "tool", "task_type", "phase",
-                                "input_tokens", "concurrency", "attempt", "attrs",
-                                "latency_ms", "success", "output_tokens", "cost_usd")},
+    "performance": {"calls": ("ts", "kind", "server", "tool", "task_type", "phase",
+                              "input_tokens", "concurrency", "attempt", "attrs", "latency_ms",
+                              "success", "output_tokens", "cost_usd")},
+    "selection": {"calls": ("ts", "kind", "server", "tool", "task_type", "phase",
+                            "input_tokens", "attrs", "latency_ms", "success", "output_tokens",
+                            "cost_usd")},
     "resources": {"history": RESOURCES_HISTORY},
-    "cache": {"records": ("ts", "kind", "cache_key")},
-    "scaling": {"records": ("ts", "kind", "server")},
-    "risk": {"history": RISK_FEATURES},
+    "cache": {"calls": ("ts", "kind", "cache_key")},
+    "scaling": {"calls": ("ts", "kind", "server")},
+    "risk": {"calls": ("ts", "kind", "server", "tool", "concurrency", "attempt", "latency_ms",
+                       "success", "error_type", "recovery", "recovered"),
+             "history": RISK_FEATURES},
 }
 
 

@@ -41,7 +41,7 @@ PARTS = ("frame", "calls", "history")
 _OFFSET_BYTES = 8
 
 #: What a task reads of the parts it holds, where not every column (:meth:`Features.only`):
-#: ``"records"`` -> columns of the frame and the calls, ``"history"`` -> history features.
+#: part of :data:`PARTS` -> the columns of it read.
 Columns = Mapping[str, tuple[str, ...]]
 
 
@@ -158,8 +158,7 @@ class Features:
     def only(self, parts: tuple[str, ...], columns: Columns | None = None) -> Features:
         """These features with only ``parts`` of :data:`PARTS`; the others are
         :class:`NotLoaded`, which names the part on any use. ``columns`` may
-        narrow the parts kept further (:data:`Columns`): the frame and the calls
-        to ``columns["records"]``, the history to ``columns["history"]`` (any
+        narrow a part kept further (:data:`Columns`): to ``columns[part]`` (any
         other column raises ``KeyError`` naming it).
 
         A family's task in a worker holds only what it reads: the frame, the
@@ -176,7 +175,7 @@ class Features:
         Traceback (most recent call last):
         ...
         RuntimeError: features.history was not loaded for this task: add it to the parts it reads
-        >>> list(Features.of(frame).only(("calls",), {"records": ("tool", "ts")}).calls.columns)
+        >>> list(Features.of(frame).only(("calls",), {"calls": ("tool", "ts")}).calls.columns)
         ['ts', 'tool']
         """
         unknown = set(parts) - set(PARTS)
@@ -184,7 +183,7 @@ class Features:
             raise ValueError(f"unknown parts {sorted(unknown)}; known: {list(PARTS)}")
         kept: dict[str, Any] = {part: NotLoaded(part) for part in PARTS if part not in parts}
         for part in parts:
-            names = (columns or {}).get("history" if part == "history" else "records")
+            names = (columns or {}).get(part)
             if names is not None:
                 table = getattr(self, part)
                 kept[part] = table[[name for name in table.columns if name in names]]
@@ -329,9 +328,11 @@ class FeaturesFile:
             history before it was written.
         """
         columns = columns or {}
+        # The frame's columns that the frame and the calls read (all, if either reads all).
+        wanted = [columns.get(part) for part in ("frame", "calls") if part in parts]
+        read = None if None in wanted else tuple({name for names in wanted for name in names})
         # The HMACs checked what is unpickled here.
-        packed_columns, packed = _read_columns(self._checked(self.path, self.digest),
-                                               columns.get("records"))
+        packed_columns, packed = _read_columns(self._checked(self.path, self.digest), read)
         packed["columns"] = packed_columns
         if "history" in parts:  # else _unpack stands a NotLoaded in for it
             if self.history_path is None or self.history_digest is None:
@@ -340,7 +341,7 @@ class FeaturesFile:
                                                         self.history_digest),
                                           columns.get("history"))
             packed["history"] = pd.DataFrame(history, index=rest["index"], copy=False)
-        return _unpack(packed, parts, columns.get("records"))
+        return _unpack(packed, parts, columns)
 
     def _checked(self, path: str, digest: str) -> str:
         if not hmac.compare_digest(_file_hmac(Path(path), self.key), digest):
@@ -445,9 +446,9 @@ def _pack(features: Features) -> dict[str, Any]:
 
 
 def _unpack(packed: dict[str, Any], parts: tuple[str, ...] = PARTS,
-            columns: tuple[str, ...] | None = None) -> Features:
-    """The :class:`Features` that :func:`_pack` packed (only ``parts`` of them, and of the
-    frame and the calls only ``columns``: the packed columns may be those alone).
+            columns: Columns | None = None) -> Features:
+    """The :class:`Features` that :func:`_pack` packed (only ``parts`` of them, narrowed
+    to ``columns``: the packed columns may be those the frame and the calls read alone).
 
     Calls derived from the frame are built from the packed columns directly,
     so a task that reads the calls alone never holds the frame.
@@ -465,11 +466,13 @@ def _unpack(packed: dict[str, Any], parts: tuple[str, ...] = PARTS,
     index = packed.pop("index")
     packed_columns = packed.pop("columns")
 
-    def table(rows: np.ndarray | None) -> pd.DataFrame:
+    columns = columns or {}
+
+    def table(rows: np.ndarray | None, names: tuple[str, ...] | None) -> pd.DataFrame:
         at = index if rows is None else index[rows]
         data: dict[str, Any] = {}
         for name, (how, *stored) in packed_columns.items():
-            if columns is not None and name not in columns:
+            if names is not None and name not in names:
                 continue
             if how == "codes":
                 codes = stored[0] if rows is None else stored[0][rows]
@@ -482,11 +485,16 @@ def _unpack(packed: dict[str, Any], parts: tuple[str, ...] = PARTS,
     how, calls = packed.pop("calls")
     if "history" not in parts:
         packed["history"] = NotLoaded("history")
-    frame = table(None) if "frame" in parts else NotLoaded("frame")
+    frame = table(None, columns.get("frame")) if "frame" in parts else NotLoaded("frame")
+    names = columns.get("calls")
     if "calls" not in parts:
         calls = NotLoaded("calls")
+    elif how == "of frame" and "frame" in parts and "frame" not in columns:
+        # The whole frame's rows, of only the columns read (no copy of the others).
+        calls = frame[calls] if names is None else \
+            frame.loc[calls, [name for name in frame.columns if name in names]]
     elif how == "of frame":
-        calls = frame[calls] if "frame" in parts else table(calls)
-    elif columns is not None:  # a caller's own calls, stored whole
-        calls = calls[[name for name in calls.columns if name in columns]]
+        calls = table(calls, names)
+    elif names is not None:  # a caller's own calls, stored whole
+        calls = calls[[name for name in calls.columns if name in names]]
     return Features(frame, calls, **packed)

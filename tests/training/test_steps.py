@@ -223,7 +223,7 @@ def test_a_task_holds_only_the_parts_its_family_reads(features, tmp_path):
     with pytest.raises(ValueError, match="unknown parts"):
         features.only(("frames",))
     # Only some columns: those are unpickled and held, in the frame's order.
-    narrow = stored.load(PARTS, {"records": ("cache_key", "ts"),
+    narrow = stored.load(PARTS, {"frame": ("cache_key", "ts"), "calls": ("cache_key", "ts"),
                                  "history": ("srv_latency", "hist_latency")})
     pd.testing.assert_frame_equal(narrow.calls, features.calls[["ts", "cache_key"]])
     pd.testing.assert_frame_equal(narrow.frame, features.frame[["ts", "cache_key"]])
@@ -234,7 +234,14 @@ def test_a_task_holds_only_the_parts_its_family_reads(features, tmp_path):
     with pytest.raises(KeyError, match="probe_cpu"):
         narrow.history["probe_cpu"]
     pd.testing.assert_frame_equal(
-        features.only(("calls",), {"records": ("cache_key", "ts")}).calls, narrow.calls)
+        features.only(("calls",), {"calls": ("cache_key", "ts")}).calls, narrow.calls)
+    # The whole frame, and the calls of some columns; or the other way round.
+    calls_narrow = stored.load(("frame", "calls"), {"calls": ("server", "ts")})
+    pd.testing.assert_frame_equal(calls_narrow.frame, features.frame)
+    pd.testing.assert_frame_equal(calls_narrow.calls, features.calls[["ts", "server"]])
+    frame_narrow = stored.load(("frame", "calls"), {"frame": ("ts",)})
+    pd.testing.assert_frame_equal(frame_narrow.frame, features.frame[["ts"]])
+    pd.testing.assert_frame_equal(frame_narrow.calls, features.calls)
     # Every family reads what it names, and not everything (the cache reads the calls).
     assert READS["cache"] == ("calls",)
     assert {family: run_family(family, features, Options()).section.get("reason")
@@ -254,7 +261,7 @@ def test_a_family_that_reads_a_column_it_does_not_name_fails_saying_which(featur
                                                                          monkeypatch):
     from predictor.training import evaluate
 
-    monkeypatch.setitem(evaluate.COLUMNS, "cache", {"records": ("ts", "kind")})
+    monkeypatch.setitem(evaluate.COLUMNS, "cache", {"calls": ("ts", "kind")})
     assert "KeyError: 'cache_key'" in run_family("cache", features, Options()).section["reason"]
 
 
