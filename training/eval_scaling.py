@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -105,6 +106,10 @@ def _score(loads: np.ndarray, replicas: np.ndarray, capacity: float) -> tuple[fl
 class ScalingFit:
     """Per-server load windows, the load forecaster fitted on the training windows, and the
     headroom and per-replica capacities calibrated there."""
+
+    #: What only scoring reads: dropped once scored (see ``run_family``); the windows'
+    #: features were most of what the job's main process received of this family.
+    WORKSPACE: ClassVar[tuple[str, ...]] = ("counts", "active", "feats", "train_windows")
 
     model: BatchLoad
     window_s: float
