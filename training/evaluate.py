@@ -43,6 +43,7 @@ from predictor.training.features import (
     Columns,
     Features,
     FeaturesFile,
+    Kept,
     Options,
     Unsupported,
 )
@@ -87,6 +88,12 @@ class Evaluation:
     plots: dict[str, Any] = field(default_factory=dict)
     also: dict[str, Any] = field(default_factory=dict)
     losses: dict[str, float | None] = field(default_factory=dict)
+
+    def fetch_fits(self, stored: FeaturesFile) -> None:
+        """Read back the fits that the workers kept in ``stored``'s folder
+        (:func:`evaluate_features`' ``load_features=False``)."""
+        self.fits = {family: stored.fetch(fit) if isinstance(fit, Kept) else fit
+                     for family, fit in self.fits.items()}
 
 
 def _read(paths: str | Path | list, summary: ReadSummary | None) -> Iterator[Record]:
@@ -267,6 +274,15 @@ def run_family(family: str, features: Features | FeaturesFile, options: Options)
                      _peak_mb() if measured else None, loss)
 
 
+def _run_and_keep(family: str, features: FeaturesFile, options: Options) -> FamilyRun:
+    """:func:`run_family`, its fit written beside ``features`` (:meth:`FeaturesFile.keep`)
+    and handed back as a :class:`Kept` handle."""
+    run = run_family(family, features, options)
+    if run.fit is not None:
+        run.fit = features.keep(family, run.fit)
+    return run
+
+
 def _loaded(features: Features | FeaturesFile, parts: tuple[str, ...] = PARTS,
             columns: Columns | None = None) -> Features:
     """The features themselves (only ``parts`` of them, narrowed to ``columns``:
@@ -334,10 +350,15 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
     of its own (default: two, or one per CPU if fewer) and stops them.
     With ``load_features=False``, ``Evaluation.features`` is ``features`` as
     given (a :class:`FeaturesFile` stays one): a caller whose idle workers
-    still hold what their last task read loads them once it has stopped them.
+    still hold what their last task read loads them once it has stopped them;
+    and when this machine's workers ran the families, each fit in
+    ``Evaluation.fits`` is a :class:`Kept` handle in that file's folder, for
+    :meth:`Evaluation.fetch_fits` (a fitted model can hold a hundred MB, which
+    the caller then need not hold beside the workers).
     """
     options = options or Options()
     progress = progress or (lambda message: None)
+    keep_fits = not load_features and not cluster and isinstance(features, FeaturesFile)
     if cluster:
         features = _loaded(features)  # another machine cannot read this one's file
     summary = features.summary if isinstance(features, FeaturesFile) \
@@ -379,8 +400,9 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
                     (nullcontext(pool) if pool is not None else WorkerPool(jobs)) as workers:
                 futures = [task if isinstance(task, Future) else start_task(workers, name, task)
                            for name, task in (also or {}).items()]
-                futures += [workers.submit(run_family, family, shared, options)
-                            for family in order]
+                # The caller's own file outlives the evaluation: the fits can wait in it.
+                task = _run_and_keep if keep_fits else run_family
+                futures += [workers.submit(task, family, shared, options) for family in order]
                 results = []
                 for future in as_completed(futures):
                     results.append(future.result())

@@ -31,8 +31,8 @@ import pandas as pd
 from predictor.models.history import call_features
 from predictor.training.split import TimeSplit
 
-__all__ = ["PARTS", "Columns", "Features", "FeaturesFile", "NotLoaded", "Options", "Unsupported",
-           "newest"]
+__all__ = ["PARTS", "Columns", "Features", "FeaturesFile", "Kept", "NotLoaded", "Options",
+           "Unsupported", "newest"]
 
 #: The large parts of :class:`Features`: a task names those it reads (:meth:`Features.only`).
 PARTS = ("frame", "calls", "history")
@@ -343,10 +343,41 @@ class FeaturesFile:
             packed["history"] = pd.DataFrame(history, index=rest["index"], copy=False)
         return _unpack(packed, parts, columns)
 
+    def keep(self, name: str, value: Any) -> Kept:
+        """Write ``value`` beside the features, under the same key: a worker's result that
+        the job reads back only when it needs it (:meth:`fetch`)."""
+        path = Path(self.path).with_name(f"kept-{name}.pickle")
+        with path.open("wb") as out:
+            pickle.dump(value, out, protocol=5)
+        return Kept(str(path), _file_hmac(path, self.key))
+
+    def fetch(self, kept: Kept) -> Any:
+        """What :meth:`keep` wrote, after checking it is the file written.
+
+        >>> import tempfile
+        >>> from predictor.data.frame import records_to_frame
+        >>> from predictor.data.schema import parse_record
+        >>> frame = records_to_frame([parse_record({"ts": 0.0, "server": "a", "tool": "q"})])
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     stored = FeaturesFile.write(Features.of(frame), folder)
+        ...     stored.fetch(stored.keep("fit", {"model": [1, 2]}))
+        {'model': [1, 2]}
+        """
+        with open(self._checked(kept.path, kept.digest), "rb") as stored:
+            return pickle.load(stored)  # the HMAC checked what is unpickled here
+
     def _checked(self, path: str, digest: str) -> str:
         if not hmac.compare_digest(_file_hmac(Path(path), self.key), digest):
             raise ValueError(f"{path} is not the features file this job wrote")
         return path
+
+
+@dataclass(frozen=True)
+class Kept:
+    """Where :meth:`FeaturesFile.keep` wrote a value, and the file's HMAC."""
+
+    path: str
+    digest: str
 
 
 def _write_columns(path: Path, columns: dict[str, Any], rest: dict[str, Any]) -> None:

@@ -374,6 +374,7 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
         # Loaded once the workers are gone: beside their idle memory, this copy took the job
         # near its peak.
         if isinstance(evaluation.features, FeaturesFile):
+            evaluation.fetch_fits(evaluation.features)
             evaluation.features = evaluation.features.load()
         return _record(evaluation, logs, summary, chosen, policy, client, online, progress,
                        Path(tmp))

@@ -172,6 +172,30 @@ def test_an_evaluation_given_the_features_file_reports_as_given_the_features(fea
     assert len(evaluation.features.calls) == len(features.calls)
 
 
+def test_an_evaluation_that_leaves_the_features_in_their_file_keeps_its_fits_there(
+        features, tmp_path):
+    """Training reads the fits back once its workers are stopped: a fitted model can hold
+    a hundred MB, which its main process then does not hold beside them."""
+    from predictor.training.features import FeaturesFile, Kept
+
+    stored = FeaturesFile.write(features, tmp_path)
+    evaluation = evaluate_features(stored, n_jobs=2, load_features=False)
+    assert evaluation.features is stored
+    assert set(evaluation.fits) >= {"performance", "cache"}
+    assert all(isinstance(fit, Kept) for fit in evaluation.fits.values())
+    evaluation.fetch_fits(stored)
+    kept = {family: type(fit).__name__ for family, fit in evaluation.fits.items()}
+    assert kept["performance"] == "PerformanceFit" and kept["cache"] == "CacheFit"
+    direct = evaluate_features(features, n_jobs=1)
+    assert {family: type(fit).__name__ for family, fit in direct.fits.items()} == kept
+    assert evaluation.report == direct.report
+    # A kept file replaced by anyone else is refused.
+    other = stored.keep("other", {"x": 1})
+    Path(other.path).write_bytes(Path(other.path).read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="not the features file"):
+        stored.fetch(other)
+
+
 def test_the_features_file_keeps_an_index_that_is_not_a_range(features, tmp_path):
     import pandas as pd
 
