@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -22,6 +24,18 @@ def client(tmp_path):
 
 def _learned(client: TestClient) -> None:
     assert client.app.state.service.wait_learned(30)
+
+
+def _ready(client: TestClient, timeout_s: float = 30.0):
+    """``/readyz`` once it answers 200, or its last answer after ``timeout_s``: a service
+    is not ready until its online models have caught up with the store, which a loaded
+    machine makes take a moment after start."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ready = client.get("/readyz")
+        if ready.status_code == 200 or time.monotonic() > deadline:
+            return ready
+        time.sleep(0.05)
 
 
 def test_ingest_keeps_valid_records_and_names_bad_ones(client, sim_records):
@@ -99,7 +113,7 @@ def test_every_decision_route_answers(client, sim_records):
 
 def test_operations_routes(client, sim_records):
     assert client.get("/healthz").json() == {"status": "ok"}
-    ready = client.get("/readyz")
+    ready = _ready(client)
     assert ready.status_code == 200 and ready.json()["checks"]["store"] is True
     client.post("/v1/telemetry", json=sim_records[:100]).raise_for_status()
     client.post("/v1/select", json={"task_type": "search", "candidates": ["a"]})
