@@ -186,7 +186,7 @@ class Features:
             names = (columns or {}).get(part)
             if names is not None:
                 table = getattr(self, part)
-                kept[part] = table[[name for name in table.columns if name in names]]
+                kept[part] = table[_kept_columns(table, names)]
         return replace(self, **kept)
 
     @classmethod
@@ -380,6 +380,11 @@ class Kept:
     digest: str
 
 
+def _kept_columns(table: pd.DataFrame, names: tuple[str, ...]) -> list[str]:
+    """The columns of ``table`` among ``names``, in the table's order."""
+    return [name for name in table.columns if name in names]
+
+
 def _write_columns(path: Path, columns: dict[str, Any], rest: dict[str, Any]) -> None:
     """Write ``columns`` (name -> any picklable) and ``rest`` to ``path``, so that
     :func:`_read_columns` can unpickle some of the columns only.
@@ -523,9 +528,9 @@ def _unpack(packed: dict[str, Any], parts: tuple[str, ...] = PARTS,
     elif how == "of frame" and "frame" in parts and "frame" not in columns:
         # The whole frame's rows, of only the columns read (no copy of the others).
         calls = frame[calls] if names is None else \
-            frame.loc[calls, [name for name in frame.columns if name in names]]
+            frame.loc[calls, _kept_columns(frame, names)]
     elif how == "of frame":
         calls = table(calls, names)
     elif names is not None:  # a caller's own calls, stored whole
-        calls = calls[[name for name in calls.columns if name in names]]
+        calls = calls[_kept_columns(calls, names)]
     return Features(frame, calls, **packed)
