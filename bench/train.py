@@ -3,6 +3,7 @@
 Usage::
 
     python bench/train.py [--events 100000 1000000] [--repeat 1] [--seed 0] [--out FILE.json]
+                          [--max-events N] [--cluster local|tcp://...]
 
 For each size, simulates a log (not timed), then ``--repeat`` times: one
 plain ``json.loads`` pass over the log (the reference workload, measured in
@@ -13,6 +14,11 @@ SQLite MLflow store, with the wall time and the peak resident memory of its
 whole process tree (the command and its workers, sampled every 50 ms, as
 ``../shared/checks/cost`` measures it). It reports the medians over the
 repeats, and the growth factor between consecutive sizes.
+
+``--max-events`` and ``--cluster`` are passed on to ``predictor train``: with
+a window, the memory should stay flat while the log grows (the families read
+the newest N records; the online state learns them all, one partition at a
+time).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ def json_pass(path: Path) -> float:
     return time.perf_counter() - started
 
 
-def run(events: int, seed: int, repeat: int) -> dict[str, float]:
+def run(events: int, seed: int, repeat: int, extra: list[str]) -> dict[str, float]:
     """Medians over ``repeat`` runs of: the reference pass, the training, its peak memory."""
     from predictor.data.simulator import write_simulation
 
@@ -51,7 +57,7 @@ def run(events: int, seed: int, repeat: int) -> dict[str, float]:
             references.append(json_pass(log))
             seconds, peak = run_measured(
                 [predictor_command(), "train", str(log), "--quiet",
-                 "--tracking-uri", f"sqlite:///{tmp}/mlflow-{k}.db"], cwd=Path(tmp))
+                 "--tracking-uri", f"sqlite:///{tmp}/mlflow-{k}.db", *extra], cwd=Path(tmp))
             times.append(seconds)
             peaks.append(peak / 2**20)
     return {"events": events, "seconds": round(statistics.median(times), 1),
@@ -68,11 +74,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per size (medians)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--max-events", type=int,
+                        help="predictor train --max-events: the window the families read")
+    parser.add_argument("--cluster", help="predictor train --cluster: where the families run")
     args = parser.parse_args()
+    extra = [*(["--max-events", str(args.max_events)] if args.max_events else []),
+             *(["--cluster", args.cluster] if args.cluster else [])]
     os.environ["PYTHONWARNINGS"] = "ignore"  # the command's stderr is read only at its end
     sizes, previous = [], None
     for events in sorted(args.events):
-        size = run(events, args.seed, args.repeat)
+        size = run(events, args.seed, args.repeat, extra)
         growth = "" if previous is None else (
             f"  (x{events / previous['events']:.0f} events: "
             f"x{size['seconds'] / previous['seconds']:.1f} time, "

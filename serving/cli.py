@@ -220,6 +220,10 @@ def train(
                                                 "on a cluster: local (a Dask LocalCluster), "
                                                 "tcp://host:port (a Dask scheduler) or "
                                                 "ray://host:port (Ray).")] = None,
+    max_events: Annotated[int | None, typer.Option(
+        min=1, help="Read the logs in partitions and fit and score the families on the "
+        "newest N records only, so that no process holds more than those; the online "
+        "state still learns every record. Default: the whole log.")] = None,
 ) -> None:
     """Train every family from logs, log the run to MLflow, register and promote models."""
     from rich.console import Console
@@ -233,7 +237,7 @@ def train(
         with _StepBar(train_steps(family, online), quiet) as bar:
             result = run_training(logs, families=family, tracking_uri=tracking_uri,
                                   experiment=experiment, promote=promote, online=online,
-                                  progress=bar, cluster=cluster)
+                                  progress=bar, cluster=cluster, max_events=max_events)
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None

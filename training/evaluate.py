@@ -16,7 +16,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, as_completed
+from concurrent.futures import Executor, Future, as_completed
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -322,9 +322,10 @@ def _report_done(result: FamilyRun | tuple[str, Any, float],
              f"{result.score_s:.1f} s" + peak)
 
 
-def start_task(pool: WorkerPool, name: str, task: Callable[[], Any]) -> Future:
+def start_task(pool: WorkerPool | Executor, name: str, task: Callable[[], Any]) -> Future:
     """Start one of :func:`evaluate_features`' ``also`` tasks in ``pool`` now (before the
-    features it does not read are computed); pass the future as that task."""
+    features it does not read are computed); pass the future as that task. ``pool`` may
+    be any executor: a thread of this process, beside a cluster's evaluation."""
     return pool.submit(_named, name, task)
 
 
@@ -386,7 +387,8 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
         progress(f"evaluating {', '.join(order)} on {where}"
                  + ("" if cluster else f" in {jobs} process{'es' if jobs > 1 else ''}"))
         if cluster:
-            tasks = [delayed(_named)(name, task) for name, task in (also or {}).items()]
+            tasks = [delayed(_named)(name, task) for name, task in (also or {}).items()
+                     if not isinstance(task, Future)]
             # A cluster's worker receives only the parts its family reads.
             tasks += [delayed(run_family)(family, features.only(READS[family],
                                                                 COLUMNS.get(family)), options)
@@ -395,6 +397,10 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
             for result in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
                 results.append(result)
                 _report_done(result, progress)  # each as it finishes
+            for task in (also or {}).values():  # started here, beside the cluster's tasks
+                if isinstance(task, Future):
+                    results.append(task.result())
+                    _report_done(results[-1], progress)
         elif pool is not None or jobs > 1:
             with _shared(features, options) as shared, \
                     (nullcontext(pool) if pool is not None else WorkerPool(jobs)) as workers:

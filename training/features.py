@@ -367,9 +367,7 @@ class FeaturesFile:
             return pickle.load(stored)  # the HMAC checked what is unpickled here
 
     def _checked(self, path: str, digest: str) -> str:
-        if not hmac.compare_digest(_file_hmac(Path(path), self.key), digest):
-            raise ValueError(f"{path} is not the features file this job wrote")
-        return path
+        return _checked_file(path, digest, self.key, "features file this job wrote")
 
 
 @dataclass(frozen=True)
@@ -432,6 +430,14 @@ def _file_hmac(path: Path, key: bytes) -> str:
         while chunk := data.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _checked_file(path: str, digest: str, key: bytes, what: str) -> str:
+    """``path``, once its HMAC under ``key`` is ``digest``; else ``ValueError`` saying
+    it is not the ``what``."""
+    if not hmac.compare_digest(_file_hmac(Path(path), key), digest):
+        raise ValueError(f"{path} is not the {what}")
+    return path
 
 
 def _call_rows(frame: pd.DataFrame) -> np.ndarray:

@@ -30,7 +30,8 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from predictor.training.evaluate import (
     start_task,
 )
 from predictor.training.features import Features, FeaturesFile, Options
+from predictor.training.partitions import Partitions, WindowedLog, read_window
 from predictor.training.workers import WorkerPool
 
 __all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "Registered", "TrainResult", "promote",
@@ -310,12 +312,18 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
           tracking_uri: str | None = None, experiment: str = "predictor",
           promote: str = "if-better", online: bool = True,
           progress: Callable[[str], None] | None = None,
-          cluster: str | None = None) -> TrainResult:
+          cluster: str | None = None, max_events: int | None = None) -> TrainResult:
     """Train, evaluate, log, register and promote; see the module docstring.
 
     The steps hand typed results on: :class:`Features` (once), each family's
     fit and score (:func:`predictor.training.evaluate.evaluate_features`),
     :func:`register` per family, then :func:`promote`.
+
+    ``max_events`` bounds what any process holds: the logs are read in
+    partitions, the families fit and score on the newest ``max_events``
+    records, and the online state learns every record
+    (:mod:`predictor.training.partitions`); the report then says so under
+    ``"window"``. ``None``: the whole log at once.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -337,11 +345,21 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
     jobs = min(2, os.cpu_count() or 1)
     # This machine's workers, for the job (stopped before its files are removed): one
     # starts on the online state as soon as the log is read.
-    with tempfile.TemporaryDirectory() as tmp, \
-            (nullcontext() if cluster is not None or jobs < 2 else WorkerPool(jobs)) as pool:
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        pool = stack.enter_context(nullcontext() if cluster is not None or jobs < 2
+                                   else WorkerPool(jobs))
         progress("reading logs")
         summary = ReadSummary()
-        frame = load_log([str(p) for p in logs], summary).reset_index(drop=True)
+        if max_events is None:
+            frame, read = load_log([str(p) for p in logs], summary).reset_index(drop=True), None
+        else:
+            read = read_window([str(p) for p in logs], summary, max_events,
+                               Path(tmp) / "partitions")
+            frame = read.frame
+            if read.windowed:
+                progress(f"training on the newest {len(frame):,} of {read.events:,} records; "
+                         "the online state learns them all")
         if frame.empty:
             raise ValueError("the logs hold no valid record")
         features = Features.of(frame, summary.rejected, history=False)
@@ -356,9 +374,16 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
             # evaluated; its parts are saved where this process registers them from (not
             # sent back whole). It reads the frame alone, so on this machine it starts now,
             # while this process computes the history features the families read.
+            whole = read.partitions if read is not None and read.windowed else stored
             if pool is not None:
                 also["online"] = start_task(pool, "online", functools.partial(
-                    learn_online, stored, Path(tmp) / "online"))
+                    learn_online, whole, Path(tmp) / "online"))
+            elif cluster is not None and whole is not stored:
+                # The partitions are this machine's files, and the log is larger than
+                # what one worker is sent: learned here while the cluster evaluates.
+                threads = stack.enter_context(ThreadPoolExecutor(1))
+                also["online"] = start_task(threads, "online", functools.partial(
+                    learn_online, whole, Path(tmp) / "online"))
             else:  # a cluster's worker may be on a machine that cannot read the file
                 also["online"] = functools.partial(
                     learn_online, stored if cluster is None else features.frame,
@@ -369,6 +394,8 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
         release_freed_memory()
         evaluation = evaluate_features(stored, options, progress=progress, cluster=cluster,
                                        also=also or None, pool=pool, load_features=False)
+        if read is not None and read.windowed:
+            evaluation.report = _with_window(evaluation.report, read, max_events)
         if pool is not None:
             pool.shutdown()  # idle, each still held what its last family read
         # Loaded once the workers are gone: beside their idle memory, this copy took the job
@@ -378,6 +405,17 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
             evaluation.features = evaluation.features.load()
         return _record(evaluation, logs, summary, chosen, policy, client, online, progress,
                        Path(tmp))
+
+
+def _with_window(report: dict[str, Any], read: WindowedLog, max_events: int | None
+                 ) -> dict[str, Any]:
+    """``report`` with ``"window"`` after its header: the records the families read were
+    the newest ``max_events`` of a larger log."""
+    header = [key for key in report if not isinstance(report[key], dict)]
+    window = {"max_events": max_events, "log_events": read.events,
+              "from_ts": float(read.frame["ts"].iloc[0])}
+    return {**{key: report[key] for key in header}, "window": window,
+            **{key: value for key, value in report.items() if key not in header}}
 
 
 def _record(evaluation: Evaluation, logs: Sequence[str | Path], summary: ReadSummary,
@@ -405,6 +443,9 @@ def _record(evaluation: Evaluation, logs: Sequence[str | Path], summary: ReadSum
             "span_end": pd.Timestamp(ts.max(), unit="s"), "split_cut": features.split.cut,
             "families": ",".join(chosen), "promote": policy,
         })
+        if "window" in report:  # the families read the newest records of a larger log
+            mlflow.log_params({"max_events": report["window"]["max_events"],
+                               "log_events": report["window"]["log_events"]})
         progress("plots")
         plots = write_plots(evaluation, tmp / "plots")
         for plot in plots:
@@ -432,10 +473,12 @@ def _record(evaluation: Evaluation, logs: Sequence[str | Path], summary: ReadSum
 promote_step = promote
 
 
-def learn_online(frame: pd.DataFrame | FeaturesFile, folder: Path | None = None) -> Any:
+def learn_online(frame: pd.DataFrame | FeaturesFile | Partitions, folder: Path | None = None
+                 ) -> Any:
     """The service's online state after learning every record of ``frame``, in time order.
 
-    ``frame`` may be the features file of the job (its frame is learned).
+    ``frame`` may be the features file of the job (its frame is learned), or
+    a log's :class:`Partitions` (each learned in turn, one held at a time).
     The records are rebuilt from the frame one at a time as they are learned:
     the log's records are never all held at once. With ``folder``, the state
     is saved there family by family and a
@@ -444,10 +487,13 @@ def learn_online(frame: pd.DataFrame | FeaturesFile, folder: Path | None = None)
     from predictor.engine import Engine
     from predictor.training.online import SavedEngine
 
-    if isinstance(frame, FeaturesFile):
-        frame = frame.load(("frame",)).frame
     engine = Engine()
-    engine.learn(frame_records(frame))
+    if isinstance(frame, Partitions):
+        engine.learn(record for part in frame.frames() for record in frame_records(part))
+    else:
+        if isinstance(frame, FeaturesFile):
+            frame = frame.load(("frame",)).frame
+        engine.learn(frame_records(frame))
     return engine if folder is None else SavedEngine.of(engine, folder)
 
 
