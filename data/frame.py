@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,9 @@ from predictor.data.schema import (
     HealthRecord,
     Record,
 )
+
+if TYPE_CHECKING:
+    from predictor.data.fast_validation import RecordValues
 
 __all__ = ["BOOL_COLUMNS", "NO_ATTRS", "NUMBER_COLUMNS", "STRING_COLUMNS", "frame_records",
            "records_to_frame"]
@@ -88,8 +92,11 @@ class _NoAttrs(dict):
 NO_ATTRS = _NoAttrs()
 
 
-def records_to_frame(records: Iterable[Record]) -> pd.DataFrame:
+def records_to_frame(records: Iterable[Record | RecordValues]) -> pd.DataFrame:
     """Flatten records into a DataFrame sorted by ``ts`` (stable for ties).
+
+    A record may come as its :class:`~predictor.data.fast_validation.RecordValues`
+    (a reader's ``values=True``): the frame reads the same values of it.
 
     Numbers and flags are packed into float arrays every :data:`_CHUNK`
     records: held as Python lists for the whole log, their boxed values

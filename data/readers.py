@@ -22,14 +22,14 @@ import csv
 import gzip
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
-from predictor.data.fast_validation import quick_record
+from predictor.data.fast_validation import RecordValues, quick_record, quick_values
 from predictor.data.schema import CallRecord, HealthRecord, Record, RecordError, parse_record
 
 __all__ = [
@@ -131,13 +131,14 @@ def _open_binary(source: str | Path | IO[bytes]) -> tuple[IO[bytes], str]:
     return raw, name
 
 
-def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any, bytes | None]]:
+def _jsonl_rows(stream: IO[bytes], quick: Callable[[bytes], Any] = quick_record
+                ) -> Iterator[tuple[int, Any, bytes | None]]:
     for number, line in enumerate(stream, start=1):
         line = line.strip()
         if not line:
             continue
         # A line in the contract's plain form comes back as its record already.
-        record = quick_record(line)
+        record = quick(line)
         if record is not None:
             yield number, record, line
             continue
@@ -208,12 +209,14 @@ def read_records(
     *,
     strict: bool = False,
     name: str | None = None,
-) -> Iterator[Record]:
+    values: bool = False,
+) -> Iterator[Record | RecordValues]:
     """Yield the valid records of one file, counting and reporting the others.
 
     Parameters are those of :func:`read_sourced_records`.
     """
-    for record, _ in read_sourced_records(source, summary, strict=strict, name=name):
+    for record, _ in read_sourced_records(source, summary, strict=strict, name=name,
+                                          values=values):
         yield record
 
 
@@ -223,7 +226,8 @@ def read_sourced_records(
     *,
     strict: bool = False,
     name: str | None = None,
-) -> Iterator[tuple[Record, bytes | None]]:
+    values: bool = False,
+) -> Iterator[tuple[Record | RecordValues, bytes | None]]:
     """Yield each valid record with the JSON text it was read from (JSONL only).
 
     Storing that text instead of re-serializing the record is what makes
@@ -239,6 +243,11 @@ def read_sourced_records(
         Raise :class:`StrictModeError` at the first bad record.
     name
         The file name used for format detection and in errors.
+    values
+        Yield the :class:`~predictor.data.fast_validation.RecordValues` of
+        each JSON line the fast check takes, not its record: for a reader
+        into columns (:func:`predictor.data.frame.records_to_frame`), which
+        reads nothing else; other lines still come as records.
     """
     summary = summary if summary is not None else ReadSummary()
     stream, default_name = _open_binary(source)
@@ -246,13 +255,16 @@ def read_sourced_records(
     try:
         head = stream.read(8)
         stream.seek(0)
-        rows = _ROW_READERS[detect_format(name, head)](stream)
+        kind = detect_format(name, head)
+        rows = _jsonl_rows(stream, quick_values) if values and kind == "jsonl" \
+            else _ROW_READERS[kind](stream)
         for number, raw, text in rows:
             summary.read += 1
             try:
                 if isinstance(raw, RecordError):
                     raise raw
-                record = raw if isinstance(raw, CallRecord | HealthRecord) else parse_record(raw)
+                record = raw if isinstance(raw, CallRecord | HealthRecord | RecordValues) \
+                    else parse_record(raw)
             except RecordError as err:
                 rejected = RejectedRecord(name, number, err.field, err.reason)
                 summary.reject(rejected)

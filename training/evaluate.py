@@ -96,11 +96,13 @@ class Evaluation:
                      for family, fit in self.fits.items()}
 
 
-def _read(paths: str | Path | list, summary: ReadSummary | None) -> Iterator[Record]:
-    """The valid records of one or more telemetry files, file by file, as read."""
+def _read(paths: str | Path | list, summary: ReadSummary | None, *, values: bool = False
+          ) -> Iterator[Record]:
+    """The valid records of one or more telemetry files, file by file, as read (with
+    ``values``, what a frame reads of them: :func:`read_records`)."""
     summary = summary if summary is not None else ReadSummary()
     for path in paths if isinstance(paths, list) else [paths]:
-        yield from read_records(path, summary)
+        yield from read_records(path, summary, values=values)
 
 
 def load_records(paths: str | Path | list, summary: ReadSummary | None = None) -> list[Record]:
@@ -115,7 +117,7 @@ def load_log(paths: str | Path | list, summary: ReadSummary | None = None) -> pd
     records, so they are never all held at once. The order is
     :func:`load_records`' (stable for ties).
     """
-    return records_to_frame(_read(paths, summary))
+    return records_to_frame(_read(paths, summary, values=True))
 
 
 #: family -> (fit step, score step). A fit step raises :class:`Unsupported` when the log

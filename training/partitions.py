@@ -146,7 +146,8 @@ def read_window(paths: Sequence[str | Path], summary: ReadSummary, max_events: i
     written: list[Partition] = []
     kept: list[pd.DataFrame] = []
     held = events = 0
-    records = (record for path in paths for record in read_records(path, summary))
+    records = (record for path in paths
+               for record in read_records(path, summary, values=True))
     while batch := list(islice(records, partition_events)):
         part = records_to_frame(batch)
         del batch
