@@ -70,6 +70,7 @@ class Cooldowns(DecisionPlugin):
     """
 
     family = "risk"
+    record_fields = frozenset({"ts", "kind", "server", "error_type", "latency_ms", "success"})
 
     def __init__(self, *, allowed_fails: int = 3, prior_cooldown_s: float = 5.0,
                  quantile: float = 0.5, min_outages: int = 3) -> None:

@@ -64,6 +64,11 @@ class DecisionPlugin(LockedState):
     needs: ClassVar[Mapping[str, str]] = MappingProxyType({})
     #: Why the family's batch champion does not answer here (``None``: it may).
     why_online: ClassVar[str | None] = None
+    #: The record fields :meth:`learn_call` and :meth:`learn_health` read (``ts`` for
+    #: ``epoch``), or ``None``: any. A replay may rebuild records with only these set
+    #: (training's families read no other column of the log for it); a test teaches each
+    #: plug-in both ways and compares.
+    record_fields: ClassVar[frozenset[str] | None] = None
 
     def __init__(self) -> None:
         self.observations = 0

@@ -72,6 +72,10 @@ class RiskAssessor(DecisionPlugin):
         answers read the history alone, which learns either way.
     """
 
+    record_fields = frozenset({
+        "ts", "kind", "server", "tool", "success", "latency_ms", "concurrency", "attempt",
+        "reachable", "cpu_pct", "mem_pct", "queue_depth"})
+
     #: See the class docstring; a class default, so checkpoints from before it load.
     online_while_batch = True
 

@@ -123,6 +123,10 @@ class Selector(DecisionPlugin):
         Seed of the exploration sampler.
     """
 
+    record_fields = frozenset({
+        "ts", "kind", "server", "task_type", "tool", "latency_ms", "success", "error_type",
+        "concurrency", "cost_usd", "reachable", "queue_depth"})
+
     def __init__(self, capabilities: dict[str, list[str]] | None = None, *,
                  weights: dict[str, float] | None = None, discount: float = 0.98,
                  step: float = 0.15, seed: int = 0) -> None:

@@ -48,10 +48,10 @@ from predictor.models.history import HISTORY_FEATURES, History
 from predictor.models.performance import BatchPerformance
 from predictor.training.features import Features, Options, Unsupported
 from predictor.training.metrics import rounded
-from predictor.training.served import replay, served_engine
+from predictor.training.served import replay, replay_fields, served_engine
 
-__all__ = ["MAX_CANDIDATES", "TIMEOUT_MS", "SelectionFit", "fit_selection", "score_selection",
-           "with_task_types"]
+__all__ = ["FRAME_COLUMNS", "MAX_CANDIDATES", "TIMEOUT_MS", "SelectionFit", "fit_selection",
+           "score_selection", "with_task_types"]
 
 MAX_CANDIDATES = 10
 #: What a failed call without a recorded latency costs (the seed's 30 s timeout).
@@ -104,6 +104,15 @@ def _candidate_frames(calls: pd.DataFrame, frame: pd.DataFrame,
     if rows:
         yield chunk()
 
+
+#: The columns of the log (``features.frame``) this family reads: the records of the
+#: served replay (:func:`replay_fields`), each candidate's history
+#: (:func:`_candidate_frames`), the rewards and the task types; ``None``: every column
+#: (a plug-in that does not say what it reads).
+FRAME_COLUMNS: tuple[str, ...] | None = None if (_replayed := replay_fields(("select",))) \
+    is None else tuple(sorted(_replayed | {
+        "ts", "kind", "server", "tool", "task_type", "latency_ms", "success", "cost_usd",
+        "output_tokens", "concurrency", "reachable", "cpu_pct", "mem_pct", "queue_depth"}))
 
 #: Candidate rows :func:`_candidate_frames` yields at once.
 _ROWS_AT_ONCE = 65_536

@@ -35,8 +35,10 @@ from predictor.training.eval_cache import fit_cache, score_cache
 from predictor.training.eval_performance import fit_performance, score_performance
 from predictor.training.eval_resources import HISTORY as RESOURCES_HISTORY
 from predictor.training.eval_resources import fit_resources, score_resources
+from predictor.training.eval_risk import FRAME_COLUMNS as RISK_FRAME
 from predictor.training.eval_risk import fit_risk, score_risk
 from predictor.training.eval_scaling import fit_scaling, score_scaling
+from predictor.training.eval_selection import FRAME_COLUMNS as SELECTION_FRAME
 from predictor.training.eval_selection import fit_selection, score_selection
 from predictor.training.features import (
     PARTS,
@@ -147,21 +149,24 @@ READS: dict[str, tuple[str, ...]] = {
 #: family -> the columns its steps read of the parts it holds, where that is not all of
 #: them (:data:`predictor.training.features.Columns`: part -> its columns read). A task
 #: unpickles and holds only those (a column is ~8 MB per million records); any other raises
-#: ``KeyError`` naming it. A family that replays records rebuilt from the frame reads every
-#: column of it, and one whose featurizer takes the history whole, every history feature.
+#: ``KeyError`` naming it. A family that replays records rebuilt from the frame reads the
+#: columns its decisions' plug-ins learn from (``record_fields``), and one whose featurizer
+#: takes the history whole, every history feature.
 COLUMNS: dict[str, Columns] = {
     "performance": {"calls": ("ts", "kind", "server", "tool", "task_type", "phase",
                               "input_tokens", "concurrency", "attempt", "attrs", "latency_ms",
                               "success", "output_tokens", "cost_usd")},
     "selection": {"calls": ("ts", "kind", "server", "tool", "task_type", "phase",
                             "input_tokens", "attrs", "latency_ms", "success", "output_tokens",
-                            "cost_usd")},
+                            "cost_usd"),
+                  **({} if SELECTION_FRAME is None else {"frame": SELECTION_FRAME})},
     "resources": {"history": RESOURCES_HISTORY},
     "cache": {"calls": ("ts", "kind", "cache_key")},
     "scaling": {"calls": ("ts", "kind", "server")},
     "risk": {"calls": ("ts", "kind", "server", "tool", "concurrency", "attempt", "latency_ms",
                        "success", "error_type", "recovery", "recovered"),
-             "history": RISK_FEATURES},
+             "history": RISK_FEATURES,
+             **({} if RISK_FRAME is None else {"frame": RISK_FRAME})},
 }
 
 

@@ -26,7 +26,7 @@ from predictor.decisions import DECISIONS
 from predictor.engine import Engine
 from predictor.models.delay import LabelDelay, finish_time
 
-__all__ = ["SERVED_SEED", "replay", "served_engine"]
+__all__ = ["SERVED_SEED", "replay", "replay_fields", "served_engine"]
 
 #: The seed ``predictor serve`` uses by default (``Settings.seed``).
 SERVED_SEED = 0
@@ -35,6 +35,23 @@ SERVED_SEED = 0
 def served_engine(names: Sequence[str], *, seed: int = SERVED_SEED) -> Engine:
     """An engine with the served defaults answering the decisions ``names``."""
     return Engine(seed=seed, decisions=tuple(d for d in DECISIONS if d.name in names))
+
+
+def replay_fields(names: Sequence[str]) -> frozenset[str] | None:
+    """The record fields a :func:`replay` of the decisions ``names`` reads: those their
+    plug-ins learn from (:attr:`predictor.plugin.DecisionPlugin.record_fields`, peers
+    included) and the time, kind and latency the replay orders them by; ``None`` when a
+    plug-in does not say (then every field).
+
+    >>> sorted(replay_fields(("risk",)))[:4]
+    ['attempt', 'concurrency', 'cpu_pct', 'kind']
+    """
+    fields = {"ts", "kind", "latency_ms"}
+    for plugin in served_engine(names).plugins.values():
+        if plugin.record_fields is None:
+            return None
+        fields |= plugin.record_fields
+    return frozenset(fields)
 
 
 def replay(engine: Engine, records: Iterable[Record]) -> Iterator[tuple[int, CallRecord]]:
