@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import multiprocessing
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,7 @@ from predictor.training.partitions import Partitions, WindowedLog, read_window
 from predictor.training.workers import WorkerPool
 
 __all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "Registered", "TrainResult", "promote",
-           "register", "train", "train_steps"]
+           "register", "tracking_problem", "train", "train_steps"]
 
 log = logging.getLogger(__name__)
 
@@ -325,9 +326,6 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
     (:mod:`predictor.training.partitions`); the report then says so under
     ``"window"``. ``None``: the whole log at once.
     """
-    import mlflow
-    from mlflow import MlflowClient
-
     if promote not in PROMOTE_CHOICES:
         raise ValueError(f"promote must be one of {PROMOTE_CHOICES}, got {promote!r}")
     chosen = list(families or BUNDLES)
@@ -336,16 +334,18 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
         raise ValueError(f"unknown families {sorted(unknown)}; known: {list(BUNDLES)}")
     policy = promote
     progress = progress or (lambda message: None)
-    # The registry follows the tracking store, whatever an earlier caller set globally.
-    mlflow.set_tracking_uri(tracking_uri or DEFAULT_TRACKING_URI)
-    mlflow.set_registry_uri(mlflow.get_tracking_uri())
-    mlflow.set_experiment(experiment)
-    client = MlflowClient()
-
+    uri = tracking_uri or DEFAULT_TRACKING_URI
     jobs = min(2, os.cpu_count() or 1)
     # This machine's workers, for the job (stopped before its files are removed): one
     # starts on the online state as soon as the log is read.
     with ExitStack() as stack:
+        # MLflow is set up in this process only once the evaluation is over: held here
+        # meanwhile, its store took ~90 MB of the job's peak. A child process tries the
+        # store while the log is read, so that one that cannot be used still fails the job
+        # before the evaluation, not after it.
+        checker = stack.enter_context(ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn")))
+        tracking = checker.submit(tracking_problem, uri, experiment)
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         pool = stack.enter_context(nullcontext() if cluster is not None or jobs < 2
                                    else WorkerPool(jobs))
@@ -362,6 +362,10 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
                          "the online state learns them all")
         if frame.empty:
             raise ValueError("the logs hold no valid record")
+        problem = tracking.result()
+        if problem is not None:
+            raise ValueError(f"the MLflow tracking store {uri} cannot be used: {problem}")
+        checker.shutdown()
         features = Features.of(frame, summary.rejected, history=False)
         del frame
         options = Options(plots=True, holdout_losses=True)
@@ -403,8 +407,30 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
         if isinstance(evaluation.features, FeaturesFile):
             evaluation.fetch_fits(evaluation.features)
             evaluation.features = evaluation.features.load()
-        return _record(evaluation, logs, summary, chosen, policy, client, online, progress,
-                       Path(tmp))
+        return _record(evaluation, logs, summary, chosen, policy, _mlflow_client(uri, experiment),
+                       online, progress, Path(tmp))
+
+
+def tracking_problem(uri: str, experiment: str) -> str | None:
+    """What keeps the MLflow tracking store at ``uri`` from recording ``experiment``
+    (``None``: nothing); the experiment is created when missing."""
+    try:
+        _mlflow_client(uri, experiment)
+    except Exception as err:  # whatever the store's client raises, said to the user
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def _mlflow_client(uri: str, experiment: str) -> Any:
+    """MLflow set to record ``experiment`` at ``uri`` (the registry too); its client."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    # The registry follows the tracking store, whatever an earlier caller set globally.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(mlflow.get_tracking_uri())
+    mlflow.set_experiment(experiment)
+    return MlflowClient()
 
 
 def _with_window(report: dict[str, Any], read: WindowedLog, max_events: int | None

@@ -202,3 +202,13 @@ def test_the_readme_registry_snippets_run_where_train_wrote(trained, readme):
                               timeout=300, cwd=tmp)
         assert done.returncode == 0, done.stderr[-2000:]
         assert int(done.stdout.split()[-1]) in (1, 20)
+
+
+def test_a_tracking_store_that_cannot_be_used_fails_the_job_before_the_evaluation(tmp_path):
+    log = _write(tmp_path / "sim.jsonl", Simulator(seed=2).records(2_000))
+    steps: list[str] = []
+    (tmp_path / "a-file").write_text("not a folder")
+    uri = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"
+    with pytest.raises(ValueError, match="the MLflow tracking store sqlite:///.* cannot be used"):
+        train([log], tracking_uri=uri, experiment="t", progress=steps.append)
+    assert steps == ["reading logs"]  # nothing evaluated
