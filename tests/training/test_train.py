@@ -209,6 +209,6 @@ def test_a_tracking_store_that_cannot_be_used_fails_the_job_before_the_evaluatio
     steps: list[str] = []
     (tmp_path / "a-file").write_text("not a folder")
     uri = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"
-    with pytest.raises(ValueError, match="the MLflow tracking store sqlite:///.* cannot be used"):
+    with pytest.raises(ValueError, match=r"the MLflow tracking store sqlite:///.* cannot be used"):
         train([log], tracking_uri=uri, experiment="t", progress=steps.append)
     assert steps == ["reading logs"]  # nothing evaluated
