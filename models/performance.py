@@ -168,11 +168,10 @@ class BatchPerformance:
         X = X[:, self.columns_]
         success = (compiled.predict_proba(self.success_, X)
                    if hasattr(self.success_, "predict_proba") else self.success_.predict(X))
-        lat_base = self._base(X, self.latency_base_, self.latency_fallback_)
-        tok_base = self._base(X, self.tokens_base_, self.tokens_fallback_)
-        p50 = np.expm1(np.minimum(lat_base + compiled.predict(self.latency_p50_, X), 25.0))
-        p95 = np.expm1(np.minimum(lat_base + compiled.predict(self.latency_p95_, X), 25.0))
-        tokens = np.expm1(np.minimum(tok_base + compiled.predict(self.output_tokens_, X), 25.0))
+        p50 = self._scaled(X, self.latency_p50_, self.latency_base_, self.latency_fallback_)
+        p95 = self._scaled(X, self.latency_p95_, self.latency_base_, self.latency_fallback_)
+        tokens = self._scaled(X, self.output_tokens_, self.tokens_base_,
+                              self.tokens_fallback_)
         return PerformancePrediction(
             latency_p50_ms=np.maximum(p50, 0.0),
             latency_p95_ms=np.maximum(p95, p50),
@@ -180,6 +179,26 @@ class BatchPerformance:
             output_tokens=np.maximum(tokens, 0.0),
             cost_usd=np.maximum(compiled.predict(self.cost_usd_, X), 0.0),
         )
+
+    def median_latency(self, X: np.ndarray) -> np.ndarray:
+        """``predict(X).latency_p50_ms`` alone: a holdout loss reads nothing else, and the
+        other boosters' predictions cost as much each."""
+        X = X[:, self.columns_]
+        return np.maximum(self._scaled(X, self.latency_p50_, self.latency_base_,
+                                       self.latency_fallback_), 0.0)
+
+    def output_tokens(self, X: np.ndarray) -> np.ndarray:
+        """``predict(X).output_tokens`` alone (see :meth:`median_latency`)."""
+        X = X[:, self.columns_]
+        return np.maximum(self._scaled(X, self.output_tokens_, self.tokens_base_,
+                                       self.tokens_fallback_), 0.0)
+
+    def _scaled(self, X: np.ndarray, model: HistGradientBoostingRegressor | _Constant,
+                base: int | None, fallback: float) -> np.ndarray:
+        """A log-scale booster's prediction over its base, back on the raw scale (rows of
+        the informative columns)."""
+        return np.expm1(np.minimum(self._base(X, base, fallback) + compiled.predict(model, X),
+                                   25.0))
 
 
 def _linear(loss=None, lr: float = 0.05) -> linear_model.LinearRegression:

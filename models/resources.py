@@ -109,9 +109,17 @@ class BatchResources:
         Xc = X[:, self.columns_]
         out = {name: np.maximum(compiled.predict(model, Xc), 0.0)
                for name, model in self.models_.items()}
-        if self.duration_ is not None:
-            out["duration_ms"] = np.maximum(self._duration(X, self.duration_.predict(Xc)), 0.0)
+        duration = self.duration(X)
+        if duration is not None:
+            out["duration_ms"] = duration
         return out
+
+    def duration(self, X: np.ndarray) -> np.ndarray | None:
+        """``predict(X)["duration_ms"]`` alone (``None`` if not fitted): a holdout loss
+        reads nothing else."""
+        if self.duration_ is None:
+            return None
+        return np.maximum(self._duration(X, self.duration_.predict(X[:, self.columns_])), 0.0)
 
     def interval(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """The calibrated interval of duration for rows of ``X`` (``None`` if not fitted)."""

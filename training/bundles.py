@@ -80,11 +80,13 @@ class PerformanceBundle:
     def loss(self, frame: pd.DataFrame, test: np.ndarray,
              history: pd.DataFrame | None = None) -> float | None:
         frame, history = _holdout(frame, test, history)
-        calls, pred = _calls(frame), self.predict(frame, history)
+        calls = _calls(frame)
+        # Only the prediction the loss reads (what predict() gives it, not its four others).
+        X = self.featurizer.transform(calls, _history(frame, history))
         truth = calls["latency_ms"].to_numpy(float)
         if not np.isnan(truth).all():
-            return mae(truth, pred["latency_p50_ms"].to_numpy())
-        return mae(calls["output_tokens"].to_numpy(float), pred["output_tokens"].to_numpy())
+            return mae(truth, self.model.median_latency(X))
+        return mae(calls["output_tokens"].to_numpy(float), self.model.output_tokens(X))
 
 
 @dataclass
@@ -107,10 +109,14 @@ class ResourcesBundle:
     def loss(self, frame: pd.DataFrame, test: np.ndarray,
              history: pd.DataFrame | None = None) -> float | None:
         frame, history = _holdout(frame, test, history)
-        calls, pred = _calls(frame), self.predict(frame, history)
-        if "duration_ms" not in pred:
+        calls = _calls(frame)
+        # The point duration alone: predict() also gives the other targets and the interval.
+        X = self.featurizer.transform(
+            calls, _history(frame, history)[self.featurizer.history_columns_])
+        duration = self.model.duration(X)
+        if duration is None:
             return None
-        return mae(calls["latency_ms"].to_numpy(float), pred["duration_ms"].to_numpy())
+        return mae(calls["latency_ms"].to_numpy(float), duration)
 
 
 @dataclass

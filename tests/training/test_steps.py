@@ -82,6 +82,16 @@ def test_a_holdout_loss_is_the_error_of_the_predictions_over_every_call(features
                    every.loc[held.index, "latency_p50_ms"].to_numpy())
     assert bundle.loss(features.frame, test, features.history) == expected
     assert np.isfinite(expected) and expected > 0
+    # Resources' loss reads the point duration alone, exactly as predict() gives it.
+    from predictor.training.eval_resources import fit_resources
+
+    resources = fit_resources(features).bundle
+    every = resources.predict(features.frame, features.history)
+    assert {"duration_ms", "duration_low_ms"} <= set(every.columns)
+    expected = mae(held["latency_ms"].to_numpy(float),
+                   every.loc[held.index, "duration_ms"].to_numpy())
+    assert resources.loss(features.frame, test, features.history) == expected
+    assert np.isfinite(expected) and expected > 0
 
 
 def test_a_family_computes_its_holdout_loss_as_the_register_step_would(features):
