@@ -68,9 +68,14 @@ class PerformanceBundle:
     family: str = "performance"
     metric: str = "latency_mae_ms"
 
-    def predict(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+    def _inputs(self, frame: pd.DataFrame, history: pd.DataFrame | None
+                ) -> tuple[pd.DataFrame, np.ndarray]:
+        """The calls of ``frame`` and the model's matrix of them."""
         calls = _calls(frame)
-        X = self.featurizer.transform(calls, _history(frame, history))
+        return calls, self.featurizer.transform(calls, _history(frame, history))
+
+    def predict(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+        calls, X = self._inputs(frame, history)
         pred = self.model.predict(X)
         return pd.DataFrame({"latency_p50_ms": pred.latency_p50_ms,
                              "latency_p95_ms": pred.latency_p95_ms,
@@ -79,10 +84,8 @@ class PerformanceBundle:
 
     def loss(self, frame: pd.DataFrame, test: np.ndarray,
              history: pd.DataFrame | None = None) -> float | None:
-        frame, history = _holdout(frame, test, history)
-        calls = _calls(frame)
+        calls, X = self._inputs(*_holdout(frame, test, history))
         # Only the prediction the loss reads (what predict() gives it, not its four others).
-        X = self.featurizer.transform(calls, _history(frame, history))
         truth = calls["latency_ms"].to_numpy(float)
         if not np.isnan(truth).all():
             return mae(truth, self.model.median_latency(X))
@@ -96,10 +99,15 @@ class ResourcesBundle:
     family: str = "resources"
     metric: str = "duration_mae_ms"
 
-    def predict(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+    def _inputs(self, frame: pd.DataFrame, history: pd.DataFrame | None
+                ) -> tuple[pd.DataFrame, np.ndarray]:
+        """The calls of ``frame`` and the model's matrix of them."""
         calls = _calls(frame)
         history = _history(frame, history)[self.featurizer.history_columns_]
-        X = self.featurizer.transform(calls, history)
+        return calls, self.featurizer.transform(calls, history)
+
+    def predict(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+        calls, X = self._inputs(frame, history)
         out = pd.DataFrame(self.model.predict(X), index=calls.index)
         band = self.model.interval(X)
         if band is not None:
@@ -108,11 +116,8 @@ class ResourcesBundle:
 
     def loss(self, frame: pd.DataFrame, test: np.ndarray,
              history: pd.DataFrame | None = None) -> float | None:
-        frame, history = _holdout(frame, test, history)
-        calls = _calls(frame)
+        calls, X = self._inputs(*_holdout(frame, test, history))
         # The point duration alone: predict() also gives the other targets and the interval.
-        X = self.featurizer.transform(
-            calls, _history(frame, history)[self.featurizer.history_columns_])
         duration = self.model.duration(X)
         if duration is None:
             return None

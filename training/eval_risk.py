@@ -23,17 +23,16 @@ from predictor.models.risk import (
 from predictor.training.bundles import RiskBundle
 from predictor.training.features import Features, Options, Unsupported, newest
 from predictor.training.metrics import auc, pr_auc, rounded
-from predictor.training.served import replay, replay_fields, served_engine
+from predictor.training.served import frame_columns, replay, served_engine
 
 __all__ = ["FRAME_COLUMNS", "RiskFit", "can_rank", "fit_risk", "score_risk",
            "validation_slice"]
 
 #: The columns of the log (``features.frame``) this family reads: the records of the
-#: served replay (:func:`replay_fields`) and what each test call asks; ``None``: every
+#: served replay and what each test call asks (:func:`frame_columns`); ``None``: every
 #: column (a plug-in that does not say what it reads).
-FRAME_COLUMNS: tuple[str, ...] | None = None if (_replayed := replay_fields(("risk",))) \
-    is None else tuple(sorted(_replayed | {"ts", "kind", "server", "tool", "concurrency",
-                                           "attempt"}))
+FRAME_COLUMNS = frame_columns(("risk",), {"ts", "kind", "server", "tool", "concurrency",
+                                          "attempt"})
 
 _NAMES = [*RISK_FEATURES, "concurrency", "attempt"]
 

@@ -48,7 +48,7 @@ from predictor.models.history import HISTORY_FEATURES, History
 from predictor.models.performance import BatchPerformance
 from predictor.training.features import Features, Options, Unsupported
 from predictor.training.metrics import rounded
-from predictor.training.served import replay, replay_fields, served_engine
+from predictor.training.served import frame_columns, replay, served_engine
 
 __all__ = ["FRAME_COLUMNS", "MAX_CANDIDATES", "TIMEOUT_MS", "SelectionFit", "fit_selection",
            "score_selection", "with_task_types"]
@@ -106,13 +106,12 @@ def _candidate_frames(calls: pd.DataFrame, frame: pd.DataFrame,
 
 
 #: The columns of the log (``features.frame``) this family reads: the records of the
-#: served replay (:func:`replay_fields`), each candidate's history
+#: served replay (:func:`frame_columns`), each candidate's history
 #: (:func:`_candidate_frames`), the rewards and the task types; ``None``: every column
 #: (a plug-in that does not say what it reads).
-FRAME_COLUMNS: tuple[str, ...] | None = None if (_replayed := replay_fields(("select",))) \
-    is None else tuple(sorted(_replayed | {
-        "ts", "kind", "server", "tool", "task_type", "latency_ms", "success", "cost_usd",
-        "output_tokens", "concurrency", "reachable", "cpu_pct", "mem_pct", "queue_depth"}))
+FRAME_COLUMNS = frame_columns(("select",), {
+    "ts", "kind", "server", "tool", "task_type", "latency_ms", "success", "cost_usd",
+    "output_tokens", "concurrency", "reachable", "cpu_pct", "mem_pct", "queue_depth"})
 
 #: Candidate rows :func:`_candidate_frames` yields at once.
 _ROWS_AT_ONCE = 65_536

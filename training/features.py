@@ -32,7 +32,7 @@ from predictor.models.history import call_features
 from predictor.training.split import TimeSplit
 
 __all__ = ["PARTS", "Columns", "Features", "FeaturesFile", "Kept", "NotLoaded", "Options",
-           "Unsupported", "newest"]
+           "Unsupported", "newest", "read_table", "write_table"]
 
 #: The large parts of :class:`Features`: a task names those it reads (:meth:`Features.only`).
 PARTS = ("frame", "calls", "history")
@@ -310,10 +310,8 @@ class FeaturesFile:
         """This handle with the history features written beside the rest (in a file of
         their own: a task that does not read them never opens it)."""
         path = Path(self.path).with_name("history.pickle")
-        # Arrays, not Series: each Series would carry its own copy of the index.
-        _write_columns(path, {name: history[name].to_numpy() for name in history.columns},
-                       {"index": history.index})
-        return replace(self, history_path=str(path), history_digest=_file_hmac(path, self.key))
+        return replace(self, history_path=str(path),
+                       history_digest=write_table(path, history, self.key))
 
     def load(self, parts: tuple[str, ...] = PARTS, columns: Columns | None = None
              ) -> Features:
@@ -337,10 +335,9 @@ class FeaturesFile:
         if "history" in parts:  # else _unpack stands a NotLoaded in for it
             if self.history_path is None or self.history_digest is None:
                 raise ValueError("the history features were not written yet")
-            history, rest = _read_columns(self._checked(self.history_path,
-                                                        self.history_digest),
-                                          columns.get("history"))
-            packed["history"] = pd.DataFrame(history, index=rest["index"], copy=False)
+            packed["history"] = read_table(self.history_path, self.history_digest, self.key,
+                                           "features file this job wrote",
+                                           columns.get("history"))
         return _unpack(packed, parts, columns)
 
     def keep(self, name: str, value: Any) -> Kept:
@@ -381,6 +378,36 @@ class Kept:
 def _kept_columns(table: pd.DataFrame, names: tuple[str, ...]) -> list[str]:
     """The columns of ``table`` among ``names``, in the table's order."""
     return [name for name in table.columns if name in names]
+
+
+def write_table(path: Path, table: pd.DataFrame, key: bytes) -> str:
+    """Write ``table`` column by column (:func:`_write_columns`); the file's HMAC under
+    ``key``, for :func:`read_table`."""
+    # Arrays, not Series: each Series would carry its own copy of the index.
+    _write_columns(path, {name: table[name].to_numpy() for name in table.columns},
+                   {"index": table.index})
+    return _file_hmac(path, key)
+
+
+def read_table(path: str, digest: str, key: bytes, what: str,
+               names: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The table :func:`write_table` wrote (only the columns ``names``; all with ``None``),
+    once the file's HMAC is ``digest`` (else ``ValueError``: it is not the ``what``).
+
+    >>> import tempfile
+    >>> table = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", None]}, dtype=object)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     digest = write_table(Path(folder) / "t", table, b"key")
+    ...     back = read_table(str(Path(folder) / "t"), digest, b"key", "table", ("b",))
+    >>> back["b"].tolist(), back["b"].dtype
+    (['x', None], dtype('O'))
+    """
+    columns, rest = _read_columns(_checked_file(path, digest, key, what), names)
+    index = rest["index"]
+    # Each column with the dtype it was written with (pandas would infer its ``str``
+    # dtype for an object column of names, which the frame's readers do not expect).
+    return pd.DataFrame({name: pd.Series(values, index=index, dtype=values.dtype, copy=False)
+                         for name, values in columns.items()}, index=index, copy=False)
 
 
 def _write_columns(path: Path, columns: dict[str, Any], rest: dict[str, Any]) -> None:

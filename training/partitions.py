@@ -43,7 +43,7 @@ import pandas as pd
 
 from predictor.data.frame import records_to_frame
 from predictor.data.readers import ReadSummary, read_records
-from predictor.training.features import _checked_file, _file_hmac, _read_columns, _write_columns
+from predictor.training.features import read_table, write_table
 
 __all__ = ["PARTITION_EVENTS", "Partition", "Partitions", "WindowedLog", "read_window"]
 
@@ -86,15 +86,8 @@ class Partitions:
             When a file is not the one written (checked before it is unpickled).
         """
         for partition in self.partitions:
-            columns, rest = _read_columns(
-                _checked_file(partition.path, partition.digest, self.key,
-                              "partition this job wrote"), None)
-            index = rest["index"]
-            # Each column with the dtype it was written with (pandas would infer ``str``
-            # for the object columns of names, which the frame's readers do not expect).
-            yield pd.DataFrame({name: pd.Series(values, index=index, dtype=values.dtype,
-                                                copy=False)
-                                for name, values in columns.items()}, copy=False)
+            yield read_table(partition.path, partition.digest, self.key,
+                             "partition this job wrote")
 
 
 @dataclass
@@ -182,6 +175,4 @@ def _newest(frames: list[pd.DataFrame], limit: int) -> pd.DataFrame:
 
 
 def _write_partition(path: Path, frame: pd.DataFrame, key: bytes) -> Partition:
-    _write_columns(path, {name: frame[name].to_numpy() for name in frame.columns},
-                   {"index": frame.index})
-    return Partition(str(path), _file_hmac(path, key), len(frame))
+    return Partition(str(path), write_table(path, frame, key), len(frame))

@@ -26,7 +26,7 @@ from predictor.decisions import DECISIONS
 from predictor.engine import Engine
 from predictor.models.delay import LabelDelay, finish_time
 
-__all__ = ["SERVED_SEED", "replay", "replay_fields", "served_engine"]
+__all__ = ["SERVED_SEED", "frame_columns", "replay", "replay_fields", "served_engine"]
 
 #: The seed ``predictor serve`` uses by default (``Settings.seed``).
 SERVED_SEED = 0
@@ -52,6 +52,18 @@ def replay_fields(names: Sequence[str]) -> frozenset[str] | None:
             return None
         fields |= plugin.record_fields
     return frozenset(fields)
+
+
+def frame_columns(names: Sequence[str], also: set[str]) -> tuple[str, ...] | None:
+    """The columns of a log a family reads that replays the decisions ``names``: the
+    replay's records (:func:`replay_fields`) and ``also``, what the family reads itself;
+    ``None`` (every column) when a plug-in does not say what it reads.
+
+    >>> frame_columns(("risk",), {"attempt"})[:3]
+    ('attempt', 'concurrency', 'cpu_pct')
+    """
+    replayed = replay_fields(names)
+    return None if replayed is None else tuple(sorted(replayed | also))
 
 
 def replay(engine: Engine, records: Iterable[Record]) -> Iterator[tuple[int, CallRecord]]:
