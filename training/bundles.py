@@ -28,6 +28,7 @@ from predictor.models.load import BatchLoad, load_features, window_counts
 from predictor.models.performance import BatchPerformance
 from predictor.models.resources import BatchResources
 from predictor.models.risk import RISK_FEATURES, BatchRisk
+from predictor.training.families import BUNDLES
 from predictor.training.metrics import auc, mae
 
 __all__ = ["BUNDLES", "CacheBundle", "LoadBundle", "PerformanceBundle", "ResourcesBundle",
@@ -218,14 +219,3 @@ class CacheBundle:
         for key, ts in zip(keys, calls["ts"].to_numpy(float)[mask], strict=True):
             cache.access(key, ts)
         return 1.0 - cache.hit_ratio
-
-
-#: Registered family -> the report section (and evaluation fit) it comes from. Each fit's
-#: ``bundle`` is the bundle registered as ``predictor-<family>``.
-BUNDLES = {
-    "performance": "performance",
-    "resources": "resources",
-    "cache": "cache",
-    "load": "scaling",
-    "risk": "risk",
-}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -24,9 +24,13 @@ __all__ = ["AFTER_DRIFT_S", "PerformanceFit", "fit_performance", "score_performa
 AFTER_DRIFT_S = 600.0
 
 
-def _online_predictions(featurizer: CallFeaturizer, X: np.ndarray, calls: pd.DataFrame,
+def _online_predictions(inputs: Iterable[dict[str, float]], calls: pd.DataFrame,
                         test: np.ndarray) -> dict[str, np.ndarray]:
-    """Prequential pass with label delay: predict each call, learn once it has finished."""
+    """Prequential pass with label delay: predict each call, learn once it has finished.
+
+    ``inputs`` are the online model's inputs of every call, in order
+    (:meth:`CallFeaturizer.dicts`).
+    """
     model = OnlinePerformance()
     names = ("latency_p50_ms", "latency_p95_ms", "success", "output_tokens")
     answers = ("latency_ms", "latency_ms_upper", "success", "output_tokens")
@@ -42,7 +46,7 @@ def _online_predictions(featurizer: CallFeaturizer, X: np.ndarray, calls: pd.Dat
     servers = calls["server"].to_numpy(object)
     j = 0
     for i, (is_test, x, (ts, lat, ok, tokens, cost)) in enumerate(
-        zip(test, featurizer.dicts(X), targets, strict=True)
+        zip(test, inputs, targets, strict=True)
     ):
         for server, x_done, lat_done, ok_done, tokens_done, cost_done, end in delay.ready(ts):
             model.learn_one(x_done, {"latency_ms": lat_done, "success": ok_done,
@@ -69,14 +73,10 @@ def _online_predictions(featurizer: CallFeaturizer, X: np.ndarray, calls: pd.Dat
 
 @dataclass(frozen=True)
 class PerformanceFit:
-    """The fitted batch performance model, and its feature matrix over every call."""
-
-    #: What only scoring reads: dropped once scored (see ``run_family``).
-    WORKSPACE: ClassVar[tuple[str, ...]] = ("X",)
+    """The fitted batch performance model."""
 
     featurizer: CallFeaturizer
     model: BatchPerformance
-    X: np.ndarray
 
     @property
     def bundle(self) -> PerformanceBundle:
@@ -96,15 +96,15 @@ def fit_performance(features: Features, options: Options | None = None) -> Perfo
     if not train.any() or not test.any():
         raise Unsupported("the log has no calls on one side of the time split")
     featurizer = CallFeaturizer().fit(calls[train], history)
-    X = featurizer.transform(calls, history)
     y = _targets(calls)
     rows = features.fit_mask(options)
+    # Only the rows fitted on: a row's inputs read that call and its history alone.
     batch = BatchPerformance(categorical=featurizer.categorical_mask).fit(
-        X[rows], latency_ms=y["latency_ms"][rows], success=y["success"][rows],
-        output_tokens=y["output_tokens"][rows], cost_usd=y["cost_usd"][rows],
-        feature_names=featurizer.feature_names_,
+        featurizer.transform(calls[rows], history), latency_ms=y["latency_ms"][rows],
+        success=y["success"][rows], output_tokens=y["output_tokens"][rows],
+        cost_usd=y["cost_usd"][rows], feature_names=featurizer.feature_names_,
     )
-    return PerformanceFit(featurizer, batch, X)
+    return PerformanceFit(featurizer, batch)
 
 
 def score_performance(features: Features, fit: PerformanceFit, options: Options | None = None
@@ -112,9 +112,13 @@ def score_performance(features: Features, fit: PerformanceFit, options: Options 
     """The ``performance`` section of the report, and the data of its plots."""
     calls, history, train, test = (features.calls, features.history, features.train,
                                    features.test)
-    featurizer, X, y = fit.featurizer, fit.X, _targets(calls)
-    pred = fit.model.predict(X[test])
-    online = _online_predictions(featurizer, X, calls, test)
+    featurizer, y = fit.featurizer, _targets(calls)
+    # Every call's inputs are read once, a chunk at a time, by the online pass; the test
+    # calls' are kept on the way for the batch model.
+    X_test = np.empty((int(test.sum()), len(featurizer.feature_names_)))
+    online = _online_predictions(featurizer.stream(calls, history, keep=test, kept=X_test),
+                                 calls, test)
+    pred = fit.model.predict(X_test)
     hist = history.loc[calls.index[test]]
     section: dict = {}
     lat_true = y["latency_ms"][test]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -33,14 +32,10 @@ def _group_mean(calls: pd.DataFrame, column: str, train: np.ndarray,
 
 @dataclass(frozen=True)
 class ResourcesFit:
-    """The fitted batch resources model, and its feature matrix over every call."""
-
-    #: What only scoring reads: dropped once scored (see ``run_family``).
-    WORKSPACE: ClassVar[tuple[str, ...]] = ("X",)
+    """The fitted batch resources model (and its featurizer)."""
 
     featurizer: CallFeaturizer
     model: BatchResources
-    X: np.ndarray
 
     @property
     def bundle(self) -> ResourcesBundle:
@@ -56,32 +51,37 @@ def fit_resources(features: Features, options: Options | None = None) -> Resourc
         raise Unsupported("no latency_ms (durations) on both sides of the time split")
     hist = features.history[list(HISTORY)]
     featurizer = CallFeaturizer(spec_only=True).fit(calls[train], hist)
-    X = featurizer.transform(calls, hist)
     rows = features.fit_mask(options)
     targets = {name: calls[col].to_numpy(float)[rows] for name, col in TARGETS.items()}
-    # The newest quarter of the (time-ordered) training rows calibrates the interval.
+    # The newest quarter of the (time-ordered) training rows calibrates the interval. Only
+    # the rows fitted on are featurized: a row's inputs read its call and history alone.
     batch = BatchResources(categorical=featurizer.categorical_mask).fit(
-        X[rows], targets, base_column=featurizer.feature_names_.index("hist_latency"))
-    return ResourcesFit(featurizer, batch, X)
+        featurizer.transform(calls[rows], hist), targets,
+        base_column=featurizer.feature_names_.index("hist_latency"))
+    return ResourcesFit(featurizer, batch)
 
 
 def score_resources(features: Features, fit: ResourcesFit, options: Options | None = None
                     ) -> tuple[dict, None]:
     """The ``resources`` section: batch, online, served and ``group_mean`` on the test part."""
     calls, train, test = features.calls, features.train, features.test
-    featurizer, batch, X = fit.featurizer, fit.model, fit.X
+    featurizer, batch = fit.featurizer, fit.model
     duration = calls["latency_ms"].to_numpy(float)
     ts = calls["ts"].to_numpy(float)
-    pred = batch.predict(X[test])
     online = OnlineResources()
     online_pred = []
     delay: LabelDelay = LabelDelay()
-    for is_test, x, y, start in zip(test, featurizer.dicts(X), duration, ts, strict=True):
+    # Every call's inputs are read once, a chunk at a time, by the online pass; the test
+    # calls' are kept on the way for the batch model.
+    X_test = np.empty((int(test.sum()), len(featurizer.feature_names_)))
+    inputs = featurizer.stream(calls, features.history[list(HISTORY)], keep=test, kept=X_test)
+    for is_test, x, y, start in zip(test, inputs, duration, ts, strict=True):
         for x_done, y_done in delay.ready(start):
             online.learn_one(x_done, y_done)
         if is_test:
             online_pred.append(online.predict_one(x))
         delay.add(finish_time(start, y), (x, y))
+    pred = batch.predict(X_test)
     truth = duration[test]
     section: dict = {
         "duration_mae_ms": {
@@ -90,7 +90,7 @@ def score_resources(features: Features, fit: ResourcesFit, options: Options | No
             "group_mean": rounded(mae(truth, _group_mean(calls, "latency_ms", train, test)), 2),
         }
     }
-    band = batch.interval(X[test])
+    band = batch.interval(X_test)
     if band is None:
         section["interval_coverage_80"] = None
     else:

@@ -56,10 +56,20 @@ def can_rank(model: BatchRisk, y: np.ndarray, p: np.ndarray) -> bool:
 
 
 def _matrix(calls: pd.DataFrame, history: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """The batch model's inputs (:data:`_NAMES`), one row per call.
+
+    Each column is written into the matrix as it is read: selecting the
+    history's columns, then stacking them, held the inputs three times over
+    (on a million calls, about 300 MB above the matrix itself).
+    """
     names = list(_NAMES)
-    hist = history.loc[calls.index, list(RISK_FEATURES)]
-    X = np.column_stack([hist.to_numpy(float), calls["concurrency"].to_numpy(float),
-                         calls["attempt"].to_numpy(float)])
+    # The calls' own rows of the history (usually the same index: no reindexing).
+    same = history.index.equals(calls.index)
+    X = np.empty((len(calls), len(names)))
+    for j, name in enumerate(RISK_FEATURES):
+        X[:, j] = (history[name] if same else history.loc[calls.index, name]).to_numpy(float)
+    X[:, -2] = calls["concurrency"].to_numpy(float)
+    X[:, -1] = calls["attempt"].to_numpy(float)
     return X, names
 
 
@@ -96,10 +106,9 @@ class RiskFit:
     """
 
     #: What only scoring reads: dropped once scored (see ``run_family``).
-    WORKSPACE: ClassVar[tuple[str, ...]] = ("X", "failed", "online", "pending")
+    WORKSPACE: ClassVar[tuple[str, ...]] = ("failed", "online", "pending")
 
     model: BatchRisk
-    X: np.ndarray
     failed: np.ndarray
     variant: str
     why: str
@@ -117,12 +126,16 @@ class RiskFit:
 def _online_pass(online: ServerRisk, delay: LabelDelay, X: np.ndarray, failed: np.ndarray,
                  ts: np.ndarray, lat: np.ndarray, servers: np.ndarray, rows: range,
                  scored: np.ndarray) -> list[float]:
-    """Learn ``rows`` prequentially (with label delay); the probabilities at ``scored`` rows."""
+    """Learn ``rows`` prequentially (with label delay); the probabilities at ``scored`` rows.
+
+    ``X`` holds the inputs of the calls from ``rows.start`` on (row ``i``'s
+    at ``X[i - rows.start]``); the other arrays are over every call.
+    """
     out = []
     for i in rows:
         for (server_done, x_done), y_done in delay.ready(ts[i]):
             online.learn_one(server_done, x_done, y_done)
-        x = dict(zip(_NAMES, X[i], strict=True))
+        x = dict(zip(_NAMES, X[i - rows.start], strict=True))
         server = servers[i]
         if scored[i]:
             out.append(online.predict_proba(server, x))
@@ -154,7 +167,7 @@ def fit_risk(features: Features, options: Options | None = None) -> RiskFit:
                                   calls["server"].to_numpy(object), range(first_test), valid)
     early = newest(train & ~valid, (options or Options()).max_fit_calls)
     variant, why = _choose_variant(X, failed, early, valid, p_online_valid)
-    return RiskFit(model, X, failed, variant, why, online, delay, first_test)
+    return RiskFit(model, failed, variant, why, online, delay, first_test)
 
 
 def score_risk(features: Features, fit: RiskFit, options: Options | None = None
@@ -165,8 +178,11 @@ def score_risk(features: Features, fit: RiskFit, options: Options | None = None
     decision replayed with it.
     """
     calls, history, test = features.calls, features.history, features.test
-    X, failed, model, variant, why = fit.X, fit.failed, fit.model, fit.variant, fit.why
-    p_batch = model.predict_proba(X[test])
+    failed, model, variant, why = fit.failed, fit.model, fit.variant, fit.why
+    # The test calls are the last ones: only the inputs from the first of them are read
+    # (on a million calls, 25 MB where the whole matrix held beside the replay was 110).
+    X, _ = _matrix(calls.iloc[fit.first_test:], history)
+    p_batch = model.predict_proba(X[test[fit.first_test:]])
     # Scoring learns on: work on a copy so the fit stays what was fitted.
     online, delay = copy.deepcopy(fit.online), copy.deepcopy(fit.pending)
     p_online = _online_pass(online, delay, X, failed, calls["ts"].to_numpy(float),

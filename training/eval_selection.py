@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import random
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -117,6 +118,34 @@ FRAME_COLUMNS = frame_columns(("select",), {
 _ROWS_AT_ONCE = 65_536
 
 
+class Rewards:
+    """The rewards of one policy's matched picks: each call's latency, success and cost, in
+    the order matched.
+
+    Three columns of floats: a tuple per reward held about 130 bytes, on a
+    million-event log over 100 MB for the three policies of all rounds.
+
+    >>> rewards = Rewards()
+    >>> rewards.append(120.0, 1.0, math.nan)
+    >>> len(rewards), rewards.latency.tolist()
+    (1, [120.0])
+    """
+
+    __slots__ = ("cost", "latency", "success")
+
+    def __init__(self) -> None:
+        self.latency, self.success, self.cost = array("d"), array("d"), array("d")
+
+    def append(self, latency: float, success: float, cost: float) -> None:
+        """One matched pick's reward."""
+        self.latency.append(latency)
+        self.success.append(success)
+        self.cost.append(cost)
+
+    def __len__(self) -> int:
+        return len(self.latency)
+
+
 @dataclass(frozen=True)
 class SelectionFit:
     """The candidate servers of each task type, the rounds and test calls to replay, and the
@@ -194,15 +223,16 @@ def fit_selection(features: Features, options: Options | None = None) -> Selecti
     if not candidates or eligible.sum() < 20:
         raise Unsupported("no task_type served by several servers with latency in both parts")
     featurizer = CallFeaturizer(spec_only=True).fit(calls[train], history)
-    X = featurizer.transform(calls, history)
     y = {n: calls[n].to_numpy(float) for n in ("latency_ms", "success", "output_tokens",
                                                 "cost_usd")}
     rows = features.fit_mask(options)
     # The model policy ranks by median latency over success: the other boosters of a
-    # performance model would be fitted for nothing (nothing here is registered).
+    # performance model would be fitted for nothing (nothing here is registered). Only
+    # the rows fitted on are featurized: a row's inputs read its call and history alone.
     model = BatchPerformance(categorical=featurizer.categorical_mask,
                              targets=("latency_p50_ms", "success")).fit(
-        X[rows], latency_ms=y["latency_ms"][rows], success=y["success"][rows],
+        featurizer.transform(calls[rows], history), latency_ms=y["latency_ms"][rows],
+        success=y["success"][rows],
         output_tokens=y["output_tokens"][rows], cost_usd=y["cost_usd"][rows],
         feature_names=featurizer.feature_names_)
     return SelectionFit(candidates, rounds, eligible, featurizer, model)
@@ -216,7 +246,7 @@ def score_selection(features: Features, fit: SelectionFit, options: Options | No
     calls, frame, history = features.calls, features.frame, features.history
     candidates, rounds, eligible = fit.candidates, fit.rounds, fit.eligible
     featurizer, model = fit.featurizer, fit.model
-    served_picks, all_rounds = _replay_served(frame, calls, candidates, rounds, seed)
+    served_picks, all_rounds = _replay_served(frame, calls, candidates, rounds, eligible, seed)
     hist_names = list(history.columns)
     test_index = set(calls.index[eligible])
     model_pick: dict[int, tuple[float, str]] = {}
@@ -238,8 +268,7 @@ def score_selection(features: Features, fit: SelectionFit, options: Options | No
     mean_by = test_calls.assign(latency_ms=latency).groupby(
         ["task_type", "server"])["latency_ms"].mean()
     best_fixed = {t: mean_by.loc[t].idxmin() for t in candidates if t in mean_by.index}
-    rewards: dict[str, list[tuple[float, float, float]]] = {
-        p: [] for p in ("served", "model", "ewma", "random", "best_fixed")}
+    rewards = {p: Rewards() for p in ("served", "model", "ewma", "random", "best_fixed")}
     for idx, task_type, server, lat, ok, cost in zip(
             test_calls.index, test_calls["task_type"], test_calls["server"], latency,
             test_calls["success"], test_calls["cost_usd"], strict=True):
@@ -248,7 +277,7 @@ def score_selection(features: Features, fit: SelectionFit, options: Options | No
                  "best_fixed": best_fixed.get(task_type)}
         for policy, pick in picks.items():
             if pick == server:
-                rewards[policy].append((lat, ok, cost))
+                rewards[policy].append(lat, ok, cost)
     section = {**_figures(rewards, with_cost=calls["cost_usd"].notna().any()),
                "weights": dict(DEFAULT_WEIGHTS), "variant": "online",
                "explore": SelectRequest.model_fields["explore"].default,
@@ -260,36 +289,41 @@ def score_selection(features: Features, fit: SelectionFit, options: Options | No
     return section, None
 
 
-def _figures(rewards: dict[str, list[tuple[float, float, float]]], *, with_cost: bool) -> dict:
+def _figures(rewards: dict[str, Rewards], *, with_cost: bool) -> dict:
     """Decisions, mean latency, success rate (and mean cost) of each policy's matched picks."""
     figures = {
         "decisions": {p: len(r) for p, r in rewards.items()},
-        "mean_latency_ms": {p: rounded(float(np.mean([r[0] for r in v])), 2) if v else None
+        "mean_latency_ms": {p: rounded(float(np.mean(np.asarray(v.latency))), 2) if v else None
                             for p, v in rewards.items()},
-        "success_rate": {p: rounded(float(np.nanmean([r[1] for r in v]))) if v else None
+        "success_rate": {p: rounded(float(np.nanmean(np.asarray(v.success)))) if v else None
                          for p, v in rewards.items()},
     }
     if with_cost:
         figures["mean_cost_usd"] = {
             p: rounded(float(np.nanmean(costs)), 6) if v and not np.isnan(costs).all() else None
-            for p, v in rewards.items() for costs in [np.array([r[2] for r in v], dtype=float)]}
+            for p, v in rewards.items() for costs in [np.asarray(v.cost)]}
     return figures
 
 
 def _replay_served(frame: pd.DataFrame, calls: pd.DataFrame, candidates: dict[str, list[str]],
-                   rounds: np.ndarray, seed: int
-                   ) -> tuple[dict[int, str], dict[str, list[tuple[float, float, float]]]]:
+                   rounds: np.ndarray, kept: np.ndarray, seed: int
+                   ) -> tuple[dict[int, str], dict[str, Rewards]]:
     """The served select decision's pick at every scorable round, and every round's rewards.
 
-    Returns the served pick per call index, and the matched rewards of
-    ``served``, ``ewma`` and ``random`` over all rounds (training part included).
+    Returns the served pick per call index of the calls ``kept`` marks (the
+    test part's rounds), and the matched rewards of ``served``, ``ewma`` and
+    ``random`` over all rounds (training part included).
     """
     engine = served_engine(("select",))
     selector = engine.plugin("select")
-    scored = set(calls.index[rounds])
+    # By the frame's positions, as the replay yields them (the calls are some of its rows).
+    at = frame.index.get_indexer(calls.index)
+    scored, keep = np.zeros(len(frame), bool), np.zeros(len(frame), bool)
+    scored[at[rounds]] = True
+    keep[at[kept & rounds]] = True
+    scored_at, keep_at = scored.tolist(), keep.tolist()
     picks: dict[int, str] = {}
-    rewards: dict[str, list[tuple[float, float, float]]] = {"served": [], "ewma": [],
-                                                            "random": []}
+    rewards = {"served": Rewards(), "ewma": Rewards(), "random": Rewards()}
     ewma: dict[tuple[str, str], float] = {}
     finished: LabelDelay[tuple[str, str, float]] = LabelDelay()
     rng = random.Random(f"all-rounds-{seed}")
@@ -300,11 +334,10 @@ def _replay_served(frame: pd.DataFrame, calls: pd.DataFrame, candidates: dict[st
         for key, lat in finished.ready(ts):
             old = ewma.get(key)
             ewma[key] = lat if old is None else old + 0.2 * (lat - old)
-        idx = int(index[position])
         latency = call.latency_ms
         if latency is not None:
             finished.add(finish_time(ts, latency), ((call.server, call.tool), latency))
-        if idx not in scored:
+        if not scored_at[position]:
             continue
         options = candidates[call.task_type]
         # The same question for every call of a task type and tool: validated once.
@@ -313,12 +346,13 @@ def _replay_served(frame: pd.DataFrame, calls: pd.DataFrame, candidates: dict[st
             request = requests[(call.task_type, call.tool)] = SelectRequest(
                 task_type=call.task_type, candidates=options, tool=call.tool)
         pick = selector.pick(request)  # select's first server, without its answer built
-        picks[idx] = pick
+        if keep_at[position]:
+            picks[int(index[position])] = pick
         cost = math.nan if call.cost_usd is None else call.cost_usd
         reward = (TIMEOUT_MS if latency is None else latency, float(bool(call.success)), cost)
         ewma_pick = min(options, key=lambda s: ewma.get((s, call.tool), -math.inf))
         for policy, chosen in (("served", pick), ("ewma", ewma_pick),
                                ("random", rng.choice(options))):
             if chosen == call.server:
-                rewards[policy].append(reward)
+                rewards[policy].append(*reward)
     return picks, rewards

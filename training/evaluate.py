@@ -10,6 +10,7 @@ the same way (with the error) rather than sinking the other families.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -29,17 +30,8 @@ from joblib import Parallel, delayed
 from predictor.data.frame import records_to_frame
 from predictor.data.readers import ReadSummary, read_records
 from predictor.data.schema import Record
-from predictor.models.risk import RISK_FEATURES
 from predictor.training.cluster import cluster_backend
-from predictor.training.eval_cache import fit_cache, score_cache
-from predictor.training.eval_performance import fit_performance, score_performance
-from predictor.training.eval_resources import HISTORY as RESOURCES_HISTORY
-from predictor.training.eval_resources import fit_resources, score_resources
-from predictor.training.eval_risk import FRAME_COLUMNS as RISK_FRAME
-from predictor.training.eval_risk import fit_risk, score_risk
-from predictor.training.eval_scaling import fit_scaling, score_scaling
-from predictor.training.eval_selection import FRAME_COLUMNS as SELECTION_FRAME
-from predictor.training.eval_selection import fit_selection, score_selection
+from predictor.training.families import FAMILIES, READS
 from predictor.training.features import (
     PARTS,
     Columns,
@@ -51,13 +43,11 @@ from predictor.training.features import (
 )
 from predictor.training.workers import WorkerPool
 
-__all__ = ["COLUMNS", "HOLDOUT_LOSSES", "READS", "STEPS", "Evaluation", "FamilyRun",
+__all__ = ["HOLDOUT_LOSSES", "READS", "Evaluation", "FamilyRun",
            "evaluate_features", "evaluate_frame", "evaluate_log", "load_log", "load_records",
            "release_freed_memory", "run_family", "start_task"]
 
 log = logging.getLogger(__name__)
-
-FAMILIES = ("performance", "selection", "resources", "cache", "scaling", "risk")
 
 
 @dataclass
@@ -122,52 +112,74 @@ def load_log(paths: str | Path | list, summary: ReadSummary | None = None) -> pd
     return records_to_frame(_read(paths, summary, values=True))
 
 
-#: family -> (fit step, score step). A fit step raises :class:`Unsupported` when the log
-#: cannot support the family; a score step takes the fit and returns (section, plot data).
-STEPS: dict[str, tuple[Callable[..., Any], Callable[..., tuple[dict, Any]]]] = {
-    "performance": (fit_performance, score_performance),
-    "selection": (fit_selection, score_selection),
-    "resources": (fit_resources, score_resources),
-    "cache": (fit_cache, score_cache),
-    "scaling": (fit_scaling, score_scaling),
-    "risk": (fit_risk, score_risk),
-}
+#: family -> (fit step, score step) (``STEPS``, built when first asked: see
+#: :func:`__getattr__`). A fit step raises :class:`Unsupported` when the log cannot support
+#: the family; a score step takes the fit and returns (section, plot data).
+Steps = dict[str, tuple[Callable[..., Any], Callable[..., tuple[dict, Any]]]]
 
 
-#: family -> the parts of the features (:data:`predictor.training.features.PARTS`) its fit
-#: and score steps read; a task holds only those (any other part raises when used).
-READS: dict[str, tuple[str, ...]] = {
-    "performance": ("calls", "history"),
-    "selection": ("frame", "calls", "history"),
-    "resources": ("calls", "history"),
-    "cache": ("calls",),
-    "scaling": ("calls",),
-    "risk": ("frame", "calls", "history"),
-}
+@functools.cache
+def _steps() -> Steps:
+    from predictor.training.eval_cache import fit_cache, score_cache
+    from predictor.training.eval_performance import fit_performance, score_performance
+    from predictor.training.eval_resources import fit_resources, score_resources
+    from predictor.training.eval_risk import fit_risk, score_risk
+    from predictor.training.eval_scaling import fit_scaling, score_scaling
+    from predictor.training.eval_selection import fit_selection, score_selection
+
+    return {
+        "performance": (fit_performance, score_performance),
+        "selection": (fit_selection, score_selection),
+        "resources": (fit_resources, score_resources),
+        "cache": (fit_cache, score_cache),
+        "scaling": (fit_scaling, score_scaling),
+        "risk": (fit_risk, score_risk),
+    }
 
 
-#: family -> the columns its steps read of the parts it holds, where that is not all of
-#: them (:data:`predictor.training.features.Columns`: part -> its columns read). A task
-#: unpickles and holds only those (a column is ~8 MB per million records); any other raises
-#: ``KeyError`` naming it. A family that replays records rebuilt from the frame reads the
-#: columns its decisions' plug-ins learn from (``record_fields``), and one whose featurizer
-#: takes the history whole, every history feature.
-COLUMNS: dict[str, Columns] = {
-    "performance": {"calls": ("ts", "kind", "server", "tool", "task_type", "phase",
-                              "input_tokens", "concurrency", "attempt", "attrs", "latency_ms",
-                              "success", "output_tokens", "cost_usd")},
-    "selection": {"calls": ("ts", "kind", "server", "tool", "task_type", "phase",
-                            "input_tokens", "attrs", "latency_ms", "success", "output_tokens",
-                            "cost_usd"),
-                  **({} if SELECTION_FRAME is None else {"frame": SELECTION_FRAME})},
-    "resources": {"history": RESOURCES_HISTORY},
-    "cache": {"calls": ("ts", "kind", "cache_key")},
-    "scaling": {"calls": ("ts", "kind", "server")},
-    "risk": {"calls": ("ts", "kind", "server", "tool", "concurrency", "attempt", "latency_ms",
-                       "success", "error_type", "recovery", "recovered"),
-             "history": RISK_FEATURES,
-             **({} if RISK_FRAME is None else {"frame": RISK_FRAME})},
-}
+@functools.cache
+def _columns() -> dict[str, Columns]:
+    """family -> the columns its steps read of the parts it holds, where that is not all
+    of them (``COLUMNS``; :data:`predictor.training.features.Columns`: part -> its columns
+    read). A task unpickles and holds only those (a column is ~8 MB per million records);
+    any other raises ``KeyError`` naming it. A family that replays records rebuilt from the
+    frame reads the columns its decisions' plug-ins learn from (``record_fields``), and one
+    whose featurizer takes the history whole, every history feature."""
+    from predictor.models.risk import RISK_FEATURES
+    from predictor.training.eval_resources import HISTORY as RESOURCES_HISTORY
+    from predictor.training.eval_risk import FRAME_COLUMNS as RISK_FRAME
+    from predictor.training.eval_selection import FRAME_COLUMNS as SELECTION_FRAME
+
+    return {
+        "performance": {"calls": ("ts", "kind", "server", "tool", "task_type", "phase",
+                                  "input_tokens", "concurrency", "attempt", "attrs",
+                                  "latency_ms", "success", "output_tokens", "cost_usd")},
+        "selection": {"calls": ("ts", "kind", "server", "tool", "task_type", "phase",
+                                "input_tokens", "attrs", "latency_ms", "success",
+                                "output_tokens", "cost_usd"),
+                      **({} if SELECTION_FRAME is None else {"frame": SELECTION_FRAME})},
+        "resources": {"history": RESOURCES_HISTORY},
+        "cache": {"calls": ("ts", "kind", "cache_key")},
+        "scaling": {"calls": ("ts", "kind", "server")},
+        "risk": {"calls": ("ts", "kind", "server", "tool", "concurrency", "attempt",
+                           "latency_ms", "success", "error_type", "recovery", "recovered"),
+                 "history": RISK_FEATURES,
+                 **({} if RISK_FRAME is None else {"frame": RISK_FRAME})},
+    }
+
+
+def __getattr__(name: str) -> Any:
+    """``STEPS`` and ``COLUMNS``, built when first asked (PEP 562).
+
+    They name the families' modules, which import the libraries the fits
+    need; a process that only plans a job or computes its features (training's
+    main process, while its workers fit) need not hold them.
+    """
+    if name == "STEPS":
+        return _steps()
+    if name == "COLUMNS":
+        return _columns()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -245,12 +257,12 @@ def run_family(family: str, features: Features | FeaturesFile, options: Options)
     the error), so one family cannot sink the others on an odd log.
     ``features`` may be the file they were written to (:class:`FeaturesFile`).
     """
-    fit_step, score_step = STEPS[family]
+    fit_step, score_step = _steps()[family]
     release_freed_memory()  # what the worker's previous task left: not this one's peak
     measured = _reset_peak()
     # Only the parts the family reads, however the features came (here too when given
     # them whole, so that a part a family reads without naming it fails every run).
-    features = _loaded(features, READS[family], COLUMNS.get(family))
+    features = _loaded(features, READS[family], _columns().get(family))
     start = time.perf_counter()
     try:
         fit = fit_step(features, options)
@@ -398,7 +410,7 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
                      if not isinstance(task, Future)]
             # A cluster's worker receives only the parts its family reads.
             tasks += [delayed(run_family)(family, features.only(READS[family],
-                                                                COLUMNS.get(family)), options)
+                                                                _columns().get(family)), options)
                       for family in order]
             results = []
             for result in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):

@@ -42,7 +42,6 @@ import pandas as pd
 
 from predictor.data.frame import frame_records
 from predictor.data.readers import ReadSummary
-from predictor.training.bundles import BUNDLES
 from predictor.training.evaluate import (
     Evaluation,
     evaluate_features,
@@ -50,6 +49,7 @@ from predictor.training.evaluate import (
     release_freed_memory,
     start_task,
 )
+from predictor.training.families import BUNDLES
 from predictor.training.features import Features, FeaturesFile, Options
 from predictor.training.partitions import Partitions, WindowedLog, read_window
 from predictor.training.workers import WorkerPool

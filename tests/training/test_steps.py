@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from predictor.data.frame import records_to_frame
@@ -34,15 +35,45 @@ def test_a_fit_is_typed_and_carries_the_bundle_training_registers(features):
     fit = fit_performance(features)
     assert isinstance(fit, PerformanceFit)
     assert isinstance(fit.bundle, PerformanceBundle)
-    assert fit.X.shape[0] == len(features.calls)
     loss = fit.bundle.loss(features.frame, features.split.test_mask, features.history)
     assert loss == pytest.approx(fit.bundle.loss(features.frame, features.split.test_mask))
+
+
+def test_model_inputs_built_in_chunks_are_the_whole_matrix(features, monkeypatch):
+    """Performance and resources read every call's inputs a chunk at a time, and fit on
+    their rows' inputs alone; risk writes its inputs column by column: each the matrix as
+    a whole."""
+    from predictor.models import features as call_features
+    from predictor.training import eval_risk
+
+    calls, history, test = features.calls, features.history, features.test
+    featurizer = fit_performance(features).featurizer
+    whole = featurizer.transform(calls, history)
+    monkeypatch.setattr(call_features, "CHUNK_CALLS", 1000)  # 6 chunks, the last short
+    chunks = list(featurizer.chunks(calls, history))
+    assert [len(chunk) for chunk in chunks][-2:] == [1000, len(calls) % 1000 or 1000]
+    np.testing.assert_array_equal(np.vstack(chunks), whole)  # NaN where NaN
+    rows = features.fit_mask()
+    np.testing.assert_array_equal(featurizer.transform(calls[rows], history), whole[rows])
+    kept = np.empty((int(test.sum()), whole.shape[1]))
+    inputs = list(featurizer.stream(calls, history, keep=test, kept=kept))
+    assert inputs == list(featurizer.dicts(whole))
+    np.testing.assert_array_equal(kept, whole[test])
+    # Another index for the history than the calls' (a frame's rows, not only calls).
+    shuffled = history.sample(frac=1.0, random_state=0)
+    np.testing.assert_array_equal(np.vstack(list(featurizer.chunks(calls, shuffled))), whole)
+    X, names = eval_risk._matrix(calls, shuffled)
+    stacked = np.column_stack([history[list(eval_risk.RISK_FEATURES)].to_numpy(float),
+                               calls["concurrency"].to_numpy(float),
+                               calls["attempt"].to_numpy(float)])
+    np.testing.assert_array_equal(X, stacked)
+    assert names == [*eval_risk.RISK_FEATURES, "concurrency", "attempt"]
 
 
 def test_a_family_run_drops_its_workspace_and_keeps_the_model(features):
     run = run_family("risk", features, Options())
     assert "roc_auc" in run.section
-    assert run.fit.X is None and run.fit.online is None
+    assert run.fit.failed is None and run.fit.online is None and run.fit.pending is None
     assert isinstance(run.fit.bundle, RiskBundle)
     assert run.section["variant"] == run.fit.variant
     # Its peak memory, measured in the process that ran it (pandas alone holds ~50 MB).
