@@ -6,13 +6,14 @@ that a task whose input is ready starts before the others' is: training
 starts learning the online state (it needs the log only) while its own
 process computes the history features the families read.
 
-The pool is the job's own (loky's executor, as joblib uses on this machine,
-but not joblib's shared one) and is stopped when the job leaves it: idle
-workers kept what their last task read, about 0.9 GB each on a million
-records, while training went on to register the models. loky replaces a
-worker whose memory grew by more than 300 MB over what it held after its
-first task (what a family's task leaves behind, its heap fragmented, counts
-in the next task's peak), at the cost of importing again in the new one.
+Each task runs in a process of its own, started for it (the standard
+library's executor, one task per child), and the pool is stopped when the
+job leaves it. A process that ran a task keeps much of what the task
+touched after it ends (the compiled loops and libraries it loaded, a heap
+its objects fragmented; 200 to 700 MB after a family or the online state
+on a million records), and that counted again in the peak of the next task
+it ran, beside the other worker's: the job's peak memory is two tasks at
+once. A new process costs its imports (a second or two) instead.
 
 >>> with WorkerPool(2) as pool:
 ...     pool.submit(sum, [1, 2, 3]).result()
@@ -22,13 +23,11 @@ in the next task's peak), at the cost of importing again in the new one.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import warnings
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
-
-from joblib.externals.loky import ProcessPoolExecutor
 
 __all__ = ["THREAD_VARIABLES", "WorkerPool", "thread_limits"]
 
@@ -36,10 +35,6 @@ __all__ = ["THREAD_VARIABLES", "WorkerPool", "thread_limits"]
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS",
                     "NUMEXPR_NUM_THREADS")
-
-#: Seconds an idle worker waits for a task before it stops (joblib's default).
-IDLE_TIMEOUT_S = 300
-
 
 def thread_limits(workers: int) -> dict[str, str]:
     """The environment that keeps each worker's native thread pools (OpenMP, BLAS) to its
@@ -71,12 +66,10 @@ class WorkerPool:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = workers
-        # loky warns when it replaces a worker while tasks wait, naming a leak or a short
-        # timeout: here it is the replacement the module describes, and the job goes on.
-        warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given",
-                                category=UserWarning)
-        self._executor = ProcessPoolExecutor(max_workers=workers, timeout=IDLE_TIMEOUT_S,
-                                             env=thread_limits(workers))
+        # Spawned, not forked: a fork copies this process (its threads' locks included).
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+            max_tasks_per_child=1, initializer=_limit_threads, initargs=(thread_limits(workers),))
 
     def submit(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
         """Run ``function(*args, **kwargs)`` in a worker; its future."""
@@ -85,10 +78,24 @@ class WorkerPool:
     def shutdown(self, *, kill: bool = False) -> None:
         """Stop the workers: after their tasks, or (``kill``) at once, their tasks with
         them (a job that failed has no use for them)."""
-        self._executor.shutdown(wait=True, kill_workers=kill)
+        if kill:
+            # Python 3.14 has ``terminate_workers``; before it, the executor's own table
+            # of its processes is the only handle on them.
+            terminate = getattr(self._executor, "terminate_workers", None)
+            if terminate is not None:
+                terminate()
+            else:
+                for process in list((getattr(self._executor, "_processes", None) or {}).values()):
+                    process.kill()
+        self._executor.shutdown(wait=True, cancel_futures=kill)
 
     def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.shutdown(kill=exc_type is not None)
+
+
+def _limit_threads(env: dict[str, str]) -> None:
+    """A worker's first step: its native thread pools sized before any library starts them."""
+    os.environ.update(env)

@@ -345,11 +345,16 @@ def test_the_evaluation_stops_its_idle_workers(features, tmp_path):
                     command = cmdline.read()
             except OSError:
                 continue
-            # Workers, not loky's resource tracker (it lives as long as this process).
-            if int(parent) == os.getpid() and state != "Z" and b"popen_loky" in command:
+            # Workers, not the resource tracker (it lives as long as this process).
+            if int(parent) == os.getpid() and state != "Z" and b"spawn_main" in command:
                 found.add(int(pid))
         return found
 
+    from predictor.training.workers import WorkerPool
+
+    with WorkerPool(2) as pool:  # what the test looks for is what a pool starts
+        assert pool.submit(os.getppid).result() == os.getpid()
+        assert children()
     evaluation = evaluate_features(FeaturesFile.write(features, tmp_path), n_jobs=2)
     assert "reason" not in evaluation.report["cache"]
     # The workers held what their last family read; training registers models after.
