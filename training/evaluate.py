@@ -31,7 +31,7 @@ from predictor.data.frame import records_to_frame
 from predictor.data.readers import ReadSummary, read_records
 from predictor.data.schema import Record
 from predictor.training.cluster import cluster_backend
-from predictor.training.families import FAMILIES, READS
+from predictor.training.families import FAMILIES, ORDER, READS
 from predictor.training.features import (
     PARTS,
     Columns,
@@ -45,7 +45,7 @@ from predictor.training.workers import WorkerPool
 
 __all__ = ["HOLDOUT_LOSSES", "READS", "Evaluation", "FamilyRun",
            "evaluate_features", "evaluate_frame", "evaluate_log", "load_log", "load_records",
-           "release_freed_memory", "run_family", "start_task"]
+           "release_freed_memory", "run_family", "start_family", "start_task"]
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +341,15 @@ def _report_done(result: FamilyRun | tuple[str, Any, float],
              f"{result.score_s:.1f} s" + peak)
 
 
+def start_family(pool: WorkerPool, family: str, features: FeaturesFile,
+                 options: Options) -> Future:
+    """Start one family in ``pool`` now, on features that need only hold the parts it reads
+    (:data:`READS`): a family that reads no history starts before it is computed. Pass the
+    future to :func:`evaluate_features` as ``running``; its fit is kept beside the
+    features (``load_features=False``)."""
+    return pool.submit(_run_and_keep, family, features, options)
+
+
 def start_task(pool: WorkerPool | Executor, name: str, task: Callable[[], Any]) -> Future:
     """Start one of :func:`evaluate_features`' ``also`` tasks in ``pool`` now (before the
     features it does not read are computed); pass the future as that task. ``pool`` may
@@ -353,6 +362,7 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
                       n_jobs: int | None = None, cluster: str | None = None,
                       also: dict[str, Callable[[], Any] | Future] | None = None,
                       pool: WorkerPool | None = None,
+                      running: dict[str, Future] | None = None,
                       load_features: bool = True) -> Evaluation:
     """Fit and score every family on computed features (see :func:`evaluate_frame`).
 
@@ -368,6 +378,8 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
     ``pool`` is this machine's workers (:class:`WorkerPool`), started by the
     caller (who stops it); without it the evaluation starts ``n_jobs`` workers
     of its own (default: two, or one per CPU if fewer) and stops them.
+    ``running`` names families the caller started in ``pool`` already (their
+    futures, from :func:`start_family`); they are not started again.
     With ``load_features=False``, ``Evaluation.features`` is ``features`` as
     given (a :class:`FeaturesFile` stays one): a caller whose idle workers
     still hold what their last task read loads them once it has stopped them;
@@ -394,16 +406,14 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
             evaluation.also[name] = task.result()[1] if isinstance(task, Future) else task()
         evaluation.features = _loaded(features) if load_features else features
         return evaluation
-    # Ordered so that two workers finish together, the online state (training's) first:
-    # fit + score seconds on a 1,000,000-record simulation: selection 51, resources 48,
-    # online 42, performance 38, cache 37, risk 26, scaling 15. The three costliest
-    # first; then risk before performance leaves the short scaling task last, to fill
-    # whichever worker is free first.
-    order = ["selection", "resources", "cache", "risk", "performance", "scaling"]
+    # Longest first, so that the workers finish together; a family already running
+    # (``running``) is waited for with the rest.
+    running = dict(running or {}) if pool is not None and not cluster else {}
+    order = [family for family in ORDER if family not in running]
     with cluster_backend(cluster) as where:
         jobs = len(order) if cluster else pool.workers if pool is not None \
             else n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
-        progress(f"evaluating {', '.join(order)} on {where}"
+        progress(f"evaluating {', '.join([*running, *order])} on {where}"
                  + ("" if cluster else f" in {jobs} process{'es' if jobs > 1 else ''}"))
         if cluster:
             tasks = [delayed(_named)(name, task) for name, task in (also or {}).items()
@@ -425,6 +435,7 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
                     (nullcontext(pool) if pool is not None else WorkerPool(jobs)) as workers:
                 futures = [task if isinstance(task, Future) else start_task(workers, name, task)
                            for name, task in (also or {}).items()]
+                futures += running.values()
                 # The caller's own file outlives the evaluation: the fits can wait in it.
                 task = _run_and_keep if keep_fits else run_family
                 futures += [workers.submit(task, family, shared, options) for family in order]

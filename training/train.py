@@ -47,9 +47,10 @@ from predictor.training.evaluate import (
     evaluate_features,
     load_log,
     release_freed_memory,
+    start_family,
     start_task,
 )
-from predictor.training.families import BUNDLES
+from predictor.training.families import BUNDLES, EARLY
 from predictor.training.features import Features, FeaturesFile, Options
 from predictor.training.partitions import Partitions, WindowedLog, read_window
 from predictor.training.workers import WorkerPool
@@ -392,12 +393,17 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
                 also["online"] = functools.partial(
                     learn_online, stored if cluster is None else features.frame,
                     None if cluster else Path(tmp) / "online")
+        # The families that read no history start now too, on the worker the online
+        # state leaves free (it would wait for the history features otherwise).
+        running = {family: start_family(pool, family, stored, options)
+                   for family in EARLY} if pool is not None else {}
         progress("history features")
         stored = stored.with_history(features.with_history().history)
         del features
         release_freed_memory()
         evaluation = evaluate_features(stored, options, progress=progress, cluster=cluster,
-                                       also=also or None, pool=pool, load_features=False)
+                                       also=also or None, pool=pool, running=running,
+                                       load_features=False)
         if read is not None and read.windowed:
             evaluation.report = _with_window(evaluation.report, read, max_events)
         if pool is not None:

@@ -395,3 +395,31 @@ def test_a_job_that_fails_stops_its_workers_without_waiting_for_their_tasks():
         pool.submit(divmod, 1, 0).result()
     # Killed with its worker, not waited for (it would have finished with None).
     assert sleeper.done() and sleeper.exception() is not None
+
+
+def test_a_family_that_reads_no_history_starts_before_it_is_computed(features, tmp_path):
+    """Training starts the families of ``EARLY`` on the features file written before the
+    history features: the evaluation waits for them with the rest, and the report and
+    fits are those of an evaluation that started them itself."""
+    from predictor.training.evaluate import start_family
+    from predictor.training.families import EARLY, READS
+    from predictor.training.features import Features, FeaturesFile
+    from predictor.training.workers import WorkerPool
+
+    assert EARLY and all("history" not in READS[family] for family in EARLY)
+    options = Options(holdout_losses=True)
+    early = FeaturesFile.write(Features.of(features.frame, history=False), tmp_path, options)
+    with WorkerPool(2) as pool:
+        running = {family: start_family(pool, family, early, options) for family in EARLY}
+        complete = early.with_history(Features.of(features.frame).history)
+        evaluation = evaluate_features(complete, options, pool=pool, running=running,
+                                       load_features=False)
+    assert all(future.done() for future in running.values())
+    evaluation.fetch_fits(complete)
+    (tmp_path / "whole").mkdir()
+    whole = evaluate_features(FeaturesFile.write(features, tmp_path / "whole", options),
+                              options, n_jobs=2)
+    assert evaluation.report == whole.report
+    assert list(evaluation.report) == list(whole.report)  # the contract's order
+    for family in EARLY:  # fetched from the job's folder like the rest
+        assert type(evaluation.fits[family]) is type(whole.fits[family])
