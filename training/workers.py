@@ -97,5 +97,6 @@ class WorkerPool:
 
 
 def _limit_threads(env: dict[str, str]) -> None:
-    """A worker's first step: its native thread pools sized before any library starts them."""
+    """A worker's first step: its native thread pools sized before any library starts them
+    (a spawned worker has imported only this module and the job's main module by then)."""
     os.environ.update(env)
