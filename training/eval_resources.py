@@ -74,7 +74,8 @@ def score_resources(features: Features, fit: ResourcesFit, options: Options | No
     # Every call's inputs are read once, a chunk at a time, by the online pass; the test
     # calls' are kept on the way for the batch model.
     X_test = np.empty((int(test.sum()), len(featurizer.feature_names_)))
-    inputs = featurizer.stream(calls, features.history[list(HISTORY)], keep=test, kept=X_test)
+    # The featurizer reads the history columns it was fitted on: no copy of them is needed.
+    inputs = featurizer.stream(calls, features.history, keep=test, kept=X_test)
     for is_test, x, y, start in zip(test, inputs, duration, ts, strict=True):
         for x_done, y_done in delay.ready(start):
             online.learn_one(x_done, y_done)

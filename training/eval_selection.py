@@ -310,8 +310,8 @@ def _replay_served(frame: pd.DataFrame, calls: pd.DataFrame, candidates: dict[st
                    ) -> tuple[dict[int, str], dict[str, Rewards]]:
     """The served select decision's pick at every scorable round, and every round's rewards.
 
-    Returns the served pick per call index of the calls ``kept`` marks (the
-    test part's rounds), and the matched rewards of ``served``, ``ewma`` and
+    Returns the served pick per call index of the calls ``kept`` marks (rounds
+    of the test part), and the matched rewards of ``served``, ``ewma`` and
     ``random`` over all rounds (training part included).
     """
     engine = served_engine(("select",))
@@ -320,7 +320,7 @@ def _replay_served(frame: pd.DataFrame, calls: pd.DataFrame, candidates: dict[st
     at = frame.index.get_indexer(calls.index)
     scored, keep = np.zeros(len(frame), bool), np.zeros(len(frame), bool)
     scored[at[rounds]] = True
-    keep[at[kept & rounds]] = True
+    keep[at[kept]] = True
     scored_at, keep_at = scored.tolist(), keep.tolist()
     picks: dict[int, str] = {}
     rewards = {"served": Rewards(), "ewma": Rewards(), "random": Rewards()}

@@ -10,10 +10,9 @@ Each task runs in a process of its own, started for it (the standard
 library's executor, one task per child), and the pool is stopped when the
 job leaves it. A process that ran a task keeps much of what the task
 touched after it ends (the compiled loops and libraries it loaded, a heap
-its objects fragmented; 200 to 700 MB after a family or the online state
-on a million records), and that counted again in the peak of the next task
-it ran, beside the other worker's: the job's peak memory is two tasks at
-once. A new process costs its imports (a second or two) instead.
+its objects fragmented), and that counted again in the peak of the next
+task it ran, beside the other worker's: the job's peak memory is two tasks
+at once. A new process costs its imports instead.
 
 >>> with WorkerPool(2) as pool:
 ...     pool.submit(sum, [1, 2, 3]).result()
