@@ -210,13 +210,14 @@ def read_records(
     strict: bool = False,
     name: str | None = None,
     values: bool = False,
+    kind: str | None = None,
 ) -> Iterator[Record | RecordValues]:
     """Yield the valid records of one file, counting and reporting the others.
 
     Parameters are those of :func:`read_sourced_records`.
     """
     for record, _ in read_sourced_records(source, summary, strict=strict, name=name,
-                                          values=values):
+                                          values=values, kind=kind):
         yield record
 
 
@@ -227,6 +228,7 @@ def read_sourced_records(
     strict: bool = False,
     name: str | None = None,
     values: bool = False,
+    kind: str | None = None,
 ) -> Iterator[tuple[Record | RecordValues, bytes | None]]:
     """Yield each valid record with the JSON text it was read from (JSONL only).
 
@@ -248,14 +250,21 @@ def read_sourced_records(
         each JSON line the fast check takes, not its record: for a reader
         into columns (:func:`predictor.data.frame.records_to_frame`), which
         reads nothing else; other lines still come as records.
+    kind
+        ``"jsonl"``, ``"csv"`` or ``"parquet"``; by default detected from
+        ``name`` and the first bytes (:func:`detect_format`). A part of a
+        file (read from the middle) is given the whole file's.
     """
     summary = summary if summary is not None else ReadSummary()
     stream, default_name = _open_binary(source)
     name = name or default_name
     try:
-        head = stream.read(8)
-        stream.seek(0)
-        kind = detect_format(name, head)
+        if kind is None:
+            head = stream.read(8)
+            stream.seek(0)
+            kind = detect_format(name, head)
+        elif kind not in _ROW_READERS:
+            raise ValueError(f"kind must be one of {sorted(_ROW_READERS)}, got {kind!r}")
         rows = _jsonl_rows(stream, quick_values) if values and kind == "jsonl" \
             else _ROW_READERS[kind](stream)
         for number, raw, text in rows:

@@ -41,6 +41,7 @@ from predictor.training.features import (
     Options,
     Unsupported,
 )
+from predictor.training.ranges import read_in_ranges
 from predictor.training.workers import WorkerPool
 
 __all__ = ["HOLDOUT_LOSSES", "READS", "Evaluation", "FamilyRun",
@@ -102,13 +103,22 @@ def load_records(paths: str | Path | list, summary: ReadSummary | None = None) -
     return sorted(_read(paths, summary), key=lambda rec: rec.epoch)
 
 
-def load_log(paths: str | Path | list, summary: ReadSummary | None = None) -> pd.DataFrame:
+def load_log(paths: str | Path | list, summary: ReadSummary | None = None, *,
+             pool: WorkerPool | None = None) -> pd.DataFrame:
     """Read one or more telemetry files into a time-ordered frame.
 
     The records stream into columns: a log's frame is far smaller than its
     records, so they are never all held at once. The order is
-    :func:`load_records`' (stable for ties).
+    :func:`load_records`' (stable for ties). Given this machine's workers
+    (``pool``), a large JSON-lines log is read by all of them, a byte range
+    each, into the same frame (:mod:`predictor.training.ranges`).
     """
+    if pool is not None:
+        summary = summary if summary is not None else ReadSummary()
+        frame = read_in_ranges(paths if isinstance(paths, list) else [paths], summary, pool,
+                               workers=pool.workers)
+        if frame is not None:
+            return frame
     return records_to_frame(_read(paths, summary, values=True))
 
 

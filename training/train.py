@@ -353,7 +353,8 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
         progress("reading logs")
         summary = ReadSummary()
         if max_events is None:
-            frame, read = load_log([str(p) for p in logs], summary).reset_index(drop=True), None
+            frame = load_log([str(p) for p in logs], summary, pool=pool)
+            frame, read = frame.reset_index(drop=True), None
         else:
             read = read_window([str(p) for p in logs], summary, max_events,
                                Path(tmp) / "partitions")
