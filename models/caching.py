@@ -137,6 +137,9 @@ class PredictiveCache:
         self.preloaded: OrderedDict[str, None] = OrderedDict()
         self._pending: list[str] = []
         self._pending_ts = float("-inf")
+        #: Keys held in all the segments and the window: what ``len`` answers, kept as they
+        #: move (summing four sizes at every insertion and eviction was most of a replay).
+        self._held = 0
         self.hits = 0
         self.accesses = 0
         self.preloads = 0
@@ -147,7 +150,7 @@ class PredictiveCache:
                 or key in self.window)
 
     def __len__(self) -> int:
-        return len(self.probation) + len(self.protected) + len(self.preloaded) + len(self.window)
+        return self._held
 
     def _victim(self) -> tuple[OrderedDict[str, None], str] | None:
         """The segment and key the main cache evicts next (the window aside)."""
@@ -166,12 +169,14 @@ class PredictiveCache:
         victim = self._victim()
         if victim is None:
             self.window.popitem(last=False)
+            self._held -= 1
         else:
             self._drop(*victim)
 
     def _drop(self, segment: OrderedDict[str, None], key: str) -> None:
         """Evict ``key`` from the main cache's ``segment``, remembering it as a ghost."""
         del segment[key]
+        self._held -= 1
         if self.adapt_preloads:
             ghosts = self._preload_ghosts if segment is self.preloaded else self._demand_ghosts
             ghosts[key] = None
@@ -191,9 +196,11 @@ class PredictiveCache:
             self.preload_cap = max(1, self.preload_cap - step)
 
     def _insert(self, segment: OrderedDict[str, None], key: str) -> None:
-        while len(self) >= self.size:
+        """Hold ``key`` (not held yet) in ``segment``, evicting first if the cache is full."""
+        while self._held >= self.size:
             self._evict()
         segment[key] = None
+        self._held += 1
 
     def _count(self, key: str) -> None:
         self._frequency[key] += 1
@@ -208,18 +215,21 @@ class PredictiveCache:
             self._insert(self.probation, key)
             return
         self.window[key] = None
+        self._held += 1
         if len(self.window) <= self.window_cap:
-            while len(self) > self.size:
+            while self._held > self.size:
                 self._evict()
             return
         candidate, _ = self.window.popitem(last=False)
-        if len(self) < self.size:
+        if self._held <= self.size:  # the candidate left the window: one key fewer held
             self.probation[candidate] = None
             return
+        self._held -= 1
         victim = self._victim()
         if victim is not None and self._frequency[candidate] > self._frequency[victim[1]]:
             self._drop(*victim)
             self.probation[candidate] = None
+            self._held += 1
 
     def _flush_preloads(self, ts: float) -> None:
         if self._pending and ts > self._pending_ts:

@@ -184,3 +184,25 @@ def test_access_models_saved_with_counters_load_as_plain_dicts_and_answer_the_sa
     assert before["a"][0] == ("b", 1.0) and before["b"][0][0] == "a"
     restored.learn_one("a", 1e6)
     assert restored.access_count("a") == model.access_count("a") + 1
+
+
+@pytest.mark.parametrize("window_share", [None, 0.1])
+def test_the_held_count_is_the_keys_in_the_segments_after_every_access(window_share):
+    """``len`` is a count kept as keys move: it never drifts from what the segments hold,
+    and never passes the size, through admissions, preloads, promotions and evictions."""
+    import random
+
+    rng = random.Random(3)
+    cache = PredictiveCache(40, AccessModel(), window_share=window_share, threshold=0.01)
+    sizes = []
+    for t in range(4_000):
+        # A repeating walk (preloads) with popular keys (promotions) and one-time keys.
+        roll = rng.random()
+        key = (f"walk{t % 60}" if roll < 0.5 else f"hot{rng.randrange(8)}" if roll < 0.8
+               else f"once{t}")
+        cache.access(key, float(t // 2))
+        held = (len(cache.probation) + len(cache.protected) + len(cache.preloaded)
+                + len(cache.window))
+        assert len(cache) == held <= cache.size
+        sizes.append(held)
+    assert cache.preloads > 100 and cache.preload_hits > 50 and max(sizes) == cache.size
