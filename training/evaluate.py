@@ -373,7 +373,8 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
                       also: dict[str, Callable[[], Any] | Future] | None = None,
                       pool: WorkerPool | None = None,
                       running: dict[str, Future] | None = None,
-                      load_features: bool = True) -> Evaluation:
+                      load_features: bool = True,
+                      when_one_left: Callable[[], None] | None = None) -> Evaluation:
     """Fit and score every family on computed features (see :func:`evaluate_frame`).
 
     ``features`` may be a :class:`FeaturesFile`: the worker processes of this
@@ -397,6 +398,10 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
     ``Evaluation.fits`` is a :class:`Kept` handle in that file's folder, for
     :meth:`Evaluation.fetch_fits` (a fitted model can hold a hundred MB, which
     the caller then need not hold beside the workers).
+    ``when_one_left`` is called once, when this machine's workers have a
+    single task left: the other worker is idle from then on, and a caller can
+    start what comes after the evaluation (training imports what it records
+    with).
     """
     options = options or Options()
     progress = progress or (lambda message: None)
@@ -453,6 +458,8 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
                 for future in as_completed(futures):
                     results.append(future.result())
                     _report_done(results[-1], progress)
+                    if when_one_left is not None and len(futures) - len(results) == 1:
+                        when_one_left()
         else:
             features = _loaded(features)
             results = []

@@ -31,7 +31,7 @@ import multiprocessing
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -402,20 +402,29 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
         stored = stored.with_history(features.with_history().history)
         del features
         release_freed_memory()
-        evaluation = evaluate_features(stored, options, progress=progress, cluster=cluster,
-                                       also=also or None, pool=pool, running=running,
-                                       load_features=False)
+        # Once one task is left, the other worker's core is idle: what recording imports
+        # (MLflow, the families' models its fits unpickle, plotting) is loaded meanwhile.
+        recording: list[Future] = []
+        preparer = stack.enter_context(ThreadPoolExecutor(1))
+        evaluation = evaluate_features(
+            stored, options, progress=progress, cluster=cluster, also=also or None, pool=pool,
+            running=running, load_features=False,
+            when_one_left=lambda: recording.append(preparer.submit(
+                _prepare_recording, uri, experiment)))
         if read is not None and read.windowed:
             evaluation.report = _with_window(evaluation.report, read, max_events)
         if pool is not None:
             pool.shutdown()  # idle, each still held what its last family read
+        # Before the fits are unpickled here: two threads importing the same packages at
+        # once can see one another's modules half initialized.
+        client = recording[0].result() if recording else _prepare_recording(uri, experiment)
         # Loaded once the workers are gone: beside their idle memory, this copy took the job
         # near its peak.
         if isinstance(evaluation.features, FeaturesFile):
             evaluation.fetch_fits(evaluation.features)
             evaluation.features = evaluation.features.load()
-        return _record(evaluation, logs, summary, chosen, policy, _mlflow_client(uri, experiment),
-                       online, progress, Path(tmp))
+        return _record(evaluation, logs, summary, chosen, policy, client, online, progress,
+                       Path(tmp))
 
 
 def tracking_problem(uri: str, experiment: str) -> str | None:
@@ -426,6 +435,18 @@ def tracking_problem(uri: str, experiment: str) -> str | None:
     except Exception as err:  # whatever the store's client raises, said to the user
         return f"{type(err).__name__}: {err}"
     return None
+
+
+def _prepare_recording(uri: str, experiment: str) -> Any:
+    """Import what the record step needs, then MLflow's client (:func:`_mlflow_client`)."""
+    import mlflow.pyfunc  # noqa: F401 - imported here to be loaded, not used
+    from mlflow.models import infer_signature  # noqa: F401
+
+    from predictor.training.evaluate import _steps
+    from predictor.training.plots import write_plots  # noqa: F401
+
+    _steps()  # the families' modules: their fits are unpickled from the workers' files
+    return _mlflow_client(uri, experiment)
 
 
 def _mlflow_client(uri: str, experiment: str) -> Any:

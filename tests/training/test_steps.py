@@ -412,9 +412,15 @@ def test_a_family_that_reads_no_history_starts_before_it_is_computed(features, t
     with WorkerPool(2) as pool:
         running = {family: start_family(pool, family, early, options) for family in EARLY}
         complete = early.with_history(Features.of(features.frame).history)
+        finished: list[str] = []
+        one_left: list[int] = []  # how many tasks had finished when the hook was called
         evaluation = evaluate_features(complete, options, pool=pool, running=running,
-                                       load_features=False)
+                                       load_features=False, progress=finished.append,
+                                       when_one_left=lambda: one_left.append(len(
+                                           [m for m in finished if "fitted in" in m])))
     assert all(future.done() for future in running.values())
+    # Called once, when the workers had one family left of the six.
+    assert one_left == [5] and len([m for m in finished if "fitted in" in m]) == 6
     evaluation.fetch_fits(complete)
     (tmp_path / "whole").mkdir()
     whole = evaluate_features(FeaturesFile.write(features, tmp_path / "whole", options),
