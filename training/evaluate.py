@@ -491,26 +491,39 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
 def evaluate_frame(frame: pd.DataFrame, *, rejected: int = 0, cache_size: int | None = None,
                    window_s: float = 60.0, capacity: float | None = None,
                    progress: Callable[[str], None] | None = None,
-                   n_jobs: int | None = None, plots: bool = False) -> Evaluation:
+                   n_jobs: int | None = None, plots: bool = False,
+                   pool: WorkerPool | None = None) -> Evaluation:
     """Evaluate every family on a time-ordered telemetry frame.
 
     The steps: features once (:class:`Features`), then per family its fit and
     its score. The families are independent (each seeds its own randomness),
     so they run in ``n_jobs`` worker processes (default: up to 2, one per core
-    here); the report is the same whatever ``n_jobs``.
+    here), or in ``pool`` (this machine's workers, started and stopped by the
+    caller); the report is the same whatever ``n_jobs``.
     """
     progress = progress or (lambda message: None)
     progress("history features")
     features = Features.of(frame, rejected)
     return evaluate_features(features, Options(cache_size, window_s, capacity, plots=plots),
-                             progress=progress, n_jobs=n_jobs)
+                             progress=progress, n_jobs=n_jobs, pool=pool)
 
 
 def evaluate_log(paths: str | Path | list, **options: Any) -> Evaluation:
-    """Read ``paths`` and evaluate them (see :func:`evaluate_frame` for options)."""
+    """Read ``paths`` and evaluate them (see :func:`evaluate_frame` for options).
+
+    With more than one worker (``n_jobs``, default up to 2), the workers that
+    evaluate the families are started first and read a large log too
+    (:func:`load_log`'s ``pool``).
+    """
     summary = ReadSummary()
-    frame = load_log(paths, summary)
-    return evaluate_frame(frame, rejected=summary.rejected, **options)
+    n_jobs = options.get("n_jobs")
+    jobs = n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
+    if jobs < 2:
+        frame = load_log(paths, summary)
+        return evaluate_frame(frame, rejected=summary.rejected, **options)
+    with WorkerPool(jobs) as pool:
+        frame = load_log(paths, summary, pool=pool)
+        return evaluate_frame(frame, rejected=summary.rejected, pool=pool, **options)
 
 
 def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -105,6 +105,28 @@ def test_worker_processes_do_not_change_the_report():
     assert list(serial)[5:] == list(FAMILIES)
 
 
+def test_a_log_read_by_the_workers_gives_the_report_of_one_pass(tmp_path, monkeypatch):
+    """``evaluate_log`` starts its workers first and, for a large log, they read it a byte
+    range each: the report is the one of a frame read in one pass, evaluated serially."""
+    import orjson
+
+    import predictor.training.ranges as ranges
+    from predictor.training.evaluate import evaluate_log
+
+    records = list(Simulator(seed=12).records(6_000))
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    read: list[int] = []
+    cut = ranges._cuts
+    monkeypatch.setattr(ranges, "_cuts", lambda *args: read.append(1) or cut(*args))
+    monkeypatch.setattr(ranges, "MIN_BYTES", 0)
+    parallel = evaluate_log(str(log), n_jobs=2).report
+    assert read  # the workers read it
+    serial = evaluate_frame(records_to_frame([parse_record(r) for r in records]),
+                            n_jobs=1).report
+    assert json.dumps(parallel) == json.dumps(serial)
+
+
 def test_a_log_without_task_types_is_judged_on_the_tools_several_servers_serve():
     import random
 
