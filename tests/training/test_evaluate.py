@@ -105,26 +105,34 @@ def test_worker_processes_do_not_change_the_report():
     assert list(serial)[5:] == list(FAMILIES)
 
 
-def test_a_log_read_by_the_workers_gives_the_report_of_one_pass(tmp_path, monkeypatch):
-    """``evaluate_log`` starts its workers first and, for a large log, they read it a byte
-    range each: the report is the one of a frame read in one pass, evaluated serially."""
+def test_evaluate_log_starts_its_workers_first_and_they_read_a_large_log(tmp_path,
+                                                                        monkeypatch):
+    """``evaluate_log`` reads a large log with the workers that then evaluate it: the frame
+    of one pass, handed on with the pool (what the pool changes in an evaluation is
+    nothing: ``test_worker_processes_do_not_change_the_report``)."""
     import orjson
+    import pandas as pd
 
+    import predictor.training.evaluate as evaluate
     import predictor.training.ranges as ranges
-    from predictor.training.evaluate import evaluate_log
+    from predictor.data.readers import ReadSummary
+    from predictor.training.workers import WorkerPool
 
-    records = list(Simulator(seed=12).records(6_000))
     log = tmp_path / "log.jsonl"
-    log.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
-    read: list[int] = []
-    cut = ranges._cuts
+    log.write_bytes(b"".join(orjson.dumps(r) + b"\n"
+                             for r in Simulator(seed=12).records(2_000)))
+    cut, read, handed = ranges._cuts, [], []
     monkeypatch.setattr(ranges, "_cuts", lambda *args: read.append(1) or cut(*args))
     monkeypatch.setattr(ranges, "MIN_BYTES", 0)
-    parallel = evaluate_log(str(log), n_jobs=2).report
-    assert read  # the workers read it
-    serial = evaluate_frame(records_to_frame([parse_record(r) for r in records]),
-                            n_jobs=1).report
-    assert json.dumps(parallel) == json.dumps(serial)
+    monkeypatch.setattr(evaluate, "evaluate_frame",
+                        lambda frame, **options: handed.append((frame, options)) or "done")
+    assert evaluate.evaluate_log(str(log), n_jobs=2) == "done"
+    (frame, options), = handed
+    assert read and isinstance(options["pool"], WorkerPool) and options["rejected"] == 0
+    pd.testing.assert_frame_equal(frame, evaluate.load_log(str(log), ReadSummary()))
+    handed.clear()
+    evaluate.evaluate_log(str(log), n_jobs=1)  # one process: no pool, read in one pass
+    assert "pool" not in handed[0][1] and len(read) == 1
 
 
 def test_a_log_without_task_types_is_judged_on_the_tools_several_servers_serve():
