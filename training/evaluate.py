@@ -210,6 +210,8 @@ class FamilyRun:
     peak_mb: float | None = None
     #: ``(loss,)``: the bundle's loss on the holdout, when computed (``Options.holdout_losses``).
     holdout_loss: tuple[float | None] | None = None
+    #: The process that ran the family (a worker's, which exits after its task).
+    pid: int = field(default_factory=os.getpid)
 
 
 #: The families whose bundle's holdout loss reads only the calls and their history: the same
@@ -374,7 +376,8 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
                       pool: WorkerPool | None = None,
                       running: dict[str, Future] | None = None,
                       load_features: bool = True,
-                      when_one_left: Callable[[], None] | None = None) -> Evaluation:
+                      when_one_left: Callable[[int | None], None] | None = None
+                      ) -> Evaluation:
     """Fit and score every family on computed features (see :func:`evaluate_frame`).
 
     ``features`` may be a :class:`FeaturesFile`: the worker processes of this
@@ -401,7 +404,9 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
     ``when_one_left`` is called once, when this machine's workers have a
     single task left: the other worker is idle from then on, and a caller can
     start what comes after the evaluation (training imports what it records
-    with).
+    with). It is given the process id of the worker that ran the task just
+    finished (``None`` when not known): a worker exits after its task, and
+    until it has, its memory still counts beside the last task's.
     """
     options = options or Options()
     progress = progress or (lambda message: None)
@@ -459,7 +464,7 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
                     results.append(future.result())
                     _report_done(results[-1], progress)
                     if when_one_left is not None and len(futures) - len(results) == 1:
-                        when_one_left()
+                        when_one_left(getattr(results[-1], "pid", None))
         else:
             features = _loaded(features)
             results = []

@@ -30,6 +30,7 @@ import logging
 import multiprocessing
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, nullcontext
@@ -409,8 +410,8 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
         evaluation = evaluate_features(
             stored, options, progress=progress, cluster=cluster, also=also or None, pool=pool,
             running=running, load_features=False,
-            when_one_left=lambda: recording.append(preparer.submit(
-                _prepare_recording, uri, experiment)))
+            when_one_left=lambda finished: recording.append(preparer.submit(
+                _prepare_recording, uri, experiment, finished)))
         if read is not None and read.windowed:
             evaluation.report = _with_window(evaluation.report, read, max_events)
         if pool is not None:
@@ -437,8 +438,16 @@ def tracking_problem(uri: str, experiment: str) -> str | None:
     return None
 
 
-def _prepare_recording(uri: str, experiment: str) -> Any:
-    """Import what the record step needs, then MLflow's client (:func:`_mlflow_client`)."""
+def _prepare_recording(uri: str, experiment: str, after: int | None = None) -> Any:
+    """Import what the record step needs, then MLflow's client (:func:`_mlflow_client`).
+
+    ``after``: the process id of a worker that is exiting; the imports wait until it
+    has (at most :data:`_EXIT_WAIT_S`), so that this process's growth does not add to
+    its memory beside the last task's.
+    """
+    deadline = time.monotonic() + _EXIT_WAIT_S
+    while after not in (None, os.getpid()) and _alive(after) and time.monotonic() < deadline:
+        time.sleep(0.05)
     import mlflow.pyfunc  # noqa: F401 - imported here to be loaded, not used
     from mlflow.models import infer_signature  # noqa: F401
 
@@ -447,6 +456,20 @@ def _prepare_recording(uri: str, experiment: str) -> Any:
 
     _steps()  # the families' modules: their fits are unpickled from the workers' files
     return _mlflow_client(uri, experiment)
+
+
+#: Longest :func:`_prepare_recording` waits for an exiting worker, in seconds.
+_EXIT_WAIT_S = 10.0
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still holds memory (exited processes waiting to be reaped,
+    zombies, hold none)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # gone, or a system without /proc: nothing to wait for there
+        return False
 
 
 def _mlflow_client(uri: str, experiment: str) -> Any:

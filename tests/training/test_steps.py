@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -413,14 +414,17 @@ def test_a_family_that_reads_no_history_starts_before_it_is_computed(features, t
         running = {family: start_family(pool, family, early, options) for family in EARLY}
         complete = early.with_history(Features.of(features.frame).history)
         finished: list[str] = []
-        one_left: list[int] = []  # how many tasks had finished when the hook was called
+        one_left: list[tuple[int, int]] = []  # (tasks finished, the last one's process)
         evaluation = evaluate_features(complete, options, pool=pool, running=running,
                                        load_features=False, progress=finished.append,
-                                       when_one_left=lambda: one_left.append(len(
-                                           [m for m in finished if "fitted in" in m])))
+                                       when_one_left=lambda pid: one_left.append((len(
+                                           [m for m in finished if "fitted in" in m]), pid)))
     assert all(future.done() for future in running.values())
-    # Called once, when the workers had one family left of the six.
-    assert one_left == [5] and len([m for m in finished if "fitted in" in m]) == 6
+    # Called once, when the workers had one family left of the six, with the process id of
+    # the worker that ran the fifth (not this process).
+    assert [done for done, _ in one_left] == [5]
+    assert len([m for m in finished if "fitted in" in m]) == 6
+    assert isinstance(one_left[0][1], int) and one_left[0][1] != os.getpid()
     evaluation.fetch_fits(complete)
     (tmp_path / "whole").mkdir()
     whole = evaluate_features(FeaturesFile.write(features, tmp_path / "whole", options),

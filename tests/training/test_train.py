@@ -212,3 +212,22 @@ def test_a_tracking_store_that_cannot_be_used_fails_the_job_before_the_evaluatio
     with pytest.raises(ValueError, match=r"the MLflow tracking store sqlite:///.* cannot be used"):
         train([log], tracking_uri=uri, experiment="t", progress=steps.append)
     assert steps == ["reading logs"]  # nothing evaluated
+
+
+def test_a_worker_that_has_exited_holds_no_memory_to_wait_for():
+    """What the record step's imports wait for in the evaluation's tail (``_alive``): a
+    process still running, not one that exited (reaped or not) or never was."""
+    import os
+
+    from predictor.training.train import _alive
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    assert _alive(child.pid) and _alive(os.getpid())
+    deadline = time.monotonic() + 30
+    while _alive(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Not alive once it has exited, while still a zombie (not waited for yet)...
+    assert Path(f"/proc/{child.pid}").exists() and not _alive(child.pid)
+    assert child.poll() is not None
+    assert not _alive(child.pid)  # ...nor once reaped
+    assert not _alive(2**22 + 12_345)  # no such process
