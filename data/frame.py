@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from predictor.data.fast_validation import RecordValues
 
 __all__ = ["BOOL_COLUMNS", "NO_ATTRS", "NUMBER_COLUMNS", "STRING_COLUMNS", "frame_records",
+           "in_time_order",
            "records_to_frame"]
 
 STRING_COLUMNS = (
@@ -139,10 +140,25 @@ def records_to_frame(records: Iterable[Record | RecordValues]) -> pd.DataFrame:
         data[name] = np.concatenate(chunks.pop(name))
     data["attrs"] = pd.Series(attrs, dtype=object)
     del attrs
-    frame = pd.DataFrame(data, copy=False)
+    return in_time_order(pd.DataFrame(data, copy=False))
+
+
+def in_time_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` sorted by ``ts`` with a stable sort (ties keep their order), index
+    ``0..n-1``; ``frame`` itself when it is in time order already (as logs mostly are: no
+    sorted copy).
+
+    Frames read in parts, each put in time order, then concatenated in the order read,
+    give the frame of all their records at once: among equal times, the stable sorts keep
+    the order the records were read in.
+
+    >>> frame = pd.DataFrame({"ts": [2.0, 1.0, 2.0], "tag": ["a", "b", "c"]})
+    >>> in_time_order(frame)["tag"].tolist()
+    ['b', 'a', 'c']
+    """
     order = frame["ts"].to_numpy()
     if len(order) < 2 or bool((order[1:] >= order[:-1]).all()):
-        return frame  # already in time order (as logs mostly are): no sorted copy
+        return frame
     return frame.sort_values("ts", kind="stable", ignore_index=True)
 
 

@@ -42,7 +42,7 @@ from predictor.training.features import (
     Unsupported,
 )
 from predictor.training.ranges import read_in_ranges
-from predictor.training.workers import WorkerPool
+from predictor.training.workers import WorkerPool, default_workers
 
 __all__ = ["HOLDOUT_LOSSES", "READS", "Evaluation", "FamilyRun",
            "evaluate_features", "evaluate_frame", "evaluate_log", "load_log", "load_records",
@@ -432,7 +432,7 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
     order = [family for family in ORDER if family not in running]
     with cluster_backend(cluster) as where:
         jobs = len(order) if cluster else pool.workers if pool is not None \
-            else n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
+            else n_jobs if n_jobs is not None else default_workers()
         progress(f"evaluating {', '.join([*running, *order])} on {where}"
                  + ("" if cluster else f" in {jobs} process{'es' if jobs > 1 else ''}"))
         if cluster:
@@ -522,7 +522,7 @@ def evaluate_log(paths: str | Path | list, **options: Any) -> Evaluation:
     """
     summary = ReadSummary()
     n_jobs = options.get("n_jobs")
-    jobs = n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
+    jobs = n_jobs if n_jobs is not None else default_workers()
     if jobs < 2:
         frame = load_log(paths, summary)
         return evaluate_frame(frame, rejected=summary.rejected, **options)

@@ -38,10 +38,9 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from predictor.data.frame import records_to_frame
+from predictor.data.frame import in_time_order, records_to_frame
 from predictor.data.readers import ReadSummary, read_records
 from predictor.training.features import read_table, write_table
 
@@ -167,10 +166,7 @@ def _newest(frames: list[pd.DataFrame], limit: int) -> pd.DataFrame:
     times, the order the records were read in; a row left out here has
     ``limit`` rows after it already, so it is never among the newest.
     """
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    ts = frame["ts"].to_numpy()
-    if len(ts) > 1 and not bool((ts[1:] >= ts[:-1]).all()):
-        frame = frame.iloc[np.argsort(ts, kind="stable")]
+    frame = in_time_order(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True))
     return frame.iloc[max(0, len(frame) - limit):].reset_index(drop=True)
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from predictor.data.frame import records_to_frame
+from predictor.data.frame import in_time_order, records_to_frame
 from predictor.data.readers import MAX_ERRORS, ReadSummary, detect_format, read_records
 
 __all__ = ["MIN_BYTES", "read_in_ranges"]
@@ -94,11 +94,7 @@ def read_in_ranges(paths: Sequence[str | Path], summary: ReadSummary, pool: Exec
         _merge(summary, part, line)
         frames.append(frame)
     kept = [frame for frame in frames if len(frame)] or frames[:1]
-    frame = kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
-    ts = frame["ts"].to_numpy()
-    if len(ts) < 2 or bool((ts[1:] >= ts[:-1]).all()):
-        return frame
-    return frame.sort_values("ts", kind="stable", ignore_index=True)
+    return in_time_order(kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True))
 
 
 def _plain_jsonl_size(path: str | Path) -> int | None:

@@ -54,7 +54,7 @@ from predictor.training.evaluate import (
 from predictor.training.families import BUNDLES, EARLY
 from predictor.training.features import Features, FeaturesFile, Options
 from predictor.training.partitions import Partitions, WindowedLog, read_window
-from predictor.training.workers import WorkerPool
+from predictor.training.workers import WorkerPool, default_workers
 
 __all__ = ["DEFAULT_TRACKING_URI", "FamilyOutcome", "Registered", "TrainResult", "promote",
            "register", "tracking_problem", "train", "train_steps"]
@@ -337,7 +337,7 @@ def train(logs: Sequence[str | Path], *, families: Sequence[str] | None = None,
     policy = promote
     progress = progress or (lambda message: None)
     uri = tracking_uri or DEFAULT_TRACKING_URI
-    jobs = min(2, os.cpu_count() or 1)
+    jobs = default_workers()
     # This machine's workers, for the job (stopped before its files are removed): one
     # starts on the online state as soon as the log is read.
     with ExitStack() as stack:

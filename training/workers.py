@@ -28,12 +28,17 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-__all__ = ["THREAD_VARIABLES", "WorkerPool", "thread_limits"]
+__all__ = ["THREAD_VARIABLES", "WorkerPool", "default_workers", "thread_limits"]
 
 #: The variables that size native thread pools, as joblib's process backend limits them.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS",
                     "NUMEXPR_NUM_THREADS")
+
+def default_workers() -> int:
+    """How many worker processes a job starts by default: two, or one per CPU if fewer."""
+    return min(2, os.cpu_count() or 1)
+
 
 def thread_limits(workers: int) -> dict[str, str]:
     """The environment that keeps each worker's native thread pools (OpenMP, BLAS) to its
