@@ -22,7 +22,6 @@ and the call's own load and attempt number (see :mod:`predictor.models.history`)
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import numpy as np
 from river import base, drift, utils
@@ -174,6 +173,7 @@ class OnlineRisk(base.Classifier):
         self._seen: set[bool] = set()
         self.drifts = 0
         self._init_crosses()
+        self._pack()
 
     def _init_crosses(self) -> None:
         #: Per input (row): [sum when failed, count, sum when not, count] of its present
@@ -186,12 +186,13 @@ class OnlineRisk(base.Classifier):
         self._pairs = np.zeros((0, 2), dtype=np.intp)
         self._cell_weights = np.zeros((0, _BINS, _BINS))
         self._cell_g2 = np.zeros((0, _BINS, _BINS))
-        self._layouts: dict[tuple[str, ...], _Layout] = {}
+        self._layouts: dict[tuple[str, ...], np.ndarray] = {}
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.pop("_layouts", None)  # rebuilt from the names on use
         state.pop("_rows", None)
+        state.pop("_packed", None)  # the arrays are saved (as copies of its parts)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -207,6 +208,7 @@ class OnlineRisk(base.Classifier):
             self._class_sums = np.zeros((len(self._names), 4))
             for name, entry in by_name.items():
                 self._class_sums[self._row(name)] = entry
+        self._pack()
 
     @property
     def crossed_inputs(self) -> tuple[str, ...]:
@@ -266,20 +268,50 @@ class OnlineRisk(base.Classifier):
                     setattr(self, attr, np.concatenate([array, np.zeros((1, array.shape[1]))]))
         return row
 
-    def _layout(self, keys: tuple[str, ...], add: bool) -> _Layout:
-        """Where each of ``keys`` lives: its row (-1: unknown), whether it has hinges,
-        and each crossed input's position among the keys (-1: absent)."""
+    def _pack(self) -> None:
+        """Hold the float arrays in three buffers, each attribute a view of its part.
+
+        The compiled step is handed the buffers and one array of where things
+        are (:meth:`_layout`) instead of a dozen arrays: numba's call converts
+        each argument, and with every array passed that conversion cost
+        several times the step itself. Per input (a row), one table holds the
+        scaler's, the weights' and the class sums' columns; the crossed cells'
+        weights and sums are one array; the intercept and steps another.
+        Called whenever an array is replaced (an input or crossed pairs added,
+        a state loaded); it forgets the layouts, which hold the arrays' sizes.
+        """
+        table = np.zeros((len(self._names), _COLUMNS))
+        at = 0
+        for name, width in _TABLE:
+            array = getattr(self, name)
+            if array is not None:
+                table[:, at:at + width] = array
+                setattr(self, name, table[:, at:at + width])
+            at += width
+        cells = np.stack([self._cell_weights, self._cell_g2])
+        self._cell_weights, self._cell_g2 = cells[0], cells[1]
+        self._packed = (table, cells)
+        self._layouts = {}
+
+    def _layout(self, keys: tuple[str, ...], add: bool) -> np.ndarray:
+        """Where each of ``keys`` lives, for the compiled step (see :func:`_unpacked`): the
+        arrays' sizes, each key's row (-1: unknown), whether it has hinges, each crossed
+        input's position among the keys (-1: absent), and the crossed pairs."""
         if add:
-            rows = np.array([self._row(name) for name in keys], dtype=np.intp)
+            grown = len(self._names)
+            rows = [self._row(name) for name in keys]
+            if len(self._names) != grown:
+                self._pack()
         else:
             known = self._row_index()
-            rows = np.array([known.get(name, -1) for name in keys], dtype=np.intp)
-        hinged = np.array([not name.endswith("_missing") for name in keys], dtype=np.bool_)
+            rows = [known.get(name, -1) for name in keys]
+        hinged = [not name.endswith("_missing") for name in keys]
         position = {name: j for j, name in enumerate(keys)}
-        crossed_at = np.array([position.get(name, -1) for name in self._crossed_inputs],
-                              dtype=np.intp)
-        layout = _Layout(rows, hinged, crossed_at)
-        if add or (rows >= 0).all():
+        crossed_at = [position.get(name, -1) for name in self._crossed_inputs]
+        layout = np.array([len(self._names), len(self._pairs), len(keys), len(crossed_at),
+                           self._class_sums is not None, *rows, *hinged, *crossed_at,
+                           *self._pairs.ravel()], dtype=np.intp)
+        if add or min(rows, default=0) >= 0:
             self._layouts[keys] = layout
         return layout
 
@@ -331,7 +363,7 @@ class OnlineRisk(base.Classifier):
         self._pairs = np.array(pairs, dtype=np.intp).reshape(-1, 2)
         self._cell_weights = np.zeros((len(pairs), _BINS, _BINS))
         self._cell_g2 = np.zeros((len(pairs), _BINS, _BINS))
-        self._layouts = {}
+        self._pack()
 
     @staticmethod
     def _values(x: dict) -> np.ndarray:
@@ -354,13 +386,12 @@ class OnlineRisk(base.Classifier):
         y = bool(y)
         if self._class_sums is not None:
             self._choose(dict(zip(keys, values.tolist(), strict=True)), y)
-        layout = self._layouts.get(keys) or self._layout(keys, add=True)
-        sums = self._class_sums  # after the layout: a new input adds a row to it
-        _learn_risk(layout.rows, layout.hinged, layout.crossed_at, self._pairs,
-                    values, _KNOTS, _CUTS, self._counts, self._means, self._vars,
-                    self._weights, self._g2, self._cell_weights, self._cell_g2, self._glm,
-                    self.lr, self.EPS, self.CLIP, self.INTERCEPT_LR, 1.0 if y else 0.0,
-                    _NO_SUMS if sums is None else sums, sums is not None)
+        layout = self._layouts.get(keys)
+        if layout is None:
+            layout = self._layout(keys, add=True)
+        table, cells = self._packed
+        _learn_packed(layout, table, cells, self._glm, values, self.lr, self.EPS, self.CLIP,
+                      self.INTERCEPT_LR, 1.0 if y else 0.0)
         self._drift.update(float(y))
         if self._drift.drift_detected:
             self.drifts += 1
@@ -375,10 +406,11 @@ class OnlineRisk(base.Classifier):
         if not self.learned:
             return {False: 1.0 - self.prior, True: self.prior}
         keys = tuple(x)
-        layout = self._layouts.get(keys) or self._layout(keys, add=False)
-        raw = _raw_risk(layout.rows, layout.hinged, layout.crossed_at, self._pairs,
-                        self._values(x), _KNOTS, _CUTS, self._means, self._vars,
-                        self._weights, self._cell_weights, float(self._glm[0]))
+        layout = self._layouts.get(keys)
+        if layout is None:
+            layout = self._layout(keys, add=False)
+        table, cells = self._packed
+        raw = _raw_packed(layout, table, cells, self._glm, self._values(x))
         p = utils.math.sigmoid(raw)
         return {False: 1.0 - p, True: p}
 
@@ -388,17 +420,49 @@ _SLOTS = 5
 #: Bins of a crossed input: four by CROSS_CUTS, one for missing.
 _BINS = 5
 _KNOTS = np.array(OnlineRisk.KNOTS)
-#: What the compiled step is given for the class sums once inputs are crossed.
-_NO_SUMS = np.zeros((0, 4))
 _CUTS = np.array(OnlineRisk.CROSS_CUTS)
+#: The per-input arrays of an :class:`OnlineRisk` and their widths, in the order of the
+#: columns of its table (``_class_sums`` only while it counts; see ``OnlineRisk._pack``).
+_TABLE = (("_counts", 2), ("_means", 2), ("_vars", 2), ("_weights", _SLOTS), ("_g2", _SLOTS),
+          ("_class_sums", 4))
+_COLUMNS = sum(width for _, width in _TABLE)
+#: Where a layout's entries start: the sizes, then rows, hinges, crossed inputs and pairs.
+_HEADER = 5
 
 
-class _Layout(NamedTuple):
-    """Where a call's inputs live in an :class:`OnlineRisk`'s arrays (see ``_layout``)."""
+@kernel
+def _unpacked(layout, table):  # pragma: no cover - compiled
+    """One call's layout (``OnlineRisk._layout``) and the per-input arrays of an
+    :class:`OnlineRisk` (views of its table), in the arguments the compiled steps take."""
+    p, k, c = layout[1], layout[2], layout[3]
+    rows = layout[_HEADER:_HEADER + k]
+    hinged = layout[_HEADER + k:_HEADER + 2 * k] != 0
+    crossed_at = layout[_HEADER + 2 * k:_HEADER + 2 * k + c]
+    start = _HEADER + 2 * k + c
+    pairs = layout[start:start + 2 * p].reshape((p, 2))
+    return (rows, hinged, crossed_at, pairs, table[:, 0:2], table[:, 2:4], table[:, 4:6],
+            table[:, 6:6 + _SLOTS], table[:, 6 + _SLOTS:6 + 2 * _SLOTS],
+            table[:, 6 + 2 * _SLOTS:10 + 2 * _SLOTS])
 
-    rows: np.ndarray
-    hinged: np.ndarray
-    crossed_at: np.ndarray
+
+@kernel
+def _learn_packed(layout, table, cells, glm, values, lr, eps, clip, intercept_lr,
+                  y):  # pragma: no cover - compiled
+    """:func:`_learn_risk` on an :class:`OnlineRisk`'s buffers and a call's layout."""
+    (rows, hinged, crossed_at, pairs, counts, means, variances, weights, g2,
+     class_sums) = _unpacked(layout, table)
+    _learn_risk(rows, hinged, crossed_at, pairs, values, _KNOTS, _CUTS, counts, means,
+                variances, weights, g2, cells[0], cells[1], glm, lr, eps, clip, intercept_lr,
+                y, class_sums, layout[4] != 0)
+
+
+@kernel
+def _raw_packed(layout, table, cells, glm, values):  # pragma: no cover - compiled
+    """:func:`_raw_risk` on an :class:`OnlineRisk`'s buffers and a call's layout."""
+    rows, hinged, crossed_at, pairs, _, means, variances, weights, _, _ = _unpacked(layout,
+                                                                                    table)
+    return _raw_risk(rows, hinged, crossed_at, pairs, values, _KNOTS, _CUTS, means, variances,
+                     weights, cells[0], glm[0])
 
 
 @kernel

@@ -336,3 +336,31 @@ def test_a_checkpoint_that_summed_by_name_resumes_as_the_arrays_do():
     assert sorted(model.crossed_inputs) == ["errors", "mem"]
     assert old.crossed_inputs == model.crossed_inputs
     assert old.weights == model.weights
+
+
+def test_a_copied_model_learns_apart_from_its_original():
+    """The arrays are views of buffers the compiled step writes: a copy (a checkpoint, the
+    evaluation's deepcopy) holds buffers of its own, and its views read them."""
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(3)
+    model = OnlineRisk(crossed=2, cross_after=200)
+    for _ in range(400):
+        x = {"mem": float(rng.random()), "errors": float(rng.random())}
+        model.learn_one(x, bool(x["mem"] > 0.8))
+    before = model.weights
+    probe = {"mem": 0.95, "errors": 0.1}
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert twin.weights == before
+        twin.learn_one(probe, True)
+        assert model.weights == before  # the original's buffers did not move
+        assert twin.weights != before and twin.steps == model.steps + 1
+        # Every array is a view of the twin's own buffers, which the step wrote.
+        table, cells = twin._packed
+        assert all(np.shares_memory(getattr(twin, name), table)
+                   for name in ("_counts", "_means", "_vars", "_weights", "_g2"))
+        assert np.shares_memory(twin._cell_weights, cells)
+    model.learn_one({**probe, "queue": 3.0}, False)  # a new input grows the table
+    assert model._weights.shape == (3, 5) and np.shares_memory(model._weights, model._packed[0])
+    assert model._counts[2, 0] == 1 and model._means[2, 0] == 3.0  # the step wrote its row
