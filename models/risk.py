@@ -278,7 +278,8 @@ class OnlineRisk(base.Classifier):
         scaler's, the weights' and the class sums' columns; the crossed cells'
         weights and sums are one array; the intercept and steps another.
         Called whenever an array is replaced (an input or crossed pairs added,
-        a state loaded); it forgets the layouts, which hold the arrays' sizes.
+        a state loaded); it forgets the layouts, which hold the pairs and whether the
+        class sums count.
         """
         table = np.zeros((len(self._names), _COLUMNS))
         at = 0
@@ -294,9 +295,10 @@ class OnlineRisk(base.Classifier):
         self._layouts = {}
 
     def _layout(self, keys: tuple[str, ...], add: bool) -> np.ndarray:
-        """Where each of ``keys`` lives, for the compiled step (see :func:`_unpacked`): the
-        arrays' sizes, each key's row (-1: unknown), whether it has hinges, each crossed
-        input's position among the keys (-1: absent), and the crossed pairs."""
+        """Where each of ``keys`` lives, for the compiled step (see :func:`_unpacked`): how
+        many crossed pairs, keys and crossed inputs, whether the class sums count, each
+        key's row (-1: unknown), whether it has hinges, each crossed input's position
+        among the keys (-1: absent), and the crossed pairs."""
         if add:
             grown = len(self._names)
             rows = [self._row(name) for name in keys]
@@ -308,7 +310,7 @@ class OnlineRisk(base.Classifier):
         hinged = [not name.endswith("_missing") for name in keys]
         position = {name: j for j, name in enumerate(keys)}
         crossed_at = [position.get(name, -1) for name in self._crossed_inputs]
-        layout = np.array([len(self._names), len(self._pairs), len(keys), len(crossed_at),
+        layout = np.array([len(self._pairs), len(keys), len(crossed_at),
                            self._class_sums is not None, *rows, *hinged, *crossed_at,
                            *self._pairs.ravel()], dtype=np.intp)
         if add or min(rows, default=0) >= 0:
@@ -426,15 +428,16 @@ _CUTS = np.array(OnlineRisk.CROSS_CUTS)
 _TABLE = (("_counts", 2), ("_means", 2), ("_vars", 2), ("_weights", _SLOTS), ("_g2", _SLOTS),
           ("_class_sums", 4))
 _COLUMNS = sum(width for _, width in _TABLE)
-#: Where a layout's entries start: the sizes, then rows, hinges, crossed inputs and pairs.
-_HEADER = 5
+#: Where a layout's entries start: its counts and whether the class sums count, then rows,
+#: hinges, crossed inputs and pairs.
+_HEADER = 4
 
 
 @kernel
 def _unpacked(layout, table):  # pragma: no cover - compiled
     """One call's layout (``OnlineRisk._layout``) and the per-input arrays of an
     :class:`OnlineRisk` (views of its table), in the arguments the compiled steps take."""
-    p, k, c = layout[1], layout[2], layout[3]
+    p, k, c = layout[0], layout[1], layout[2]
     rows = layout[_HEADER:_HEADER + k]
     hinged = layout[_HEADER + k:_HEADER + 2 * k] != 0
     crossed_at = layout[_HEADER + 2 * k:_HEADER + 2 * k + c]
@@ -453,7 +456,7 @@ def _learn_packed(layout, table, cells, glm, values, lr, eps, clip, intercept_lr
      class_sums) = _unpacked(layout, table)
     _learn_risk(rows, hinged, crossed_at, pairs, values, _KNOTS, _CUTS, counts, means,
                 variances, weights, g2, cells[0], cells[1], glm, lr, eps, clip, intercept_lr,
-                y, class_sums, layout[4] != 0)
+                y, class_sums, layout[3] != 0)
 
 
 @kernel
