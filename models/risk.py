@@ -282,13 +282,11 @@ class OnlineRisk(base.Classifier):
         class sums count.
         """
         table = np.zeros((len(self._names), _COLUMNS))
-        at = 0
         for name, width in _TABLE:
-            array = getattr(self, name)
+            array, at = getattr(self, name), _AT[name]
             if array is not None:
                 table[:, at:at + width] = array
                 setattr(self, name, table[:, at:at + width])
-            at += width
         cells = np.stack([self._cell_weights, self._cell_g2])
         self._cell_weights, self._cell_g2 = cells[0], cells[1]
         self._packed = (table, cells)
@@ -428,6 +426,10 @@ _CUTS = np.array(OnlineRisk.CROSS_CUTS)
 _TABLE = (("_counts", 2), ("_means", 2), ("_vars", 2), ("_weights", _SLOTS), ("_g2", _SLOTS),
           ("_class_sums", 4))
 _COLUMNS = sum(width for _, width in _TABLE)
+#: Where each of them starts among the table's columns (what the compiled steps slice).
+_AT = dict(zip((name for name, _ in _TABLE),
+               np.cumsum([0, *(width for _, width in _TABLE)]).tolist(), strict=False))
+_COUNTS, _MEANS, _VARS, _WEIGHTS, _G2, _SUMS = (_AT[name] for name, _ in _TABLE)
 #: Where a layout's entries start: its counts and whether the class sums count, then rows,
 #: hinges, crossed inputs and pairs.
 _HEADER = 4
@@ -443,9 +445,10 @@ def _unpacked(layout, table):  # pragma: no cover - compiled
     crossed_at = layout[_HEADER + 2 * k:_HEADER + 2 * k + c]
     start = _HEADER + 2 * k + c
     pairs = layout[start:start + 2 * p].reshape((p, 2))
-    return (rows, hinged, crossed_at, pairs, table[:, 0:2], table[:, 2:4], table[:, 4:6],
-            table[:, 6:6 + _SLOTS], table[:, 6 + _SLOTS:6 + 2 * _SLOTS],
-            table[:, 6 + 2 * _SLOTS:10 + 2 * _SLOTS])
+    return (rows, hinged, crossed_at, pairs, table[:, _COUNTS:_COUNTS + 2],
+            table[:, _MEANS:_MEANS + 2], table[:, _VARS:_VARS + 2],
+            table[:, _WEIGHTS:_WEIGHTS + _SLOTS], table[:, _G2:_G2 + _SLOTS],
+            table[:, _SUMS:_SUMS + 4])
 
 
 @kernel
