@@ -16,7 +16,9 @@ from __future__ import annotations
 import heapq
 from typing import Generic, TypeVar
 
-__all__ = ["LabelDelay", "finish_time"]
+import numpy as np
+
+__all__ = ["LabelDelay", "finish_time", "finish_times", "release_schedule"]
 
 T = TypeVar("T")
 
@@ -24,6 +26,31 @@ T = TypeVar("T")
 def finish_time(ts: float, latency_ms: float) -> float:
     """When a call's outcome becomes known (its start when latency is unknown)."""
     return ts if latency_ms != latency_ms else ts + latency_ms / 1000.0  # NaN check
+
+
+def finish_times(ts: np.ndarray, latency_ms: np.ndarray) -> np.ndarray:
+    """:func:`finish_time` of every call at once (the same arithmetic)."""
+    return np.where(np.isnan(latency_ms), ts, ts + latency_ms / 1000.0)
+
+
+def release_schedule(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """When a :class:`LabelDelay` fed every call releases each, computed at once.
+
+    Walking calls that start at ``starts`` (non-decreasing), asking for what is
+    ready at each start and then adding that call with its ``ends``, call ``i``
+    comes out before call ``release[i]`` (``len(starts)``: never), and
+    ``order`` lists the calls in the order they come out.
+
+    >>> release, order = release_schedule(np.array([0.0, 1.0, 2.0, 3.0]),
+    ...                                   np.array([2.5, 1.5, 2.0, 9.0]))
+    >>> release.tolist(), order.tolist()
+    ([3, 2, 3, 4], [1, 2, 0, 3])
+    """
+    n = len(starts)
+    # The first later start strictly after the end (a call is in the queue from the next).
+    release = np.maximum(np.searchsorted(starts, ends, side="right"), np.arange(1, n + 1))
+    # Released together: in the queue's order, by end, then by when they were added.
+    return release, np.lexsort((np.arange(n), ends, release))
 
 
 class LabelDelay(Generic[T]):

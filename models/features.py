@@ -109,9 +109,7 @@ class CallFeaturizer:
             next(columns)[:] = values
 
         for col in CATEGORICAL:
-            vocab = self.vocab_[col]
-            put(np.fromiter((vocab.get(v, np.nan) if isinstance(v, str) else np.nan
-                             for v in calls[col]), dtype=float, count=n))
+            put(self.codes(calls, col))
         hours = (calls["ts"].to_numpy(dtype=float) % 86_400.0) / 86_400.0 * 2 * math.pi
         numeric = {
             "log_input_tokens": lambda: np.log1p(calls["input_tokens"].to_numpy(dtype=float)),
@@ -129,12 +127,28 @@ class CallFeaturizer:
             # The calls' own rows of the history (usually the same index: no reindexing).
             same = history.index.equals(calls.index)
             for name in self.history_columns_:
-                column = (history[name] if same else history.loc[calls.index, name]
-                          ).to_numpy(dtype=float)
-                # Latencies, counts and ages span decades: logs suit linear learners,
-                # and trees do not care.
-                put(_signed_log(column) if name in _LOG_SCALE else column)
+                put(self.history_input(calls, history, name, same))
         return matrix
+
+    def codes(self, calls: pd.DataFrame, column: str) -> np.ndarray:
+        """The category codes of ``calls[column]`` (NaN: missing or not kept), as
+        :meth:`transform` gives them."""
+        vocab = self.vocab_[column]
+        return np.fromiter((vocab.get(v, np.nan) if isinstance(v, str) else np.nan
+                            for v in calls[column]), dtype=float, count=len(calls))
+
+    @staticmethod
+    def history_input(calls: pd.DataFrame, history: pd.DataFrame, name: str,
+                      same: bool | None = None) -> np.ndarray:
+        """History feature ``name`` of ``calls`` as :meth:`transform` gives it (``same``:
+        whether ``history`` is indexed as ``calls``; found out when not given)."""
+        if same is None:
+            same = history.index.equals(calls.index)
+        column = (history[name] if same else history.loc[calls.index, name]
+                  ).to_numpy(dtype=float)
+        # Latencies, counts and ages span decades: logs suit linear learners, and trees do
+        # not care.
+        return _signed_log(column) if name in _LOG_SCALE else column
 
     def chunks(self, calls: pd.DataFrame, history: pd.DataFrame | None = None
                ) -> Iterator[np.ndarray]:
@@ -151,10 +165,11 @@ class CallFeaturizer:
 
     def stream(self, calls: pd.DataFrame, history: pd.DataFrame | None = None, *,
                keep: np.ndarray | None = None, kept: np.ndarray | None = None
-               ) -> Iterator[dict[str, float]]:
-        """:meth:`dicts` of every call, in order, built a chunk at a time (:meth:`chunks`);
+               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`sparse` inputs of every call, in order, a chunk at a time (:meth:`chunks`);
         the matrix rows of the calls ``keep`` marks are written to ``kept`` on the way
-        (in order; ``kept`` has a row for each).
+        (in order; ``kept`` has a row for each): what a prequential pass reads
+        (:mod:`predictor.models.prequential`) while a batch model's test rows are kept.
 
         >>> calls = pd.DataFrame({"ts": [0.0, 1.0, 2.0], "server": ["a", "b", "a"],
         ...                       "tool": ["t"] * 3, "task_type": [None] * 3,
@@ -163,8 +178,9 @@ class CallFeaturizer:
         ...                       "attrs": [{}] * 3})
         >>> f = CallFeaturizer().fit(calls)
         >>> kept = np.empty((2, len(f.feature_names_)))
-        >>> inputs = list(f.stream(calls, keep=np.array([True, False, True]), kept=kept))
-        >>> inputs == list(f.dicts(f.transform(calls)))
+        >>> [(ids, values)] = f.stream(calls, keep=np.array([True, False, True]), kept=kept)
+        >>> whole = f.sparse(f.transform(calls))
+        >>> np.array_equal(ids, whole[0]) and np.array_equal(values, whole[1])
         True
         >>> np.array_equal(kept, f.transform(calls)[[0, 2]], equal_nan=True)
         True
@@ -175,7 +191,7 @@ class CallFeaturizer:
                 chosen = matrix[keep[start:start + len(matrix)]]
                 kept[done:done + len(chosen)] = chosen
                 start, done = start + len(matrix), done + len(chosen)
-            yield from self.dicts(matrix)
+            yield self.sparse(matrix)
 
     def dicts(self, matrix: np.ndarray) -> Iterator[dict[str, float]]:
         """River inputs from rows of :meth:`transform`.
@@ -218,6 +234,93 @@ class CallFeaturizer:
                 if tokens is not None and tool == tool:
                     x[by_tool[int(tool)]] = tokens
                 yield x
+
+
+    def input_names(self) -> list[str]:
+        """Every input name :meth:`dicts` can give, once each, in the order of the ids
+        :meth:`sparse` gives them."""
+        return list(self._input_ids()[0])
+
+    def _input_ids(self) -> tuple[dict[str, int], list[tuple[np.ndarray, int, int]],
+                                  np.ndarray, np.ndarray, np.ndarray]:
+        """Input name -> id; per column, (its categories' ids by code, its own id, its
+        missing indicator's id); the crossed inputs' ids by server code (squared, then
+        linear) and the size-by-tool inputs' ids by tool code."""
+        ids: dict[str, int] = {}
+
+        def of(name: str) -> int:
+            return ids.setdefault(name, len(ids))
+
+        columns = []
+        for name in self.feature_names_:
+            vocab = self.vocab_.get(name) if name in CATEGORICAL else None
+            codes = np.zeros(0, dtype=np.int64) if vocab is None else np.array(
+                [of(f"{name}={value}") for value, _ in sorted(vocab.items(), key=_code)],
+                dtype=np.int64)
+            columns.append((codes, -1 if vocab is not None else of(name), of(f"{name}_missing")))
+        servers = sorted(self.vocab_["server"].items(), key=_code)
+        squared = np.array([of(f"concurrency^2*server={value}") for value, _ in servers],
+                           dtype=np.int64)
+        linear = np.array([of(f"concurrency*server={value}") for value, _ in servers],
+                          dtype=np.int64)
+        by_tool = np.array([of(f"log_input_tokens*tool={value}") for value, _ in
+                            sorted(self.vocab_["tool"].items(), key=_code)], dtype=np.int64)
+        return ids, columns, squared, linear, by_tool
+
+    def sparse(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`dicts` of rows of :meth:`transform` as two arrays, for a compiled loop.
+
+        Row ``r``'s inputs are ``ids[r, j]`` (ids of :meth:`input_names`) with values
+        ``values[r, j]``, in the order of the dictionary :meth:`dicts` gives, skipping
+        the ids ``-1``. Built column by column: no Python value per row.
+
+        >>> calls = pd.DataFrame({"ts": [0.0, 1.0], "server": ["a", "b"], "tool": ["t"] * 2,
+        ...                       "task_type": [None] * 2, "phase": [None] * 2,
+        ...                       "input_tokens": [1.0, None], "concurrency": [2.0] * 2,
+        ...                       "attempt": [1.0] * 2, "attrs": [{}] * 2})
+        >>> f = CallFeaturizer().fit(calls)
+        >>> ids, values = f.sparse(f.transform(calls))
+        >>> names = f.input_names()
+        >>> rebuilt = [{names[i]: v for i, v in zip(row_ids, row_values) if i >= 0}
+        ...            for row_ids, row_values in zip(ids.tolist(), values.tolist())]
+        >>> rebuilt == list(f.dicts(f.transform(calls)))
+        True
+        """
+        _, columns, squared, linear, by_tool = self._input_ids()
+        rows, width = len(matrix), len(self.feature_names_)
+        ids = np.full((rows, width + 3), -1, dtype=np.int64)
+        values = np.ones((rows, width + 3))
+        for j, (codes, own, missing) in enumerate(columns):
+            column = matrix[:, j]
+            absent = np.isnan(column)
+            if own < 0:  # a category: its value's one-hot input
+                ids[:, j] = np.where(absent, missing, codes[np.where(absent, 0, column)
+                                                             .astype(np.int64)] if len(codes)
+                                     else missing)
+            else:
+                ids[:, j] = np.where(absent, missing, own)
+                values[:, j] = np.where(absent, 1.0, column)
+        names = self.feature_names_
+        server, tool = matrix[:, 0], matrix[:, 1]
+        if "concurrency" in names:
+            concurrency = matrix[:, names.index("concurrency")]
+            crossed = ~np.isnan(server) & ~np.isnan(concurrency)
+            code = np.where(crossed, server, 0).astype(np.int64)
+            ids[:, width] = np.where(crossed, squared[code] if len(squared) else -1, -1)
+            values[:, width] = concurrency * concurrency / 100.0
+            ids[:, width + 1] = np.where(crossed, linear[code] if len(linear) else -1, -1)
+            values[:, width + 1] = concurrency / 10.0
+        if "log_input_tokens" in names:
+            tokens = matrix[:, names.index("log_input_tokens")]
+            sized = ~np.isnan(tool) & ~np.isnan(tokens)
+            code = np.where(sized, tool, 0).astype(np.int64)
+            ids[:, width + 2] = np.where(sized, by_tool[code] if len(by_tool) else -1, -1)
+            values[:, width + 2] = tokens
+        return ids, values
+
+
+def _code(item: tuple[str, int]) -> int:
+    return item[1]
 
 
 #: Rows :meth:`CallFeaturizer.dicts` turns into Python values at once.

@@ -52,7 +52,7 @@ from river import optim
 
 from predictor.models.kernels import kernel
 
-__all__ = ["ScaledLinearStack", "log_loss_gradient"]
+__all__ = ["ScaledLinearStack", "log_loss_gradient", "scaled_raw", "scaled_step"]
 
 _START = 64
 #: Tuples of input names whose positions are kept (:meth:`ScaledLinearStack._index`).
@@ -211,6 +211,18 @@ class ScaledLinearStack:
         layouts[keys] = found
         return found
 
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The scaler's and the models' arrays, in the order :func:`scaled_step` takes them
+        after a call's inputs: what a compiled loop stepping the stack is given."""
+        return (self._counts, self._means, self._vars, self._weights, self._g2,
+                self._intercepts, self._lrs, self._eps, self._clips, self._intercept_lrs,
+                self._loss_codes, self._alphas, self._steps)
+
+    def reserve(self, names: int) -> None:
+        """Make room for ``names`` inputs in all (a compiled loop that adds inputs itself)."""
+        if names > self._capacity:
+            self._grow(names)
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_layouts", None)  # rebuilt on use
@@ -224,10 +236,8 @@ class ScaledLinearStack:
         idx = self._index(x)
         rows = np.array([row for row, _ in targets], dtype=np.intp)
         ys = np.array([float(y) for _, y in targets])
-        _learn(idx, np.fromiter(x.values(), dtype=float, count=len(x)), self._counts,
-               self._means, self._vars, self._weights, self._g2, self._intercepts,
-               self._lrs, self._eps, self._clips, self._intercept_lrs, self._loss_codes,
-               self._alphas, rows, ys, self._steps)
+        scaled_step(idx, np.fromiter(x.values(), dtype=float, count=len(x)), *self.arrays(),
+                    rows, ys)
 
     def raw(self, x: dict[str, float], rows: Sequence[int]) -> np.ndarray:
         """Each model's raw output (before its loss's mean function) on ``x``.
@@ -240,8 +250,8 @@ class ScaledLinearStack:
             get = self._names.get
             idx = np.array([get(name, -1) for name in x], dtype=np.intp)
         values = np.fromiter(x.values(), dtype=float, count=len(x))
-        return _raw(idx, values, self._means, self._vars, self._weights, self._intercepts,
-                    np.asarray(rows, dtype=np.intp))
+        return scaled_raw(idx, values, self._means, self._vars, self._weights, self._intercepts,
+                          np.asarray(rows, dtype=np.intp))
 
     def predict(self, x: dict[str, float], rows: Sequence[int]) -> list[float]:
         """Each model's prediction on ``x``: its loss's mean function of :meth:`raw`."""
@@ -263,9 +273,11 @@ def log_loss_gradient(raw: float, y: float) -> float:  # pragma: no cover - comp
 
 
 @kernel
-def _learn(idx, values, counts, means, variances, weights, g2, intercepts, lrs, eps, clips,
-           intercept_lrs, loss_codes, alphas, rows, ys, steps):  # pragma: no cover - compiled
-    """river's ``StandardScaler.learn_one`` + ``transform_one``, then each row's GLM step."""
+def scaled_step(idx, values, counts, means, variances, weights, g2, intercepts, lrs, eps,
+                clips, intercept_lrs, loss_codes, alphas, steps, rows, ys
+                ):  # pragma: no cover - compiled
+    """river's ``StandardScaler.learn_one`` + ``transform_one``, then each row's GLM step:
+    the inputs at positions ``idx`` hold ``values``; model ``rows[t]`` learns ``ys[t]``."""
     k = idx.size
     scaled = np.empty(k)
     for j in range(k):
@@ -306,7 +318,7 @@ def _learn(idx, values, counts, means, variances, weights, g2, intercepts, lrs, 
 
 
 @kernel
-def _raw(idx, values, means, variances, weights, intercepts, rows):  # pragma: no cover
+def scaled_raw(idx, values, means, variances, weights, intercepts, rows):  # pragma: no cover
     """Each row's raw output on the scaled inputs (the scaler unchanged; ``idx`` -1: unknown)."""
     out = np.empty(rows.size)
     for t in range(rows.size):

@@ -23,17 +23,21 @@ Two variants over the same inputs (:class:`predictor.models.features.CallFeaturi
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from river import base, linear_model, optim, utils
+from river import base, linear_model, optim
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from predictor.models import compiled
 from predictor.models.adagrad import AdaGrad
 from predictor.models.calibrated import fit_calibrated_classifier
+from predictor.models.delay import finish_times, release_schedule
 from predictor.models.features import informative_columns
-from predictor.models.linear_stack import ScaledLinearStack
+from predictor.models.kernels import kernel
+from predictor.models.linear_stack import ScaledLinearStack, scaled_raw, scaled_step
+from predictor.models.prequential import gather, run_chunks
 
 __all__ = ["PERFORMANCE_TARGETS", "BatchPerformance", "OnlinePerformance",
            "PerformancePrediction"]
@@ -243,7 +247,10 @@ class OnlinePerformance(base.MultiTargetRegressor):
     adapts as fast as the average and adds what load and input size explain.
     Before any learning it answers the priors: 500 ms, 95 % success. The
     models' state lives in a :class:`~predictor.models.linear_stack.ScaledLinearStack`
-    (river's arithmetic, every model stepped in one compiled loop).
+    (river's arithmetic, every model stepped in one compiled loop), and a call's
+    targets are learned and answered by compiled steps too (:func:`_learn_call`,
+    :func:`_predict_call`): :meth:`learn_predict` runs the same steps over a
+    whole log in one loop.
 
     Parameters
     ----------
@@ -282,82 +289,293 @@ class OnlinePerformance(base.MultiTargetRegressor):
             optimizer=AdaGrad(lr), clip_gradient=1.0))
         self._latency_upper = self._stack.add_model(
             _linear(optim.losses.Quantile(quantile), lr=quantile_lr))
-        #: Regression target -> its model's row in the stack (added when first learned).
-        self._regressors: dict[str, int] = {}
-        self._log_means: dict[str, float] = {}
-        self._seen: dict[str, int] = {}
+        #: Target name -> its index in the per-target arrays below.
+        self._targets: dict[str, int] = {}
+        #: Per target: the stack's row learning it (-1 until first learned), how often it
+        #: was learned, its factor before the log, its log ceiling, and flags: learned as a
+        #: probability, learned over a base (a moving average or its running mean), never
+        #: negative, and whether the upper quantile learns it too.
+        self._rows = np.zeros(0, dtype=np.int64)
+        self._seen = np.zeros(0, dtype=np.int64)
+        self._scales = np.zeros(0)
+        self._ceilings = np.zeros(0)
+        self._flags = np.zeros((0, 4), dtype=np.int64)
+        #: Group name ("tool=...") -> its column of the running log means (0: every call).
+        self._groups: dict[str, int] = {}
+        self._log_means = np.zeros((0, 1))
+        self._has_mean = np.zeros((0, 1), dtype=np.bool_)
+        for target in (*TARGET_BASES, *BINARY_TARGETS):
+            self._target(target)
+
+    def _target(self, name: str) -> int:
+        """The index of target ``name``, added if new."""
+        index = self._targets.get(name)
+        if index is not None:
+            return index
+        index = self._targets[name] = len(self._targets)
+        binary = name in BINARY_TARGETS
+        self._rows = np.append(self._rows, self._success if binary else -1)
+        self._seen = np.append(self._seen, 0)
+        self._scales = np.append(self._scales, TARGET_SCALES.get(name, 1.0))
+        self._ceilings = np.append(self._ceilings, TARGET_LOG_CEILINGS.get(name, 30.0))
+        based = TARGET_BASES.get(name, name) is not None
+        self._flags = np.vstack([self._flags, [[binary, based, name in TARGET_BASES,
+                                                name == "latency_ms"]]])
+        self._log_means = np.vstack([self._log_means, np.zeros((1, self._log_means.shape[1]))])
+        self._has_mean = np.vstack([self._has_mean,
+                                    np.zeros((1, self._has_mean.shape[1]), dtype=np.bool_)])
+        return index
+
+    def _group_column(self, name: str | None, add: bool) -> int:
+        """The column of group ``name``'s running means (0 for none; added if ``add``)."""
+        if name is None:
+            return 0
+        column = self._groups.get(name)
+        if column is None:
+            if not add:
+                return 0
+            column = self._groups[name] = self._log_means.shape[1]
+            self._log_means = np.hstack([self._log_means, np.zeros((len(self._targets), 1))])
+            self._has_mean = np.hstack([self._has_mean,
+                                        np.zeros((len(self._targets), 1), dtype=np.bool_)])
+        return column
 
     def _group_of(self, x: dict) -> str | None:
         prefix = f"{self.group}="
         return next((key for key in x if key.startswith(prefix)), None)
 
-    def _base(self, x: dict, target: str, group: str | None) -> float:
-        key = TARGET_BASES.get(target, target)
-        if key is None:
-            return 0.0
-        # History features arrive log-scaled (models.features): the moving average;
-        # without one (a pair not seen yet), the running mean of the log target over the
-        # calls of the same group (tool), then over every call seen.
-        value = x.get(key)
-        if value is not None and value == value:
-            return float(value)
-        if group is not None and f"{key}|{group}" in self._log_means:
-            return self._log_means[f"{key}|{group}"]
-        return self._log_means.get(key, 0.0)
+    def _bases(self, x: dict) -> np.ndarray:
+        """Per target, the value in ``x`` of the input it is learned over (NaN: none)."""
+        bases = np.full(len(self._targets), math.nan)
+        for name, index in self._targets.items():
+            key = TARGET_BASES.get(name, name)
+            value = None if key is None else x.get(key)
+            if value is not None and value == value:
+                bases[index] = float(value)
+        return bases
 
-    def _track(self, target: str, log_value: float, group: str | None) -> None:
-        key = TARGET_BASES.get(target, target)
-        if key is None:
-            return
-        for name in (key, f"{key}|{group}") if group is not None else (key,):
-            mean = self._log_means.get(name)
-            self._log_means[name] = (log_value if mean is None
-                                     else mean + 0.01 * (log_value - mean))
+    def _state(self) -> tuple:
+        """What the compiled steps take after a call's inputs: the stack's arrays, then
+        the targets' and the running means'."""
+        return (*self._stack.arrays(), self._rows, self._seen, self._scales, self._ceilings,
+                self._flags, self._log_means, self._has_mean, self._latency_upper)
 
     def learn_one(self, x: dict, y: dict) -> None:  # type: ignore[override]
-        group = self._group_of(x)
-        targets: list[tuple[int, float | bool]] = []
-        for target, value in y.items():
+        ys = [(self._target(name), value) for name, value in y.items()]
+        values = np.full(len(self._targets), math.nan)
+        for index, value in ys:
             if value is None or value != value:
                 continue
-            self._seen[target] = self._seen.get(target, 0) + 1
-            if target in BINARY_TARGETS:
-                targets.append((self._success, bool(value)))
-                continue
-            log_value = _signed_log1p(float(value) * TARGET_SCALES.get(target, 1.0))
-            self._track(target, log_value, group)
-            residual = log_value - self._base(x, target, group)
-            row = self._regressors.get(target)
-            if row is None:
-                row = self._regressors[target] = self._stack.add_model(_linear(lr=self.lr))
-            targets.append((row, residual))
-            if target == "latency_ms":
-                targets.append((self._latency_upper, residual))
-        self._stack.learn(x, targets)
+            values[index] = float(value)
+            if self._rows[index] < 0:  # a regression target's first value: its model
+                self._rows[index] = self._stack.add_model(_linear(lr=self.lr))
+        group = self._group_column(self._group_of(x), add=not np.isnan(values).all())
+        if x:
+            idx = self._stack._index(x)
+            inputs = np.fromiter(x.values(), dtype=float, count=len(x))
+        else:
+            idx, inputs = np.zeros(0, dtype=np.intp), np.zeros(0)
+        _learn_call(idx, inputs, self._bases(x), values, group, *self._state())
 
     def predict_one(self, x: dict) -> dict[str, float]:  # type: ignore[override]
-        group = self._group_of(x)
-        targets = list(self._regressors)
-        rows = [self._regressors[t] for t in targets]
-        *values, upper_raw, success_raw = self._stack.raw(
-            x, [*rows, self._latency_upper, self._success])
-        raw = dict(zip(targets, values, strict=True))
-        out: dict[str, float] = {}
-        for target in {*TARGET_BASES, *self._regressors}:
-            if target not in self._regressors:
-                out[target] = PRIOR_LATENCY_MS if target == "latency_ms" else math.nan
-                continue
-            ceiling = TARGET_LOG_CEILINGS.get(target, 30.0)
-            base_value = self._base(x, target, group)
-            log_value = min(base_value + float(raw[target]), ceiling)
-            value = _signed_expm1(log_value) / TARGET_SCALES.get(target, 1.0)
-            # Latency, tokens and cost are never negative; other targets may be.
-            out[target] = max(value, 0.0) if target in TARGET_BASES else value
-            if target == "latency_ms":
-                upper = min(base_value + float(upper_raw), ceiling)
-                out["latency_ms_upper"] = max(math.expm1(upper), out[target])
-        out.setdefault("latency_ms_upper", out["latency_ms"])
-        for target in BINARY_TARGETS:
-            out[target] = (utils.math.sigmoid(float(success_raw))
-                           if self._seen.get(target) else PRIOR_SUCCESS)
-        return out
+        # Inputs all learned: their positions as learning keeps them; else -1 for the others.
+        idx = self._stack.__dict__.get("_layouts", {}).get(tuple(x))
+        if idx is None:
+            get = self._stack._names.get
+            idx = np.array([get(name, -1) for name in x], dtype=np.intp)
+        out = np.empty(len(self._targets) + 1)
+        _predict_call(idx, np.fromiter(x.values(), dtype=float, count=len(x)),
+                      self._bases(x), self._group_column(self._group_of(x), add=False),
+                      *self._state(), out)
+        return self._answer(out)
+
+    def _answered(self) -> dict[str, int]:
+        """What :meth:`predict_one` answers -> its place in a compiled step's outputs: the
+        targets every model knows, those learned, and the latency's upper quantile."""
+        answered = {name: index for name, index in self._targets.items()
+                    if name in TARGET_BASES or name in BINARY_TARGETS or self._seen[index]}
+        answered["latency_ms_upper"] = len(self._targets)
+        return answered
+
+    def _answer(self, out: np.ndarray) -> dict[str, float]:
+        """The answer of :meth:`predict_one` from a compiled step's outputs."""
+        return {name: float(out[index]) for name, index in self._answered().items()}
+
+    def learn_predict(self, inputs: Iterable[tuple[np.ndarray, np.ndarray]],
+                      names: list[str], y: dict[str, np.ndarray], bases: dict[str, np.ndarray],
+                      groups: np.ndarray, group_names: list[str], starts: np.ndarray,
+                      predict: np.ndarray) -> dict[str, np.ndarray]:
+        """Predict calls, learning each once it has finished, over a whole log at once.
+
+        What a replay does with :meth:`predict_one` at each call marked in ``predict``
+        and :meth:`learn_one` once a call has finished (before the first call that
+        starts after ``starts + latency``; :class:`~predictor.models.delay.LabelDelay`),
+        in one compiled loop. ``inputs`` are the calls' inputs in order, a chunk at a
+        time, as ids of ``names`` and values
+        (:meth:`~predictor.models.features.CallFeaturizer.sparse`); ``y`` the targets
+        by name (NaN: unknown; ``latency_ms`` sets when a call finishes); ``bases``
+        per target the input it is learned over (NaN: missing); ``groups`` each
+        call's group, an index of ``group_names`` (-1: none). Returns each answer of
+        :meth:`predict_one` for the marked calls, in order.
+        """
+        n = len(starts)
+        ends = finish_times(starts, y["latency_ms"])
+        release, order = release_schedule(starts, ends)
+        targets = [self._target(name) for name in y]
+        values = np.full((n, len(self._targets)), math.nan)
+        based = np.full((n, len(self._targets)), math.nan)
+        for name, index in zip(y, targets, strict=True):
+            values[:, index] = y[name]
+            if self._rows[index] < 0 and not np.isnan(y[name]).all():
+                self._rows[index] = self._stack.add_model(_linear(lr=self.lr))
+        for name, column in bases.items():
+            based[:, self._target(name)] = column
+        # Every group may be learned: their columns now (the loop cannot add them).
+        columns = np.array([self._group_column(f"{self.group}={name}", add=True)
+                            for name in group_names] or [0], dtype=np.int64)
+        group = np.where(groups >= 0, columns[np.maximum(groups, 0)], 0)
+        out = np.empty((int(predict.sum()), len(self._targets) + 1))
+        progress = np.zeros(2, dtype=np.int64)  # (learned, predicted) so far
+
+        def loop(start: int, stop: int, slots: np.ndarray, ids: np.ndarray,
+                 inputs: np.ndarray, positions: np.ndarray, added: np.ndarray) -> None:
+            _learn_predict(start, stop, release, order, slots, ids, inputs, based, values,
+                           group, predict, positions, added, progress, out,
+                           *self._state())  # read now: run_chunks made room in the stack
+
+        run_chunks(inputs, names, self._stack, release, loop)
+        return {name: out[:, index] for name, index in self._answered().items()}
+
+
+@kernel
+def _base(target, group, base, log_means, has_mean):  # pragma: no cover - compiled
+    """What target ``target`` is learned over: the input ``base`` (a moving average, on a
+    log scale), else the running mean of the log target over the calls of the group,
+    then over every call, then 0."""
+    if base == base:
+        return base
+    if group > 0 and has_mean[target, group]:
+        return log_means[target, group]
+    if has_mean[target, 0]:
+        return log_means[target, 0]
+    return 0.0
+
+
+@kernel
+def _learn_call(idx, inputs, bases, values, group, counts, means, variances, weights, g2,
+                intercepts, lrs, eps, clips, intercept_lrs, loss_codes, alphas, steps,
+                rows, seen, scales, ceilings, flags, log_means, has_mean, upper
+                ):  # pragma: no cover - compiled
+    """One call learned (:meth:`OnlinePerformance.learn_one`): each known target's value
+    (NaN: unknown), a probability as is, a regression target as its log over its base;
+    then the stack's step on the call's inputs (none: nothing to step)."""
+    learning = np.empty(values.size + 1, dtype=np.int64)
+    ys = np.empty(values.size + 1)
+    k = 0
+    for t in range(values.size):
+        value = values[t]
+        if value != value:
+            continue
+        seen[t] += 1
+        if flags[t, 0]:  # a probability: its label
+            learning[k] = rows[t]
+            ys[k] = 1.0 if value != 0.0 else 0.0
+            k += 1
+            continue
+        scaled = value * scales[t]
+        log_value = math.copysign(math.log1p(abs(scaled)), scaled)
+        if flags[t, 1]:  # the running means of its log, over every call, then the group
+            for column in (0, group):
+                if has_mean[t, column]:
+                    log_means[t, column] += 0.01 * (log_value - log_means[t, column])
+                else:
+                    log_means[t, column] = log_value
+                    has_mean[t, column] = True
+                if group == 0:
+                    break
+            residual = log_value - _base(t, group, bases[t], log_means, has_mean)
+        else:
+            residual = log_value
+        learning[k] = rows[t]
+        ys[k] = residual
+        k += 1
+        if flags[t, 3]:  # the latency: its upper quantile too
+            learning[k] = upper
+            ys[k] = residual
+            k += 1
+    if idx.size:
+        scaled_step(idx, inputs, counts, means, variances, weights, g2, intercepts, lrs, eps,
+                    clips, intercept_lrs, loss_codes, alphas, steps, learning[:k], ys[:k])
+
+
+@kernel
+def _predict_call(idx, inputs, bases, group, counts, means, variances, weights, g2,
+                  intercepts, lrs, eps, clips, intercept_lrs, loss_codes, alphas, steps,
+                  rows, seen, scales, ceilings, flags, log_means, has_mean, upper, out
+                  ):  # pragma: no cover - compiled
+    """One call answered (:meth:`OnlinePerformance.predict_one`): ``out[t]`` per target,
+    then the latency's upper quantile last."""
+    asked = np.empty(rows.size + 1, dtype=np.int64)
+    for t in range(rows.size):
+        asked[t] = max(rows[t], 0)
+    asked[rows.size] = upper
+    raw = scaled_raw(idx, inputs, means, variances, weights, intercepts, asked)
+    out[rows.size] = PRIOR_LATENCY_MS
+    for t in range(rows.size):
+        if flags[t, 0]:  # a probability: river's sigmoid, or the prior before learning
+            if not seen[t]:
+                out[t] = PRIOR_SUCCESS
+            elif raw[t] < -30.0:
+                out[t] = 0.0
+            elif raw[t] > 30.0:
+                out[t] = 1.0
+            else:
+                out[t] = 1.0 / (1.0 + math.exp(-raw[t]))
+            continue
+        if not seen[t]:
+            out[t] = PRIOR_LATENCY_MS if flags[t, 3] else math.nan
+            continue
+        base = _base(t, group, bases[t], log_means, has_mean) if flags[t, 1] else 0.0
+        # min() and max() as Python's: the first argument unless the other is beyond it.
+        log_value = base + raw[t]
+        log_value = ceilings[t] if ceilings[t] < log_value else log_value
+        value = math.copysign(math.expm1(abs(log_value)), log_value) / scales[t]
+        out[t] = 0.0 if flags[t, 2] and value < 0.0 else value
+        if flags[t, 3]:
+            high = base + raw[rows.size]
+            high = ceilings[t] if ceilings[t] < high else high
+            high = math.expm1(high)
+            out[rows.size] = out[t] if out[t] > high else high
+
+
+@kernel
+def _learn_predict(start, stop, release, order, slots, ids, inputs, bases, values, group,
+                   predict, positions, added, progress, out, counts, means, variances,
+                   weights, g2, intercepts, lrs, eps, clips, intercept_lrs, loss_codes,
+                   alphas, steps, rows, seen, scales, ceilings, flags, log_means, has_mean,
+                   upper):  # pragma: no cover - compiled
+    """Calls ``start`` to ``stop`` of :meth:`OnlinePerformance.learn_predict`: before each,
+    the calls :func:`~predictor.models.delay.release_schedule` releases then are learned;
+    then it is answered if marked."""
+    idx = np.empty(ids.shape[1], dtype=np.intp)
+    row_inputs = np.empty(ids.shape[1])
+    answer = np.empty(out.shape[1])
+    p, k = progress[0], progress[1]
+    for j in range(start, stop):
+        while p < order.size and release[order[p]] == j:
+            i = order[p]
+            m = gather(ids, inputs, slots[i], positions, added, idx, row_inputs, True)
+            _learn_call(idx[:m], row_inputs[:m], bases[i], values[i], group[i], counts, means,
+                        variances, weights, g2, intercepts, lrs, eps, clips, intercept_lrs,
+                        loss_codes, alphas, steps, rows, seen, scales, ceilings, flags,
+                        log_means, has_mean, upper)
+            p += 1
+        if predict[j]:
+            m = gather(ids, inputs, slots[j], positions, added, idx, row_inputs, False)
+            _predict_call(idx[:m], row_inputs[:m], bases[j], group[j], counts, means,
+                          variances, weights, g2, intercepts, lrs, eps, clips, intercept_lrs,
+                          loss_codes, alphas, steps, rows, seen, scales, ceilings, flags,
+                          log_means, has_mean, upper, answer)
+            out[k] = answer
+            k += 1
+    progress[0], progress[1] = p, k

@@ -17,6 +17,7 @@ history of earlier finished calls of the same tool.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 from river import base, linear_model
@@ -25,8 +26,11 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from predictor.models import compiled
 from predictor.models.adagrad import AdaGrad
 from predictor.models.conformal import ConformalIntervalRegressor
+from predictor.models.delay import finish_times, release_schedule
 from predictor.models.features import informative_columns
-from predictor.models.linear_stack import ScaledLinearStack
+from predictor.models.kernels import kernel
+from predictor.models.linear_stack import ScaledLinearStack, scaled_raw, scaled_step
+from predictor.models.prequential import gather, run_chunks
 
 __all__ = ["TARGETS", "BatchResources", "OnlineResources"]
 
@@ -161,11 +165,86 @@ class OnlineResources(base.Regressor):
 
     def learn_one(self, x: dict, y: float) -> None:
         if y is not None and not math.isnan(y):
-            self._stack.learn(x, ((self._row, math.log1p(max(float(y), 0.0))),))
+            self._stack.learn(x, ((self._row, _log_duration(float(y))),))
             self._n += 1
 
     def predict_one(self, x: dict) -> float:
         if not self._n:
             return self.prior_ms
-        raw = float(self._stack.raw(x, (self._row,))[0])
-        return max(math.expm1(min(raw, 25.0)), 0.0)
+        return _duration(float(self._stack.raw(x, (self._row,))[0]))
+
+    def learn_predict(self, inputs: Iterable[tuple[np.ndarray, np.ndarray]], names: list[str],
+                      durations: np.ndarray, starts: np.ndarray, predict: np.ndarray
+                      ) -> np.ndarray:
+        """:meth:`predict_one` of each call marked in ``predict``, learning every call
+        (:meth:`learn_one`) once it has finished, over a whole log in one compiled loop.
+
+        ``inputs`` are the calls' inputs, a chunk at a time, as ids of ``names`` and
+        values (:meth:`~predictor.models.features.CallFeaturizer.sparse`); a call
+        started at ``starts`` and took ``durations`` (ms, NaN: unknown), and is
+        learned before the first call that starts after it finished
+        (:class:`~predictor.models.delay.LabelDelay`).
+        """
+        release, order = release_schedule(starts, finish_times(starts, durations))
+        out = np.empty(int(predict.sum()))
+        progress = np.array([0, 0, self._n], dtype=np.int64)  # learned, predicted, _n
+
+        def loop(start: int, stop: int, slots: np.ndarray, ids: np.ndarray,
+                 values: np.ndarray, positions: np.ndarray, added: np.ndarray) -> None:
+            _learn_predict(start, stop, release, order, slots, ids, values, durations,
+                           predict, positions, added, progress, out, self.prior_ms, self._row,
+                           *self._stack.arrays())  # read now: run_chunks made room
+
+        run_chunks(inputs, names, self._stack, release, loop)
+        self._n = int(progress[2])
+        return out
+
+
+@kernel
+def _log_duration(duration_ms):  # pragma: no cover - compiled
+    """What the online model learns of a call's duration: its log (0 below 0 ms)."""
+    return math.log1p(0.0 if duration_ms < 0.0 else duration_ms)  # max(duration, 0.0)
+
+
+@kernel
+def _duration(raw):  # pragma: no cover - compiled
+    """The duration the online model answers for its raw output (a log, at most 25)."""
+    value = math.expm1(25.0 if raw > 25.0 else raw)  # min(raw, 25.0), as Python's min
+    return 0.0 if value < 0.0 else value
+
+
+@kernel
+def _learn_predict(start, stop, release, order, slots, ids, values, durations, predict,
+                   positions, added, progress, out, prior, row, counts, means, variances,
+                   weights, g2, intercepts, lrs, eps, clips, intercept_lrs, loss_codes, alphas,
+                   steps):  # pragma: no cover - compiled
+    """Calls ``start`` to ``stop`` of :meth:`OnlineResources.learn_predict`: before each,
+    the calls :func:`~predictor.models.delay.release_schedule` releases then are learned
+    (those with a duration); then it is answered if marked."""
+    idx = np.empty(ids.shape[1], dtype=np.intp)
+    inputs = np.empty(ids.shape[1])
+    rows = np.full(1, row, dtype=np.intp)
+    ys = np.empty(1)
+    p, k = progress[0], progress[1]
+    for j in range(start, stop):
+        while p < order.size and release[order[p]] == j:
+            i = order[p]
+            p += 1
+            if durations[i] != durations[i]:  # unknown: not learned
+                continue
+            m = gather(ids, values, slots[i], positions, added, idx, inputs, True)
+            if m:  # a call without inputs counts, but steps nothing (as the stack's learn)
+                ys[0] = _log_duration(durations[i])
+                scaled_step(idx[:m], inputs[:m], counts, means, variances, weights, g2,
+                            intercepts, lrs, eps, clips, intercept_lrs, loss_codes, alphas,
+                            steps, rows, ys)
+            progress[2] += 1
+        if predict[j]:
+            if progress[2] == 0:
+                out[k] = prior
+            else:
+                m = gather(ids, values, slots[j], positions, added, idx, inputs, False)
+                out[k] = _duration(scaled_raw(idx[:m], inputs[:m], means, variances, weights,
+                                              intercepts, rows)[0])
+            k += 1
+    progress[0], progress[1] = p, k

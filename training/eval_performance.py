@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from river import drift
 
-from predictor.models.delay import LabelDelay, finish_time
+from predictor.models.delay import finish_times, release_schedule
 from predictor.models.features import CallFeaturizer
-from predictor.models.performance import BatchPerformance, OnlinePerformance
+from predictor.models.performance import TARGET_BASES, BatchPerformance, OnlinePerformance
 from predictor.select import Selector
 from predictor.training.bundles import PerformanceBundle
 from predictor.training.features import Features, Options, Unsupported
@@ -24,51 +23,62 @@ __all__ = ["AFTER_DRIFT_S", "PerformanceFit", "fit_performance", "score_performa
 AFTER_DRIFT_S = 600.0
 
 
-def _online_predictions(inputs: Iterable[dict[str, float]], calls: pd.DataFrame,
-                        test: np.ndarray) -> dict[str, np.ndarray]:
-    """Prequential pass with label delay: predict each call, learn once it has finished.
+def _online_predictions(featurizer: CallFeaturizer, calls: pd.DataFrame,
+                        history: pd.DataFrame, test: np.ndarray,
+                        X_test: np.ndarray) -> dict[str, np.ndarray]:
+    """Prequential pass with label delay: predict each test call, learn every call once it
+    has finished (:meth:`OnlinePerformance.learn_predict`). The test calls' rows of the
+    batch model's inputs are written to ``X_test`` on the way (every call's inputs are
+    computed once, a chunk at a time)."""
+    y = _targets(calls)
+    ts = calls["ts"].to_numpy(float)
+    bases = {target: featurizer.history_input(calls, history, feature)
+             for target, feature in TARGET_BASES.items()
+             if feature is not None and feature in featurizer.history_columns_}
+    tools = featurizer.codes(calls, "tool")
+    tool_names = sorted(featurizer.vocab_["tool"], key=featurizer.vocab_["tool"].get)
 
-    ``inputs`` are the online model's inputs of every call, in order
-    (:meth:`CallFeaturizer.dicts`).
+    answers = OnlinePerformance().learn_predict(
+        featurizer.stream(calls, history, keep=test, kept=X_test), featurizer.input_names(),
+        y, bases, np.where(np.isnan(tools), -1, tools).astype(np.int64), tool_names, ts, test)
+    out = {name: answers[answer] for name, answer in (
+        ("latency_p50_ms", "latency_ms"), ("latency_p95_ms", "latency_ms_upper"),
+        ("success", "success"), ("output_tokens", "output_tokens"))}
+    out["since_alarm_s"] = _since_alarm(calls, test)
+    return out
+
+
+def _since_alarm(calls: pd.DataFrame, test: np.ndarray) -> np.ndarray:
+    """Seconds since the last drift alarm on its server at each test call (inf: none).
+
+    One ADWIN per server over the log latencies the online pass learns, in the order it
+    learns them (calls as they finish): when a server's behaviour shifts.
     """
-    model = OnlinePerformance()
-    names = ("latency_p50_ms", "latency_p95_ms", "success", "output_tokens")
-    answers = ("latency_ms", "latency_ms_upper", "success", "output_tokens")
-    out = {name: np.full(int(test.sum()), np.nan) for name in names}
-    targets = zip(calls["ts"].to_numpy(float), calls["latency_ms"].to_numpy(float),
-                  calls["success"].to_numpy(float), calls["output_tokens"].to_numpy(float),
-                  calls["cost_usd"].to_numpy(float), strict=True)
-    delay: LabelDelay = LabelDelay()
-    # One ADWIN per server over its log latency: when a server's behaviour shifts.
+    ts, latency = calls["ts"].to_numpy(float), calls["latency_ms"].to_numpy(float)
+    ends = finish_times(ts, latency)
+    release, order = release_schedule(ts, ends)
+    servers = calls["server"].to_numpy(object)
     detectors: dict[str, drift.ADWIN] = {}
     last_alarm: dict[str, float] = {}
     since_alarm = np.full(int(test.sum()), np.inf)
-    servers = calls["server"].to_numpy(object)
-    j = 0
-    for i, (is_test, x, (ts, lat, ok, tokens, cost)) in enumerate(
-        zip(test, inputs, targets, strict=True)
-    ):
-        for server, x_done, lat_done, ok_done, tokens_done, cost_done, end in delay.ready(ts):
-            model.learn_one(x_done, {"latency_ms": lat_done, "success": ok_done,
-                                     "output_tokens": tokens_done, "cost_usd": cost_done})
-            if not np.isnan(lat_done):
-                detector = detectors.get(server)
+    learned, released = order.tolist(), release[order].tolist()
+    latencies, finished = latency.tolist(), ends.tolist()
+    p = 0
+    for k, j in enumerate(np.flatnonzero(test).tolist()):
+        while p < len(learned) and released[p] <= j:
+            i = learned[p]
+            p += 1
+            if latencies[i] == latencies[i]:  # not NaN
+                detector = detectors.get(servers[i])
                 if detector is None:  # not setdefault: a detector is costly to build
-                    detector = detectors[server] = drift.ADWIN(delta=0.002)
-                detector.update(np.log1p(lat_done))
+                    detector = detectors[servers[i]] = drift.ADWIN(delta=0.002)
+                detector.update(np.log1p(latencies[i]))
                 if detector.drift_detected:
-                    last_alarm[server] = end
-        if is_test and servers[i] in last_alarm:
-            since_alarm[j] = ts - last_alarm[servers[i]]
-        if is_test:
-            pred = model.predict_one(x)
-            for name, answer in zip(names, answers, strict=True):
-                out[name][j] = pred[answer]
-            j += 1
-        end = finish_time(ts, lat)
-        delay.add(end, (servers[i], x, lat, ok, tokens, cost, end))
-    out["since_alarm_s"] = since_alarm
-    return out
+                    last_alarm[servers[i]] = finished[i]
+        alarm = last_alarm.get(servers[j])
+        if alarm is not None:
+            since_alarm[k] = ts[j] - alarm
+    return since_alarm
 
 
 @dataclass(frozen=True)
@@ -116,8 +126,7 @@ def score_performance(features: Features, fit: PerformanceFit, options: Options 
     # Every call's inputs are read once, a chunk at a time, by the online pass; the test
     # calls' are kept on the way for the batch model.
     X_test = np.empty((int(test.sum()), len(featurizer.feature_names_)))
-    online = _online_predictions(featurizer.stream(calls, history, keep=test, kept=X_test),
-                                 calls, test)
+    online = _online_predictions(featurizer, calls, history, test, X_test)
     pred = fit.model.predict(X_test)
     hist = history.loc[calls.index[test]]
     section: dict = {}

@@ -9,7 +9,6 @@ import pandas as pd
 
 from predictor.allocate import Allocator
 from predictor.data.frame import frame_records
-from predictor.models.delay import LabelDelay, finish_time
 from predictor.models.features import CallFeaturizer
 from predictor.models.resources import TARGETS, BatchResources, OnlineResources
 from predictor.training.bundles import ResourcesBundle
@@ -68,20 +67,13 @@ def score_resources(features: Features, fit: ResourcesFit, options: Options | No
     featurizer, batch = fit.featurizer, fit.model
     duration = calls["latency_ms"].to_numpy(float)
     ts = calls["ts"].to_numpy(float)
-    online = OnlineResources()
-    online_pred = []
-    delay: LabelDelay = LabelDelay()
     # Every call's inputs are read once, a chunk at a time, by the online pass; the test
     # calls' are kept on the way for the batch model.
     X_test = np.empty((int(test.sum()), len(featurizer.feature_names_)))
     # The featurizer reads the history columns it was fitted on: no copy of them is needed.
-    inputs = featurizer.stream(calls, features.history, keep=test, kept=X_test)
-    for is_test, x, y, start in zip(test, inputs, duration, ts, strict=True):
-        for x_done, y_done in delay.ready(start):
-            online.learn_one(x_done, y_done)
-        if is_test:
-            online_pred.append(online.predict_one(x))
-        delay.add(finish_time(start, y), (x, y))
+    online_pred = OnlineResources().learn_predict(
+        featurizer.stream(calls, features.history, keep=test, kept=X_test),
+        featurizer.input_names(), duration, ts, test)
     pred = batch.predict(X_test)
     truth = duration[test]
     section: dict = {

@@ -24,7 +24,7 @@ def test_models_import_and_build_without_numba_until_a_kernel_runs() -> None:
         # The first call compiled the kernel and what it calls, and rebound their names.
         print("numba" in sys.modules, type(risk._learn_risk).__name__,
               type(risk.log_loss_gradient).__name__, type(risk._bins).__name__,
-              type(linear_stack._learn).__name__)
+              type(linear_stack.scaled_step).__name__)
     """)
     assert seen == ["False", "False", "True", "CPUDispatcher", "CPUDispatcher",
                     "CPUDispatcher", "Kernel"]

@@ -58,7 +58,10 @@ def test_model_inputs_built_in_chunks_are_the_whole_matrix(features, monkeypatch
     np.testing.assert_array_equal(featurizer.transform(calls[rows], history), whole[rows])
     kept = np.empty((int(test.sum()), whole.shape[1]))
     inputs = list(featurizer.stream(calls, history, keep=test, kept=kept))
-    assert inputs == list(featurizer.dicts(whole))
+    np.testing.assert_array_equal(np.vstack([ids for ids, _ in inputs]),
+                                  featurizer.sparse(whole)[0])
+    np.testing.assert_array_equal(np.vstack([values for _, values in inputs]),
+                                  featurizer.sparse(whole)[1])
     np.testing.assert_array_equal(kept, whole[test])
     # Another index for the history than the calls' (a frame's rows, not only calls).
     shuffled = history.sample(frac=1.0, random_state=0)
