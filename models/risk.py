@@ -403,16 +403,19 @@ class OnlineRisk(base.Classifier):
         return len(self._seen) == 2
 
     def predict_proba_one(self, x: dict) -> dict[bool, float]:
+        p = self.predict_row(tuple(x), self._values(x))
+        return {False: 1.0 - p, True: p}
+
+    def predict_row(self, keys: tuple[str, ...], values: np.ndarray) -> float:
+        """The failure probability :meth:`predict_proba_one` gives ``x``, given as its keys
+        and values (see :meth:`learn_row`)."""
         if not self.learned:
-            return {False: 1.0 - self.prior, True: self.prior}
-        keys = tuple(x)
+            return self.prior
         layout = self._layouts.get(keys)
         if layout is None:
             layout = self._layout(keys, add=False)
         table, cells = self._packed
-        raw = _raw_packed(layout, table, cells, self._glm, self._values(x))
-        p = utils.math.sigmoid(raw)
-        return {False: 1.0 - p, True: p}
+        return utils.math.sigmoid(_raw_packed(layout, table, cells, self._glm, values))
 
 
 #: Weights per input: its standardized value, its missing indicator, three hinges.
@@ -746,11 +749,15 @@ class ServerRisk:
 
     def predict_proba(self, server: str, x: dict) -> float:
         """Probability that a call to ``server`` with inputs ``x`` fails."""
-        p = self.fleet.predict_proba_one(x)[True]
+        return self.predict_row(server, tuple(x), OnlineRisk._values(x))
+
+    def predict_row(self, server: str, keys: tuple[str, ...], values: np.ndarray) -> float:
+        """:meth:`predict_proba` with ``x`` as keys and values (see :meth:`learn_row`)."""
+        p = self.fleet.predict_row(keys, values)
         own = self.servers.get(server)
         if own is None or not own.learned:
             return p
-        q = own.predict_proba_one(x)[True]
+        q = own.predict_row(keys, values)
         logit = 0.5 * (_logit(p) + _logit(q))
         return 1.0 / (1.0 + math.exp(-logit))
 

@@ -132,13 +132,14 @@ def _online_pass(online: ServerRisk, delay: LabelDelay, X: np.ndarray, failed: n
     at ``X[i - rows.start]``); the other arrays are over every call.
     """
     out = []
+    keys = tuple(_NAMES)  # every call's inputs, in this order: a row of X each
     for i in rows:
         for (server_done, x_done), y_done in delay.ready(ts[i]):
-            online.learn_one(server_done, x_done, y_done)
-        x = dict(zip(_NAMES, X[i - rows.start], strict=True))
+            online.learn_row(server_done, keys, x_done, y_done)
+        x = X[i - rows.start].copy()  # a view would hold all of X while the call waits
         server = servers[i]
         if scored[i]:
-            out.append(online.predict_proba(server, x))
+            out.append(online.predict_row(server, keys, x))
         delay.add(finish_time(ts[i], lat[i]), ((server, x), bool(failed[i])))
     return out
 
