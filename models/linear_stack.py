@@ -55,7 +55,7 @@ from predictor.models.kernels import kernel
 __all__ = ["ScaledLinearStack", "log_loss_gradient", "scaled_raw", "scaled_step"]
 
 _START = 64
-#: Tuples of input names whose positions are kept (:meth:`ScaledLinearStack._index`).
+#: Tuples of input names whose positions are kept (:meth:`ScaledLinearStack.index`).
 _LAYOUTS_KEPT = 4096
 #: The losses a stacked model may have, as the compiled step knows them.
 _SQUARED, _QUANTILE, _LOG = 0, 1, 2
@@ -187,7 +187,7 @@ class ScaledLinearStack:
         self._g2 = np.hstack([self._g2, np.zeros((self.models, extra))])
         self._capacity = capacity
 
-    def _index(self, x: dict[str, float]) -> np.ndarray:
+    def index(self, x: dict[str, float]) -> np.ndarray:
         """The positions of ``x``'s inputs, adding the new ones.
 
         Kept per tuple of input names (calls repeat a few such tuples: their
@@ -218,10 +218,38 @@ class ScaledLinearStack:
                 self._intercepts, self._lrs, self._eps, self._clips, self._intercept_lrs,
                 self._loss_codes, self._alphas, self._steps)
 
-    def reserve(self, names: int) -> None:
-        """Make room for ``names`` inputs in all (a compiled loop that adds inputs itself)."""
-        if names > self._capacity:
-            self._grow(names)
+    def known(self, x: dict[str, float]) -> np.ndarray:
+        """The positions of ``x``'s inputs, -1 for those never learned (what :meth:`raw`
+        reads)."""
+        # Inputs all learned: their positions as learning keeps them.
+        idx = self.__dict__.get("_layouts", {}).get(tuple(x))
+        if idx is None:
+            get = self._names.get
+            idx = np.array([get(name, -1) for name in x], dtype=np.intp)
+        return idx
+
+    def positions(self, names: list[str]) -> np.ndarray:
+        """Each name's position, -1 for those never learned, and room made for all of them:
+        what a compiled loop that gives names their positions as it learns starts from
+        (:meth:`name` records what it gave)."""
+        if len(self._names) + len(names) > self._capacity:
+            self._grow(len(self._names) + len(names))
+        return np.array([self._names.get(name, -1) for name in names], dtype=np.int64)
+
+    @property
+    def inputs(self) -> int:
+        """How many input names have a position."""
+        return len(self._names)
+
+    def name(self, names: dict[str, int]) -> None:
+        """Record the positions a compiled loop gave new names (in the order it gave them),
+        as :meth:`learn` would have."""
+        for name, position in sorted(names.items(), key=lambda item: item[1]):
+            if name not in self._names:
+                if position != len(self._names):
+                    raise ValueError(f"input {name!r} at {position}, expected {len(self._names)}")
+                self._names[name] = position
+        self.__dict__.pop("_layouts", None)  # rebuilt on use
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -233,7 +261,7 @@ class ScaledLinearStack:
         """The scaler learns ``x``; then each ``(row, y)`` model learns ``y`` from it."""
         if not x:
             return
-        idx = self._index(x)
+        idx = self.index(x)
         rows = np.array([row for row, _ in targets], dtype=np.intp)
         ys = np.array([float(y) for _, y in targets])
         scaled_step(idx, np.fromiter(x.values(), dtype=float, count=len(x)), *self.arrays(),
@@ -244,14 +272,9 @@ class ScaledLinearStack:
 
         Inputs never learned count as 0, as in river.
         """
-        # Inputs all learned: their positions as learning keeps them; else -1 for the others.
-        idx = self.__dict__.get("_layouts", {}).get(tuple(x))
-        if idx is None:
-            get = self._names.get
-            idx = np.array([get(name, -1) for name in x], dtype=np.intp)
         values = np.fromiter(x.values(), dtype=float, count=len(x))
-        return scaled_raw(idx, values, self._means, self._vars, self._weights, self._intercepts,
-                          np.asarray(rows, dtype=np.intp))
+        return scaled_raw(self.known(x), values, self._means, self._vars, self._weights,
+                          self._intercepts, np.asarray(rows, dtype=np.intp))
 
     def predict(self, x: dict[str, float], rows: Sequence[int]) -> list[float]:
         """Each model's prediction on ``x``: its loss's mean function of :meth:`raw`."""

@@ -371,20 +371,15 @@ class OnlinePerformance(base.MultiTargetRegressor):
                 self._rows[index] = self._stack.add_model(_linear(lr=self.lr))
         group = self._group_column(self._group_of(x), add=not np.isnan(values).all())
         if x:
-            idx = self._stack._index(x)
+            idx = self._stack.index(x)
             inputs = np.fromiter(x.values(), dtype=float, count=len(x))
         else:
             idx, inputs = np.zeros(0, dtype=np.intp), np.zeros(0)
         _learn_call(idx, inputs, self._bases(x), values, group, *self._state())
 
     def predict_one(self, x: dict) -> dict[str, float]:  # type: ignore[override]
-        # Inputs all learned: their positions as learning keeps them; else -1 for the others.
-        idx = self._stack.__dict__.get("_layouts", {}).get(tuple(x))
-        if idx is None:
-            get = self._stack._names.get
-            idx = np.array([get(name, -1) for name in x], dtype=np.intp)
         out = np.empty(len(self._targets) + 1)
-        _predict_call(idx, np.fromiter(x.values(), dtype=float, count=len(x)),
+        _predict_call(self._stack.known(x), np.fromiter(x.values(), dtype=float, count=len(x)),
                       self._bases(x), self._group_column(self._group_of(x), add=False),
                       *self._state(), out)
         return self._answer(out)

@@ -44,9 +44,8 @@ def run_chunks(inputs: Iterable[tuple[np.ndarray, np.ndarray]], names: list[str]
     """
     n = len(release)
     # The positions of names the stack knows; the others get theirs when first learned.
-    positions = np.array([stack._names.get(name, -1) for name in names], dtype=np.int64)
-    stack.reserve(len(stack._names) + len(names))
-    added = np.array([len(stack._names)], dtype=np.int64)
+    positions = stack.positions(names)
+    added = np.array([stack.inputs], dtype=np.int64)
     waiting = np.zeros(0, dtype=np.int64)  # calls of earlier chunks not learned yet
     ids, values = np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0))
     start = 0
@@ -63,12 +62,8 @@ def run_chunks(inputs: Iterable[tuple[np.ndarray, np.ndarray]], names: list[str]
         later = (release[rows] >= stop) & (release[rows] < n)
         waiting, ids, values = rows[later], ids[later], values[later]
         start = stop
-    learned = sorted((int(position), name) for name, position in zip(names, positions.tolist(),
-                                                                     strict=True)
-                     if position >= 0 and name not in stack._names)
-    for position, name in learned:
-        stack._names[name] = position
-    stack.__dict__.pop("_layouts", None)  # rebuilt on use
+    stack.name({name: position for name, position in zip(names, positions.tolist(),
+                                                         strict=True) if position >= 0})
 
 
 @kernel
