@@ -19,7 +19,6 @@ nan
 from __future__ import annotations
 
 import heapq
-import math
 from array import array
 from collections import deque
 from dataclasses import dataclass, field
@@ -54,19 +53,20 @@ HISTORY_FEATURES = (
 
 
 class _Ewma:
+    """A moving average as checkpoints from before the flat statistics held it (read by
+    :meth:`History.__setstate__` only)."""
+
     __slots__ = ("alpha", "value")
 
     def __init__(self, alpha: float) -> None:
         self.alpha = alpha
         self.value = NAN
 
-    def update(self, x: float) -> None:
-        self.value = x if math.isnan(self.value) else self.value + self.alpha * (x - self.value)
-
 
 @dataclass
 class _PairStats:
-    # alpha 0.2: what latency-based routers use (the DESIGN ``ewma`` baseline).
+    """A pair's statistics as older checkpoints held them (see :class:`_Ewma`)."""
+
     latency: _Ewma = field(default_factory=lambda: _Ewma(0.2))
     latency_fast: _Ewma = field(default_factory=lambda: _Ewma(0.6))
     output_tokens: _Ewma = field(default_factory=lambda: _Ewma(0.2))
@@ -76,6 +76,8 @@ class _PairStats:
 
 @dataclass
 class _ServerStats:
+    """A server's statistics as older checkpoints held them (see :class:`_Ewma`)."""
+
     errors: _Ewma = field(default_factory=lambda: _Ewma(0.05))
     latency: _Ewma = field(default_factory=lambda: _Ewma(0.1))
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=20))
@@ -84,28 +86,63 @@ class _ServerStats:
     probe: tuple[float, float, float, float, float, float] = (NAN,) * 6
 
 
+#: Moving averages' weights of the newest value. 0.2 for a pair's latency: what
+#: latency-based routers use (the DESIGN ``ewma`` baseline).
+_PAIR_ALPHA, _FAST_ALPHA, _ERRORS_ALPHA, _SERVER_LATENCY_ALPHA = 0.2, 0.6, 0.05, 0.1
+#: Failures the server's recent error rate is over.
+_RECENT_CALLS = 20
+_NO_PROBE = (NAN,) * 6
+
+
+def _new_server() -> list:
+    """A server's statistics: errors and latency (moving averages), last concurrency, last
+    failure's end, last probe ``(ts, reachable, latency, cpu, mem, queue)``, and its
+    recent outcomes (1.0 failed)."""
+    return [NAN, NAN, NAN, NAN, _NO_PROBE, deque(maxlen=_RECENT_CALLS)]
+
+
 class History:
-    """Per (server, tool) and per server statistics of finished calls and probes."""
+    """Per (server, tool) and per server statistics of finished calls and probes.
+
+    The statistics are flat lists (a pair's: latency, fast latency, output
+    tokens and success moving averages, then its calls; a server's: see
+    :func:`_new_server`), updated in place: this runs for every call of every
+    log replayed and every call the risk decision learns, and objects per
+    moving average cost a method call per value.
+    """
 
     def __init__(self) -> None:
-        self._pairs: dict[tuple[str, str], _PairStats] = {}
-        self._servers: dict[str, _ServerStats] = {}
+        self._pairs: dict[tuple[str, str], list] = {}
+        self._servers: dict[str, list] = {}
         self._pending: list[tuple[float, int, str, str, float, float, float]] = []
         self._seq = 0
 
-    def _server(self, server: str) -> _ServerStats:
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        # Checkpoints from before the flat statistics held an object per moving average.
+        pairs, servers = self._pairs, self._servers
+        for key, pair in pairs.items():
+            if isinstance(pair, _PairStats):
+                pairs[key] = [pair.latency.value, pair.latency_fast.value,
+                              pair.output_tokens.value, pair.success.value, pair.calls]
+        for key, srv in servers.items():
+            if isinstance(srv, _ServerStats):
+                servers[key] = [srv.errors.value, srv.latency.value, srv.last_concurrency,
+                                srv.last_failure, srv.probe, srv.recent]
+
+    def _server(self, server: str) -> list:
         stats = self._servers.get(server)
         if stats is None:
-            stats = self._servers[server] = _ServerStats()
+            stats = self._servers[server] = _new_server()
         return stats
 
     def observe_call(self, ts: float, server: str, tool: str, *, latency_ms: float = NAN,
                      success: float = NAN, output_tokens: float = NAN,
                      concurrency: float = NAN) -> None:
         """Record a call that started at ``ts``; its outcome counts once it has finished."""
-        if not math.isnan(concurrency):
-            self._server(server).last_concurrency = concurrency
-        end = ts + (0.0 if math.isnan(latency_ms) else latency_ms / 1000.0)
+        if concurrency == concurrency:  # not NaN
+            self._server(server)[2] = concurrency
+        end = ts + (0.0 if latency_ms != latency_ms else latency_ms / 1000.0)
         heapq.heappush(self._pending, (end, self._seq, server, tool, latency_ms, success,
                                        output_tokens))
         self._seq += 1
@@ -113,31 +150,42 @@ class History:
     def observe_health(self, ts: float, server: str, *, reachable: float, latency_ms: float,
                        cpu_pct: float, mem_pct: float, queue_depth: float) -> None:
         """Record a health probe taken at ``ts``."""
-        self._server(server).probe = (ts, reachable, latency_ms, cpu_pct, mem_pct, queue_depth)
+        self._server(server)[4] = (ts, reachable, latency_ms, cpu_pct, mem_pct, queue_depth)
 
     def advance(self, ts: float) -> None:
         """Apply every outcome that finished strictly before ``ts``."""
         pending = self._pending
+        pairs, servers = self._pairs, self._servers
+        pop = heapq.heappop
+        # ``v != v``: NaN, a moving average that has no value yet (it takes the first one).
         while pending and pending[0][0] < ts:
-            end, _, server, tool, latency, success, out_tokens = heapq.heappop(pending)
-            pair = self._pairs.get((server, tool))
+            end, _, server, tool, latency, success, out_tokens = pop(pending)
+            pair = pairs.get((server, tool))
             if pair is None:
-                pair = self._pairs[(server, tool)] = _PairStats()
-            srv = self._server(server)
-            pair.calls += 1
-            if not math.isnan(latency):
-                pair.latency.update(latency)
-                pair.latency_fast.update(latency)
-                srv.latency.update(latency)
-            if not math.isnan(out_tokens):
-                pair.output_tokens.update(out_tokens)
-            if not math.isnan(success):
-                pair.success.update(success)
+                pair = pairs[(server, tool)] = [NAN, NAN, NAN, NAN, 0]
+            srv = servers.get(server)
+            if srv is None:
+                srv = servers[server] = _new_server()
+            pair[4] += 1
+            if latency == latency:
+                v = pair[0]
+                pair[0] = latency if v != v else v + _PAIR_ALPHA * (latency - v)
+                v = pair[1]
+                pair[1] = latency if v != v else v + _FAST_ALPHA * (latency - v)
+                v = srv[1]
+                srv[1] = latency if v != v else v + _SERVER_LATENCY_ALPHA * (latency - v)
+            if out_tokens == out_tokens:
+                v = pair[2]
+                pair[2] = out_tokens if v != v else v + _PAIR_ALPHA * (out_tokens - v)
+            if success == success:
+                v = pair[3]
+                pair[3] = success if v != v else v + _PAIR_ALPHA * (success - v)
                 failed = 1.0 - success
-                srv.errors.update(failed)
-                srv.recent.append(failed)
+                v = srv[0]
+                srv[0] = failed if v != v else v + _ERRORS_ALPHA * (failed - v)
+                srv[5].append(failed)
                 if failed:
-                    srv.last_failure = end
+                    srv[3] = end
 
     def features(self, ts: float, server: str, tool: str) -> dict[str, float]:
         """History features for a call to ``server``/``tool`` starting at ``ts``."""
@@ -146,26 +194,28 @@ class History:
     def values(self, ts: float, server: str, tool: str) -> tuple[float, ...]:
         """:meth:`features` as a tuple in the order of :data:`HISTORY_FEATURES`: what the
         learners and the feature pass read, without a dictionary per call."""
-        self.advance(ts)
+        pending = self._pending
+        if pending and pending[0][0] < ts:
+            self.advance(ts)
         pair = self._pairs.get((server, tool))
         srv = self._servers.get(server)
         if pair is None:
             lat = fast = out = ok = NAN
             calls = 0.0
         else:
-            lat, fast, out = pair.latency.value, pair.latency_fast.value, pair.output_tokens.value
-            ok, calls = pair.success.value, float(pair.calls)
+            lat, fast, out, ok, count = pair
+            calls = float(count)
         if srv is None:
             err = recent = slat = conc = since = NAN
-            probe: tuple[float, ...] = (NAN,) * 6
+            probe: tuple[float, ...] = _NO_PROBE
         else:
-            err, slat, conc = srv.errors.value, srv.latency.value, srv.last_concurrency
-            recent = sum(srv.recent) / len(srv.recent) if srv.recent else NAN
-            since = ts - srv.last_failure if not math.isnan(srv.last_failure) else NAN
-            probe = srv.probe
-        return (lat, fast, fast / lat if lat and not math.isnan(lat) else NAN, out, ok, calls,
+            err, slat, conc, last_failure, probe, outcomes = srv
+            recent = sum(outcomes) / len(outcomes) if outcomes else NAN
+            since = ts - last_failure if last_failure == last_failure else NAN
+        probed = probe[0]
+        return (lat, fast, fast / lat if lat and lat == lat else NAN, out, ok, calls,
                 err, recent, slat, conc, since, probe[1], probe[2], probe[3], probe[4],
-                probe[5], ts - probe[0] if not math.isnan(probe[0]) else NAN)
+                probe[5], ts - probed if probed == probed else NAN)
 
 
 def call_features(frame: pd.DataFrame) -> pd.DataFrame:

@@ -397,6 +397,31 @@ class OnlineRisk(base.Classifier):
             self.drifts += 1
         self._seen.add(y)
 
+    def learn_rows(self, keys: tuple[str, ...], rows: np.ndarray, ys: np.ndarray) -> None:
+        """:meth:`learn_row` for each row of ``rows`` (one per call, in order) and its
+        outcome in ``ys``: what learning them one by one leaves, with one compiled loop
+        once the crossed inputs are chosen (before, each call may choose them: row by row).
+        """
+        start, n = 0, len(ys)
+        while start < n and self._class_sums is not None:
+            self.learn_row(keys, rows[start], ys[start])
+            start += 1
+        if start == n:
+            return
+        layout = self._layouts.get(keys)
+        if layout is None:
+            layout = self._layout(keys, add=True)
+        table, cells = self._packed
+        outcomes = np.asarray(ys[start:], dtype=bool)
+        _learn_packed_rows(layout, table, cells, self._glm, rows[start:], self.lr, self.EPS,
+                           self.CLIP, self.INTERCEPT_LR, outcomes.astype(float))
+        update = self._drift.update
+        for y in outcomes.tolist():
+            update(float(y))
+            if self._drift.drift_detected:
+                self.drifts += 1
+        self._seen.update(set(outcomes.tolist()))
+
     @property
     def learned(self) -> bool:
         """Whether it has seen both outcomes (before, it answers the prior)."""
@@ -463,6 +488,14 @@ def _learn_packed(layout, table, cells, glm, values, lr, eps, clip, intercept_lr
     _learn_risk(rows, hinged, crossed_at, pairs, values, _KNOTS, _CUTS, counts, means,
                 variances, weights, g2, cells[0], cells[1], glm, lr, eps, clip, intercept_lr,
                 y, class_sums, layout[3] != 0)
+
+
+@kernel
+def _learn_packed_rows(layout, table, cells, glm, rows, lr, eps, clip, intercept_lr,
+                       ys):  # pragma: no cover - compiled
+    """:func:`_learn_packed` on each row of ``rows`` in turn, with its outcome in ``ys``."""
+    for r in range(rows.shape[0]):
+        _learn_packed(layout, table, cells, glm, rows[r], lr, eps, clip, intercept_lr, ys[r])
 
 
 @kernel
@@ -746,6 +779,34 @@ class ServerRisk:
         if model is None:
             model = self.servers[server] = OnlineRisk(self.prior, self.lr)
         model.learn_row(keys, values, failed)
+
+    def learn_rows(self, servers: list[str], keys: tuple[str, ...], rows: np.ndarray,
+                   failed: np.ndarray) -> None:
+        """:meth:`learn_row` for each call in order: its server, its row of ``rows``, whether
+        it ``failed``. The models learn apart (each from its own calls, in their order),
+        so each learns its rows in one :meth:`OnlineRisk.learn_rows`."""
+        fleet_rows: list[int] = []
+        own: dict[str, list[int]] = {}
+        seen = set(self.fleet._seen)
+        outcomes = np.asarray(failed, dtype=bool)
+        every, calls = self.fleet_every, self.calls
+        for i, (server, y) in enumerate(zip(servers, outcomes.tolist(), strict=True)):
+            calls += 1
+            if calls % every == 0 or len(seen) < 2:
+                fleet_rows.append(i)
+                seen.add(y)
+            positions = own.get(server)
+            if positions is None:
+                positions = own[server] = []
+            positions.append(i)
+        self.calls = calls
+        if fleet_rows:
+            self.fleet.learn_rows(keys, rows[fleet_rows], outcomes[fleet_rows])
+        for server, positions in own.items():
+            model = self.servers.get(server)
+            if model is None:
+                model = self.servers[server] = OnlineRisk(self.prior, self.lr)
+            model.learn_rows(keys, rows[positions], outcomes[positions])
 
     def predict_proba(self, server: str, x: dict) -> float:
         """Probability that a call to ``server`` with inputs ``x`` fails."""

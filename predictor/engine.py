@@ -56,6 +56,8 @@ from predictor.state import LockedState
 __all__ = ["Engine", "family_parts", "warm_up"]
 
 _PROGRESS = ("learned", "cursor", "clock", "store_id")
+#: Marks a plug-in that learns a run of records at once (``DecisionPlugin.learn_run``).
+_RUN = object()
 
 
 def warm_up() -> int:
@@ -94,6 +96,15 @@ def warm_up() -> int:
     # The allocate decision calibrates its intervals on what was learned when they are
     # next read (a compiled loop, ToolLaws.calibrate): read one.
     engine.plugin("allocate").laws.z("log_duration", 0.8)
+    # A risk model learns runs of calls in a compiled loop once it has chosen the inputs
+    # it crosses (OnlineRisk.learn_rows), thousands of calls in: load that loop too.
+    import numpy as np
+
+    from predictor.models.risk import OnlineRisk
+
+    model = OnlineRisk()
+    model.cross(())
+    model.learn_rows(("warm",), np.zeros((1, 1)), np.zeros(1, dtype=bool))
     return taught
 
 
@@ -192,6 +203,9 @@ class Engine(LockedState):
         learners = []
         for plugin in plugins:
             kind = type(plugin)
+            if plugin.learn_run is not None:
+                learners.append((plugin.learn_run, _RUN))
+                continue
             on_call = plugin.learn_call \
                 if kind.learn_call is not DecisionPlugin.learn_call else None
             on_health = plugin.learn_health \
@@ -213,7 +227,9 @@ class Engine(LockedState):
                         (calls if isinstance(record, CallRecord) else health).append(record)
                     self.clock = clock
                     for on_call, on_health in learners:
-                        if on_call is None:
+                        if on_health is _RUN:
+                            on_call(run)
+                        elif on_call is None:
                             for record in health:
                                 on_health(record)
                         elif on_health is None or not health:

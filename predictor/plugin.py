@@ -96,6 +96,13 @@ class DecisionPlugin(LockedState):
         elif isinstance(record, HealthRecord):
             self.learn_health(record)
 
+    #: ``learn_run(records)``, when a plug-in defines it: learn a run of records (calls and
+    #: health probes, in order) at once, leaving exactly what :meth:`learn_call` and
+    #: :meth:`learn_health` on each would (a test teaches each such plug-in both ways and
+    #: compares). The engine hands such a plug-in its runs whole: a plug-in whose learning
+    #: is a compiled loop pays its per-call overhead once per run, not per record.
+    learn_run: Any = None
+
     def learn_call(self, record: CallRecord) -> None:
         """Learn from a finished call (default: nothing)."""
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from predictor.api.provenance import Provenance
 from predictor.api.risk import RiskRequest, RiskResponse
-from predictor.data.schema import CallRecord, HealthRecord
+from predictor.data.schema import CallRecord, HealthRecord, Record
 from predictor.models.history import HISTORY_FEATURES, History
 from predictor.models.risk import RISK_FEATURES, OnlineRisk, ServerRisk
 from predictor.plugin import DecisionPlugin
@@ -95,6 +95,48 @@ class RiskAssessor(DecisionPlugin):
                           concurrency=None if record.concurrency is None else float(
                               record.concurrency),
                           attempt=None if record.attempt is None else float(record.attempt))
+
+    def learn_run(self, records: list[Record]) -> None:
+        """Learn a run of records: the history as record by record, then the models from
+        the calls' rows all at once (they read nothing of the history but those rows)."""
+        nan = math.nan
+        history = self.history
+        learning = self.batch is None or self.online_while_batch
+        rows, servers, failed = [], [], []
+        with self._lock:
+            for record in records:
+                if not isinstance(record, CallRecord):
+                    if isinstance(record, HealthRecord):
+                        self._observe_probe(record)
+                    continue
+                ts, server, success = record.epoch, record.server, bool(record.success)
+                concurrency, attempt, latency_ms = (record.concurrency, record.attempt,
+                                                    record.latency_ms)
+                concurrency = nan if concurrency is None else float(concurrency)
+                if learning:
+                    rows.append((*_risk_values(history.values(ts, server, record.tool)),
+                                 concurrency, nan if attempt is None else float(attempt)))
+                    servers.append(server)
+                    failed.append(not success)
+                else:
+                    history.advance(ts)
+                history.observe_call(ts, server, record.tool,
+                                     latency_ms=nan if latency_ms is None else latency_ms,
+                                     success=float(success), concurrency=concurrency)
+                self.observations += 1
+            if rows:
+                self.model.learn_rows(servers, _INPUTS, np.array(rows, dtype=float),
+                                      np.array(failed, dtype=bool))
+
+    def _observe_probe(self, record: HealthRecord) -> None:
+        """:meth:`learn_health`'s step on the history; the caller holds the lock."""
+        nan = math.nan
+        self.history.observe_health(
+            record.epoch, record.server, reachable=float(record.reachable),
+            latency_ms=nan if record.latency_ms is None else record.latency_ms,
+            cpu_pct=nan if record.cpu_pct is None else record.cpu_pct,
+            mem_pct=nan if record.mem_pct is None else record.mem_pct,
+            queue_depth=nan if record.queue_depth is None else float(record.queue_depth))
 
     def learn_health(self, record: HealthRecord) -> None:
         self.observe_health(record.epoch, record.server, reachable=record.reachable,

@@ -364,3 +364,36 @@ def test_a_copied_model_learns_apart_from_its_original():
     model.learn_one({**probe, "queue": 3.0}, False)  # a new input grows the table
     assert model._weights.shape == (3, 5) and np.shares_memory(model._weights, model._packed[0])
     assert model._counts[2, 0] == 1 and model._means[2, 0] == 3.0  # the step wrote its row
+
+
+def test_rows_learned_in_runs_leave_the_models_as_learned_one_by_one():
+    """ServerRisk.learn_rows (what the risk decision's learner hands a run of calls) equals
+    learn_row per call, across runs cut anywhere, before and after each model has chosen
+    its crossed inputs (the compiled loop runs only after)."""
+    import itertools
+    import pickle
+
+    rng = np.random.default_rng(11)
+    keys = ("concurrency", "probe_mem", "errors")
+    n = 12_000
+    servers = [f"s{i}" for i in rng.integers(0, 3, n)]
+    rows = rng.normal(size=(n, 3))
+    rows[rng.random((n, 3)) < 0.1] = math.nan  # missing inputs
+    failed = (np.nan_to_num(rows[:, 0]) > 1.0) | (rng.random(n) < 0.03)
+    one, runs = ServerRisk(), ServerRisk()
+    for server, row, y in zip(servers, rows, failed, strict=True):
+        one.learn_row(server, keys, row, bool(y))
+    start = 0
+    for size in itertools.cycle((1, 7, 500, 2999, 64)):
+        if start >= n:
+            break
+        runs.learn_rows(servers[start:start + size], keys, rows[start:start + size],
+                        failed[start:start + size])
+        start += size
+    # Every model chose its crosses on the way: both paths ran.
+    assert runs.fleet.crossed_inputs and all(m.crossed_inputs for m in runs.servers.values())
+    assert sorted(runs.servers) == ["s0", "s1", "s2"] and runs.calls == one.calls == n
+    assert runs.fleet.steps == one.fleet.steps and runs.fleet.drifts == one.fleet.drifts
+    assert pickle.dumps(runs) == pickle.dumps(one)
+    x = dict(zip(keys, (2.0, 0.5, -0.3), strict=True))
+    assert runs.predict_proba("s1", x) == one.predict_proba("s1", x)
