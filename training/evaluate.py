@@ -31,7 +31,7 @@ from predictor.data.frame import records_to_frame
 from predictor.data.readers import ReadSummary, read_records
 from predictor.data.schema import Record
 from predictor.training.cluster import cluster_backend
-from predictor.training.families import FAMILIES, ORDER, READS
+from predictor.training.families import EVALUATE_ORDER, FAMILIES, ORDER, READS
 from predictor.training.features import (
     PARTS,
     Columns,
@@ -126,6 +126,12 @@ def load_log(paths: str | Path | list, summary: ReadSummary | None = None, *,
 #: :func:`__getattr__`). A fit step raises :class:`Unsupported` when the log cannot support
 #: the family; a score step takes the fit and returns (section, plot data).
 Steps = dict[str, tuple[Callable[..., Any], Callable[..., tuple[dict, Any]]]]
+
+
+#: What the families' tasks import (:func:`_steps`): an evaluation's workers start with
+#: them imported (``WorkerPool``'s ``preload``).
+WORKER_MODULES = tuple(f"predictor.training.eval_{name}" for name in (
+    "cache", "performance", "resources", "risk", "scaling", "selection"))
 
 
 @functools.cache
@@ -429,7 +435,8 @@ def evaluate_features(features: Features | FeaturesFile, options: Options | None
     # Longest first, so that the workers finish together; a family already running
     # (``running``) is waited for with the rest.
     running = dict(running or {}) if pool is not None and not cluster else {}
-    order = [family for family in ORDER if family not in running]
+    order = [family for family in (ORDER if also or running else EVALUATE_ORDER)
+             if family not in running]
     with cluster_backend(cluster) as where:
         jobs = len(order) if cluster else pool.workers if pool is not None \
             else n_jobs if n_jobs is not None else default_workers()
@@ -526,7 +533,7 @@ def evaluate_log(paths: str | Path | list, **options: Any) -> Evaluation:
     if jobs < 2:
         frame = load_log(paths, summary)
         return evaluate_frame(frame, rejected=summary.rejected, **options)
-    with WorkerPool(jobs) as pool:
+    with WorkerPool(jobs, preload=WORKER_MODULES) as pool:
         frame = load_log(paths, summary, pool=pool)
         return evaluate_frame(frame, rejected=summary.rejected, pool=pool, **options)
 

@@ -436,3 +436,27 @@ def test_a_family_that_reads_no_history_starts_before_it_is_computed(features, t
     assert list(evaluation.report) == list(whole.report)  # the contract's order
     for family in EARLY:  # fetched from the job's folder like the rest
         assert type(evaluation.fits[family]) is type(whole.fits[family])
+
+
+def _worker_state() -> tuple[str | None, bool]:
+    import os
+    import sys
+
+    return os.environ.get("OMP_NUM_THREADS"), "predictor.training.eval_scaling" in sys.modules
+
+
+def test_an_evaluation_pool_forks_workers_that_start_with_the_families_imported():
+    """``predictor evaluate``'s workers come from a server that imported the families'
+    modules once, started with a worker's thread limits; this process's own environment
+    is left as it was."""
+    import os
+
+    from predictor.training.evaluate import WORKER_MODULES
+    from predictor.training.workers import WorkerPool, thread_limits
+
+    before = dict(os.environ)
+    with WorkerPool(2, preload=WORKER_MODULES) as pool:
+        threads, imported = pool.submit(_worker_state).result()
+        assert pool.submit(os.getpid).result() != os.getpid()
+    assert threads == thread_limits(2)["OMP_NUM_THREADS"] and imported
+    assert dict(os.environ) == before
