@@ -269,27 +269,29 @@ class Selector(DecisionPlugin):
         """(score, server, (performance, cost factor, estimate)) of every candidate."""
         weights = self.weights if not req.weights else {**self.weights, **req.weights}
         w_cap, w_perf, w_cost, w_rel, w_avail = (weights[name] for name in DEFAULT_WEIGHTS)
-        task = req.task_type
-        est = {s: self._estimate(s, task, req.tool, sample)
-               for s in dict.fromkeys(req.candidates)}
+        task, tool, estimate = req.task_type, req.tool, self._estimate
+        # Lists in the candidates' order (each once), not dictionaries: this runs at every
+        # call a replay of the decision scores.
+        servers = list(dict.fromkeys(req.candidates))
+        est = [estimate(s, task, tool, sample) for s in servers]
         # Every factor is the best candidate's figure over this one's, for a quantity
         # where less is better: expected time to a success, failure rate, cost (log).
-        to_success = {s: (e[0] + 1.0) / max(e[2], 0.05) for s, e in est.items()}
-        quickest = min(to_success.values())
-        least_failing = min(1.0 - e[2] for e in est.values())
+        to_success = [(e[0] + 1.0) / max(e[2], 0.05) for e in est]
+        quickest = min(to_success)
+        least_failing = min([1.0 - e[2] for e in est])
         # Failure rates are compared above the resolution of the discounted success counts
         # (one failure in the 1 / (1 - discount) calls they remember, 2 % by default), so
         # that 0.1 % against 0.2 % is not read as "twice as reliable".
         floor = 1.0 - self.discount
-        costs = [e[5] for e in est.values() if not math.isnan(e[5])]
+        costs = [e[5] for e in est if e[5] == e[5]]  # NaN: unknown
         cheapest = min(costs) if costs else math.nan
-        no_cost = math.isnan(cheapest)
+        no_cost = not costs
         scored = []
-        for server, e in est.items():
+        for server, e, time_to_success in zip(servers, est, to_success, strict=True):
             _, _, success, reliability, available, cost = e
-            perf = quickest / to_success[server]
+            perf = quickest / time_to_success
             capability = (least_failing + floor) / (1.0 - success + floor)
-            cost_factor = 1.0 if no_cost or math.isnan(cost) else 1.0 / (
+            cost_factor = 1.0 if no_cost or cost != cost else 1.0 / (
                 1.0 + math.log((cost + 1e-6) / (cheapest + 1e-6)))
             score = (w_cap * capability + w_perf * perf + w_cost * cost_factor
                      + w_rel * reliability + w_avail * available)
