@@ -693,16 +693,21 @@ def _from_river_state(state: dict) -> dict:
 class ServerRisk:
     """Failure probability from a fleet-wide :class:`OnlineRisk` and one per server.
 
-    Each outcome teaches the server's model; the fleet's learns from one call
-    in ``fleet_every`` (and from every call until it has seen both outcomes):
-    it is the answer for servers without their own model and half of every
-    other answer, and a sample of the fleet's calls teaches it nearly as
-    well as all of them, at a quarter of the cost of a second model (the
-    online learner's largest step). A server's own model standardizes the inputs
-    on that server's history and learns its own weights, so "concurrency
-    past this server's capacity" or "memory past where this server fails"
-    is learned per server, which an additive model over the whole fleet
-    (the batch model's trees find such interactions) cannot express. The
+    Each outcome teaches the server's model and, by default, the fleet's (with
+    ``fleet_every`` above 1, one call in that many, and every call until it
+    has seen both outcomes): it is the answer for servers without their own
+    model and half of every other answer. Learning the fleet's model from a
+    quarter of the calls saved a quarter of the learner's risk step when each
+    step was a call of its own; the models now learn a run of calls in one
+    compiled loop (:meth:`learn_rows`), and the fleet's model learning every
+    call costs the learner about 1.2 microseconds a record and ranks better
+    (``predictor evaluate``'s online risk ROC AUC on 300,000 simulated records:
+    0.8084 against 0.8035; 100,000: 0.8000 against 0.7933). A server's own
+    model standardizes the inputs on that server's history and learns its
+    own weights, so "concurrency past this server's capacity" or "memory
+    past where this server fails" is learned per server, which an additive
+    model over the whole fleet (the batch model's trees find such
+    interactions) cannot express. The
     answer averages the two models' log-odds once the server's model has
     seen both outcomes, and is the fleet's answer until then (a new server,
     or one that never failed). Each model chooses the inputs it crosses
@@ -715,7 +720,7 @@ class ServerRisk:
     prior, lr
         As :class:`OnlineRisk`, for every model.
     fleet_every
-        The fleet model learns from one call in this many.
+        The fleet model learns from one call in this many (default: every call).
 
     Examples
     --------
@@ -733,12 +738,12 @@ class ServerRisk:
     ...     fleet.learn_one({"load": load}, failed)
     >>> on_a = {"load": 5.0}
     >>> round(per_server.predict_proba("a", on_a), 2), round(per_server.predict_proba("b", on_a), 2)
-    (0.37, 0.12)
+    (0.51, 0.2)
     >>> round(fleet.predict_proba_one(on_a)[True], 2)  # the same for both servers
     0.35
     """
 
-    def __init__(self, prior: float = 0.05, lr: float = 0.05, fleet_every: int = 4) -> None:
+    def __init__(self, prior: float = 0.05, lr: float = 0.05, fleet_every: int = 1) -> None:
         if fleet_every < 1:
             raise ValueError("fleet_every must be at least 1")
         self.prior = prior

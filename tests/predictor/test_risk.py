@@ -114,4 +114,5 @@ def test_learning_from_rows_is_learning_from_the_features():
     assert own.crossed_inputs == theirs.crossed_inputs != ()
     for server in "abc":
         assert assessor.model.predict_proba(server, x) == reference.predict_proba(server, x)
-    assert assessor.model.predict_proba("a", x) > 0.2 > assessor.model.predict_proba("b", x)
+    # At a's memory pressure, a (which fails there) far above b (which never does).
+    assert assessor.model.predict_proba("a", x) > 0.5 > assessor.model.predict_proba("b", x)
