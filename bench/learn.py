@@ -40,7 +40,7 @@ from predictor.plugin import DecisionPlugin
 
 def _plugin_rate(name: str, records: list) -> float:
     plugin = Engine().plugins[name]
-    if plugin.learn_run is not None:  # taught as the engine teaches it: a run at a time
+    if getattr(plugin, "learn_run", None) is not None:  # as the engine teaches it: by runs
         start = time.perf_counter()
         for at in range(0, len(records), Engine.RUN):
             plugin.learn_run(records[at:at + Engine.RUN])
