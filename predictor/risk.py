@@ -99,44 +99,27 @@ class RiskAssessor(DecisionPlugin):
     def learn_run(self, records: list[Record]) -> None:
         """Learn a run of records: the history as record by record, then the models from
         the calls' rows all at once (they read nothing of the history but those rows)."""
-        nan = math.nan
-        history = self.history
-        learning = self.batch is None or self.online_while_batch
         rows, servers, failed = [], [], []
         with self._lock:
             for record in records:
-                if not isinstance(record, CallRecord):
-                    if isinstance(record, HealthRecord):
-                        self._observe_probe(record)
-                    continue
-                ts, server, success = record.epoch, record.server, bool(record.success)
-                concurrency, attempt, latency_ms = (record.concurrency, record.attempt,
-                                                    record.latency_ms)
-                concurrency = nan if concurrency is None else float(concurrency)
-                if learning:
-                    rows.append((*_risk_values(history.values(ts, server, record.tool)),
-                                 concurrency, nan if attempt is None else float(attempt)))
-                    servers.append(server)
-                    failed.append(not success)
-                else:
-                    history.advance(ts)
-                history.observe_call(ts, server, record.tool,
-                                     latency_ms=nan if latency_ms is None else latency_ms,
-                                     success=float(success), concurrency=concurrency)
-                self.observations += 1
+                if isinstance(record, CallRecord):
+                    success = bool(record.success)
+                    row = self._step_call(
+                        record.epoch, record.server, record.tool, success, record.latency_ms,
+                        None if record.concurrency is None else float(record.concurrency),
+                        None if record.attempt is None else float(record.attempt))
+                    if row is not None:
+                        rows.append(row)
+                        servers.append(record.server)
+                        failed.append(not success)
+                elif isinstance(record, HealthRecord):
+                    self._step_probe(record.epoch, record.server, record.reachable,
+                                     record.latency_ms, record.cpu_pct, record.mem_pct,
+                                     None if record.queue_depth is None else float(
+                                         record.queue_depth))
             if rows:
                 self.model.learn_rows(servers, _INPUTS, np.array(rows, dtype=float),
                                       np.array(failed, dtype=bool))
-
-    def _observe_probe(self, record: HealthRecord) -> None:
-        """:meth:`learn_health`'s step on the history; the caller holds the lock."""
-        nan = math.nan
-        self.history.observe_health(
-            record.epoch, record.server, reachable=float(record.reachable),
-            latency_ms=nan if record.latency_ms is None else record.latency_ms,
-            cpu_pct=nan if record.cpu_pct is None else record.cpu_pct,
-            mem_pct=nan if record.mem_pct is None else record.mem_pct,
-            queue_depth=nan if record.queue_depth is None else float(record.queue_depth))
 
     def learn_health(self, record: HealthRecord) -> None:
         self.observe_health(record.epoch, record.server, reachable=record.reachable,
@@ -176,35 +159,51 @@ class RiskAssessor(DecisionPlugin):
     def observe_health(self, ts: float, server: str, *, reachable: bool,
                        latency_ms: float | None = None, cpu_pct: float | None = None,
                        mem_pct: float | None = None, queue_depth: float | None = None) -> None:
-        nan = math.nan
         with self._lock:
-            self.history.observe_health(
-                ts, server, reachable=float(reachable),
-                latency_ms=nan if latency_ms is None else latency_ms,
-                cpu_pct=nan if cpu_pct is None else cpu_pct,
-                mem_pct=nan if mem_pct is None else mem_pct,
-                queue_depth=nan if queue_depth is None else queue_depth)
+            self._step_probe(ts, server, reachable, latency_ms, cpu_pct, mem_pct, queue_depth)
+
+    def _step_probe(self, ts: float, server: str, reachable: bool, latency_ms: float | None,
+                    cpu_pct: float | None, mem_pct: float | None,
+                    queue_depth: float | None) -> None:
+        """A probe into the history (NaN where unknown); the caller holds the lock."""
+        nan = math.nan
+        self.history.observe_health(
+            ts, server, reachable=float(reachable),
+            latency_ms=nan if latency_ms is None else latency_ms,
+            cpu_pct=nan if cpu_pct is None else cpu_pct,
+            mem_pct=nan if mem_pct is None else mem_pct,
+            queue_depth=nan if queue_depth is None else queue_depth)
 
     def observe_call(self, ts: float, server: str, tool: str, *, success: bool,
                      latency_ms: float | None = None, concurrency: float | None = None,
                      attempt: float | None = None) -> None:
         """Learn from a finished call: its features as of its start, then its outcome."""
-        nan = math.nan
         with self._lock:
-            self.observations += 1
-            if self.batch is None or self.online_while_batch:
-                # The inputs _x gives, as one array: no dictionary per call learned.
-                row = np.array((*_risk_values(self.history.values(ts, server, tool)),
-                                nan if concurrency is None else concurrency,
-                                nan if attempt is None else attempt))
-                self.model.learn_row(server, _INPUTS, row, not success)
-            else:
-                # What features() would have applied, so the history moves as it would.
-                self.history.advance(ts)
-            self.history.observe_call(ts, server, tool,
-                                      latency_ms=nan if latency_ms is None else latency_ms,
-                                      success=float(success),
-                                      concurrency=nan if concurrency is None else concurrency)
+            row = self._step_call(ts, server, tool, success, latency_ms, concurrency, attempt)
+            if row is not None:
+                self.model.learn_row(server, _INPUTS, np.array(row), not success)
+
+    def _step_call(self, ts: float, server: str, tool: str, success: bool,
+                   latency_ms: float | None, concurrency: float | None,
+                   attempt: float | None) -> tuple[float, ...] | None:
+        """A call into the history; the models' inputs for it (the inputs ``_x`` gives, as
+        one tuple: no dictionary per call), or ``None`` when the online models do not
+        learn (a batch classifier answers alone). The caller holds the lock."""
+        nan = math.nan
+        self.observations += 1
+        history = self.history
+        concurrency = nan if concurrency is None else concurrency
+        row = None
+        if self.batch is None or self.online_while_batch:
+            row = (*_risk_values(history.values(ts, server, tool)), concurrency,
+                   nan if attempt is None else attempt)
+        else:
+            # What features() would have applied, so the history moves as it would.
+            history.advance(ts)
+        history.observe_call(ts, server, tool,
+                             latency_ms=nan if latency_ms is None else latency_ms,
+                             success=float(success), concurrency=concurrency)
+        return row
 
     def _inputs(self, req: RiskRequest) -> tuple[dict[str, float], dict[str, float]]:
         """The history's features for ``req`` at its time, and the model's inputs from them;
