@@ -12,7 +12,9 @@ job leaves it. A process that ran a task keeps much of what the task
 touched after it ends (the compiled loops and libraries it loaded, a heap
 its objects fragmented), and that counted again in the peak of the next
 task it ran, beside the other worker's: the job's peak memory is two tasks
-at once. A new process costs its imports instead.
+at once. A new process costs its imports instead, unless the pool forks its
+processes from a server that imported them once (``preload``: what
+``predictor evaluate`` does; training, which has a memory budget, does not).
 
 >>> with WorkerPool(2) as pool:
 ...     pool.submit(sum, [1, 2, 3]).result()
