@@ -44,6 +44,10 @@ __all__ = [
 
 #: The online model's inputs, in the order _x gives them.
 _INPUTS = (*RISK_FEATURES, "concurrency", "attempt")
+#: Calls of a run below which :meth:`RiskAssessor.learn_run` teaches the models call by
+#: call: a run gathers each model's rows and makes a compiled call per model, which pays
+#: for itself only past a few dozen calls (a replay teaches one or two at a time).
+_ROWS_AT_ONCE = 64
 #: RISK_FEATURES out of History.values.
 _risk_values = operator.itemgetter(*(HISTORY_FEATURES.index(name) for name in RISK_FEATURES))
 
@@ -117,9 +121,13 @@ class RiskAssessor(DecisionPlugin):
                                      record.latency_ms, record.cpu_pct, record.mem_pct,
                                      None if record.queue_depth is None else float(
                                          record.queue_depth))
-            if rows:
+            if len(rows) >= _ROWS_AT_ONCE:
                 self.model.learn_rows(servers, _INPUTS, np.array(rows, dtype=float),
                                       np.array(failed, dtype=bool))
+            else:  # a few calls (a replay's, a gateway's): the arrays of a run cost more
+                learn_row = self.model.learn_row
+                for server, row, fails in zip(servers, rows, failed, strict=True):
+                    learn_row(server, _INPUTS, np.array(row), fails)
 
     def learn_health(self, record: HealthRecord) -> None:
         self.observe_health(record.epoch, record.server, reachable=record.reachable,
